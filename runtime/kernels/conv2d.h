@@ -1,0 +1,47 @@
+// 2-D convolution, NCHW, weight [K, C/groups, R, S], no bias (batch norm follows).
+//
+// Dimension key: N batch, C input channels, H W input size, K output channels,
+// R S kernel height and width, P Q output size; stride, pad (symmetric per axis),
+// dilation per axis; groups 1 (dense) or C == K (depthwise).
+//
+// The fast path: groups == 1 -> im2col into the caller's workspace + sgemm (1x1,
+// stride 1, no pad -> sgemm straight on the input); depthwise -> direct loops
+// (conv2d_depthwise.cc). Every output is overwritten, not accumulated.
+// The workspace is planned memory: conv2d_workspace_bytes() tells how much the three
+// calls need at most; pass at least that many bytes (64-byte aligned).
+//
+//   Conv2dShape s{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1};
+//   std::vector<float> ws(conv2d_workspace_bytes(s) / 4);
+//   conv2d_forward(s, x, w, y, ws.data());
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace onnas::kernels {
+
+struct Conv2dShape {
+  int64_t N = 1, C = 1, H = 1, W = 1;
+  int64_t K = 1;
+  int64_t R = 1, S = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dil_h = 1, dil_w = 1;
+  int64_t groups = 1;
+
+  int64_t P() const { return (H + 2 * pad_h - dil_h * (R - 1) - 1) / stride_h + 1; }
+  int64_t Q() const { return (W + 2 * pad_w - dil_w * (S - 1) - 1) / stride_w + 1; }
+  bool depthwise() const { return groups > 1 && groups == C && groups == K; }
+  int64_t weight_numel() const { return K * (C / groups) * R * S; }
+  double flops() const { return 2.0 * double(N) * K * P() * Q() * (C / groups) * R * S; }
+};
+
+size_t conv2d_workspace_bytes(const Conv2dShape& s);
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y, void* workspace);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, void* workspace);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, void* workspace);
+
+// Naive loops over every (n, k, p, q, c, r, s), any groups; T = float or double.
+// Defined in conv2d_reference.h so tests can instantiate them in double.
+}  // namespace onnas::kernels

@@ -1,0 +1,34 @@
+// Pooling, NCHW. Max pooling saves the flat input index (within one N*C plane) of
+// each maximum as an explicit i32 output, which is what its backward needs. Average
+// pooling excludes padding from the count (count_include_pad = False in PyTorch).
+//
+// Dimension key: N C H W input, R S window, P Q output; stride and pad per axis.
+#pragma once
+
+#include <cstdint>
+
+namespace onnas::kernels {
+
+struct Pool2dShape {
+  int64_t N = 1, C = 1, H = 1, W = 1;
+  int64_t R = 3, S = 3;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 1, pad_w = 1;
+
+  int64_t P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
+  int64_t Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+};
+
+// y[N,C,P,Q]; argmax[N,C,P,Q] = h*W + w of the (first) maximum in the window.
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
+// dx[N,C,H,W] overwritten: dx = scatter-add of dy at argmax.
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+
+void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);  // dx overwritten
+
+// Global average pool: y[N,C] = mean over H*W of x[N,C,H,W].
+void global_avg_pool_forward(int64_t N, int64_t C, int64_t HW, const float* x, float* y);
+void global_avg_pool_backward(int64_t N, int64_t C, int64_t HW, const float* dy, float* dx);
+
+}  // namespace onnas::kernels

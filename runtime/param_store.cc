@@ -1,0 +1,76 @@
+#include "runtime/param_store.h"
+
+namespace onnas {
+
+const char* param_kind_name(ParamKind k) {
+  switch (k) {
+    case ParamKind::weight: return "weight";
+    case ParamKind::grad: return "grad";
+    case ParamKind::state: return "state";
+    case ParamKind::buffer: return "buffer";
+    case ParamKind::arch: return "arch";
+  }
+  return "?";
+}
+
+Tensor ParamStore::add(const std::string& name, const Shape& shape, ParamKind kind, DType dtype) {
+  if (index_.count(name)) fail("parameter '{}' is defined twice", name);
+  auto e = std::make_unique<Entry>();
+  e->name = name;
+  e->kind = kind;
+  e->memory = Buffer(size_t(shape.numel()) * dtype_size(dtype));
+  e->tensor = Tensor(e->memory.data(), shape, dtype);
+  index_.emplace(name, entries_.size());
+  entries_.push_back(std::move(e));
+  return entries_.back()->tensor;
+}
+
+Tensor ParamStore::add_weight(const std::string& name, const Shape& shape, ParamKind kind) {
+  ONNAS_CHECK(kind == ParamKind::weight || kind == ParamKind::arch, "add_weight('{}') needs kind weight or arch", name);
+  Tensor t = add(name, shape, kind);
+  size_t self = entries_.size() - 1;
+  add(name + "@grad", shape, ParamKind::grad);
+  entries_[self]->grad_index = int(entries_.size() - 1);
+  return t;
+}
+
+bool ParamStore::contains(std::string_view name) const { return index_.count(std::string(name)) != 0; }
+
+const ParamStore::Entry* ParamStore::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : entries_[it->second].get();
+}
+
+const ParamStore::Entry& ParamStore::entry(std::string_view name) const {
+  const Entry* e = find(name);
+  if (!e) fail("no parameter named '{}'", name);
+  return *e;
+}
+
+Tensor ParamStore::get(std::string_view name) const { return entry(name).tensor; }
+
+Tensor ParamStore::grad(std::string_view name) const {
+  const Entry& e = entry(name);
+  if (e.grad_index < 0) fail("parameter '{}' ({}) has no gradient", name, param_kind_name(e.kind));
+  return entries_[e.grad_index]->tensor;
+}
+
+size_t ParamStore::bytes() const {
+  size_t n = 0;
+  for (const auto& e : entries_) n += e->memory.bytes();
+  return n;
+}
+
+size_t ParamStore::bytes(ParamKind kind) const {
+  size_t n = 0;
+  for (const auto& e : entries_)
+    if (e->kind == kind) n += e->memory.bytes();
+  return n;
+}
+
+void ParamStore::zero_grads() const {
+  for (const auto& e : entries_)
+    if (e->kind == ParamKind::grad) e->tensor.zero();
+}
+
+}  // namespace onnas

@@ -1,0 +1,63 @@
+// ParamStore: the named persistent tensors of a model — weights, their gradients,
+// optimizer state and batch-norm running statistics. Everything here outlives one
+// step and is reported apart from the planned arena.
+//
+//   ParamStore ps;
+//   Tensor w = ps.add_weight("stem.conv.weight", Shape{48, 1, 3, 3});   // also makes its grad
+//   Tensor g = ps.grad("stem.conv.weight");
+//   ps.add("stem.bn.running_mean", Shape{48}, ParamKind::buffer);
+//   for (const auto& e : ps.entries()) ...   // insertion order, stable
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace onnas {
+
+enum class ParamKind : uint8_t {
+  weight,     // trained by an optimizer; has a gradient entry
+  grad,       // the gradient of a weight ("<name>.grad" is not used: see grad())
+  state,      // optimizer state (Adam moments, momentum)
+  buffer,     // non-trained state updated by forward passes (BN running statistics)
+  arch,       // architecture parameters (alpha, beta); trained, have a gradient
+};
+const char* param_kind_name(ParamKind k);
+
+class ParamStore {
+ public:
+  struct Entry {
+    std::string name;
+    ParamKind kind;
+    Buffer memory;
+    Tensor tensor;
+    int grad_index = -1;  // index of the grad entry for weight/arch kinds
+  };
+
+  // Adds a tensor (zero-filled). Throws if the name exists.
+  Tensor add(const std::string& name, const Shape& shape, ParamKind kind, DType dtype = DType::f32);
+  // Adds a trainable tensor and its gradient (kind weight or arch).
+  Tensor add_weight(const std::string& name, const Shape& shape, ParamKind kind = ParamKind::weight);
+
+  bool contains(std::string_view name) const;
+  // Throws onnas::Error naming the missing tensor.
+  Tensor get(std::string_view name) const;
+  const Entry& entry(std::string_view name) const;
+  Tensor grad(std::string_view name) const;
+  const Entry* find(std::string_view name) const;
+
+  const std::vector<std::unique_ptr<Entry>>& entries() const { return entries_; }
+  size_t bytes() const;
+  size_t bytes(ParamKind kind) const;
+  void zero_grads() const;
+
+ private:
+  std::vector<std::unique_ptr<Entry>> entries_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+}  // namespace onnas

@@ -1,0 +1,39 @@
+#include "runtime/shape.h"
+
+#include "runtime/error.h"
+
+namespace onnas {
+
+const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : "i32"; }
+
+Shape::Shape(std::initializer_list<int64_t> dims) : Shape(std::span<const int64_t>(dims.begin(), dims.size())) {}
+
+Shape::Shape(std::span<const int64_t> dims) {
+  if (dims.size() > size_t(kMaxRank)) fail("shape of rank {} exceeds the maximum rank {}", dims.size(), kMaxRank);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 0) fail("shape dimension {} is negative ({})", i, dims[i]);
+    dims_[i] = dims[i];
+  }
+  rank_ = int(dims.size());
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) n *= dims_[i];
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < rank_; ++i) s += fmt::format("{}{}", i ? ", " : "", dims_[i]);
+  return s + "]";
+}
+
+bool Shape::operator==(const Shape& other) const {
+  if (rank_ != other.rank_) return false;
+  for (int i = 0; i < rank_; ++i)
+    if (dims_[i] != other.dims_[i]) return false;
+  return true;
+}
+
+}  // namespace onnas

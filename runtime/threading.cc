@@ -1,0 +1,81 @@
+#include "runtime/threading.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "runtime/error.h"
+
+namespace onnas {
+namespace {
+
+struct ThreadArena {
+  int width = 0;
+  std::unique_ptr<tbb::task_arena> arena;
+};
+
+ThreadArena& thread_arena() {
+  static ThreadArena a;
+  return a;
+}
+
+std::mutex& arena_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+tbb::task_arena& current_arena() {
+  ThreadArena& a = thread_arena();
+  if (!a.arena) {
+    std::lock_guard lock(arena_mutex());
+    if (!a.arena) {
+      int n = int(std::thread::hardware_concurrency());
+      a.width = n > 0 ? n : 1;
+      a.arena = std::make_unique<tbb::task_arena>(a.width);
+    }
+  }
+  return *a.arena;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) fail("thread count must be at least 1 (got {})", n);
+  std::lock_guard lock(arena_mutex());
+  ThreadArena& a = thread_arena();
+  a.width = n;
+  a.arena = std::make_unique<tbb::task_arena>(n);
+}
+
+int num_threads() {
+  current_arena();
+  return thread_arena().width;
+}
+
+namespace detail {
+
+// Chunks are [begin + i*grain, begin + (i+1)*grain): we iterate over chunk indices with
+// grain 1 so TBB's splitting cannot change the chunk boundaries.
+void parallel_for_impl(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  int64_t chunks = (end - begin + grain - 1) / grain;
+  current_arena().execute([&] {
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, chunks, 1),
+        [&](const tbb::blocked_range<int64_t>& r) {
+          for (int64_t c = r.begin(); c < r.end(); ++c) {
+            int64_t lo = begin + c * grain;
+            int64_t hi = lo + grain < end ? lo + grain : end;
+            fn(lo, hi);
+          }
+        },
+        tbb::simple_partitioner());
+  });
+}
+
+}  // namespace detail
+}  // namespace onnas

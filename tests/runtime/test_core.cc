@@ -1,0 +1,113 @@
+// Shape, Buffer, Arena, ParamStore, Rng, parallel_for.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/cpu.h"
+#include "runtime/param_store.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+#include "runtime/threading.h"
+
+using namespace onnas;
+
+TEST_CASE("Shape counts, compares and prints") {
+  Shape s{32, 16, 28, 28};
+  CHECK(s.rank() == 4);
+  CHECK(s.numel() == 32 * 16 * 28 * 28);
+  CHECK(s.str() == "[32, 16, 28, 28]");
+  CHECK(s == Shape{32, 16, 28, 28});
+  CHECK(s != Shape{32, 16, 28});
+  CHECK(Shape{}.numel() == 1);
+  CHECK_THROWS_AS((Shape{1, 2, 3, 4, 5, 6, 7}), Error);
+  CHECK_THROWS_WITH((Shape{2, -1}), Catch::Contains("negative"));
+}
+
+TEST_CASE("Buffer is 64-byte aligned and zeroed; Arena views are offsets") {
+  Buffer b(100);
+  REQUIRE(reinterpret_cast<uintptr_t>(b.data()) % kAlignment == 0);
+  for (int i = 0; i < 100; ++i) CHECK(static_cast<unsigned char*>(b.data())[i] == 0);
+  Buffer moved = std::move(b);
+  CHECK(b.data() == nullptr);
+  CHECK(moved.bytes() == 100);
+
+  Arena arena(1024);
+  Tensor t = arena.view(256, Shape{4, 4});
+  CHECK(static_cast<std::byte*>(t.data()) - arena.base() == 256);
+  CHECK(t.bytes() == 64);
+}
+
+TEST_CASE("ParamStore keeps insertion order, grads and kinds") {
+  ParamStore ps;
+  Tensor w = ps.add_weight("a.weight", Shape{3, 2});
+  ps.add("a.running_mean", Shape{3}, ParamKind::buffer);
+  ps.add_weight("alpha.normal", Shape{9, 7}, ParamKind::arch);
+  w.f32()[0] = 2.0f;
+  CHECK(ps.get("a.weight").f32()[0] == 2.0f);
+  ps.grad("a.weight").f32()[1] = 5.0f;
+  ps.zero_grads();
+  CHECK(ps.grad("a.weight").f32()[1] == 0.0f);
+  CHECK_THROWS_WITH(ps.get("missing"), Catch::Contains("missing"));
+  CHECK_THROWS_WITH(ps.grad("a.running_mean"), Catch::Contains("has no gradient"));
+  CHECK_THROWS_WITH(ps.add("a.weight", Shape{1}, ParamKind::weight), Catch::Contains("defined twice"));
+  std::vector<std::string> names;
+  for (const auto& e : ps.entries()) names.push_back(e->name);
+  CHECK(names == std::vector<std::string>{"a.weight", "a.weight@grad", "a.running_mean", "alpha.normal",
+                                          "alpha.normal@grad"});
+  CHECK(ps.bytes(ParamKind::arch) == 9 * 7 * 4);
+  CHECK(ps.bytes() == (6 + 6 + 3 + 63 + 63) * 4);
+}
+
+TEST_CASE("Rng is deterministic, forks independently, draws in range") {
+  Rng a(7), b(7), c(8);
+  for (int i = 0; i < 100; ++i) CHECK(a.next_u64() == b.next_u64());
+  CHECK(Rng(7).next_u64() != c.next_u64());
+  CHECK(Rng(7).fork(3).next_u64() == Rng(7).fork(3).next_u64());
+  CHECK(Rng(7).fork(3).next_u64() != Rng(7).fork(4).next_u64());
+  Rng r(1);
+  double mean = 0, var = 0;
+  std::vector<int> hist(7, 0);
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    float u = r.uniform();
+    REQUIRE(u >= 0.0f);
+    REQUIRE(u < 1.0f);
+    hist[r.uniform_int(7)]++;
+    float z = r.normal();
+    mean += z;
+    var += double(z) * z;
+  }
+  mean /= n;
+  var = var / n - mean * mean;
+  CHECK(std::abs(mean) < 0.05);
+  CHECK(std::abs(var - 1.0) < 0.05);
+  for (int h : hist) CHECK(std::abs(h - n / 7.0) < 0.1 * n / 7.0);
+}
+
+TEST_CASE("parallel_for covers the range once, with chunks independent of the thread count") {
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<std::atomic<int>> seen(1001);
+    std::atomic<int> chunks{0};
+    parallel_for(0, 1001, 64, [&](int64_t lo, int64_t hi) {
+      CHECK(lo % 64 == 0);
+      CHECK(hi - lo <= 64);
+      chunks++;
+      for (int64_t i = lo; i < hi; ++i) seen[i]++;
+    });
+    for (auto& s : seen) CHECK(s == 1);
+    CHECK(chunks == 16);
+  }
+  CHECK_THROWS_WITH(set_num_threads(0), Catch::Contains("at least 1"));
+  set_num_threads(2);
+}
+
+TEST_CASE("ISA detection and override") {
+  Isa best = detected_isa();
+  set_isa(Isa::reference);
+  CHECK(active_isa() == Isa::reference);
+  set_isa(Isa::avx512);
+  CHECK(active_isa() == best);
+}
