@@ -1,0 +1,99 @@
+#include "graph/autodiff.h"
+
+#include <map>
+
+#include "graph/builtin_ops.h"
+#include "graph/op.h"
+
+namespace onnas::graph {
+
+std::vector<ValueId> backward(Graph& g, ValueId loss, std::span<const ValueId> wrt) {
+  if (g.shape(loss).numel() != 1)
+    fail("backward: loss '{}' must be a scalar, has shape {}", g.name(loss), g.shape(loss).str());
+  Seed seed{loss, kNoValue};
+  return backward(g, std::span<const Seed>(&seed, 1), wrt);
+}
+
+std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<const ValueId> wrt) {
+  const size_t num_values = g.num_values();
+  const NodeId num_nodes = NodeId(g.num_nodes());  // nodes emitted below are not visited
+
+  // Values that depend on some wrt value, through ops that pass gradients.
+  std::vector<bool> from_wrt(num_values, false);
+  for (ValueId v : wrt) from_wrt[size_t(v)] = true;
+  for (NodeId n = 0; n < num_nodes; ++n) {
+    const Node& node = g.node(n);
+    if (node.op->blocks_gradient || node.backward) continue;
+    bool any = false;
+    for (ValueId in : node.inputs) any = any || from_wrt[size_t(in)];
+    if (any)
+      for (ValueId out : node.outputs) from_wrt[size_t(out)] = true;
+  }
+  // Values that some seed depends on.
+  std::vector<bool> to_seed(num_values, false);
+  for (const Seed& s : seeds) to_seed[size_t(s.value)] = true;
+  for (NodeId n = num_nodes - 1; n >= 0; --n) {
+    const Node& node = g.node(n);
+    if (node.op->blocks_gradient || node.backward) continue;
+    bool any = false;
+    for (ValueId out : node.outputs) any = any || to_seed[size_t(out)];
+    if (any)
+      for (ValueId in : node.inputs) to_seed[size_t(in)] = true;
+  }
+
+  Graph::BackwardScope scope(g);
+  // Gradient contributions per value, summed when first read.
+  std::map<ValueId, std::vector<ValueId>> contributions;
+  auto grad_of = [&](ValueId v) -> ValueId {
+    auto it = contributions.find(v);
+    if (it == contributions.end() || it->second.empty()) return kNoValue;
+    if (it->second.size() > 1) it->second = {add_n(g, it->second, "grad/" + g.name(v) + ".sum")};
+    return it->second[0];
+  };
+
+  for (const Seed& s : seeds) {
+    ValueId grad = s.gradient;
+    if (grad == kNoValue) {
+      if (g.shape(s.value).numel() != 1)
+        fail("backward: seed '{}' is not a scalar and has no seed gradient", g.name(s.value));
+      grad = fill(g, g.type(s.value), 1.0f, "grad/" + g.name(s.value) + ".seed");
+    } else if (g.type(grad) != g.type(s.value)) {
+      fail("backward: seed gradient '{}' {} does not match '{}' {}", g.name(grad), g.shape(grad).str(),
+           g.name(s.value), g.shape(s.value).str());
+    }
+    contributions[s.value].push_back(grad);
+  }
+
+  for (NodeId n = num_nodes - 1; n >= 0; --n) {
+    const Node& node = g.node(n);
+    if (node.op->blocks_gradient || node.backward) continue;
+    std::vector<bool> needs(node.inputs.size());
+    bool any_need = false;
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      ValueId in = node.inputs[i];
+      needs[i] = from_wrt[size_t(in)] && to_seed[size_t(in)] && g.value(in).type.dtype == DType::f32;
+      any_need = any_need || needs[i];
+    }
+    if (!any_need) continue;
+    std::vector<ValueId> out_grads;
+    bool any_grad = false;
+    for (ValueId out : node.outputs) {
+      out_grads.push_back(grad_of(out));
+      any_grad = any_grad || out_grads.back() != kNoValue;
+    }
+    if (!any_grad) continue;
+    if (!node.op->gradient) fail("backward: op {} ('{}') has no gradient rule", node.op->name, node.name);
+    GradContext ctx(g, n, std::move(out_grads), needs);
+    node.op->gradient(ctx);
+    // `node` may dangle now: the rule appended nodes.
+    const Node& same = g.node(n);
+    for (size_t i = 0; i < same.inputs.size(); ++i)
+      if (needs[i] && ctx.input_grads()[i] != kNoValue) contributions[same.inputs[i]].push_back(ctx.input_grads()[i]);
+  }
+
+  std::vector<ValueId> result;
+  for (ValueId v : wrt) result.push_back(grad_of(v));
+  return result;
+}
+
+}  // namespace onnas::graph

@@ -1,0 +1,120 @@
+#include "graph/ir.h"
+
+#include "graph/op.h"
+
+namespace onnas::graph {
+
+const char* value_kind_name(ValueKind k) {
+  switch (k) {
+    case ValueKind::input: return "input";
+    case ValueKind::param: return "param";
+    case ValueKind::param_grad: return "param_grad";
+    case ValueKind::activation: return "activation";
+    case ValueKind::gradient: return "gradient";
+  }
+  return "?";
+}
+
+std::string Graph::unique_name(const std::string& base) {
+  int& n = name_count_[base];
+  ++n;
+  return n == 1 ? base : fmt::format("{}#{}", base, n);
+}
+
+ValueId Graph::input(const std::string& name, const TensorType& type) {
+  Value v;
+  v.name = unique_name(name);
+  v.type = type;
+  v.kind = ValueKind::input;
+  values_.push_back(std::move(v));
+  param_grads_.push_back(kNoValue);
+  return ValueId(values_.size() - 1);
+}
+
+ValueId Graph::param(const std::string& name, const TensorType& type) {
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].kind == ValueKind::param && values_[i].name == name) {
+      if (values_[i].type != type)
+        fail("parameter '{}' is used with shape {} and with shape {}", name, values_[i].type.shape.str(),
+             type.shape.str());
+      return ValueId(i);
+    }
+  }
+  Value v;
+  v.name = name;
+  v.type = type;
+  v.kind = ValueKind::param;
+  values_.push_back(std::move(v));
+  param_grads_.push_back(kNoValue);
+  return ValueId(values_.size() - 1);
+}
+
+ValueId Graph::param_grad(ValueId param) {
+  ONNAS_CHECK(value(param).kind == ValueKind::param, "'{}' is not a parameter", name(param));
+  if (param_grads_[size_t(param)] != kNoValue) return param_grads_[size_t(param)];
+  Value v;
+  v.name = value(param).name + "@grad";
+  v.type = value(param).type;
+  v.kind = ValueKind::param_grad;
+  values_.push_back(std::move(v));
+  param_grads_.push_back(kNoValue);
+  param_grads_[size_t(param)] = ValueId(values_.size() - 1);
+  return ValueId(values_.size() - 1);
+}
+
+std::vector<ValueId> Graph::add_node(const OpDef& op, const std::string& name, std::vector<ValueId> inputs,
+                                     std::any attrs) {
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i] < 0 || size_t(inputs[i]) >= values_.size())
+      fail("{} '{}': input {} is not a value of this graph", op.name, name, i);
+  std::string node_name = unique_name(prefix_.empty() || in_backward_ ? name : prefix_ + "." + name);
+  InferContext ctx(*this, node_name, op.name, inputs, attrs);
+  std::vector<TensorType> types = op.infer(ctx);
+
+  Node n;
+  n.op = &op;
+  n.name = node_name;
+  n.inputs = std::move(inputs);
+  n.attrs = std::move(attrs);
+  n.backward = in_backward_;
+  NodeId id = NodeId(nodes_.size());
+  for (size_t i = 0; i < types.size(); ++i) {
+    Value v;
+    v.name = types.size() == 1 || i >= op.output_names.size() ? (types.size() == 1 ? node_name
+                                                                                   : fmt::format("{}.{}", node_name, i))
+                                                              : node_name + "." + op.output_names[i];
+    v.type = types[i];
+    v.kind = in_backward_ ? ValueKind::gradient : ValueKind::activation;
+    v.producer = id;
+    v.output_index = int(i);
+    n.outputs.push_back(ValueId(values_.size()));
+    values_.push_back(std::move(v));
+    param_grads_.push_back(kNoValue);
+  }
+  nodes_.push_back(std::move(n));
+  return nodes_.back().outputs;
+}
+
+void InferContext::expect_inputs(size_t count) const {
+  if (inputs_.size() != count) fail("expects {} inputs, got {}", count, inputs_.size());
+}
+
+void InferContext::expect_rank(size_t i, int rank) const {
+  if (shape(i).rank() != rank)
+    fail("input {} ('{}') must have rank {}, has shape {}", i, input_name(i), rank, shape(i).str());
+}
+
+void InferContext::expect_dtype(size_t i, DType dtype) const {
+  if (input(i).dtype != dtype)
+    fail("input {} ('{}') must be {}, is {}", i, input_name(i), dtype_name(dtype), dtype_name(input(i).dtype));
+}
+
+void GradContext::set_input_grad(size_t i, ValueId grad) {
+  ONNAS_CHECK(i < input_grads_.size(), "{}: gradient for input {} of {}", node().name, i, input_grads_.size());
+  if (grad != kNoValue && g_.type(grad) != g_.type(input(i)))
+    fail("gradient rule of {} '{}': gradient for input {} has shape {}, the input has {}", node().op->name,
+         node().name, i, g_.shape(grad).str(), g_.shape(input(i)).str());
+  input_grads_[i] = grad;
+}
+
+}  // namespace onnas::graph

@@ -1,0 +1,121 @@
+// OpDef: what the graph engine knows of an op — a table of functions that ops/
+// fills in, one op per file (ops/conv2d.cc holds the conv2d OpDef, its backward
+// OpDefs, its shape inference and its gradient rule side by side).
+//
+//   const OpDef kRelu{
+//       .name = "relu",
+//       .infer = [](const InferContext& c) { return std::vector{c.input(0)}; },
+//       .forward = [](const RunContext& c) { kernels::relu_forward(...); },
+//       .gradient = [](GradContext& c) { c.set_input_grad(0, relu_backward(c.graph(), ...)); },
+//       .inplace_input = 0,
+//   };
+#pragma once
+
+#include <any>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "runtime/error.h"
+#include "runtime/tensor.h"
+
+namespace onnas::graph {
+
+class InferContext {
+ public:
+  InferContext(const Graph& g, const std::string& node_name, const std::string& op_name,
+               std::span<const ValueId> inputs, const std::any& attrs)
+      : g_(g), node_name_(node_name), op_name_(op_name), inputs_(inputs), attrs_(attrs) {}
+
+  size_t num_inputs() const { return inputs_.size(); }
+  const TensorType& input(size_t i) const { return g_.type(inputs_[i]); }
+  const Shape& shape(size_t i) const { return input(i).shape; }
+  const std::string& input_name(size_t i) const { return g_.name(inputs_[i]); }
+  template <typename A>
+  const A& attrs() const {
+    return std::any_cast<const A&>(attrs_);
+  }
+  // Throws onnas::Error: "<op> '<node>': <message>".
+  template <typename... Args>
+  [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) const {
+    throw Error(fmt::format("{} '{}': {}", op_name_, node_name_, fmt::format(format, std::forward<Args>(args)...)));
+  }
+  // Checks the count, then each input's rank (-1 = any) and dtype.
+  void expect_inputs(size_t count) const;
+  void expect_rank(size_t i, int rank) const;
+  void expect_dtype(size_t i, DType dtype) const;
+
+ private:
+  const Graph& g_;
+  const std::string& node_name_;
+  const std::string& op_name_;
+  std::span<const ValueId> inputs_;
+  const std::any& attrs_;
+};
+
+struct RunContext {
+  const Node& node;
+  std::span<const Tensor> inputs;
+  std::span<const Tensor> outputs;
+  void* workspace;  // workspace_bytes() bytes of planned scratch, 64-byte aligned
+  template <typename A>
+  const A& attrs() const {
+    return *std::any_cast<A>(&node.attrs);
+  }
+};
+
+// What a gradient rule sees. Rules emit ordinary graph nodes (through the ops/
+// builder functions) for the inputs that need a gradient, and hand them back with
+// set_input_grad. Output gradients that nothing produced are kNoValue (zero).
+class GradContext {
+ public:
+  GradContext(Graph& g, NodeId node, std::vector<ValueId> output_grads, std::vector<bool> needs_grad)
+      : g_(g), node_(node), output_grads_(std::move(output_grads)), needs_(std::move(needs_grad)),
+        input_grads_(needs_.size(), kNoValue) {}
+
+  Graph& graph() { return g_; }
+  const Node& node() const { return g_.node(node_); }
+  ValueId input(size_t i) const { return node().inputs[i]; }
+  ValueId output(size_t i) const { return node().outputs[i]; }
+  ValueId output_grad(size_t i) const { return output_grads_[i]; }
+  bool needs_grad(size_t i) const { return needs_[i]; }
+  template <typename A>
+  const A& attrs() const {
+    return *std::any_cast<A>(&node().attrs);
+  }
+  // A name for a backward value, e.g. "grad/cells.0.conv" + suffix.
+  std::string grad_name(const std::string& suffix = "") const { return "grad/" + node().name + suffix; }
+  void set_input_grad(size_t i, ValueId grad);
+  const std::vector<ValueId>& input_grads() const { return input_grads_; }
+
+ private:
+  Graph& g_;
+  NodeId node_;
+  std::vector<ValueId> output_grads_;
+  std::vector<bool> needs_;
+  std::vector<ValueId> input_grads_;
+};
+
+struct OpDef {
+  const char* name = "";
+  // Output types from the inputs and attributes; throws through InferContext::fail.
+  std::vector<TensorType> (*infer)(const InferContext&) = nullptr;
+  // Writes the outputs from the inputs. Never allocates.
+  void (*forward)(const RunContext&) = nullptr;
+  // Emits the gradient nodes. nullptr: the op has no gradient (an error if one is needed).
+  void (*gradient)(GradContext&) = nullptr;
+  // Scratch bytes the forward needs, planned for this node's step only.
+  size_t (*workspace_bytes)(const Graph&, const Node&) = nullptr;
+  // Names of the outputs (for ops with several); output i is called "<node>.<names[i]>".
+  std::vector<std::string> output_names = {};
+  // The input whose storage output 0 may take over when that input dies here, or -1.
+  int inplace_input = -1;
+  // Writes to memory beyond its outputs (a ParamStore gradient, running statistics):
+  // never removed by dead-code elimination.
+  bool side_effects = false;
+  // Passes gradients through unchanged in no way (stop_gradient): autodiff stops here.
+  bool blocks_gradient = false;
+};
+
+}  // namespace onnas::graph
