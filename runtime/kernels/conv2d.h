@@ -42,6 +42,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, void* workspace);
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, void* workspace);
 
-// Naive loops over every (n, k, p, q, c, r, s), any groups; T = float or double.
-// Defined in conv2d_reference.h so tests can instantiate them in double.
+// The plain reference (naive loops over every (n, k, p, q, c, r, s), any groups, T =
+// float or double) is in runtime/kernels/reference.h, so tests can instantiate it in
+// double. Groups other than 1 and depthwise run that reference (no workspace).
 }  // namespace onnas::kernels

@@ -1,0 +1,142 @@
+// Batch normalization over (N, HW) per channel, NCHW.
+//
+// Dimension key: N batch, C channels, HW = H*W; M = N*HW values per channel.
+//
+// Training and backward are parallel over channels: one task owns a channel, sums its
+// N planes in order (16 float lanes per plane, planes combined in double), then writes
+// that channel's outputs. No per-call storage for the per-channel sums is needed, and
+// the sums do not depend on the thread count. Inference is parallel over the N*C planes.
+#include "runtime/kernels/batch_norm.h"
+
+#include <cmath>
+
+#include "runtime/error.h"
+#include "runtime/threading.h"
+
+namespace onnas::kernels {
+namespace {
+
+constexpr int kLanes = 16;
+
+// sum(x - shift) and sum((x - shift)^2) over one plane, with float lanes the compiler
+// vectorizes as they are written (no reassociation needed), folded into double.
+struct Moments {
+  double s1 = 0, s2 = 0;
+};
+Moments plane_moments(const float* x, int64_t HW, float shift) {
+  float l1[kLanes] = {}, l2[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= HW; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float d = x[i + j] - shift;
+      l1[j] += d;
+      l2[j] += d * d;
+    }
+  Moments m;
+  for (int j = 0; j < kLanes; ++j) m.s1 += double(l1[j]), m.s2 += double(l2[j]);
+  for (; i < HW; ++i) {
+    const double d = double(x[i]) - double(shift);
+    m.s1 += d, m.s2 += d * d;
+  }
+  return m;
+}
+
+// sum(dy) and sum(dy * (x - mean)) over one plane.
+Moments plane_grad_sums(const float* x, const float* dy, int64_t HW, float mean) {
+  float l1[kLanes] = {}, l2[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= HW; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      l1[j] += dy[i + j];
+      l2[j] += dy[i + j] * (x[i + j] - mean);
+    }
+  Moments m;
+  for (int j = 0; j < kLanes; ++j) m.s1 += double(l1[j]), m.s2 += double(l2[j]);
+  for (; i < HW; ++i) m.s1 += double(dy[i]), m.s2 += double(dy[i]) * (double(x[i]) - double(mean));
+  return m;
+}
+
+// y = x * a + b over one plane.
+void plane_affine(const float* __restrict x, float* __restrict y, int64_t HW, float a, float b) {
+  for (int64_t i = 0; i < HW; ++i) y[i] = x[i] * a + b;
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                              float* y, float* mean, float* rstd, float* running_mean, float* running_var) {
+  const int64_t M = s.N * s.HW;
+  if (M < 2) fail("batch_norm: training needs more than one value per channel (N*H*W = {})", M);
+  parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      // Sums are taken about the channel's first value: a shift near the mean keeps
+      // sum(d^2) - sum(d)^2/M free of cancellation even when |mean| >> std.
+      const float shift = x[c * s.HW];
+      double s1 = 0, s2 = 0;
+      for (int64_t n = 0; n < s.N; ++n) {
+        const Moments m = plane_moments(x + (n * s.C + c) * s.HW, s.HW, shift);
+        s1 += m.s1, s2 += m.s2;
+      }
+      const double dmean = s1 / double(M);
+      double var = s2 / double(M) - dmean * dmean;  // biased: what normalizes
+      if (var < 0) var = 0;
+      const double mu = double(shift) + dmean;
+      const double rs = 1.0 / std::sqrt(var + double(s.eps));
+      mean[c] = float(mu);
+      rstd[c] = float(rs);
+      const double m = double(s.momentum);
+      if (running_mean) running_mean[c] = float((1 - m) * double(running_mean[c]) + m * mu);
+      if (running_var)
+        running_var[c] = float((1 - m) * double(running_var[c]) + m * var * double(M) / double(M - 1));
+      const double g = gamma ? double(gamma[c]) : 1.0, b = beta ? double(beta[c]) : 0.0;
+      const float a = float(g * rs), off = float(b - mu * g * rs);
+      for (int64_t n = 0; n < s.N; ++n) plane_affine(x + (n * s.C + c) * s.HW, y + (n * s.C + c) * s.HW, s.HW, a, off);
+    }
+  });
+}
+
+void batch_norm_forward_infer(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float* y) {
+  const int64_t grain = s.HW >= 8192 ? 1 : 8192 / (s.HW > 0 ? s.HW : 1);
+  parallel_for(0, s.N * s.C, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t nc = lo; nc < hi; ++nc) {
+      const int64_t c = nc % s.C;
+      const double rs = 1.0 / std::sqrt(double(running_var[c]) + double(s.eps));
+      const double g = gamma ? double(gamma[c]) : 1.0, b = beta ? double(beta[c]) : 0.0;
+      plane_affine(x + nc * s.HW, y + nc * s.HW, s.HW, float(g * rs), float(b - double(running_mean[c]) * g * rs));
+    }
+  });
+}
+
+// dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * rstd / M * (M dy - dbeta - xhat dgamma),
+// written as dx = k_dy * dy + k_x * (x - mean) + k_0.
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta) {
+  const double M = double(s.N * s.HW);
+  parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const float mu = mean[c];
+      const double rs = double(rstd[c]);
+      double sdy = 0, sdyxm = 0;
+      for (int64_t n = 0; n < s.N; ++n) {
+        const int64_t at = (n * s.C + c) * s.HW;
+        const Moments m = plane_grad_sums(x + at, dy + at, s.HW, mu);
+        sdy += m.s1, sdyxm += m.s2;
+      }
+      const double sdyx = sdyxm * rs;  // sum dy * xhat
+      if (dgamma) dgamma[c] = float(sdyx);
+      if (dbeta) dbeta[c] = float(sdy);
+      const double g = gamma ? double(gamma[c]) : 1.0;
+      const float k_dy = float(g * rs), k_x = float(-g * rs * rs * sdyx / M), k_0 = float(-g * rs * sdy / M);
+      for (int64_t n = 0; n < s.N; ++n) {
+        const int64_t at = (n * s.C + c) * s.HW;
+        const float* __restrict xp = x + at;
+        const float* __restrict dyp = dy + at;
+        float* __restrict dxp = dx + at;
+        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_x * (xp[i] - mu) + k_0;
+      }
+    }
+  });
+}
+
+}  // namespace onnas::kernels

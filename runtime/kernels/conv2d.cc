@@ -1,0 +1,183 @@
+// Dense convolution as im2col + SGEMM, one image at a time; depthwise goes to the
+// direct loops (conv2d_depthwise.cc); other group counts run the reference.
+//
+// Dimension key: N batch, C input channels, H W input, K output channels, R S kernel,
+// P Q output; CRS = C*R*S rows and PQ = P*Q columns of the im2col matrix.
+//
+//   forward          y[n]  (K x PQ)   = w (K x CRS) * cols(x[n]) (CRS x PQ)
+//   backward data    cols (CRS x PQ)  = w^T * dy[n];  dx[n] = col2im(cols)
+//   backward weight  dw   (K x CRS)  += dy[n] * cols(x[n])^T, n = 0, 1, ... in order
+//
+// A pointwise conv (1x1, stride 1, no pad) is already a GEMM on the input (cols = x[n])
+// and needs no workspace. The im2col buffer is the caller's planned workspace: one
+// image's columns, so the kernels never allocate. The parallelism is inside SGEMM and
+// over im2col / col2im rows; the weight gradient sums images in a fixed order with
+// beta = 1, and SGEMM's own sums do not depend on the thread count, so neither does dw.
+#include "runtime/kernels/conv2d.h"
+
+#include <cstring>
+
+#include "runtime/error.h"
+#include "runtime/kernels/conv2d_depthwise_impl.h"
+#include "runtime/kernels/reference.h"
+#include "runtime/kernels/sgemm.h"
+#include "runtime/threading.h"
+
+namespace onnas::kernels {
+namespace {
+
+bool pointwise(const Conv2dShape& s) {
+  return s.groups == 1 && s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
+         s.pad_w == 0;
+}
+
+void check_shape(const Conv2dShape& s) {
+  ONNAS_CHECK(s.N > 0 && s.C > 0 && s.K > 0 && s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0,
+              "conv2d: bad channels/groups (C {}, K {}, groups {})", s.C, s.K, s.groups);
+  ONNAS_CHECK(s.P() > 0 && s.Q() > 0, "conv2d: empty output for input {}x{}, kernel {}x{}", s.H, s.W, s.R, s.S);
+}
+
+// Floor of a / b for b > 0 and any sign of a (C++ division truncates toward zero).
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Output columns q with 0 <= q*sw - pw + t*dw < W, i.e. the in-bounds part of a row.
+struct ColRange {
+  int64_t lo, hi;
+};
+
+ColRange valid_cols(const Conv2dShape& s, int64_t Q, int64_t t) {
+  const int64_t off = t * s.dil_w - s.pad_w;  // v = q*sw + off
+  int64_t lo = -floor_div(off, s.stride_w);   // ceil(-off / sw)
+  int64_t hi = floor_div(s.W - 1 - off, s.stride_w) + 1;
+  if (lo < 0) lo = 0;
+  if (hi > Q) hi = Q;
+  if (hi < lo) hi = lo;
+  return {lo, hi};
+}
+
+// Rows per parallel chunk of im2col / col2im: about 4K floats of columns each.
+int64_t row_grain(int64_t PQ) { return PQ >= 4096 ? 1 : 4096 / PQ; }
+
+// cols[(c*R + r)*S + t][p*Q + q] = x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 in padding.
+void im2col(const Conv2dShape& s, const float* x, float* cols) {
+  const int64_t P = s.P(), Q = s.Q(), RS = s.R * s.S;
+  parallel_for(0, s.C * RS, row_grain(P * Q), [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
+      const ColRange cr = valid_cols(s, Q, t);
+      const int64_t off = t * s.dil_w - s.pad_w;
+      float* out = cols + row * P * Q;
+      for (int64_t p = 0; p < P; ++p) {
+        float* o = out + p * Q;
+        const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+        if (h < 0 || h >= s.H) {
+          std::memset(o, 0, size_t(Q) * sizeof(float));
+          continue;
+        }
+        const float* xr = x + (c * s.H + h) * s.W + off;
+        for (int64_t q = 0; q < cr.lo; ++q) o[q] = 0.0f;
+        if (s.stride_w == 1) {
+          std::memcpy(o + cr.lo, xr + cr.lo, size_t(cr.hi - cr.lo) * sizeof(float));
+        } else {
+          for (int64_t q = cr.lo; q < cr.hi; ++q) o[q] = xr[q * s.stride_w];
+        }
+        for (int64_t q = cr.hi; q < Q; ++q) o[q] = 0.0f;
+      }
+    }
+  });
+}
+
+// dx[c, h, v] = sum of the column entries im2col took from (c, h, v). Parallel over
+// channels: each channel's plane is written by one task, its rows added in order.
+void col2im(const Conv2dShape& s, const float* cols, float* dx) {
+  const int64_t P = s.P(), Q = s.Q(), RS = s.R * s.S, HW = s.H * s.W;
+  const int64_t grain = HW * RS >= 4096 ? 1 : 4096 / (HW * RS);
+  parallel_for(0, s.C, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      float* plane = dx + c * HW;
+      std::memset(plane, 0, size_t(HW) * sizeof(float));
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t t = 0; t < s.S; ++t) {
+          const ColRange cr = valid_cols(s, Q, t);
+          const int64_t off = t * s.dil_w - s.pad_w;
+          const float* in = cols + ((c * s.R + r) * s.S + t) * P * Q;
+          for (int64_t p = 0; p < P; ++p) {
+            const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+            if (h < 0 || h >= s.H) continue;
+            float* __restrict xr = plane + h * s.W + off;
+            const float* __restrict ir = in + p * Q;
+            if (s.stride_w == 1) {
+              for (int64_t q = cr.lo; q < cr.hi; ++q) xr[q] += ir[q];
+            } else {
+              for (int64_t q = cr.lo; q < cr.hi; ++q) xr[q * s.stride_w] += ir[q];
+            }
+          }
+        }
+    }
+  });
+}
+
+}  // namespace
+
+size_t conv2d_workspace_bytes(const Conv2dShape& s) {
+  if (s.groups != 1 || pointwise(s)) return 0;
+  const size_t bytes = size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()) * sizeof(float);
+  return (bytes + 63) / 64 * 64;
+}
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y, void* workspace) {
+  check_shape(s);
+  if (s.depthwise()) return depthwise::run_forward(s, x, w, y);
+  if (s.groups != 1) return ref::conv2d_forward<float>(s, x, w, y);
+  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  float* cols = static_cast<float*>(workspace);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const float* xn = x + n * s.C * HW;
+    float* yn = y + n * s.K * PQ;
+    if (pointwise(s)) {
+      sgemm(false, false, s.K, HW, s.C, 1.0f, w, s.C, xn, HW, 0.0f, yn, HW);
+    } else {
+      im2col(s, xn, cols);
+      sgemm(false, false, s.K, PQ, CRS, 1.0f, w, CRS, cols, PQ, 0.0f, yn, PQ);
+    }
+  }
+}
+
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, void* workspace) {
+  check_shape(s);
+  if (s.depthwise()) return depthwise::run_backward_data(s, dy, w, dx);
+  if (s.groups != 1) return ref::conv2d_backward_data<float>(s, dy, w, dx);
+  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  float* cols = static_cast<float*>(workspace);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const float* dyn = dy + n * s.K * PQ;
+    float* dxn = dx + n * s.C * HW;
+    if (pointwise(s)) {
+      sgemm(true, false, s.C, HW, s.K, 1.0f, w, s.C, dyn, HW, 0.0f, dxn, HW);
+    } else {
+      sgemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, cols, PQ);
+      col2im(s, cols, dxn);
+    }
+  }
+}
+
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, void* workspace) {
+  check_shape(s);
+  if (s.depthwise()) return depthwise::run_backward_weight(s, x, dy, dw);
+  if (s.groups != 1) return ref::conv2d_backward_weight<float>(s, x, dy, dw);
+  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  float* cols = static_cast<float*>(workspace);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const float* xn = x + n * s.C * HW;
+    const float* dyn = dy + n * s.K * PQ;
+    const float beta = n == 0 ? 0.0f : 1.0f;  // the first image overwrites dw
+    if (pointwise(s)) {
+      sgemm(false, true, s.K, s.C, HW, 1.0f, dyn, HW, xn, HW, beta, dw, s.C);
+    } else {
+      im2col(s, xn, cols);
+      sgemm(false, true, s.K, CRS, PQ, 1.0f, dyn, PQ, cols, PQ, beta, dw, CRS);
+    }
+  }
+}
+
+}  // namespace onnas::kernels

@@ -1,0 +1,191 @@
+// conv2d: the reference's backward against finite differences (double), the fast
+// kernels against the reference (float) over sweeps of kernel, stride, dilation,
+// padding, groups, odd sizes and every ISA, the workspace bound, and thread-count
+// independence of the weight gradient.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "runtime/kernels/conv2d.h"
+#include "runtime/kernels/reference.h"
+#include "tests/runtime/kernel_test_util.h"
+
+using namespace onnas;
+using namespace onnas::kernels;
+
+namespace {
+
+size_t x_numel(const Conv2dShape& s) { return size_t(s.N * s.C * s.H * s.W); }
+size_t y_numel(const Conv2dShape& s) { return size_t(s.N * s.K * s.P() * s.Q()); }
+
+std::string describe(const Conv2dShape& s) {
+  return fmt::format("N{} C{} {}x{} K{} kernel {}x{} stride {}x{} pad {}x{} dil {}x{} groups {}", s.N, s.C, s.H, s.W,
+                     s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups);
+}
+
+// Workspace with a canary tail: the kernels must stay within conv2d_workspace_bytes().
+struct Workspace {
+  static constexpr size_t kCanary = 64;
+  explicit Workspace(const Conv2dShape& s) : floats(conv2d_workspace_bytes(s) / 4), mem(floats + kCanary, 7.0f) {}
+  void* data() { return mem.data(); }
+  bool canary_intact() const {
+    for (size_t i = floats; i < mem.size(); ++i)
+      if (mem[i] != 7.0f) return false;
+    return true;
+  }
+  size_t floats;
+  std::vector<float> mem;
+};
+
+// Runs forward, backward data and backward weight fast and reference (float) and compares.
+void check_fast_against_reference(const Conv2dShape& s, uint64_t seed) {
+  INFO(describe(s));
+  auto x = test::random<float>(x_numel(s), seed);
+  auto w = test::random<float>(size_t(s.weight_numel()), seed + 1);
+  auto dy = test::random<float>(y_numel(s), seed + 2);
+  Workspace ws(s);
+
+  // Outputs start as NaN so that anything left unwritten shows.
+  std::vector<float> y(y_numel(s), NAN), y_ref(y_numel(s));
+  conv2d_forward(s, x.data(), w.data(), y.data(), ws.data());
+  ref::conv2d_forward<float>(s, x.data(), w.data(), y_ref.data());
+  test::expect_close(y, y_ref, 1e-4, 1e-4, "forward");
+
+  std::vector<float> dx(x_numel(s), NAN), dx_ref(x_numel(s));
+  conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
+  ref::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data());
+  test::expect_close(dx, dx_ref, 1e-4, 1e-4, "backward data");
+
+  std::vector<float> dw(size_t(s.weight_numel()), NAN), dw_ref(size_t(s.weight_numel()));
+  conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), ws.data());
+  ref::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data());
+  test::expect_close(dw, dw_ref, 1e-4, 1e-4, "backward weight");
+
+  CHECK(ws.canary_intact());
+}
+
+struct Kernel {
+  int64_t R, S;
+};
+
+}  // namespace
+
+TEST_CASE("reference conv2d backward matches central finite differences") {
+  const auto [R, S] = GENERATE(Kernel{1, 1}, Kernel{3, 3}, Kernel{1, 3}, Kernel{3, 1}, Kernel{2, 3});
+  const int64_t stride = GENERATE(1, 2);
+  const int64_t dil = GENERATE(1, 2);
+  const int64_t pad = GENERATE(0, 1, 2);
+  const int64_t groups = GENERATE(1, 2, 4);  // 4 == C == K: depthwise
+  Conv2dShape s{.N = 2, .C = 4, .H = 6, .W = 5, .K = 4, .R = R, .S = S, .stride_h = stride, .stride_w = stride,
+                .pad_h = pad, .pad_w = pad, .dil_h = dil, .dil_w = dil, .groups = groups};
+  if (s.P() <= 0 || s.Q() <= 0) return;
+  INFO(describe(s));
+
+  auto x = test::random<double>(x_numel(s), 11);
+  auto w = test::random<double>(size_t(s.weight_numel()), 12);
+  const auto g = test::random<double>(y_numel(s), 13);
+  std::vector<double> y(y_numel(s));
+  auto loss = [&] {
+    ref::conv2d_forward<double>(s, x.data(), w.data(), y.data());
+    return test::weighted_sum(y, g);
+  };
+
+  std::vector<double> dx(x.size()), dw(w.size());
+  ref::conv2d_backward_data<double>(s, g.data(), w.data(), dx.data());
+  ref::conv2d_backward_weight<double>(s, x.data(), g.data(), dw.data());
+  test::expect_close(dx, test::numeric_grad(x, loss), 1e-6, 1e-7, "dx");
+  test::expect_close(dw, test::numeric_grad(w, loss), 1e-6, 1e-7, "dw");
+}
+
+TEST_CASE("conv2d forward and backward match the reference: dense sweep") {
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  INFO("isa " << isa_name(isa));
+  const auto [R, S] = GENERATE(Kernel{1, 1}, Kernel{3, 3}, Kernel{5, 5}, Kernel{1, 5}, Kernel{5, 1}, Kernel{7, 7},
+                               Kernel{5, 9});
+  const int64_t stride = GENERATE(1, 2);
+  const int64_t dil = GENERATE(1, 2);
+  const int64_t pad = GENERATE(0, 1, 2);
+  const int64_t C = GENERATE(3, 17);
+  Conv2dShape s{.N = 2, .C = C, .H = 11, .W = 13, .K = 5, .R = R, .S = S, .stride_h = stride, .stride_w = stride,
+                .pad_h = pad, .pad_w = pad, .dil_h = dil, .dil_w = dil, .groups = 1};
+  if (s.P() <= 0 || s.Q() <= 0) return;
+  check_fast_against_reference(s, 100 + uint64_t(R * 10 + S));
+}
+
+TEST_CASE("conv2d forward and backward match the reference: depthwise sweep") {
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  INFO("isa " << isa_name(isa));
+  const auto [R, S] = GENERATE(Kernel{1, 1}, Kernel{3, 3}, Kernel{5, 5}, Kernel{1, 5}, Kernel{5, 1}, Kernel{7, 7},
+                               Kernel{5, 9});
+  const int64_t stride = GENERATE(1, 2);
+  const int64_t dil = GENERATE(1, 2);
+  const int64_t pad = GENERATE(0, 1, 2);
+  const int64_t C = GENERATE(3, 17);
+  const int64_t N = GENERATE(1, 2);
+  Conv2dShape s{.N = N, .C = C, .H = 12, .W = 19, .K = C, .R = R, .S = S, .stride_h = stride, .stride_w = stride,
+                .pad_h = pad, .pad_w = pad, .dil_h = dil, .dil_w = dil, .groups = C};
+  if (s.P() <= 0 || s.Q() <= 0) return;
+  REQUIRE(s.depthwise());
+  check_fast_against_reference(s, 200 + uint64_t(R * 10 + S));
+}
+
+TEST_CASE("conv2d matches the reference on odd shapes") {
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  INFO("isa " << isa_name(isa));
+  std::vector<Conv2dShape> shapes = {
+      // Batch 1, non-square input, mixed per-axis stride / pad / dilation.
+      {.N = 1, .C = 3, .H = 9, .W = 14, .K = 17, .R = 3, .S = 5, .stride_h = 2, .stride_w = 1, .pad_h = 1,
+       .pad_w = 2, .dil_h = 1, .dil_w = 2},
+      // Rows longer than the depthwise weight-gradient column block (256).
+      {.N = 2, .C = 5, .H = 3, .W = 300, .K = 5, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 5},
+      {.N = 2, .C = 5, .H = 4, .W = 530, .K = 5, .R = 1, .S = 5, .stride_h = 1, .stride_w = 2, .pad_h = 0,
+       .pad_w = 2, .groups = 5},
+      // A kernel wider than the input: no interior column at all.
+      {.N = 2, .C = 4, .H = 5, .W = 4, .K = 4, .R = 5, .S = 9, .pad_h = 2, .pad_w = 4, .groups = 4},
+      {.N = 2, .C = 4, .H = 5, .W = 4, .K = 6, .R = 5, .S = 9, .pad_h = 2, .pad_w = 4},
+      // Stride 3 (generic stride path), even kernel.
+      {.N = 2, .C = 6, .H = 10, .W = 11, .K = 6, .R = 2, .S = 4, .stride_h = 3, .stride_w = 3, .pad_h = 1,
+       .pad_w = 1, .groups = 6},
+      {.N = 2, .C = 6, .H = 10, .W = 11, .K = 7, .R = 2, .S = 4, .stride_h = 3, .stride_w = 3, .pad_h = 1,
+       .pad_w = 1},
+      // Pointwise on the 7x7 map; other group counts fall back to the reference.
+      {.N = 3, .C = 17, .H = 7, .W = 7, .K = 9},
+      {.N = 2, .C = 6, .H = 7, .W = 8, .K = 4, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 2},
+  };
+  for (size_t i = 0; i < shapes.size(); ++i) check_fast_against_reference(shapes[i], 300 + i);
+}
+
+TEST_CASE("conv2d workspace: none for pointwise and depthwise, one image's columns otherwise") {
+  CHECK(conv2d_workspace_bytes({.N = 32, .C = 16, .H = 28, .W = 28, .K = 16}) == 0);
+  CHECK(conv2d_workspace_bytes(
+            {.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 16}) == 0);
+  const size_t bytes =
+      conv2d_workspace_bytes({.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2});
+  CHECK(bytes == size_t(16 * 5 * 28 * 28 * 4));
+  CHECK(bytes % 64 == 0);
+}
+
+TEST_CASE("conv2d backward weight is bit-identical on 1 and 2 threads") {
+  const int64_t groups = GENERATE(1, 16);
+  const int64_t R = GENERATE(1, 3);
+  Conv2dShape s{.N = 8, .C = 16, .H = 14, .W = 14, .K = 16, .R = R, .S = R, .pad_h = R / 2, .pad_w = R / 2,
+                .groups = groups};
+  INFO(describe(s));
+  auto x = test::random<float>(x_numel(s), 5);
+  auto dy = test::random<float>(y_numel(s), 6);
+  std::vector<float> ws(conv2d_workspace_bytes(s) / 4 + 1);
+  std::vector<float> dw1(size_t(s.weight_numel())), dw2(size_t(s.weight_numel()));
+  {
+    test::ThreadGuard one(1);
+    conv2d_backward_weight(s, x.data(), dy.data(), dw1.data(), ws.data());
+  }
+  {
+    test::ThreadGuard two(2);
+    conv2d_backward_weight(s, x.data(), dy.data(), dw2.data(), ws.data());
+  }
+  CHECK(test::bit_identical(dw1, dw2));
+}
