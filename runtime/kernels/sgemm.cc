@@ -1,11 +1,283 @@
-// Placeholder dispatch until the packed kernels land: forwards to the reference.
+// SGEMM driver: blocking, packing and threading around an ISA-specific micro-kernel.
+//
+// Dimension key: M, N, K as in sgemm.h; MR x NR the register tile, KC the depth of a
+// pass over K, NC the width of a packed block of B (sgemm_internal.h).
+//
+// Loop nest (GotoBLAS / BLIS order, with the two inner loops swapped so the small
+// A panel, not the B panel, is the one that lives in L1):
+//
+//   for each block of NC columns              (B block: KC x NC, in L2)
+//     for each pass of KC steps over K        (in order: the only reduction split)
+//       pack B block, in parallel over NR panels (or read B in place, see below)
+//       parallel over tasks = (chunk of MR-row panels) x (chunk of NR-column panels)
+//         for each MR-row panel: pack A panel (MR x KC, on the stack, in L1)
+//           for each NR-column panel: micro-kernel on registers
+//
+// B is read in place, not packed, when it is not transposed and M is small: each
+// element of B is then used by few A panels, so the copy would cost about as much as
+// the FMAs it feeds (the search's shapes, M = 16..112, are in this regime). Reading
+// in place is safe at the right edge because the kernels mask the last vector.
+//
+// Determinism: every element of C is one FMA chain over k in ascending order, cut
+// only at KC boundaries that depend on K alone, so any tiling and any thread count
+// give the same bits.
 #include "runtime/kernels/sgemm.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <new>
+
+#include "runtime/cpu.h"
+#include "runtime/error.h"
+#include "runtime/kernels/sgemm_internal.h"
+#include "runtime/threading.h"
+
 namespace onnas::kernels {
+namespace {
+
+using sgemm_detail::kMaxPanelA;
+using sgemm_detail::MicroKernel;
+
+// Below this many flops a second thread costs more to wake than it saves.
+constexpr double kParallelMinFlops = 2.0e6;
+// Up to this M, a non-transposed B is read in place instead of packed.
+constexpr int64_t kInPlaceBMaxM = 128;
+// Tasks per thread: enough that uneven tasks (edges) still balance.
+constexpr int64_t kTasksPerThread = 4;
+
+// The portable micro-kernel used when the CPU has neither AVX2 nor AVX-512: plain
+// loops the compiler may vectorize for the baseline ISA. 4 x 16 keeps its
+// accumulators within the 16 SSE registers.
+constexpr int kGenericMR = 4;
+constexpr int kGenericNR = 16;
+
+template <int R>
+void generic_tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols,
+                       float alpha, float beta) {
+  float acc[R][kGenericNR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const float ar = a[r];
+      if (cols == kGenericNR) {
+        for (int j = 0; j < kGenericNR; ++j) acc[r][j] += ar * b[j];
+      } else {
+        for (int j = 0; j < cols; ++j) acc[r][j] += ar * b[j];
+      }
+    }
+    a += kGenericMR;
+    b += ldb_k;
+  }
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    for (int j = 0; j < cols; ++j) cr[j] = beta == 0.0f ? alpha * acc[r][j] : alpha * acc[r][j] + beta * cr[j];
+  }
+}
+
+void generic_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
+                  float alpha, float beta) {
+  switch (rows) {
+    case 1: return generic_tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 2: return generic_tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 3: return generic_tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    default: return generic_tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+  }
+}
+
+const MicroKernel& kernel_for(Isa isa) {
+  static const MicroKernel avx512 = sgemm_detail::avx512_kernel();
+  static const MicroKernel avx2 = sgemm_detail::avx2_kernel();
+  static const MicroKernel generic = {kGenericMR, kGenericNR, 256, 32 * kGenericNR, &generic_tile};
+  switch (isa) {
+    case Isa::avx512: return avx512;
+    case Isa::avx2: return avx2;
+    case Isa::reference: break;
+  }
+  return generic;
+}
+
+// Per-thread packing buffer for B, grown to the largest block seen and then reused,
+// so steady-state calls do not allocate. While a thread waits inside parallel_for,
+// TBB may run another task on it that calls sgemm again; that nested call finds the
+// buffer busy and takes a heap buffer of its own for the duration of the call.
+struct Scratch {
+  float* data = nullptr;
+  size_t floats = 0;
+  bool busy = false;
+  ~Scratch() { ::operator delete(data, std::align_val_t(64)); }
+};
+
+class ScratchLease {
+ public:
+  ScratchLease(Scratch& s, size_t floats) : scratch_(s) {
+    if (s.busy) {
+      data_ = static_cast<float*>(::operator new(floats * sizeof(float), std::align_val_t(64)));
+      owned_ = true;
+      return;
+    }
+    if (s.floats < floats) {
+      ::operator delete(s.data, std::align_val_t(64));
+      s.data = nullptr;
+      s.floats = 0;
+      s.data = static_cast<float*>(::operator new(floats * sizeof(float), std::align_val_t(64)));
+      s.floats = floats;
+    }
+    s.busy = true;
+    data_ = s.data;
+  }
+  ~ScratchLease() {
+    if (owned_)
+      ::operator delete(data_, std::align_val_t(64));
+    else
+      scratch_.busy = false;
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  Scratch& scratch_;
+  float* data_ = nullptr;
+  bool owned_ = false;
+};
+
+Scratch& b_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Packs rows [i0, i0+rows) x steps [k0, k0+kc) of op(A) k-major, mr floats per step.
+// Lanes past `rows` are left as they are: the tile for `rows` rows never reads them.
+void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
+            float* out) {
+  if (trans_a) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = A + (k0 + k) * lda + i0;
+      for (int r = 0; r < rows; ++r) out[k * mr + r] = src[r];
+    }
+  } else {
+    for (int r = 0; r < rows; ++r) {
+      const float* src = A + (i0 + r) * lda + k0;
+      for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
+    }
+  }
+}
+
+// Packs columns [j0, j0+cols) x steps [k0, k0+kc) of op(B) k-major, nr floats per step,
+// zero-padded past `cols` so whole vectors can be loaded.
+void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t j0, int cols, int64_t k0, int64_t kc, int nr,
+            float* out) {
+  if (trans_b) {
+    for (int j = 0; j < cols; ++j) {
+      const float* src = B + (j0 + j) * ldb + k0;
+      for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = src[k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) std::copy_n(B + (k0 + k) * ldb + j0, cols, out + k * nr);
+  }
+  if (cols < nr)
+    for (int64_t k = 0; k < kc; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* row = C + i * ldc;
+    if (beta == 0.0f)
+      std::fill(row, row + N, 0.0f);
+    else if (beta != 1.0f)
+      for (int64_t j = 0; j < N; ++j) row[j] *= beta;
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  ONNAS_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size M={} N={} K={}", M, N, K);
+  ONNAS_CHECK(ldc >= N && lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N),
+              "sgemm: leading dimension too small (lda={} ldb={} ldc={} for M={} N={} K={})", lda, ldb, ldc, M, N, K);
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+
+  const MicroKernel& mk = kernel_for(active_isa());
+  const int mr = mk.mr;
+  const int nr = mk.nr;
+
+  // Equal passes over K (a function of K alone, which keeps results thread-independent)
+  // and equal column blocks rounded to whole panels.
+  const int64_t k_passes = ceil_div(K, mk.kc);
+  const int64_t kc_max = ceil_div(K, k_passes);
+  const int64_t n_blocks = ceil_div(N, mk.nc);
+  const int64_t nc_max = std::min<int64_t>(N, ceil_div(ceil_div(N, n_blocks), nr) * nr);
+
+  const bool pack_whole_b = trans_b || M > kInPlaceBMaxM;
+  const bool parallel = num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelMinFlops;
+  const int64_t target_tasks = parallel ? kTasksPerThread * num_threads() : 1;
+
+  Scratch& scratch = b_scratch();
+  const size_t b_floats = pack_whole_b ? size_t(ceil_div(nc_max, nr) * nr * kc_max) : 0;
+  ScratchLease b_lease(scratch, b_floats);
+  float* b_packed = b_lease.data();
+
+  const int64_t m_panels = ceil_div(M, mr);
+  for (int64_t jc = 0; jc < N; jc += nc_max) {
+    const int64_t nb = std::min(nc_max, N - jc);
+    const int64_t n_panels = ceil_div(nb, nr);
+    // Tasks split rows first (each N chunk re-packs its A panels), then columns.
+    const int64_t m_chunks = std::min(m_panels, target_tasks);
+    const int64_t n_chunks = std::min(n_panels, ceil_div(target_tasks, m_chunks));
+    const int64_t m_chunk_panels = ceil_div(m_panels, m_chunks);
+    const int64_t n_chunk_panels = ceil_div(n_panels, n_chunks);
+
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kb = std::min(kc_max, K - pc);
+      const float beta_pass = pc == 0 ? beta : 1.0f;
+
+      const float* b_base;
+      int64_t b_panel_stride;  // distance between consecutive NR-column panels
+      int64_t b_step;          // distance between consecutive k steps inside a panel
+      if (pack_whole_b) {
+        const int64_t grain = ceil_div(n_panels, target_tasks);
+        parallel_for(0, n_panels, grain, [&](int64_t lo, int64_t hi) {
+          for (int64_t p = lo; p < hi; ++p) {
+            const int cols = int(std::min<int64_t>(nr, nb - p * nr));
+            pack_b(trans_b, B, ldb, jc + p * nr, cols, pc, kb, nr, b_packed + p * kb * nr);
+          }
+        });
+        b_base = b_packed;
+        b_panel_stride = kb * nr;
+        b_step = nr;
+      } else {
+        b_base = B + pc * ldb + jc;
+        b_panel_stride = nr;
+        b_step = ldb;
+      }
+
+      parallel_for(0, m_chunks * n_chunks, 1, [&](int64_t lo, int64_t hi) {
+        alignas(64) float a_panel[kMaxPanelA];
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t mp_begin = (t / n_chunks) * m_chunk_panels;
+          const int64_t mp_end = std::min(m_panels, mp_begin + m_chunk_panels);
+          const int64_t np_begin = (t % n_chunks) * n_chunk_panels;
+          const int64_t np_end = std::min(n_panels, np_begin + n_chunk_panels);
+          for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
+            const int64_t i0 = mp * mr;
+            const int rows = int(std::min<int64_t>(mr, M - i0));
+            pack_a(trans_a, A, lda, i0, rows, pc, kb, mr, a_panel);
+            for (int64_t np = np_begin; np < np_end; ++np) {
+              const int cols = int(std::min<int64_t>(nr, nb - np * nr));
+              mk.tile(kb, a_panel, b_base + np * b_panel_stride, b_step, C + i0 * ldc + jc + np * nr, ldc, rows, cols,
+                      alpha, beta_pass);
+            }
+          }
+        }
+      });
+    }
+  }
 }
 
 }  // namespace onnas::kernels

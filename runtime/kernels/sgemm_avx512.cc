@@ -1,0 +1,100 @@
+// AVX-512 SGEMM micro-kernel: an 8 x 48 tile of C in 24 zmm accumulators.
+//
+// Dimension key: R rows of the tile (<= MR = 8), V zmm vectors of 16 columns
+// (<= 3, NR = 48), kc steps of K. Contract in sgemm_internal.h.
+//
+// Why 8 x 48: per k step it costs 3 vector loads of B and 8 broadcasts of A for 24
+// FMAs, leaving registers for B; and the search's M (16, 32, 48, 64, 112) are all
+// multiples of 8, so the skinny shapes waste no rows. Edge tiles use the same
+// template with fewer rows / vectors, and the last vector of columns is masked.
+#include <immintrin.h>
+
+#include "runtime/kernels/sgemm_internal.h"
+
+namespace onnas::kernels::sgemm_detail {
+namespace {
+
+constexpr int kMR = 8;
+constexpr int kVec = 16;
+constexpr int kMaxV = 3;
+constexpr int kNR = kMaxV * kVec;
+constexpr int kKC = 256;
+constexpr int kNC = 10 * kNR;  // 480 columns: a 256 x 480 packed block is 480 KiB, inside a 1 MiB L2
+
+static_assert(kMR * kKC <= kMaxPanelA);
+
+template <int R, int V>
+void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
+          float beta) {
+  // Lanes of the last vector that exist (1..16).
+  const __mmask16 last = __mmask16((1u << (cols - (V - 1) * kVec)) - 1u);
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[V];
+#pragma GCC unroll 3
+    for (int v = 0; v < V - 1; ++v) bv[v] = _mm512_loadu_ps(b + v * kVec);
+    bv[V - 1] = _mm512_maskz_loadu_ps(last, b + (V - 1) * kVec);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+    a += kMR;
+    b += ldb_k;
+  }
+
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) {
+      __m512 x = _mm512_mul_ps(acc[r][v], va);
+      if (v < V - 1) {
+        if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_loadu_ps(cr + v * kVec), vb, x);
+        _mm512_storeu_ps(cr + v * kVec, x);
+      } else {
+        if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(last, cr + v * kVec), vb, x);
+        _mm512_mask_storeu_ps(cr + v * kVec, last, x);
+      }
+    }
+  }
+}
+
+template <int R>
+void tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
+               float beta) {
+  switch ((cols + kVec - 1) / kVec) {
+    case 1: return tile<R, 1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 2: return tile<R, 2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    default: return tile<R, 3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+  }
+}
+
+void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
+              float alpha, float beta) {
+  switch (rows) {
+    case 1: return tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 2: return tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 3: return tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 4: return tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 5: return tile_rows<5>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 6: return tile_rows<6>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 7: return tile_rows<7>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    default: return tile_rows<8>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+  }
+}
+
+}  // namespace
+
+MicroKernel avx512_kernel() { return {kMR, kNR, kKC, kNC, &tile_any}; }
+
+}  // namespace onnas::kernels::sgemm_detail

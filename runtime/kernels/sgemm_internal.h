@@ -1,0 +1,39 @@
+// Private to the SGEMM kernels: the contract between the driver (sgemm.cc) and the
+// ISA-specific micro-kernels (sgemm_avx2.cc, sgemm_avx512.cc).
+//
+// Dimension key: MR x NR is the register tile of C a micro-kernel computes, KC the
+// depth of one pass over K, NC the width of one packed block of B.
+//
+// A micro-kernel computes one tile of C (rows <= MR, cols <= NR) over kc steps:
+//   acc[r][j] = sum_k a[k*MR + r] * b[k*ldb_k + j]   (k ascending, one FMA chain per element)
+//   C[r][j]   = alpha * acc[r][j] + beta * C[r][j]    (C is not read when beta == 0)
+// `a` is a packed A panel (k-major, MR floats per step). `b` is either a packed B
+// panel (ldb_k == NR, zero-padded) or B itself (ldb_k == ldb), which is why the last
+// vector of columns is read with a mask: past `cols` the memory may not exist.
+//
+// Every element of C is the same FMA chain whichever tile, panel or thread computes
+// it, so the result depends on KC alone, never on the tiling or the thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace onnas::kernels::sgemm_detail {
+
+using TileFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
+                        int cols, float alpha, float beta);
+
+struct MicroKernel {
+  int mr;  // rows of the register tile; packed A panels hold mr floats per k step
+  int nr;  // columns of the register tile; packed B panels hold nr floats per k step
+  int kc;  // K is cut into passes of at most kc steps (A panel of mr*kc floats stays in L1)
+  int nc;  // B is packed nc columns at a time (kc*nc floats stay in L2), a multiple of nr
+  TileFn tile;
+};
+
+// Largest mr * kc over all kernels: the driver packs an A panel into a stack buffer.
+inline constexpr int kMaxPanelA = 8 * 256;
+
+MicroKernel avx512_kernel();  // sgemm_avx512.cc, needs AVX-512F
+MicroKernel avx2_kernel();    // sgemm_avx2.cc, needs AVX2 + FMA
+
+}  // namespace onnas::kernels::sgemm_detail

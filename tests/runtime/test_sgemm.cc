@@ -1,0 +1,267 @@
+// SGEMM against the double-accumulating reference, on every ISA the CPU has; thread-
+// count independence; no allocation once warm.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/cpu.h"
+#include "runtime/kernels/sgemm.h"
+#include "runtime/threading.h"
+
+// Counts every global operator new of this test executable (one executable per test
+// file, so this replacement affects nothing else).
+namespace {
+std::atomic<int64_t> g_news{0};
+}
+void* operator new(std::size_t n) {
+  ++g_news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t al) {
+  ++g_news;
+  size_t a = size_t(al);
+  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace onnas;
+using onnas::kernels::sgemm;
+using onnas::kernels::sgemm_reference;
+
+namespace {
+
+// Restores the ISA and thread count a test changes, however it exits.
+struct IsaGuard {
+  Isa saved = active_isa();
+  ~IsaGuard() { set_isa(saved); }
+};
+struct ThreadsGuard {
+  int saved = num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
+
+struct Problem {
+  bool ta = false, tb = false;
+  int64_t M = 1, N = 1, K = 1;
+  float alpha = 1.0f, beta = 0.0f;
+  int64_t pad_a = 0, pad_b = 0, pad_c = 0;  // leading dimension beyond the minimum
+
+  int64_t lda() const { return (ta ? M : K) + pad_a; }
+  int64_t ldb() const { return (tb ? K : N) + pad_b; }
+  int64_t ldc() const { return N + pad_c; }
+  std::string str() const {
+    return "ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " M=" + std::to_string(M) +
+           " N=" + std::to_string(N) + " K=" + std::to_string(K) + " alpha=" + std::to_string(alpha) +
+           " beta=" + std::to_string(beta) + " pads=" + std::to_string(pad_a) + "," + std::to_string(pad_b) + "," +
+           std::to_string(pad_c);
+  }
+};
+
+struct Operands {
+  std::vector<float> A, B, C;
+};
+
+Operands make_operands(const Problem& p, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Operands o;
+  o.A.resize(size_t((p.ta ? p.K : p.M) * p.lda()));
+  o.B.resize(size_t((p.tb ? p.N : p.K) * p.ldb()));
+  o.C.resize(size_t(p.M * p.ldc()));
+  for (float& x : o.A) x = u(rng);
+  for (float& x : o.B) x = u(rng);
+  for (float& x : o.C) x = u(rng);
+  return o;
+}
+
+std::vector<float> run(const Problem& p, const Operands& o) {
+  std::vector<float> c = o.C;
+  sgemm(p.ta, p.tb, p.M, p.N, p.K, p.alpha, o.A.data(), p.lda(), o.B.data(), p.ldb(), p.beta, c.data(), p.ldc());
+  return c;
+}
+
+// Checks sgemm against the reference element by element, with a bound on float
+// rounding: a sum of K products in any order is within ~K eps of sum |a||b|.
+void check_against_reference(const Problem& p, std::mt19937& rng, bool nan_c = false) {
+  INFO(p.str() << " isa=" << isa_name(active_isa()));
+  Operands o = make_operands(p, rng);
+  if (nan_c) std::fill(o.C.begin(), o.C.end(), std::nanf(""));
+  std::vector<float> got = run(p, o);
+  std::vector<float> want = o.C;
+  sgemm_reference(p.ta, p.tb, p.M, p.N, p.K, p.alpha, o.A.data(), p.lda(), o.B.data(), p.ldb(), p.beta, want.data(),
+                  p.ldc());
+  int64_t bad = 0;
+  for (int64_t i = 0; i < p.M; ++i) {
+    for (int64_t j = 0; j < p.ldc(); ++j) {
+      const size_t at = size_t(i * p.ldc() + j);
+      if (j >= p.N) {
+        // Padding between rows of C must be left alone.
+        if (std::memcmp(&got[at], &o.C[at], sizeof(float)) != 0) ++bad;
+        continue;
+      }
+      double abs_sum = 0.0;
+      for (int64_t k = 0; k < p.K; ++k) {
+        const float a = p.ta ? o.A[size_t(k * p.lda() + i)] : o.A[size_t(i * p.lda() + k)];
+        const float b = p.tb ? o.B[size_t(j * p.ldb() + k)] : o.B[size_t(k * p.ldb() + j)];
+        abs_sum += std::fabs(double(a) * double(b));
+      }
+      const double c0 = p.beta == 0.0f ? 0.0 : std::fabs(double(p.beta) * o.C[at]);
+      const double tol = 2.0 * double(p.K + 4) * FLT_EPSILON * (std::fabs(double(p.alpha)) * abs_sum + c0) + 1e-30;
+      if (!(std::fabs(double(got[at]) - double(want[at])) <= tol)) {
+        if (bad < 5) UNSCOPED_INFO("C[" << i << "][" << j << "] = " << got[at] << ", want " << want[at]);
+        ++bad;
+      }
+    }
+  }
+  CHECK(bad == 0);
+}
+
+std::vector<Isa> isas_to_test() { return {Isa::avx2, Isa::avx512, Isa::reference}; }
+
+}  // namespace
+
+TEST_CASE("sgemm matches the reference on edge sizes, transposes, alpha/beta and padding") {
+  IsaGuard isa_guard;
+  const int64_t sizes[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 47, 48, 49, 97};
+  for (Isa isa : isas_to_test()) {
+    set_isa(isa);
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int> pick(0, int(std::size(sizes)) - 1);
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+          for (int rep = 0; rep < 12; ++rep) {
+            Problem p;
+            p.ta = ta;
+            p.tb = tb;
+            p.M = sizes[pick(rng)];
+            p.N = sizes[pick(rng)];
+            p.K = sizes[pick(rng)];
+            p.alpha = rep % 3 == 0 ? 1.0f : -0.75f;
+            p.beta = beta;
+            p.pad_a = rep % 2 ? 3 : 0;
+            p.pad_b = rep % 4 >= 2 ? 5 : 0;
+            p.pad_c = rep % 3 == 1 ? 7 : 0;
+            check_against_reference(p, rng);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sgemm matches the reference on the search's shapes and on blocked sizes") {
+  IsaGuard isa_guard;
+  // Search shapes (bench/shapes.h), small M with tiny K, and sizes that cross the
+  // KC / NC block boundaries so more than one pass over K and over N happens.
+  const int64_t shapes[][3] = {{48, 784, 9},   {16, 784, 48},  {32, 196, 160}, {112, 49, 112}, {32, 10, 64},
+                               {16, 50, 9},    {130, 200, 70}, {200, 530, 300}, {257, 1000, 513}, {67, 991, 600}};
+  for (Isa isa : isas_to_test()) {
+    set_isa(isa);
+    std::mt19937 rng(99);
+    for (auto& s : shapes) {
+      for (int t = 0; t < 4; ++t) {
+        Problem p;
+        p.M = s[0];
+        p.N = s[1];
+        p.K = s[2];
+        p.ta = t & 1;
+        p.tb = t & 2;
+        p.alpha = 1.5f;
+        p.beta = t == 3 ? 0.5f : 0.0f;
+        p.pad_c = t == 2 ? 16 : 0;
+        check_against_reference(p, rng);
+      }
+    }
+  }
+}
+
+TEST_CASE("sgemm with beta == 0 ignores NaN already in C") {
+  IsaGuard isa_guard;
+  for (Isa isa : isas_to_test()) {
+    set_isa(isa);
+    std::mt19937 rng(7);
+    for (int64_t K : {int64_t(0), int64_t(9), int64_t(300)}) {
+      Problem p;
+      p.M = 19;
+      p.N = 53;
+      p.K = K;
+      p.alpha = 2.0f;
+      p.beta = 0.0f;
+      check_against_reference(p, rng, /*nan_c=*/true);
+    }
+  }
+}
+
+TEST_CASE("sgemm gives the same bits on 1 and 2 threads") {
+  IsaGuard isa_guard;
+  ThreadsGuard threads_guard;
+  const int64_t shapes[][3] = {{48, 784, 9}, {112, 49, 112}, {256, 256, 256}, {300, 700, 600}, {16, 2000, 80}};
+  for (Isa isa : isas_to_test()) {
+    set_isa(isa);
+    std::mt19937 rng(5);
+    for (auto& s : shapes) {
+      for (int t = 0; t < 4; ++t) {
+        Problem p;
+        p.M = s[0];
+        p.N = s[1];
+        p.K = s[2];
+        p.ta = t & 1;
+        p.tb = t & 2;
+        p.beta = 0.5f;
+        INFO(p.str() << " isa=" << isa_name(active_isa()));
+        Operands o = make_operands(p, rng);
+        set_num_threads(1);
+        std::vector<float> one = run(p, o);
+        set_num_threads(2);
+        std::vector<float> two = run(p, o);
+        CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("sgemm does not allocate once warm") {
+  IsaGuard isa_guard;
+  ThreadsGuard threads_guard;
+  std::mt19937 rng(3);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (Isa isa : isas_to_test()) {
+      set_isa(isa);
+      for (int tb = 0; tb < 2; ++tb) {
+        Problem p;
+        p.M = 300;
+        p.N = 600;
+        p.K = 400;
+        p.tb = tb;
+        Operands o = make_operands(p, rng);
+        std::vector<float> c = o.C;
+        auto call = [&] {
+          sgemm(p.ta, p.tb, p.M, p.N, p.K, p.alpha, o.A.data(), p.lda(), o.B.data(), p.ldb(), p.beta, c.data(),
+                p.ldc());
+        };
+        call();  // warm-up: grows this thread's packing buffer
+        const int64_t before = g_news.load();
+        call();
+        call();
+        const int64_t news = g_news.load() - before;  // read before INFO, which allocates
+        INFO("threads=" << threads << " isa=" << isa_name(active_isa()) << " tb=" << tb);
+        CHECK(news == 0);
+      }
+    }
+  }
+}
