@@ -1,0 +1,162 @@
+// Pooling: reference backward against finite differences (double, max-pool near-ties
+// masked), fast kernels against the reference (float) over sweeps, and the PyTorch
+// rules spelled out: first maximum wins, padding never wins, padding not counted.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "runtime/kernels/pool.h"
+#include "runtime/kernels/reference.h"
+#include "tests/runtime/kernel_test_util.h"
+
+using namespace onnas;
+using namespace onnas::kernels;
+
+namespace {
+
+size_t x_numel(const Pool2dShape& s) { return size_t(s.N * s.C * s.H * s.W); }
+size_t y_numel(const Pool2dShape& s) { return size_t(s.N * s.C * s.P() * s.Q()); }
+
+std::string describe(const Pool2dShape& s) {
+  return fmt::format("N{} C{} {}x{} window {}x{} stride {}x{} pad {}x{}", s.N, s.C, s.H, s.W, s.R, s.S, s.stride_h,
+                     s.stride_w, s.pad_h, s.pad_w);
+}
+
+}  // namespace
+
+TEST_CASE("reference pooling backward matches central finite differences") {
+  const int64_t stride = GENERATE(1, 2);
+  const int64_t pad = GENERATE(0, 1);
+  const int64_t window = GENERATE(2, 3);
+  Pool2dShape s{.N = 2, .C = 3, .H = 6, .W = 7, .R = window, .S = window, .stride_h = stride, .stride_w = stride,
+                .pad_h = pad, .pad_w = pad};
+  INFO(describe(s));
+  auto x = test::random<double>(x_numel(s), 21);
+  const auto g = test::random<double>(y_numel(s), 22);
+  std::vector<double> y(y_numel(s));
+  std::vector<int32_t> argmax(y_numel(s));
+
+  SECTION("max pool, entries near a tie masked") {
+    // A kink wherever two values of one plane are within reach of the perturbation.
+    const int64_t HW = s.H * s.W;
+    auto near_tie = [&](size_t i) {
+      const int64_t plane = int64_t(i) / HW;
+      for (int64_t j = plane * HW; j < (plane + 1) * HW; ++j)
+        if (j != int64_t(i) && std::abs(x[size_t(j)] - x[i]) < 1e-4) return true;
+      return false;
+    };
+    auto loss = [&] {
+      ref::max_pool2d_forward<double>(s, x.data(), y.data(), argmax.data());
+      return test::weighted_sum(y, g);
+    };
+    loss();
+    std::vector<double> dx(x.size());
+    ref::max_pool2d_backward<double>(s, g.data(), argmax.data(), dx.data());
+    test::expect_close(test::masked(dx, near_tie), test::numeric_grad(x, loss, near_tie), 1e-6, 1e-7, "max dx");
+  }
+  SECTION("avg pool") {
+    auto loss = [&] {
+      ref::avg_pool2d_forward<double>(s, x.data(), y.data());
+      return test::weighted_sum(y, g);
+    };
+    std::vector<double> dx(x.size());
+    ref::avg_pool2d_backward<double>(s, g.data(), dx.data());
+    test::expect_close(dx, test::numeric_grad(x, loss), 1e-6, 1e-7, "avg dx");
+  }
+  SECTION("global avg pool") {
+    const int64_t HW = s.H * s.W;
+    std::vector<double> gy(size_t(s.N * s.C));
+    auto gg = test::random<double>(gy.size(), 23);
+    auto loss = [&] {
+      ref::global_avg_pool_forward<double>(s.N, s.C, HW, x.data(), gy.data());
+      return test::weighted_sum(gy, gg);
+    };
+    std::vector<double> dx(x.size());
+    ref::global_avg_pool_backward<double>(s.N, s.C, HW, gg.data(), dx.data());
+    test::expect_close(dx, test::numeric_grad(x, loss), 1e-6, 1e-7, "global avg dx");
+  }
+}
+
+TEST_CASE("pooling kernels match the reference") {
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  const int64_t stride = GENERATE(1, 2);
+  const int64_t pad = GENERATE(0, 1);
+  const int64_t window = GENERATE(2, 3, 5);
+  const int64_t C = GENERATE(3, 17);
+  const int64_t N = GENERATE(1, 2);
+  const int64_t H = GENERATE(7, 14);
+  Pool2dShape s{.N = N, .C = C, .H = H, .W = H + 3, .R = window, .S = window, .stride_h = stride,
+                .stride_w = stride, .pad_h = pad, .pad_w = pad};
+  INFO(describe(s) << " isa " << isa_name(isa));
+  const auto x = test::random<float>(x_numel(s), 31);
+  const auto dy = test::random<float>(y_numel(s), 32);
+
+  std::vector<float> y(y_numel(s), NAN), y_ref(y_numel(s));
+  std::vector<int32_t> am(y_numel(s), -7), am_ref(y_numel(s));
+  max_pool2d_forward(s, x.data(), y.data(), am.data());
+  ref::max_pool2d_forward<float>(s, x.data(), y_ref.data(), am_ref.data());
+  CHECK(y == y_ref);  // a maximum is a copy: exact
+  CHECK(am == am_ref);
+
+  std::vector<float> dx(x_numel(s), NAN), dx_ref(x_numel(s));
+  max_pool2d_backward(s, dy.data(), am.data(), dx.data());
+  ref::max_pool2d_backward<float>(s, dy.data(), am_ref.data(), dx_ref.data());
+  test::expect_close(dx, dx_ref, 1e-6, 1e-6, "max backward");
+
+  avg_pool2d_forward(s, x.data(), y.data());
+  ref::avg_pool2d_forward<float>(s, x.data(), y_ref.data());
+  test::expect_close(y, y_ref, 1e-5, 1e-6, "avg forward");
+  avg_pool2d_backward(s, dy.data(), dx.data());
+  ref::avg_pool2d_backward<float>(s, dy.data(), dx_ref.data());
+  test::expect_close(dx, dx_ref, 1e-5, 1e-6, "avg backward");
+
+  const int64_t HW = s.H * s.W;
+  std::vector<float> gy(size_t(N * C), NAN), gy_ref(size_t(N * C));
+  global_avg_pool_forward(N, C, HW, x.data(), gy.data());
+  ref::global_avg_pool_forward<float>(N, C, HW, x.data(), gy_ref.data());
+  test::expect_close(gy, gy_ref, 1e-5, 1e-6, "global avg forward");
+  std::vector<float> gdx(x.size(), NAN), gdx_ref(x.size());
+  global_avg_pool_backward(N, C, HW, gy.data(), gdx.data());
+  ref::global_avg_pool_backward<float>(N, C, HW, gy.data(), gdx_ref.data());
+  test::expect_close(gdx, gdx_ref, 1e-6, 1e-7, "global avg backward");
+}
+
+TEST_CASE("max pool: the first maximum wins ties and padding never wins") {
+  Pool2dShape s{.N = 1, .C = 1, .H = 4, .W = 4, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  // All equal and negative: a padded zero must not win, and the argmax is the first
+  // in-bounds position of each window.
+  std::vector<float> x(16, -2.0f), y(16);
+  std::vector<int32_t> am(16);
+  max_pool2d_forward(s, x.data(), y.data(), am.data());
+  for (float v : y) CHECK(v == -2.0f);
+  CHECK(am[0] == 0);            // window rows -1..1, cols -1..1 -> first in-bounds (0, 0)
+  CHECK(am[1] == 0);            // cols 0..2
+  CHECK(am[2] == 1);            // cols 1..3
+  CHECK(am[5] == 0);            // (1, 1): rows 0..2, cols 0..2
+  CHECK(am[15] == 2 * 4 + 2);   // (3, 3): rows 2..3, cols 2..3
+
+  // Gradient of a tie goes to the first maximum only.
+  std::vector<float> dy(16, 1.0f), dx(16);
+  max_pool2d_backward(s, dy.data(), am.data(), dx.data());
+  CHECK(dx[0] == 4.0f);  // outputs (0,0), (0,1), (1,0), (1,1) all chose (0, 0)
+  CHECK(dx[3] == 0.0f);
+}
+
+TEST_CASE("avg pool excludes padding from the count; global avg pool is the plane mean") {
+  Pool2dShape s{.N = 1, .C = 2, .H = 3, .W = 3, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  std::vector<float> x(18, 1.0f), y(18);
+  avg_pool2d_forward(s, x.data(), y.data());
+  for (float v : y) CHECK(v == Approx(1.0f));  // count_include_pad = True would give 4/9 in a corner
+
+  std::vector<float> dy(18, 1.0f), dx(18);
+  avg_pool2d_backward(s, dy.data(), dx.data());
+  // Corner (0,0) is in the windows of outputs (0,0) [4 values], (0,1) [6], (1,0) [6], (1,1) [9].
+  CHECK(dx[0] == Approx(1.0 / 4 + 1.0 / 6 + 1.0 / 6 + 1.0 / 9));
+
+  std::vector<float> plane = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}, g(2);
+  global_avg_pool_forward(1, 2, 9, plane.data(), g.data());
+  CHECK(g[0] == Approx(5.0f));
+  CHECK(g[1] == Approx(14.0f));
+}
