@@ -1,11 +1,11 @@
 // relu: y = max(x, 0). Its backward reads the output (same mask as the input), so an
 // in-place relu keeps what its backward needs.
 #include "graph/op.h"
+#include "ops/op_list.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
 
 namespace onnas::ops {
-namespace {
 
 using graph::GradContext;
 using graph::InferContext;
@@ -38,8 +38,6 @@ const graph::OpDef kRelu{
         },
     .inplace_input = 0,
 };
-
-}  // namespace
 
 ValueId relu(Graph& g, ValueId x, const std::string& name) { return g.add_node1(kRelu, name, {x}); }
 

@@ -1,0 +1,73 @@
+// crop: y = x[:, :, top:top+h, left:left+w] (aligning feature maps of different
+// sizes). The backward writes dy back into a zeroed tensor of x's shape and reads
+// nothing of the forward.
+//
+// Dimension key: N C H W input, h w the crop size.
+#include "graph/op.h"
+#include "ops/op_list.h"
+#include "ops/ops.h"
+#include "runtime/kernels/elementwise.h"
+
+namespace onnas::ops {
+namespace {
+
+using graph::GradContext;
+using graph::InferContext;
+using graph::RunContext;
+using graph::TensorType;
+
+struct CropNode {
+  int64_t top, left, h, w;
+};
+
+// x's shape rides along for the backward, which knows only dy.
+struct CropBackwardNode {
+  Shape x;
+  CropNode crop;
+};
+
+}  // namespace
+
+const graph::OpDef kCropBackward{
+    .name = "crop_backward",
+    .infer = [](const InferContext& c) { return std::vector<TensorType>{{c.attrs<CropBackwardNode>().x}}; },
+    .forward =
+        [](const RunContext& c) {
+          const CropBackwardNode& a = c.attrs<CropBackwardNode>();
+          kernels::crop2d_backward(a.x[0], a.x[1], a.x[2], a.x[3], a.crop.top, a.crop.left, a.crop.h, a.crop.w,
+                                   c.inputs[0].f32(), c.outputs[0].f32());
+        },
+};
+
+const graph::OpDef kCrop{
+    .name = "crop",
+    .infer =
+        [](const InferContext& c) {
+          c.expect_inputs(1);
+          c.expect_rank(0, 4);
+          c.expect_dtype(0, DType::f32);
+          const CropNode& a = c.attrs<CropNode>();
+          const Shape& x = c.shape(0);
+          if (a.top < 0 || a.left < 0 || a.h < 1 || a.w < 1 || a.top + a.h > x[2] || a.left + a.w > x[3])
+            c.fail("window rows [{}, {}) x columns [{}, {}) is not inside '{}' {}", a.top, a.top + a.h, a.left,
+                   a.left + a.w, c.input_name(0), x.str());
+          return std::vector<TensorType>{{Shape{x[0], x[1], a.h, a.w}}};
+        },
+    .forward =
+        [](const RunContext& c) {
+          const CropNode& a = c.attrs<CropNode>();
+          const Shape& x = c.inputs[0].shape();
+          kernels::crop2d(x[0], x[1], x[2], x[3], a.top, a.left, a.h, a.w, c.inputs[0].f32(), c.outputs[0].f32());
+        },
+    .gradient =
+        [](GradContext& c) {
+          CropBackwardNode b{c.graph().shape(c.input(0)), c.attrs<CropNode>()};
+          c.set_input_grad(0, c.graph().add_node1(kCropBackward, c.grad_name(), {c.output_grad(0)}, b));
+        },
+};
+
+ValueId crop(Graph& g, ValueId x, int64_t top, int64_t left, int64_t h, int64_t w, const std::string& name) {
+  return g.add_node1(kCrop, name, {x}, CropNode{top, left, h, w});
+}
+
+}  // namespace onnas::ops
