@@ -3,14 +3,15 @@
 // Dimension key: M, N, K as in sgemm.h; MR x NR the register tile, KC the depth of a
 // pass over K, NC the width of a packed block of B (sgemm_internal.h).
 //
-// Loop nest (GotoBLAS / BLIS order, with the two inner loops swapped so the small
-// A panel, not the B panel, is the one that lives in L1):
+// Loop nest (GotoBLAS / BLIS blocking, with the two inner loops swapped so the small
+// A panel, not the B panel, is the one that stays in L1 while B streams from L2):
 //
-//   for each block of NC columns              (B block: KC x NC, in L2)
-//     for each pass of KC steps over K        (in order: the only reduction split)
+//   for each pass of KC steps over K          (in order: the only split of the sum)
+//     pack all of op(A) for the pass          (MR-row panels, reused by every block)
+//     for each block of NC columns            (B block: KC x NC, in L2)
 //       pack B block, in parallel over NR panels (or read B in place, see below)
 //       parallel over tasks = (chunk of MR-row panels) x (chunk of NR-column panels)
-//         for each MR-row panel: pack A panel (MR x KC, on the stack, in L1)
+//         for each MR-row panel (MR x KC, in L1)
 //           for each NR-column panel: micro-kernel on registers
 //
 // B is read in place, not packed, when it is not transposed and M is small: each
@@ -35,13 +36,14 @@
 namespace onnas::kernels {
 namespace {
 
-using sgemm_detail::kMaxPanelA;
 using sgemm_detail::MicroKernel;
 
 // Below this many flops a second thread costs more to wake than it saves.
 constexpr double kParallelMinFlops = 2.0e6;
 // Up to this M, a non-transposed B is read in place instead of packed.
 constexpr int64_t kInPlaceBMaxM = 128;
+// Below this many elements of A per pass, one thread packs A.
+constexpr int64_t kParallelMinPack = 64 * 1024;
 // Tasks per thread: enough that uneven tasks (edges) still balance.
 constexpr int64_t kTasksPerThread = 4;
 
@@ -95,7 +97,7 @@ const MicroKernel& kernel_for(Isa isa) {
   return generic;
 }
 
-// Per-thread packing buffer for B, grown to the largest block seen and then reused,
+// Per-thread packing buffers for A and B, grown to the largest block seen and then reused,
 // so steady-state calls do not allocate. While a thread waits inside parallel_for,
 // TBB may run another task on it that calls sgemm again; that nested call finds the
 // buffer busy and takes a heap buffer of its own for the duration of the call.
@@ -139,6 +141,11 @@ class ScratchLease {
   float* data_ = nullptr;
   bool owned_ = false;
 };
+
+Scratch& a_scratch() {
+  thread_local Scratch s;
+  return s;
+}
 
 Scratch& b_scratch() {
   thread_local Scratch s;
@@ -218,31 +225,44 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const bool parallel = num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelMinFlops;
   const int64_t target_tasks = parallel ? kTasksPerThread * num_threads() : 1;
 
-  Scratch& scratch = b_scratch();
+  const int64_t m_panels = ceil_div(M, mr);
+  const size_t a_floats = size_t(m_panels * mr * kc_max);
   const size_t b_floats = pack_whole_b ? size_t(ceil_div(nc_max, nr) * nr * kc_max) : 0;
-  ScratchLease b_lease(scratch, b_floats);
+  ScratchLease a_lease(a_scratch(), a_floats);
+  ScratchLease b_lease(b_scratch(), b_floats);
+  float* a_packed = a_lease.data();
   float* b_packed = b_lease.data();
 
-  const int64_t m_panels = ceil_div(M, mr);
-  for (int64_t jc = 0; jc < N; jc += nc_max) {
-    const int64_t nb = std::min(nc_max, N - jc);
-    const int64_t n_panels = ceil_div(nb, nr);
-    // Tasks split rows first (each N chunk re-packs its A panels), then columns.
-    const int64_t m_chunks = std::min(m_panels, target_tasks);
-    const int64_t n_chunks = std::min(n_panels, ceil_div(target_tasks, m_chunks));
-    const int64_t m_chunk_panels = ceil_div(m_panels, m_chunks);
-    const int64_t n_chunk_panels = ceil_div(n_panels, n_chunks);
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kb = std::min(kc_max, K - pc);
+    const float beta_pass = pc == 0 ? beta : 1.0f;
 
-    for (int64_t pc = 0; pc < K; pc += kc_max) {
-      const int64_t kb = std::min(kc_max, K - pc);
-      const float beta_pass = pc == 0 ? beta : 1.0f;
+    // All of op(A) for this pass, once: every column block below reuses it.
+    auto pack_a_panels = [&](int64_t lo, int64_t hi) {
+      for (int64_t mp = lo; mp < hi; ++mp) {
+        const int rows = int(std::min<int64_t>(mr, M - mp * mr));
+        pack_a(trans_a, A, lda, mp * mr, rows, pc, kb, mr, a_packed + mp * mr * kb);
+      }
+    };
+    if (parallel && M * kb >= kParallelMinPack)
+      parallel_for(0, m_panels, ceil_div(m_panels, target_tasks), pack_a_panels);
+    else
+      pack_a_panels(0, m_panels);
+
+    for (int64_t jc = 0; jc < N; jc += nc_max) {
+      const int64_t nb = std::min(nc_max, N - jc);
+      const int64_t n_panels = ceil_div(nb, nr);
+      // Tasks split rows first (they share nothing), then columns.
+      const int64_t m_chunks = std::min(m_panels, target_tasks);
+      const int64_t n_chunks = std::min(n_panels, ceil_div(target_tasks, m_chunks));
+      const int64_t m_chunk_panels = ceil_div(m_panels, m_chunks);
+      const int64_t n_chunk_panels = ceil_div(n_panels, n_chunks);
 
       const float* b_base;
       int64_t b_panel_stride;  // distance between consecutive NR-column panels
       int64_t b_step;          // distance between consecutive k steps inside a panel
       if (pack_whole_b) {
-        const int64_t grain = ceil_div(n_panels, target_tasks);
-        parallel_for(0, n_panels, grain, [&](int64_t lo, int64_t hi) {
+        parallel_for(0, n_panels, ceil_div(n_panels, target_tasks), [&](int64_t lo, int64_t hi) {
           for (int64_t p = lo; p < hi; ++p) {
             const int cols = int(std::min<int64_t>(nr, nb - p * nr));
             pack_b(trans_b, B, ldb, jc + p * nr, cols, pc, kb, nr, b_packed + p * kb * nr);
@@ -258,7 +278,6 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       }
 
       parallel_for(0, m_chunks * n_chunks, 1, [&](int64_t lo, int64_t hi) {
-        alignas(64) float a_panel[kMaxPanelA];
         for (int64_t t = lo; t < hi; ++t) {
           const int64_t mp_begin = (t / n_chunks) * m_chunk_panels;
           const int64_t mp_end = std::min(m_panels, mp_begin + m_chunk_panels);
@@ -267,7 +286,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
           for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
             const int64_t i0 = mp * mr;
             const int rows = int(std::min<int64_t>(mr, M - i0));
-            pack_a(trans_a, A, lda, i0, rows, pc, kb, mr, a_panel);
+            const float* a_panel = a_packed + mp * mr * kb;
             for (int64_t np = np_begin; np < np_end; ++np) {
               const int cols = int(std::min<int64_t>(nr, nb - np * nr));
               mk.tile(kb, a_panel, b_base + np * b_panel_stride, b_step, C + i0 * ldc + jc + np * nr, ldc, rows, cols,

@@ -21,8 +21,6 @@ constexpr int kNR = kMaxV * kVec;
 constexpr int kKC = 256;
 constexpr int kNC = 32 * kNR;  // 512 columns: a 256 x 512 packed block is 512 KiB, inside a 1 MiB L2
 
-static_assert(kMR * kKC <= kMaxPanelA);
-
 template <int R, int V>
 void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
           float beta) {

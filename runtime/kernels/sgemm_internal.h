@@ -30,9 +30,6 @@ struct MicroKernel {
   TileFn tile;
 };
 
-// Largest mr * kc over all kernels: the driver packs an A panel into a stack buffer.
-inline constexpr int kMaxPanelA = 8 * 256;
-
 MicroKernel avx512_kernel();  // sgemm_avx512.cc, needs AVX-512F
 MicroKernel avx2_kernel();    // sgemm_avx2.cc, needs AVX2 + FMA
 
