@@ -1,0 +1,56 @@
+#include "data/cifar.h"
+
+#include "data/gz_file.h"
+#include "runtime/error.h"
+
+namespace onnas::data {
+
+Dataset load_cifar10(std::span<const std::string> batch_files) {
+  if (batch_files.empty()) fail("load_cifar10: no batch files given");
+  Dataset d;
+  d.C = 3;
+  d.H = kCifarSide;
+  d.W = kCifarSide;
+  d.num_classes = kCifar10Classes;
+  d.source = batch_files[0];
+  constexpr float kScale = 1.0f / 255.0f;
+  for (const std::string& path : batch_files) {
+    GzFile f(path, "CIFAR-10 batch");
+    // A plain file's size tells at once whether it holds whole records.
+    if (f.plain() && f.size() % uint64_t(kCifarRecordBytes) != 0)
+      fail("CIFAR-10 batch file '{}' is {} bytes, not a multiple of the {}-byte record (1 label + {} pixels): truncated "
+           "or not a CIFAR-10 batch",
+           path, f.size(), kCifarRecordBytes, kCifarImageBytes);
+    std::vector<uint8_t> record(static_cast<size_t>(kCifarRecordBytes));
+    int64_t records = 0;
+    for (;;) {
+      uint64_t got = f.read_up_to(record.data(), record.size());
+      if (got == 0) break;
+      if (got != record.size())
+        fail("CIFAR-10 batch file '{}' ends inside record {} ({} of {} bytes): truncated or not a CIFAR-10 batch", path,
+             records, got, kCifarRecordBytes);
+      if (record[0] >= kCifar10Classes)
+        fail("CIFAR-10 batch file '{}': record {} has label {}, expected 0..9", path, records, int(record[0]));
+      d.labels.push_back(record[0]);
+      size_t at = d.images.size();
+      d.images.resize(at + size_t(kCifarImageBytes));
+      for (int64_t i = 0; i < kCifarImageBytes; ++i) d.images[at + size_t(i)] = float(record[size_t(1 + i)]) * kScale;
+      ++records;
+    }
+    if (records == 0) fail("CIFAR-10 batch file '{}' is empty", path);
+    d.N += records;
+  }
+  return d;
+}
+
+Dataset load_cifar10_dir(const std::string& dir, Split split) {
+  std::vector<std::string> files;
+  if (split == Split::train) {
+    for (int i = 1; i <= 5; ++i) files.push_back(dir + "/data_batch_" + std::to_string(i) + ".bin");
+  } else {
+    files.push_back(dir + "/test_batch.bin");
+  }
+  return load_cifar10(files);
+}
+
+}  // namespace onnas::data

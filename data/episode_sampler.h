@@ -1,0 +1,74 @@
+// EpisodeSampler: N-way K-shot episodes for few-shot meta-learning. Each episode picks
+// N distinct classes from a class split, then K support and Q query images per class,
+// all distinct, and relabels the chosen classes 0..N-1 (in the order drawn).
+//
+//   ClassSplit cs = fashion_mnist_class_split();
+//   EpisodeSampler episodes(train, cs.meta_train, {.n_way = 5, .k_shot = 1, .q_query = 15}, seed);
+//   // support_x [N*K, C, H, W], support_y [N*K], query_x [N*Q, C, H, W], query_y [N*Q]
+//   const Episode& e = episodes.next(support_x, support_y, query_x, query_y);
+//
+// Buffers are class-major: rows k*... of class j are rows j*K .. j*K+K-1 of support and
+// j*Q .. j*Q+Q-1 of query, with label j. Images come from an in-memory Dataset, or are
+// decoded on demand from an image tree (big Omniglot / miniImageNet trees need not fit
+// in memory). Drawing an episode allocates nothing; the sequence of episodes is a
+// function of the seed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/image_folder.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+
+namespace onnas::data {
+
+struct EpisodeShape {
+  int64_t n_way = 5;
+  int64_t k_shot = 1;
+  int64_t q_query = 15;
+};
+
+struct Episode {
+  std::vector<int32_t> classes;  // original class ids; episode label j means classes[j]
+  // Items per slot, class-major. For a Dataset source, dataset indices; for an image
+  // tree, the position of the file in its class's file list.
+  std::vector<int64_t> support;  // N*K
+  std::vector<int64_t> query;    // N*Q
+};
+
+class EpisodeSampler {
+ public:
+  // Over a Dataset (which must outlive the sampler), restricted to `classes`.
+  EpisodeSampler(const Dataset& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed);
+  // Over an image tree; images are decoded with `options` when an episode is filled.
+  EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions options, std::vector<int32_t> classes, EpisodeShape shape,
+                 uint64_t seed);
+
+  const EpisodeShape& shape() const { return shape_; }
+  Shape image_shape() const { return Shape{C_, H_, W_}; }
+
+  // Draws the next episode (indices only).
+  const Episode& next();
+  // Draws the next episode and fills the buffers (shapes as in the header comment).
+  const Episode& next(Tensor support_x, Tensor support_y, Tensor query_x, Tensor query_y);
+
+ private:
+  void init(int32_t num_classes, const std::vector<int64_t>& class_sizes);
+  void fill(const std::vector<int64_t>& items, int64_t per_class, Tensor x, Tensor y, const char* what);
+  void copy_image(int32_t cls, int64_t item, float* out);
+
+  const Dataset* data_ = nullptr;
+  const ImageFolderIndex* tree_ = nullptr;
+  ImageLoadOptions load_options_;
+  std::vector<int32_t> classes_;             // the class split, drawn from in place
+  std::vector<std::vector<int64_t>> pools_;  // per class id: its items, drawn from in place
+  EpisodeShape shape_;
+  int64_t C_ = 0, H_ = 0, W_ = 0;
+  std::string source_;
+  Rng rng_;
+  Episode episode_;
+};
+
+}  // namespace onnas::data

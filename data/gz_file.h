@@ -1,0 +1,51 @@
+// GzFile: reads a file that may or may not be gzip-compressed (zlib's gzread passes
+// plain files through), for the loaders in this folder. Reads are exact: a short read
+// is an error naming the file, and the caller can ask whether bytes remain, so both a
+// truncated file and trailing garbage are caught, compressed or not.
+//
+//   GzFile f(path, "IDX images");
+//   uint8_t magic[4];
+//   f.read_exact(magic, 4, "the magic number");
+//   std::vector<uint8_t> pixels = f.read_payload(n_bytes, "the pixels");   // grows as data arrives
+//   f.expect_end();
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace onnas::data {
+
+class GzFile {
+ public:
+  GzFile(std::string path, std::string kind);
+  ~GzFile();
+  GzFile(const GzFile&) = delete;
+  GzFile& operator=(const GzFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  // True for a plain (uncompressed) file; then size() is its exact size on disk.
+  bool plain() const;
+  uint64_t size() const { return size_; }
+  uint64_t position() const { return position_; }
+
+  // Reads up to n bytes; fewer only at the end of the file.
+  uint64_t read_up_to(void* out, uint64_t n);
+  // Reads exactly n bytes or throws "... ended after X bytes while reading <what>".
+  void read_exact(void* out, uint64_t n, const char* what);
+  // Reads exactly n bytes into a vector that grows with the data actually read, so a
+  // header that promises terabytes costs nothing until the bytes really exist.
+  std::vector<uint8_t> read_payload(uint64_t n, const char* what);
+  // Throws if any byte remains after the expected content.
+  void expect_end();
+
+ private:
+  int64_t read_some(void* out, uint64_t n);
+
+  std::string path_, kind_;
+  void* gz_ = nullptr;  // gzFile, kept opaque so zlib.h stays out of this header
+  uint64_t size_ = 0;
+  uint64_t position_ = 0;
+};
+
+}  // namespace onnas::data

@@ -1,0 +1,28 @@
+// IDX files (the MNIST family: MNIST, Fashion-MNIST, KMNIST, EMNIST), plain or
+// gzip-compressed, into a Dataset of grey images with values in [0, 1].
+//
+//   Dataset d = load_idx("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz");
+//   d.N == 60000; d.C == 1; d.H == d.W == 28;
+//
+// Format: big-endian. Images: magic 0x00000803 (u8, 3 dims), N, rows, cols, then
+// N*rows*cols bytes. Labels: magic 0x00000801 (u8, 1 dim), N, then N bytes. Everything
+// is checked: magic, non-zero and sane dims, equal counts, exact file sizes (for gzip,
+// by reading through), labels below num_classes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/dataset.h"
+
+namespace onnas::data {
+
+constexpr uint32_t kIdxImagesMagic = 0x00000803;
+constexpr uint32_t kIdxLabelsMagic = 0x00000801;
+// Rows and columns beyond this are a corrupt header, not an image.
+constexpr uint32_t kIdxMaxSide = 1u << 16;
+
+// num_classes = 0 infers it as max label + 1; otherwise every label must be below it.
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0);
+
+}  // namespace onnas::data

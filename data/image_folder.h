@@ -1,0 +1,54 @@
+// Class-per-folder image trees (root/<class>/<image files>), the way users keep
+// Omniglot and miniImageNet: PNG, JPEG, BMP, PGM/PPM decoded with stb_image, converted
+// to the caller's channel count (1 grey or 3 colour), resized to H x W, values in [0, 1].
+//
+//   ImageLoadOptions opt{.channels = 1, .height = 28, .width = 28};
+//   Dataset d = load_image_folder("omniglot/images_background", opt);   // everything
+//
+//   ImageFolderIndex idx = list_image_folder("mini-imagenet/train");    // names only, fast
+//   Dataset few = load_image_folder(idx, opt, std::vector<int32_t>{3, 17});  // two classes
+//
+// Classes are the sub-folders sorted by name (class id = position); files within a
+// class are sorted too, so ids and orders are the same on every machine. Omniglot's
+// root/<alphabet>/<character>/ layout is class_depth = 2 (class "alphabet/character").
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace onnas::data {
+
+struct ImageFolderIndex {
+  std::string root;
+  std::vector<std::string> class_names;         // sorted; class id = position
+  std::vector<std::vector<std::string>> files;  // per class, full paths, sorted
+
+  int32_t num_classes() const { return int32_t(class_names.size()); }
+  int64_t num_images() const;
+};
+
+// Lists the tree without decoding anything. Files are recognised by extension (.png
+// .jpg .jpeg .bmp .pgm .ppm, any case); hidden entries and other files are ignored. A
+// tree without classes, or a class folder without images, is an error naming it.
+ImageFolderIndex list_image_folder(const std::string& root, int class_depth = 1);
+
+struct ImageLoadOptions {
+  int channels = 1;       // 1 (grey) or 3 (RGB), whatever the file holds
+  int64_t height = 28;
+  int64_t width = 28;
+  bool skip_undecodable = false;  // false: a file that fails to decode is an error naming it
+};
+
+// Decodes one image into out[C * H * W] (CHW, [0, 1]). Throws naming the file.
+void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
+
+// Loads every image of the tree (or of `classes` only; labels stay the tree's class
+// ids and num_classes the tree's count). Skipped files are appended to `skipped`.
+Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions& options,
+                          std::span<const int32_t> classes = {}, std::vector<std::string>* skipped = nullptr);
+Dataset load_image_folder(const std::string& root, const ImageLoadOptions& options);
+
+}  // namespace onnas::data
