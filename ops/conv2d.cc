@@ -24,7 +24,8 @@ Conv2dShape conv_shape(const Shape& x, const Shape& w, const Conv2dAttrs& a) {
   Conv2dShape s;
   s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
   s.K = w[0], s.R = w[2], s.S = w[3];
-  s.stride_h = s.stride_w = a.stride;
+  s.stride_h = a.stride_h >= 0 ? a.stride_h : a.stride;
+  s.stride_w = a.stride_w >= 0 ? a.stride_w : a.stride;
   s.pad_h = a.pad_h >= 0 ? a.pad_h : a.pad;
   s.pad_w = a.pad_w >= 0 ? a.pad_w : a.pad;
   s.dil_h = s.dil_w = a.dilation;
@@ -82,7 +83,7 @@ const graph::OpDef kConv2d{
           c.expect_dtype(0, DType::f32);
           c.expect_dtype(1, DType::f32);
           const Conv2dAttrs& a = c.attrs<Conv2dAttrs>();
-          if (a.stride < 1 || a.dilation < 1 || a.groups < 1 || a.pad < 0)
+          if (a.stride < 1 || a.stride_h == 0 || a.stride_w == 0 || a.stride_h < -1 || a.stride_w < -1 || a.dilation < 1 || a.groups < 1 || a.pad < 0)
             c.fail("stride {}, dilation {}, groups {} must be at least 1 and pad {} at least 0", a.stride, a.dilation,
                    a.groups, a.pad);
           const Shape& x = c.shape(0);

@@ -25,7 +25,7 @@ using graph::ValueId;
 
 // --- convolution -------------------------------------------------------------------
 // x [N, C, H, W], w [K, C/groups, R, S] -> [N, K, P, Q]. pad_h / pad_w override pad
-// when >= 0 (the 1x5 / 5x1 convs pad one axis only).
+// when >= 0 (the 1x5 / 5x1 convs pad one axis only); likewise stride_h / stride_w.
 struct Conv2dAttrs {
   int64_t stride = 1;
   int64_t pad = 0;
@@ -33,6 +33,8 @@ struct Conv2dAttrs {
   int64_t groups = 1;
   int64_t pad_h = -1;
   int64_t pad_w = -1;
+  int64_t stride_h = -1;  // override stride per axis when >= 0 (conv_1x5_5x1 at stride 2)
+  int64_t stride_w = -1;
 };
 ValueId conv2d(Graph& g, ValueId x, ValueId w, Conv2dAttrs a = {}, const std::string& name = "conv");
 
