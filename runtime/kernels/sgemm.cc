@@ -39,7 +39,7 @@ namespace {
 using sgemm_detail::MicroKernel;
 
 // Below this many flops a second thread costs more to wake than it saves.
-constexpr double kParallelMinFlops = 2.0e6;
+constexpr double kParallelMinFlops = 1.0e6;
 // Up to this M, a non-transposed B is read in place instead of packed.
 constexpr int64_t kInPlaceBMaxM = 128;
 // Below this many elements of A per pass, one thread packs A.

@@ -19,7 +19,7 @@ constexpr int kVec = 16;
 constexpr int kMaxV = 3;
 constexpr int kNR = kMaxV * kVec;
 constexpr int kKC = 256;
-constexpr int kNC = 10 * kNR;  // 480 columns: a 256 x 480 packed block is 480 KiB, inside a 1 MiB L2
+constexpr int kNC = 12 * kNR;  // 576 columns: a 256 x 576 packed block is 576 KiB, inside a 1 MiB L2
 
 template <int R, int V>
 void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
