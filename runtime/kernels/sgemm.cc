@@ -156,62 +156,61 @@ Scratch& b_scratch() {
   return s;
 }
 
-// Packs rows [i0, i0+rows) x steps [k0, k0+kc) of op(A) k-major, mr floats per step.
-// Lanes past `rows` are left as they are: the tile for `rows` rows never reads them.
-// A row-major A is transposed 4 x 4 at a time with SSE (baseline x86-64): done one
-// float at a time, this copy cost about a tenth of a large SGEMM.
-void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
-            float* out) {
-  if (trans_a) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = A + (k0 + k) * lda + i0;
-      for (int r = 0; r < rows; ++r) out[k * mr + r] = src[r];
-    }
+// Copies a panel of `lanes` rows or columns of a matrix over kc steps of K into
+// out[k * width + lane]. With k_contiguous, lane l at step k is src[l * ld + k] (the
+// panel is transposed, 4 x 4 at a time with SSE, baseline x86-64: done one float at a
+// time this copy cost about a tenth of a large SGEMM); otherwise it is src[k * ld + l]
+// (a plain row copy). Lanes past `lanes` are not written.
+void pack_panel(const float* src, int64_t ld, bool k_contiguous, int lanes, int64_t kc, int width, float* out) {
+  if (!k_contiguous) {
+    for (int64_t k = 0; k < kc; ++k) std::copy_n(src + k * ld, lanes, out + k * width);
     return;
   }
-  int r = 0;
+  int l = 0;
 #if defined(__SSE2__)
-  for (; r + 4 <= rows; r += 4) {
-    const float* s0 = A + (i0 + r) * lda + k0;
-    const float* s1 = s0 + lda;
-    const float* s2 = s1 + lda;
-    const float* s3 = s2 + lda;
+  for (; l + 4 <= lanes; l += 4) {
+    const float* s0 = src + l * ld;
+    const float* s1 = s0 + ld;
+    const float* s2 = s1 + ld;
+    const float* s3 = s2 + ld;
     int64_t k = 0;
     for (; k + 4 <= kc; k += 4) {
       __m128 x0 = _mm_loadu_ps(s0 + k), x1 = _mm_loadu_ps(s1 + k);
       __m128 x2 = _mm_loadu_ps(s2 + k), x3 = _mm_loadu_ps(s3 + k);
       _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-      _mm_storeu_ps(out + (k + 0) * mr + r, x0);
-      _mm_storeu_ps(out + (k + 1) * mr + r, x1);
-      _mm_storeu_ps(out + (k + 2) * mr + r, x2);
-      _mm_storeu_ps(out + (k + 3) * mr + r, x3);
+      _mm_storeu_ps(out + (k + 0) * width + l, x0);
+      _mm_storeu_ps(out + (k + 1) * width + l, x1);
+      _mm_storeu_ps(out + (k + 2) * width + l, x2);
+      _mm_storeu_ps(out + (k + 3) * width + l, x3);
     }
     for (; k < kc; ++k) {
-      out[k * mr + r + 0] = s0[k];
-      out[k * mr + r + 1] = s1[k];
-      out[k * mr + r + 2] = s2[k];
-      out[k * mr + r + 3] = s3[k];
+      out[k * width + l + 0] = s0[k];
+      out[k * width + l + 1] = s1[k];
+      out[k * width + l + 2] = s2[k];
+      out[k * width + l + 3] = s3[k];
     }
   }
 #endif
-  for (; r < rows; ++r) {
-    const float* src = A + (i0 + r) * lda + k0;
-    for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
+  for (; l < lanes; ++l) {
+    const float* s = src + l * ld;
+    for (int64_t k = 0; k < kc; ++k) out[k * width + l] = s[k];
   }
 }
 
-// Packs columns [j0, j0+cols) x steps [k0, k0+kc) of op(B) k-major, nr floats per step,
-// zero-padded past `cols` so whole vectors can be loaded.
+// Rows [i0, i0+rows) x steps [k0, k0+kc) of op(A), mr floats per step. Lanes past
+// `rows` stay as they are: the tile for `rows` rows never reads them.
+void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
+            float* out) {
+  const float* src = trans_a ? A + k0 * lda + i0 : A + i0 * lda + k0;
+  pack_panel(src, lda, !trans_a, rows, kc, mr, out);
+}
+
+// Columns [j0, j0+cols) x steps [k0, k0+kc) of op(B), nr floats per step, zero-padded
+// past `cols` so whole vectors can be loaded.
 void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t j0, int cols, int64_t k0, int64_t kc, int nr,
             float* out) {
-  if (trans_b) {
-    for (int j = 0; j < cols; ++j) {
-      const float* src = B + (j0 + j) * ldb + k0;
-      for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = src[k];
-    }
-  } else {
-    for (int64_t k = 0; k < kc; ++k) std::copy_n(B + (k0 + k) * ldb + j0, cols, out + k * nr);
-  }
+  const float* src = trans_b ? B + j0 * ldb + k0 : B + k0 * ldb + j0;
+  pack_panel(src, ldb, trans_b, cols, kc, nr, out);
   if (cols < nr)
     for (int64_t k = 0; k < kc; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
 }
