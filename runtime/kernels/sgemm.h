@@ -4,11 +4,14 @@
 // op(A) is A (M x K, leading dimension lda) or, with trans_a, A^T where A is K x M.
 // op(B) is B (K x N, ldb) or, with trans_b, B^T where B is N x K.
 //
-// sgemm() packs A and B into cache-sized panels and runs an AVX-512 or AVX2+FMA
-// micro-kernel chosen at run time (runtime/cpu.h), parallel over blocks of C with
-// oneTBB. Results do not depend on the thread count (each element of C is summed
-// in the same order whatever the split). Packing uses per-thread scratch that is
-// grown once and then reused: after the first call of a given size, no allocation.
+// sgemm() packs A and B into cache-sized panels and runs an AVX-512 (8 x 48 tile) or
+// AVX2+FMA (6 x 16) micro-kernel chosen at run time (runtime/cpu.h; a portable tile
+// when the CPU has neither), parallel over tiles of C with onnas::parallel_for once
+// a call exceeds about 1 MFLOP. When M is small (<= 128) and B is not transposed, B
+// is read in place instead of packed. Results do not depend on the thread count:
+// each element of C is one FMA chain over k in order, cut only at block boundaries
+// that depend on K alone. Packing uses per-thread scratch that is grown once and
+// then reused: after the first call of a given size, no allocation.
 //
 //   sgemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
 #pragma once
