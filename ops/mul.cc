@@ -1,4 +1,4 @@
-// mul and weighted_sum: values scaled by entries of a 1-D value s (the softmax of a
+// mul and weighted_sum: values scaled by entries (flat index) of a value s (the softmax of a
 // mixed op's architecture weights), so gradients flow to s as well as to the values.
 //
 //   mul(x, s, i)                 y = s[i] * x
@@ -24,11 +24,11 @@ using graph::InferContext;
 using graph::RunContext;
 using graph::TensorType;
 
-// Checks that input `at` is a 1-D f32 vector and every index is inside it.
+// Checks that input `at` is f32 and every (flat) index is inside it. Any rank: the
+// mixed ops index the row-wise softmax of alpha [E, k] at e * k + o.
 void check_scalars(const InferContext& c, size_t at, std::span<const int64_t> indices) {
-  c.expect_rank(at, 1);
   c.expect_dtype(at, DType::f32);
-  const int64_t k = c.shape(at)[0];
+  const int64_t k = c.shape(at).numel();
   for (int64_t i : indices)
     if (i < 0 || i >= k) c.fail("index {} is outside '{}' {}", i, c.input_name(at), c.shape(at).str());
 }

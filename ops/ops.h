@@ -43,7 +43,7 @@ ValueId relu(Graph& g, ValueId x, const std::string& name = "relu");
 ValueId add(Graph& g, ValueId a, ValueId b, const std::string& name = "add");
 ValueId sum(Graph& g, std::span<const ValueId> values, const std::string& name = "sum");
 ValueId scale(Graph& g, ValueId x, float s, const std::string& name = "scale");           // s * x, s constant
-// s[index] * x, where s is a 1-D value (the softmax weights of a mixed op).
+// s[index] * x, where s is any value indexed flat (the softmax weights of a mixed op).
 ValueId mul(Graph& g, ValueId x, ValueId s, int64_t index, const std::string& name = "mul");
 // sum_i s[indices[i]] * values[i] (a mixed op's weighted sum in one pass).
 ValueId weighted_sum(Graph& g, std::span<const ValueId> values, ValueId s, std::span<const int64_t> indices,

@@ -1,0 +1,144 @@
+#include "nas/genotype.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
+
+namespace onnas::nas {
+
+namespace {
+
+std::string cell_str(const std::vector<std::vector<GenotypeEdge>>& nodes) {
+  std::string s = "[";
+  bool first = true;
+  for (const auto& node : nodes)
+    for (const GenotypeEdge& e : node) {
+      s += fmt::format("{}('{}', {})", first ? "" : ", ", op_kind_name(e.op), e.input);
+      first = false;
+    }
+  return s + "]";
+}
+
+nlohmann::json cell_json(const std::vector<std::vector<GenotypeEdge>>& nodes) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& node : nodes) {
+    nlohmann::json n = nlohmann::json::array();
+    for (const GenotypeEdge& e : node) n.push_back({{"op", op_kind_name(e.op)}, {"input", e.input}});
+    j.push_back(n);
+  }
+  return j;
+}
+
+std::vector<std::vector<GenotypeEdge>> cell_from_json(const nlohmann::json& j, const std::string& source,
+                                                      const char* which) {
+  if (!j.is_array()) fail("{}: '{}' must be a list of nodes", source, which);
+  std::vector<std::vector<GenotypeEdge>> nodes;
+  for (size_t n = 0; n < j.size(); ++n) {
+    const auto& node = j[n];
+    if (!node.is_array() || node.size() != 2)
+      fail("{}: {} node {} must be a list of two edges {{\"op\", \"input\"}}", source, which, n);
+    std::vector<GenotypeEdge> edges;
+    for (size_t k = 0; k < 2; ++k) {
+      const auto& e = node[k];
+      if (!e.is_object() || !e.contains("op") || !e.contains("input") || !e["op"].is_string() ||
+          !e["input"].is_number_integer())
+        fail("{}: {} node {} edge {} must be {{\"op\": string, \"input\": integer}}", source, which, n, k);
+      OpKind op;
+      try {
+        op = op_kind_from_name(e["op"].get<std::string>());
+      } catch (const Error& err) {
+        fail("{}: {} node {} edge {}: {}", source, which, n, k, err.what());
+      }
+      edges.push_back({op, e["input"].get<int>()});
+    }
+    nodes.push_back(edges);
+  }
+  return nodes;
+}
+
+}  // namespace
+
+std::string Genotype::str() const {
+  return fmt::format("Genotype(normal={}, reduce={})", cell_str(normal), cell_str(reduce));
+}
+
+nlohmann::json Genotype::to_json() const { return {{"normal", cell_json(normal)}, {"reduce", cell_json(reduce)}}; }
+
+Genotype Genotype::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object() || !j.contains("normal") || !j.contains("reduce"))
+    fail("{}: a genotype is an object with 'normal' and 'reduce' lists", source);
+  Genotype g;
+  g.normal = cell_from_json(j["normal"], source, "normal");
+  g.reduce = cell_from_json(j["reduce"], source, "reduce");
+  if (g.normal.size() != g.reduce.size())
+    fail("{}: normal has {} nodes, reduce has {}", source, g.normal.size(), g.reduce.size());
+  for (const auto* cell : {&g.normal, &g.reduce})
+    for (size_t n = 0; n < cell->size(); ++n)
+      for (const GenotypeEdge& e : (*cell)[n])
+        if (e.input < 0 || e.input >= int(2 + n))
+          fail("{}: node {} takes input {}, but only states 0..{} exist before it", source, n, e.input, 1 + n);
+  return g;
+}
+
+Genotype Genotype::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open genotype file '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) fail("{}: not valid JSON", path);
+  if (j.is_object() && j.contains("genotype")) j = j["genotype"];
+  return from_json(j, path);
+}
+
+void Genotype::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }
+
+void Genotype::validate(const SearchSpace& space, const std::string& source) const {
+  for (const auto* cell : {&normal, &reduce}) {
+    if (int(cell->size()) != space.nodes)
+      fail("{}: the genotype has {} nodes per cell, the search space {}", source, cell->size(), space.nodes);
+    for (size_t n = 0; n < cell->size(); ++n) {
+      if ((*cell)[n].size() != 2) fail("{}: node {} must have two edges", source, n);
+      for (const GenotypeEdge& e : (*cell)[n])
+        if (e.input < 0 || e.input >= int(2 + n))
+          fail("{}: node {} takes input {}, but only states 0..{} exist before it", source, n, e.input, 1 + n);
+    }
+  }
+}
+
+Genotype derive_genotype(const SearchSpace& space, const ParamStore& params) {
+  Genotype g;
+  for (bool reduction : {false, true}) {
+    const std::string kind = reduction ? "reduce" : "normal";
+    Tensor alpha = params.get("alpha." + kind);
+    const int64_t k = space.num_ops();
+    if (alpha.shape() != Shape{space.num_edges(), k})
+      fail("alpha.{} has shape {}, the search space needs [{}, {}]", kind, alpha.shape().str(), space.num_edges(), k);
+    auto& cell = reduction ? g.reduce : g.normal;
+    for (int j = 0; j < space.nodes; ++j) {
+      Tensor beta = params.get(fmt::format("beta.{}.{}", kind, j));
+      const auto pairs = space.pairs(j);
+      if (beta.numel() != int64_t(pairs.size()))
+        fail("beta.{}.{} has {} entries, node {} has {} pairs", kind, j, beta.numel(), j, pairs.size());
+      size_t best = 0;
+      for (size_t p = 1; p < pairs.size(); ++p)
+        if (beta.f32()[p] > beta.f32()[best]) best = p;
+      std::vector<GenotypeEdge> edges;
+      for (int a : {pairs[best].first, pairs[best].second}) {
+        const int e = space.first_edge(j) + a;
+        int best_op = -1;
+        for (int64_t o = 0; o < k; ++o) {
+          if (space.ops[size_t(o)] == OpKind::none) continue;
+          if (best_op < 0 || alpha.f32()[e * k + o] > alpha.f32()[e * k + best_op]) best_op = int(o);
+        }
+        edges.push_back({space.ops[size_t(best_op)], a});
+      }
+      cell.push_back(edges);
+    }
+  }
+  return g;
+}
+
+}  // namespace onnas::nas

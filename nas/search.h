@@ -1,0 +1,90 @@
+// The first-order DARTS step of ONNAS.md section 3, the unit of search:
+//   (a) architecture step — loss on a validation batch, gradient w.r.t. alpha and
+//       beta only, Adam;
+//   (b) weight step — loss on a training batch, gradient w.r.t. the weights only,
+//       Adam with betas (0, 0.999) (the research code's choice) or SGD with momentum.
+// Both are ordinary backward passes through the same supernet graph. The compiled
+// programs are cached by the sample's structure, so a step plans nothing new once
+// its sample has been seen, and one arena (the largest plan) serves every program.
+//
+//   Searcher s(space, options, params, seed);
+//   auto r = s.step(train_x, train_y, val_x, val_y);   // tensors [B, C, H, W] / [B]
+//   Genotype g = derive_genotype(space, params);
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "graph/compile.h"
+#include "graph/optimizer.h"
+#include "nas/network.h"
+#include "nas/search_space.h"
+#include "runtime/param_store.h"
+#include "runtime/rng.h"
+
+namespace onnas::nas {
+
+enum class WeightOptimizer { adam, sgd };
+
+struct SearchOptions {
+  int64_t batch = 32;
+  WeightOptimizer w_optimizer = WeightOptimizer::adam;
+  float w_lr = 3e-3f;          // Adam betas (0, 0.999); with sgd, 0.025 is DARTS's choice
+  float w_lr_min = 1e-4f;      // cosine schedule's floor
+  float w_momentum = 0.9f;     // sgd only
+  float w_weight_decay = 3e-4f;
+  float w_grad_clip = 5.0f;
+  float a_lr = 3e-4f;          // Adam betas (0.5, 0.999), as DARTS
+  float a_weight_decay = 1e-3f;
+};
+
+struct StepResult {
+  float arch_loss = 0;
+  float weight_loss = 0;
+  float weight_accuracy = 0;  // on the training batch, before the update
+};
+
+class Searcher {
+ public:
+  // Creates the supernet's parameters in `params` where missing (seeded by `seed`).
+  Searcher(SearchSpace space, SearchOptions options, ParamStore& params, uint64_t seed);
+
+  StepResult step(const Tensor& train_x, const Tensor& train_y, const Tensor& val_x, const Tensor& val_y);
+  // The weight step's learning rate for step t of `total` (cosine).
+  void set_progress(int64_t step, int64_t total);
+
+  const SearchSpace& space() const { return space_; }
+  // The arena every program of this searcher runs in (the largest plan seen).
+  size_t arena_bytes() const { return arena_.bytes(); }
+  const graph::Program& weight_program() const { return current_->weight; }
+  const graph::Program& arch_program() const { return current_->arch; }
+  // Compiles (or finds) the programs of `sample` without running them.
+  void prepare(const Sample& sample);
+
+ private:
+  struct Compiled {
+    graph::Program weight, arch;
+    SearchNet weight_net, arch_net;
+  };
+  Compiled& programs(const Sample& sample);
+
+  SearchSpace space_;
+  SearchOptions options_;
+  ParamStore& params_;
+  Rng rng_;
+  std::map<std::string, std::unique_ptr<Compiled>> cache_;
+  Compiled* current_ = nullptr;
+  Arena arena_;
+  std::unique_ptr<graph::Optimizer> w_opt_;
+  graph::Adam a_opt_;
+  std::vector<std::string> weight_names_, arch_names_;
+};
+
+// A key naming a sample's structure (which ops and pairs get gradients).
+std::string sample_key(const Sample& sample);
+
+// Fraction of rows whose argmax of logits [N, K] equals the label (rows with label < 0 skipped).
+float accuracy(const Tensor& logits, const Tensor& labels);
+
+}  // namespace onnas::nas

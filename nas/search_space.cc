@@ -1,0 +1,114 @@
+#include "nas/search_space.h"
+
+#include <algorithm>
+
+#include "runtime/error.h"
+
+namespace onnas::nas {
+
+namespace {
+constexpr OpKind kAllOps[] = {OpKind::none,         OpKind::max_pool_3x3, OpKind::avg_pool_3x3, OpKind::skip_connect,
+                              OpKind::conv_1x5_5x1, OpKind::conv_3x3,     OpKind::sep_conv_3x3, OpKind::dil_conv_3x3,
+                              OpKind::sep_conv_5x5, OpKind::dil_conv_5x5};
+}
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::none: return "none";
+    case OpKind::max_pool_3x3: return "max_pool_3x3";
+    case OpKind::avg_pool_3x3: return "avg_pool_3x3";
+    case OpKind::skip_connect: return "skip_connect";
+    case OpKind::conv_1x5_5x1: return "conv_1x5_5x1";
+    case OpKind::conv_3x3: return "conv_3x3";
+    case OpKind::sep_conv_3x3: return "sep_conv_3x3";
+    case OpKind::dil_conv_3x3: return "dil_conv_3x3";
+    case OpKind::sep_conv_5x5: return "sep_conv_5x5";
+    case OpKind::dil_conv_5x5: return "dil_conv_5x5";
+  }
+  return "?";
+}
+
+OpKind op_kind_from_name(const std::string& name) {
+  for (OpKind k : kAllOps)
+    if (name == op_kind_name(k)) return k;
+  std::string known;
+  for (OpKind k : kAllOps) known += std::string(known.empty() ? "" : ", ") + op_kind_name(k);
+  fail("unknown op '{}' (known: {})", name, known);
+}
+
+std::vector<OpKind> few_shot_ops() {
+  return {OpKind::max_pool_3x3, OpKind::avg_pool_3x3, OpKind::skip_connect, OpKind::conv_1x5_5x1,
+          OpKind::conv_3x3,     OpKind::sep_conv_3x3, OpKind::dil_conv_3x3};
+}
+
+std::vector<OpKind> darts_ops() {
+  return {OpKind::none,         OpKind::max_pool_3x3, OpKind::avg_pool_3x3, OpKind::skip_connect,
+          OpKind::sep_conv_3x3, OpKind::sep_conv_5x5, OpKind::dil_conv_3x3, OpKind::dil_conv_5x5};
+}
+
+int SearchSpace::num_edges() const { return first_edge(nodes); }
+
+int SearchSpace::first_edge(int node) const {
+  int e = 0;
+  for (int j = 0; j < node; ++j) e += 2 + j;
+  return e;
+}
+
+std::vector<std::pair<int, int>> SearchSpace::pairs(int node) const {
+  std::vector<std::pair<int, int>> p;
+  for (int a = 0; a < 2 + node; ++a)
+    for (int b = a + 1; b < 2 + node; ++b) p.emplace_back(a, b);
+  return p;
+}
+
+bool SearchSpace::is_reduction(int cell) const {
+  return std::find(reductions.begin(), reductions.end(), cell) != reductions.end();
+}
+
+int SearchSpace::cell_channels(int cell) const {
+  int c = channels;
+  for (int i = 0; i <= cell; ++i)
+    if (is_reduction(i)) c *= 2;
+  return c;
+}
+
+std::pair<int, int> SearchSpace::cell_input_size(int cell) const {
+  int h = height, w = width;
+  for (int i = 0; i < cell; ++i)
+    if (is_reduction(i)) h /= 2, w /= 2;
+  return {h, w};
+}
+
+void SearchSpace::validate() const {
+  if (ops.empty()) fail("search space: no candidate ops");
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (size_t j = i + 1; j < ops.size(); ++j)
+      if (ops[i] == ops[j]) fail("search space: op {} is listed twice", op_kind_name(ops[i]));
+  if (nodes < 1) fail("search space: nodes must be at least 1 (got {})", nodes);
+  if (cells < 1) fail("search space: cells must be at least 1 (got {})", cells);
+  if (channels < 2 || channels % 2) fail("search space: channels must be even and at least 2 (got {})", channels);
+  if (in_channels < 1 || classes < 2) fail("search space: need at least 1 input channel and 2 classes");
+  for (int r : reductions)
+    if (r < 0 || r >= cells) fail("search space: reduction cell {} is outside 0..{}", r, cells - 1);
+  int h = height, w = width;
+  for (int i = 0; i < cells; ++i) {
+    if (is_reduction(i)) {
+      if (h < 2 || w < 2 || h % 2 || w % 2)
+        fail("search space: input {}x{} cannot flow through the network: cell {} reduces a {}x{} map, which must be "
+             "even and at least 2 (use an input whose sides divide by 2^{})",
+             height, width, i, h, w, int(reductions.size()));
+      h /= 2, w /= 2;
+    }
+  }
+}
+
+std::string SearchSpace::describe() const {
+  std::string ops_s;
+  for (OpKind k : ops) ops_s += std::string(ops_s.empty() ? "" : ",") + op_kind_name(k);
+  std::string red;
+  for (int r : reductions) red += std::string(red.empty() ? "" : ",") + std::to_string(r);
+  return fmt::format("C={} cells={} reductions={} nodes={} input={}x{}x{} classes={} ops={}", channels, cells, red,
+                     nodes, in_channels, height, width, classes, ops_s);
+}
+
+}  // namespace onnas::nas

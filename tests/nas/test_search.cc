@@ -1,0 +1,125 @@
+// The supernet, the first-order DARTS step and genotypes on tiny configurations.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "graph/compile.h"
+#include "nas/genotype.h"
+#include "nas/network.h"
+#include "nas/search.h"
+#include "runtime/rng.h"
+
+using namespace onnas;
+using namespace onnas::nas;
+
+namespace {
+
+SearchSpace tiny_space() {
+  SearchSpace s;
+  s.channels = 4;
+  s.cells = 3;
+  s.reductions = {1};
+  s.nodes = 2;
+  s.height = s.width = 8;
+  s.classes = 3;
+  return s;
+}
+
+// A synthetic task: class c has a bright square in quadrant c.
+void fill_task(Rng& rng, int64_t n, int64_t hw, Tensor x, Tensor y) {
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t c = int32_t(rng.uniform_int(3));
+    y.i32()[i] = c;
+    float* img = x.f32() + i * hw * hw;
+    for (int64_t p = 0; p < hw * hw; ++p) img[p] = 0.1f * rng.normal();
+    int64_t oy = c == 1 ? hw / 2 : 0, ox = c == 2 ? hw / 2 : 0;
+    for (int64_t r = 0; r < hw / 2; ++r)
+      for (int64_t q = 0; q < hw / 2; ++q) img[(oy + r) * hw + ox + q] += 1.0f;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("search space counts edges and pairs, and refuses impossible shapes") {
+  SearchSpace s;
+  CHECK(s.num_edges() == 9);
+  CHECK(s.first_edge(2) == 5);
+  CHECK(s.pairs(2).size() == 6);
+  CHECK(s.pairs(1) == std::vector<std::pair<int, int>>{{0, 1}, {0, 2}, {1, 2}});
+  CHECK(s.cell_channels(0) == 16);
+  CHECK(s.cell_channels(1) == 32);
+  CHECK(s.cell_channels(3) == 64);
+  s.height = s.width = 6;
+  CHECK_THROWS_WITH(s.validate(), Catch::Contains("cannot flow") && Catch::Contains("cell 3"));
+  s.height = s.width = 2;
+  CHECK_THROWS_WITH(s.validate(), Catch::Contains("cannot flow"));
+  CHECK_THROWS_WITH(op_kind_from_name("conv_9x9"), Catch::Contains("unknown op 'conv_9x9'"));
+}
+
+TEST_CASE("genotype derivation picks the largest beta pair and the largest non-none alpha") {
+  SearchSpace s = tiny_space();
+  s.ops = darts_ops();
+  ParamStore ps;
+  Tensor an = ps.add_weight("alpha.normal", Shape{s.num_edges(), s.num_ops()}, ParamKind::arch);
+  Tensor ar = ps.add_weight("alpha.reduce", Shape{s.num_edges(), s.num_ops()}, ParamKind::arch);
+  Tensor bn0 = ps.add_weight("beta.normal.0", Shape{1}, ParamKind::arch);
+  Tensor bn1 = ps.add_weight("beta.normal.1", Shape{3}, ParamKind::arch);
+  ps.add_weight("beta.reduce.0", Shape{1}, ParamKind::arch);
+  Tensor br1 = ps.add_weight("beta.reduce.1", Shape{3}, ParamKind::arch);
+  const int64_t k = s.num_ops();
+  // normal node 0 (edges 0, 1): edge 0 best is sep_conv_5x5 (5); edge 1 best is `none`, then avg_pool (2).
+  an.f32()[0 * k + 5] = 1.0f;
+  an.f32()[1 * k + 0] = 5.0f;
+  an.f32()[1 * k + 2] = 1.0f;
+  // normal node 1: pair (1, 2) wins; edge 3 (state 1) -> skip (3); edge 4 (state 2) -> dil_conv_3x3 (6).
+  bn1.f32()[2] = 2.0f;
+  an.f32()[3 * k + 3] = 1.0f;
+  an.f32()[4 * k + 6] = 1.0f;
+  br1.f32()[1] = 1.0f;  // pair (0, 2)
+  Genotype g = derive_genotype(s, ps);
+  REQUIRE(g.normal.size() == 2);
+  CHECK(g.normal[0] == std::vector<GenotypeEdge>{{OpKind::sep_conv_5x5, 0}, {OpKind::avg_pool_3x3, 1}});
+  CHECK(g.normal[1] == std::vector<GenotypeEdge>{{OpKind::skip_connect, 1}, {OpKind::dil_conv_3x3, 2}});
+  CHECK(g.reduce[1][0].input == 0);
+  CHECK(g.reduce[1][1].input == 2);
+  // JSON round trip, and refusals.
+  CHECK(Genotype::from_json(g.to_json(), "test") == g);
+  nlohmann::json bad = g.to_json();
+  bad["normal"][1][0]["op"] = "conv_9x9";
+  CHECK_THROWS_WITH(Genotype::from_json(bad, "g.json"), Catch::Contains("g.json") && Catch::Contains("conv_9x9"));
+  bad = g.to_json();
+  bad["reduce"][0][1]["input"] = 2;
+  CHECK_THROWS_WITH(Genotype::from_json(bad, "g.json"), Catch::Contains("input 2"));
+  CHECK(g.str().find("('sep_conv_5x5', 0)") != std::string::npos);
+}
+
+TEST_CASE("a short search on a tiny synthetic task lowers the loss") {
+  SearchSpace s = tiny_space();
+  const int64_t B = 12;
+  ParamStore ps;
+  SearchOptions o;
+  o.batch = B;
+  o.w_lr = 1e-2f;
+  Searcher searcher(s, o, ps, 7);
+  Buffer xb(B * 64 * 4), yb(B * 4), vxb(B * 64 * 4), vyb(B * 4);
+  Tensor x(xb.data(), Shape{B, 1, 8, 8}), y(yb.data(), Shape{B}, DType::i32);
+  Tensor vx(vxb.data(), Shape{B, 1, 8, 8}), vy(vyb.data(), Shape{B}, DType::i32);
+  Rng rng(3);
+  double first = 0, last = 0;
+  const int steps = 30;
+  for (int t = 0; t < steps; ++t) {
+    fill_task(rng, B, 8, x, y);
+    fill_task(rng, B, 8, vx, vy);
+    StepResult r = searcher.step(x, y, vx, vy);
+    REQUIRE(std::isfinite(r.weight_loss));
+    if (t < 5) first += r.weight_loss / 5;
+    if (t >= steps - 5) last += r.weight_loss / 5;
+  }
+  CHECK(last < 0.6 * first);
+  // Alpha moved away from its initialization.
+  Tensor a = ps.get("alpha.normal");
+  double norm = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) norm += double(a.f32()[i]) * a.f32()[i];
+  CHECK(std::sqrt(norm) > 0.01);
+  CHECK(searcher.arena_bytes() > 0);
+}
