@@ -29,11 +29,18 @@ struct Conv2dShape {
   int64_t dil_h = 1, dil_w = 1;
   int64_t groups = 1;
 
-  int64_t P() const { return (H + 2 * pad_h - dil_h * (R - 1) - 1) / stride_h + 1; }
-  int64_t Q() const { return (W + 2 * pad_w - dil_w * (S - 1) - 1) / stride_w + 1; }
+  // 0 when the dilated kernel is larger than the padded input (as PyTorch's floor division
+  // gives; C++'s truncation toward zero would give 1).
+  int64_t P() const { return out_size(H, pad_h, dil_h * (R - 1) + 1, stride_h); }
+  int64_t Q() const { return out_size(W, pad_w, dil_w * (S - 1) + 1, stride_w); }
   bool depthwise() const { return groups > 1 && groups == C && groups == K; }
   int64_t weight_numel() const { return K * (C / groups) * R * S; }
   double flops() const { return 2.0 * double(N) * K * P() * Q() * (C / groups) * R * S; }
+
+  static int64_t out_size(int64_t in, int64_t pad, int64_t extent, int64_t stride) {
+    const int64_t room = in + 2 * pad - extent;
+    return room < 0 ? 0 : room / stride + 1;
+  }
 };
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s);

@@ -223,6 +223,171 @@ void backward_weight_channels(const Args& a, int64_t N, const float* x, const fl
   }
 }
 
+// ---- Padded-plane paths: the fast ones for the planes the search produces.
+//
+// The plane is copied once into a zero-bordered stack buffer, so no tap ever needs a
+// bounds check; every output is then one fused sum over the R*S taps. With stride 1
+// the output is computed "wide" (row pitch = the padded width, the extra columns are
+// discarded), which turns the whole plane into one long contiguous loop: it vectorizes
+// even on a 7x7 map, where a row is shorter than a vector. Planes larger than the
+// buffers take the generic loops above.
+constexpr int64_t kPlaneFloats = 8192;  // 32 KiB per buffer: L1-sized, safe on a worker's stack
+constexpr int64_t kMaxTaps = 81;        // up to 9x9 kernels
+
+// y[i] (= when FIRST, else +=) sum over k < G of w[k] * x[i*ST + off[k]], i < n.
+template <int G, int ST, bool FIRST>
+void tap_group(float* __restrict y, const float* __restrict x, const float* w, const int64_t* off, int64_t n,
+               int64_t stride) {
+  const int64_t st = ST > 0 ? ST : stride;
+  float wk[G];
+  int64_t ok[G];
+  for (int k = 0; k < G; ++k) wk[k] = w[k], ok[k] = off[k];
+  for (int64_t i = 0; i < n; ++i) {
+    float acc = FIRST ? 0.0f : y[i];
+    for (int k = 0; k < G; ++k) acc += wk[k] * x[i * st + ok[k]];
+    y[i] = acc;
+  }
+}
+
+template <int G, int ST>
+void run_group(bool first, float* y, const float* x, const float* w, const int64_t* off, int64_t n, int64_t stride) {
+  if (first)
+    tap_group<G, ST, true>(y, x, w, off, n, stride);
+  else
+    tap_group<G, ST, false>(y, x, w, off, n, stride);
+}
+
+// y[i] = sum over all T taps, in groups of 9 / 5 / 3 / 1 the compiler fuses and unrolls.
+template <int ST>
+void apply_taps(float* y, const float* x, const float* w, const int64_t* off, int64_t T, int64_t n, int64_t stride) {
+  int64_t k = 0;
+  for (; T - k >= 9; k += 9) run_group<9, ST>(k == 0, y, x, w + k, off + k, n, stride);
+  for (; T - k >= 5; k += 5) run_group<5, ST>(k == 0, y, x, w + k, off + k, n, stride);
+  for (; T - k >= 3; k += 3) run_group<3, ST>(k == 0, y, x, w + k, off + k, n, stride);
+  for (; T - k >= 1; k += 1) run_group<1, ST>(k == 0, y, x, w + k, off + k, n, stride);
+}
+
+// Copies plane src[H, W] into the interior of buf[Hp, Wp] at (top, left); the border
+// of buf is zeroed by the caller once and never written.
+void copy_into(float* buf, int64_t Wp, int64_t top, int64_t left, const float* src, int64_t H, int64_t W) {
+  for (int64_t h = 0; h < H; ++h) {
+    float* __restrict d = buf + (top + h) * Wp + left;
+    const float* __restrict s = src + h * W;
+    for (int64_t v = 0; v < W; ++v) d[v] = s[v];
+  }
+}
+
+void zero(float* buf, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) buf[i] = 0.0f;
+}
+
+bool padded_forward(const Args& a, const float* x, const float* w, float* y, int64_t lo, int64_t hi) {
+  const int64_t Hp = a.H + 2 * a.ph, Wp = a.W + 2 * a.pw, T = a.R * a.S;
+  const bool wide = a.sh == 1 && a.sw == 1;
+  if (Hp * Wp > kPlaneFloats || T > kMaxTaps || (wide && a.P * Wp > kPlaneFloats)) return false;
+  alignas(64) float xpad[kPlaneFloats];
+  alignas(64) float ywide[kPlaneFloats];
+  int64_t off[kMaxTaps];
+  for (int64_t r = 0; r < a.R; ++r)
+    for (int64_t s = 0; s < a.S; ++s) off[r * a.S + s] = r * a.dh * Wp + s * a.dw;
+  zero(xpad, Hp * Wp);
+  for (int64_t nc = lo; nc < hi; ++nc) {
+    copy_into(xpad, Wp, a.ph, a.pw, x + nc * a.H * a.W, a.H, a.W);
+    const float* wk = w + (nc % a.C) * T;
+    float* yp = y + nc * a.P * a.Q;
+    if (wide) {
+      apply_taps<1>(ywide, xpad, wk, off, T, (a.P - 1) * Wp + a.Q, 1);
+      for (int64_t p = 0; p < a.P; ++p)
+        for (int64_t q = 0; q < a.Q; ++q) yp[p * a.Q + q] = ywide[p * Wp + q];
+    } else if (a.sw == 2) {
+      for (int64_t p = 0; p < a.P; ++p) apply_taps<2>(yp + p * a.Q, xpad + p * a.sh * Wp, wk, off, T, a.Q, 2);
+    } else {
+      for (int64_t p = 0; p < a.P; ++p) apply_taps<0>(yp + p * a.Q, xpad + p * a.sh * Wp, wk, off, T, a.Q, a.sw);
+    }
+  }
+  return true;
+}
+
+// dx is a stride-1 correlation, with the flipped kernel, of dy spread onto a zero grid
+// D: dy[p, q] sits at (p*sh + oh, q*sw + ow), oh = (R-1)*dh - ph, ow = (S-1)*dw - pw, and
+// dx[h, v] = sum over r, s of w[r, s] * D[h + (R-1-r)*dh, v + (S-1-s)*dw]. Entries of dy
+// that land outside D only ever touched padding.
+bool padded_backward_data(const Args& a, const float* dy, const float* w, float* dx, int64_t lo, int64_t hi) {
+  const int64_t Hb = a.H + (a.R - 1) * a.dh, Wb = a.W + (a.S - 1) * a.dw, T = a.R * a.S;
+  if (Hb * Wb > kPlaneFloats || T > kMaxTaps || a.H * Wb > kPlaneFloats) return false;
+  alignas(64) float grid[kPlaneFloats];
+  alignas(64) float dxwide[kPlaneFloats];
+  int64_t off[kMaxTaps];
+  float wf[kMaxTaps];
+  for (int64_t r = 0; r < a.R; ++r)
+    for (int64_t s = 0; s < a.S; ++s) off[r * a.S + s] = (a.R - 1 - r) * a.dh * Wb + (a.S - 1 - s) * a.dw;
+  const int64_t oh = (a.R - 1) * a.dh - a.ph, ow = (a.S - 1) * a.dw - a.pw;
+  zero(grid, Hb * Wb);  // positions written below are the same for every plane
+  for (int64_t nc = lo; nc < hi; ++nc) {
+    const float* dyp = dy + nc * a.P * a.Q;
+    for (int64_t p = 0; p < a.P; ++p) {
+      const int64_t gh = p * a.sh + oh;
+      if (gh < 0 || gh >= Hb) continue;
+      for (int64_t q = 0; q < a.Q; ++q) {
+        const int64_t gv = q * a.sw + ow;
+        if (gv >= 0 && gv < Wb) grid[gh * Wb + gv] = dyp[p * a.Q + q];
+      }
+    }
+    const float* wk = w + (nc % a.C) * T;
+    for (int64_t k = 0; k < T; ++k) wf[k] = wk[k];
+    apply_taps<1>(dxwide, grid, wf, off, T, (a.H - 1) * Wb + a.W, 1);
+    float* dxp = dx + nc * a.H * a.W;
+    for (int64_t h = 0; h < a.H; ++h)
+      for (int64_t v = 0; v < a.W; ++v) dxp[h * a.W + v] = dxwide[h * Wb + v];
+  }
+  return true;
+}
+
+// dw[k] = sum over planes of the dot of a grid holding dy[p, q] at (p*sh, q*sw) (pitch
+// Wp, zeros elsewhere) with the padded x shifted by the tap's offset: one contiguous,
+// vectorizable dot per tap, at the price of sh*sw times the multiplies for strided
+// convs. 16 float lanes per plane, folded into double per plane, planes in order
+// n = 0, 1, ..., so the result does not depend on the thread count.
+bool padded_backward_weight(const Args& a, int64_t N, const float* x, const float* dy, float* dw, int64_t lo,
+                            int64_t hi) {
+  const int64_t Hp = a.H + 2 * a.ph, Wp = a.W + 2 * a.pw, T = a.R * a.S;
+  const int64_t grid_rows = (a.P - 1) * a.sh + 1;
+  if (Hp * Wp > kPlaneFloats || grid_rows * Wp > kPlaneFloats || T > kMaxTaps) return false;
+  alignas(64) float xpad[kPlaneFloats];
+  alignas(64) float dywide[kPlaneFloats];
+  int64_t off[kMaxTaps];
+  double acc[kMaxTaps];
+  for (int64_t r = 0; r < a.R; ++r)
+    for (int64_t s = 0; s < a.S; ++s) off[r * a.S + s] = r * a.dh * Wp + s * a.dw;
+  const int64_t n_flat = (a.P - 1) * a.sh * Wp + (a.Q - 1) * a.sw + 1;
+  constexpr int kLanes = 16;
+  zero(xpad, Hp * Wp);
+  zero(dywide, grid_rows * Wp);  // positions written below are the same for every plane
+  for (int64_t c = lo; c < hi; ++c) {
+    for (int64_t k = 0; k < T; ++k) acc[k] = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      copy_into(xpad, Wp, a.ph, a.pw, x + (n * a.C + c) * a.H * a.W, a.H, a.W);
+      const float* dyp = dy + (n * a.C + c) * a.P * a.Q;
+      for (int64_t p = 0; p < a.P; ++p)
+        for (int64_t q = 0; q < a.Q; ++q) dywide[p * a.sh * Wp + q * a.sw] = dyp[p * a.Q + q];
+      for (int64_t k = 0; k < T; ++k) {
+        const float* __restrict xs = xpad + off[k];
+        const float* __restrict g = dywide;
+        float lane[kLanes] = {};
+        int64_t i = 0;
+        for (; i + kLanes <= n_flat; i += kLanes)
+          for (int j = 0; j < kLanes; ++j) lane[j] += g[i + j] * xs[i + j];
+        double plane = 0.0;
+        for (int j = 0; j < kLanes; ++j) plane += double(lane[j]);
+        for (; i < n_flat; ++i) plane += double(g[i]) * double(xs[i]);
+        acc[k] += plane;
+      }
+    }
+    for (int64_t k = 0; k < T; ++k) dw[c * T + k] = float(acc[k]);
+  }
+  return true;
+}
+
 template <int ST>
 void forward_by_taps(const Args& a, const float* x, const float* w, float* y, int64_t lo, int64_t hi) {
   if (a.S == 3)
@@ -238,6 +403,7 @@ void forward_by_taps(const Args& a, const float* x, const float* w, float* y, in
 namespace ONNAS_DW_ISA {
 
 void forward(const Args& a, const float* x, const float* w, float* y, int64_t lo, int64_t hi) {
+  if (padded_forward(a, x, w, y, lo, hi)) return;
   if (a.sw == 1)
     forward_by_taps<1>(a, x, w, y, lo, hi);
   else if (a.sw == 2)
@@ -247,6 +413,7 @@ void forward(const Args& a, const float* x, const float* w, float* y, int64_t lo
 }
 
 void backward_data(const Args& a, const float* dy, const float* w, float* dx, int64_t lo, int64_t hi) {
+  if (padded_backward_data(a, dy, w, dx, lo, hi)) return;
   if (a.sw == 1)
     backward_data_planes<1>(a, dy, w, dx, lo, hi);
   else
@@ -254,6 +421,7 @@ void backward_data(const Args& a, const float* dy, const float* w, float* dx, in
 }
 
 void backward_weight(const Args& a, int64_t N, const float* x, const float* dy, float* dw, int64_t lo, int64_t hi) {
+  if (padded_backward_weight(a, N, x, dy, dw, lo, hi)) return;
   if (a.sw == 1)
     backward_weight_channels<1>(a, N, x, dy, dw, lo, hi);
   else if (a.sw == 2)

@@ -15,8 +15,9 @@ struct Pool2dShape {
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_h = 1, pad_w = 1;
 
-  int64_t P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
-  int64_t Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+  // 0 when the window is larger than the padded input (C++ division would round up to 1).
+  int64_t P() const { return H + 2 * pad_h < R ? 0 : (H + 2 * pad_h - R) / stride_h + 1; }
+  int64_t Q() const { return W + 2 * pad_w < S ? 0 : (W + 2 * pad_w - S) / stride_w + 1; }
 };
 
 // y[N,C,P,Q]; argmax[N,C,P,Q] = h*W + w of the (first) maximum in the window.

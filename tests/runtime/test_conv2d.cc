@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/kernels/conv2d.h"
+#include "runtime/kernels/pool.h"
 #include "runtime/kernels/reference.h"
 #include "tests/runtime/kernel_test_util.h"
 
@@ -140,7 +141,17 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
       // Batch 1, non-square input, mixed per-axis stride / pad / dilation.
       {.N = 1, .C = 3, .H = 9, .W = 14, .K = 17, .R = 3, .S = 5, .stride_h = 2, .stride_w = 1, .pad_h = 1,
        .pad_w = 2, .dil_h = 1, .dil_w = 2},
-      // Rows longer than the depthwise weight-gradient column block (256).
+      // Depthwise planes too large for the padded stack buffers (8192 floats) take the
+      // generic loops; rows longer than their weight-gradient column block (256).
+      {.N = 1, .C = 2, .H = 100, .W = 100, .K = 2, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 2},
+      {.N = 2, .C = 2, .H = 95, .W = 101, .K = 2, .R = 3, .S = 3, .stride_h = 2, .stride_w = 2, .pad_h = 2,
+       .pad_w = 2, .dil_h = 2, .dil_w = 2, .groups = 2},
+      {.N = 1, .C = 2, .H = 20, .W = 600, .K = 2, .R = 5, .S = 5, .pad_h = 2, .pad_w = 2, .groups = 2},
+      {.N = 1, .C = 2, .H = 20, .W = 530, .K = 2, .R = 1, .S = 5, .stride_h = 1, .stride_w = 2, .pad_h = 0,
+       .pad_w = 2, .groups = 2},
+      {.N = 1, .C = 2, .H = 30, .W = 300, .K = 2, .R = 7, .S = 3, .stride_h = 3, .stride_w = 3, .pad_h = 3,
+       .pad_w = 1, .groups = 2},
+      // Padded paths: long rows, asymmetric kernels.
       {.N = 2, .C = 5, .H = 3, .W = 300, .K = 5, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 5},
       {.N = 2, .C = 5, .H = 4, .W = 530, .K = 5, .R = 1, .S = 5, .stride_h = 1, .stride_w = 2, .pad_h = 0,
        .pad_w = 2, .groups = 5},
@@ -188,4 +199,14 @@ TEST_CASE("conv2d backward weight is bit-identical on 1 and 2 threads") {
     conv2d_backward_weight(s, x.data(), dy.data(), dw2.data(), ws.data());
   }
   CHECK(test::bit_identical(dw1, dw2));
+}
+
+TEST_CASE("conv2d: a kernel larger than the padded input gives an empty output and is rejected") {
+  Conv2dShape s{.N = 1, .C = 3, .H = 12, .W = 19, .K = 3, .R = 7, .S = 7, .stride_h = 2, .stride_w = 2, .dil_h = 2,
+                .dil_w = 2, .groups = 3};
+  CHECK(s.P() == 0);  // (12 - 13) / 2 + 1 would be 1 with truncating division
+  CHECK(s.Q() == 4);
+  std::vector<float> x(x_numel(s)), w(size_t(s.weight_numel())), y(16);
+  CHECK_THROWS_AS(conv2d_forward(s, x.data(), w.data(), y.data(), nullptr), Error);
+  CHECK(Pool2dShape{.H = 2, .W = 2, .R = 5, .S = 5, .pad_h = 1, .pad_w = 1}.P() == 0);
 }
