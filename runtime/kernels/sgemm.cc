@@ -198,11 +198,14 @@ void pack_panel(const float* src, int64_t ld, bool k_contiguous, int lanes, int6
 }
 
 // Rows [i0, i0+rows) x steps [k0, k0+kc) of op(A), mr floats per step. Lanes past
-// `rows` stay as they are: the tile for `rows` rows never reads them.
+// `rows` are zeroed: a kernel may load whole steps, and stale scratch there could be
+// denormals that slow the FMAs down.
 void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
             float* out) {
   const float* src = trans_a ? A + k0 * lda + i0 : A + i0 * lda + k0;
   pack_panel(src, lda, !trans_a, rows, kc, mr, out);
+  if (rows < mr)
+    for (int64_t k = 0; k < kc; ++k) std::fill(out + k * mr + rows, out + (k + 1) * mr, 0.0f);
 }
 
 // Columns [j0, j0+cols) x steps [k0, k0+kc) of op(B), nr floats per step, zero-padded
