@@ -14,6 +14,7 @@
 #include <any>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "graph/ir.h"
@@ -24,7 +25,7 @@ namespace onnas::graph {
 
 class InferContext {
  public:
-  InferContext(const Graph& g, const std::string& node_name, const std::string& op_name,
+  InferContext(const Graph& g, const std::string& node_name, std::string_view op_name,
                std::span<const ValueId> inputs, const std::any& attrs)
       : g_(g), node_name_(node_name), op_name_(op_name), inputs_(inputs), attrs_(attrs) {}
 
@@ -49,7 +50,7 @@ class InferContext {
  private:
   const Graph& g_;
   const std::string& node_name_;
-  const std::string& op_name_;
+  std::string_view op_name_;  // OpDef::name, a string literal
   std::span<const ValueId> inputs_;
   const std::any& attrs_;
 };

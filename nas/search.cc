@@ -104,12 +104,14 @@ StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Te
   params_.zero_grads();
   c.arch.run(arena_, params_, {{c.arch_net.x, val_x}, {c.arch_net.labels, val_y}});
   r.arch_loss = c.arch.output(arena_, c.arch_net.loss).f32()[0];
+  if (hook_) hook_(params_, true);
   a_opt_.step(params_);
 
   params_.zero_grads();
   c.weight.run(arena_, params_, {{c.weight_net.x, train_x}, {c.weight_net.labels, train_y}});
   r.weight_loss = c.weight.output(arena_, c.weight_net.loss).f32()[0];
   r.weight_accuracy = accuracy(c.weight.output(arena_, c.weight_net.logits), train_y);
+  if (hook_) hook_(params_, false);
   if (options_.w_grad_clip > 0) graph::clip_grad_norm(params_, weight_names_, options_.w_grad_clip);
   w_opt_->step(params_);
   return r;

@@ -12,6 +12,7 @@
 //   Genotype g = derive_genotype(space, params);
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +62,11 @@ class Searcher {
   const graph::Program& arch_program() const { return current_->arch; }
   // Compiles (or finds) the programs of `sample` without running them.
   void prepare(const Sample& sample);
+  // Called after each backward pass, before its optimizer step (arch = true for the
+  // architecture step): the gradients are in params.grad(). For --dump-grads.
+  void set_gradient_hook(std::function<void(const ParamStore&, bool arch)> hook) { hook_ = std::move(hook); }
+  const std::vector<std::string>& weight_names() const { return weight_names_; }
+  const std::vector<std::string>& arch_names() const { return arch_names_; }
 
  private:
   struct Compiled {
@@ -79,6 +85,7 @@ class Searcher {
   std::unique_ptr<graph::Optimizer> w_opt_;
   graph::Adam a_opt_;
   std::vector<std::string> weight_names_, arch_names_;
+  std::function<void(const ParamStore&, bool)> hook_;
 };
 
 // A key naming a sample's structure (which ops and pairs get gradients).
