@@ -226,11 +226,11 @@ void backward_weight_channels(const Args& a, int64_t N, const float* x, const fl
 // ---- Padded-plane paths: the fast ones for the planes the search produces.
 //
 // The plane is copied once into a zero-bordered stack buffer, so no tap ever needs a
-// bounds check; every output is then one fused sum over the R*S taps. With stride 1
-// the output is computed "wide" (row pitch = the padded width, the extra columns are
-// discarded), which turns the whole plane into one long contiguous loop: it vectorizes
-// even on a 7x7 map, where a row is shorter than a vector. Planes larger than the
-// buffers take the generic loops above.
+// bounds check; every output is then one fused sum over the R*S taps. With equal
+// strides on both axes the output is computed "wide" (row pitch = the padded width, the
+// extra columns are discarded), which turns the whole plane into one long loop: it
+// vectorizes even on a 7x7 map, where a row is shorter than a vector. Planes larger
+// than the buffers take the generic loops above.
 constexpr int64_t kPlaneFloats = 8192;  // 32 KiB per buffer: L1-sized, safe on a worker's stack
 constexpr int64_t kMaxTaps = 81;        // up to 9x9 kernels
 
@@ -283,7 +283,11 @@ void zero(float* buf, int64_t n) {
 
 bool padded_forward(const Args& a, const float* x, const float* w, float* y, int64_t lo, int64_t hi) {
   const int64_t Hp = a.H + 2 * a.ph, Wp = a.W + 2 * a.pw, T = a.R * a.S;
-  const bool wide = a.sh == 1 && a.sw == 1;
+  // Output "wide" with pitch Wp: y[p*Wp + q] reads x[st*(p*Wp + q) + tap offset] when the
+  // stride is the same on both axes, so the whole plane is one loop. For stride st > 1
+  // the columns q >= Q of each row are extra work ((st - 1) / st of it wasted), still
+  // faster than rows shorter than a vector.
+  const bool wide = a.sh == a.sw;
   if (Hp * Wp > kPlaneFloats || T > kMaxTaps || (wide && a.P * Wp > kPlaneFloats)) return false;
   alignas(64) float xpad[kPlaneFloats];
   alignas(64) float ywide[kPlaneFloats];
@@ -296,7 +300,13 @@ bool padded_forward(const Args& a, const float* x, const float* w, float* y, int
     const float* wk = w + (nc % a.C) * T;
     float* yp = y + nc * a.P * a.Q;
     if (wide) {
-      apply_taps<1>(ywide, xpad, wk, off, T, (a.P - 1) * Wp + a.Q, 1);
+      const int64_t n = (a.P - 1) * Wp + a.Q;
+      if (a.sw == 1)
+        apply_taps<1>(ywide, xpad, wk, off, T, n, 1);
+      else if (a.sw == 2)
+        apply_taps<2>(ywide, xpad, wk, off, T, n, 2);
+      else
+        apply_taps<0>(ywide, xpad, wk, off, T, n, a.sw);
       for (int64_t p = 0; p < a.P; ++p)
         for (int64_t q = 0; q < a.Q; ++q) yp[p * a.Q + q] = ywide[p * Wp + q];
     } else if (a.sw == 2) {
