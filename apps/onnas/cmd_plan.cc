@@ -1,0 +1,164 @@
+// `onnas plan`: plans the memory of a configured step and prints it before running
+// anything; dumps the plan as JSON, a self-contained HTML timeline, or Graphviz.
+// `--buffers FILE.json` plans an arbitrary buffer list instead.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "apps/onnas/common.h"
+#include "graph/autodiff.h"
+#include "graph/dump.h"
+#include "graph/optimizer.h"
+#include "memory_planner/dump.h"
+#include "memory_planner/planner.h"
+#include "nas/genotype.h"
+#include "nas/network.h"
+#include "nas/search.h"
+#include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
+
+namespace onnas::app {
+namespace {
+
+struct PlanArgs {
+  SpaceOptions space;
+  std::string network = "search";  // search | train
+  std::string program = "weight";  // weight | arch (search only)
+  std::string genotype;
+  int64_t batch = 32;
+  int in_channels = 1, size = 28, classes = 10;
+  std::string strategy = "best";
+  std::string json, html, dot, buffers;
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_dumps(const PlanArgs& a, const std::vector<planner::BufferRequest>& buffers, const planner::Plan& plan,
+                 const std::string& title, nlohmann::json extra) {
+  if (!a.json.empty()) {
+    nlohmann::json j = planner::plan_to_json(buffers, plan);
+    for (auto& [k, v] : extra.items()) j[k] = v;
+    write_file_atomic(a.json, j.dump(1) + "\n");
+    std::fprintf(stderr, "wrote %s\n", a.json.c_str());
+  }
+  if (!a.html.empty()) {
+    write_file_atomic(a.html, planner::plan_to_html(buffers, plan, title));
+    std::fprintf(stderr, "wrote %s\n", a.html.c_str());
+  }
+}
+
+planner::Strategy strategy_of(const std::string& name) {
+  auto s = planner::strategy_from_name(name);
+  if (!s) fail("unknown --strategy '{}'", name);
+  return *s;
+}
+
+void run_plan(const PlanArgs& a) {
+  if (!a.buffers.empty()) {
+    auto buffers = planner::parse_buffer_list(read_text(a.buffers), a.buffers);
+    planner::Plan plan = planner::plan_memory(buffers, strategy_of(a.strategy));
+    planner::check_plan(buffers, plan);
+    std::printf("%s", planner::plan_summary(buffers, plan).c_str());
+    write_dumps(a, buffers, plan, a.buffers, {});
+    return;
+  }
+  data::Dataset shape_only;
+  shape_only.C = a.in_channels;
+  shape_only.H = shape_only.W = a.size;
+  shape_only.num_classes = a.classes;
+  nas::SearchSpace space = a.space.space(shape_only);
+  ParamStore params;
+  graph::Graph g;
+  std::vector<graph::ValueId> wrt;
+  nas::SearchNet net;
+  std::string title;
+  if (a.network == "search") {
+    nas::SearchOptions so;
+    so.batch = a.batch;
+    nas::Searcher searcher(space, so, params, 1);  // creates parameters and optimizer state
+    net = nas::emit_search_net(g, space, a.batch, nas::full_sample(space));
+    ParamKind kind = a.program == "arch" ? ParamKind::arch : ParamKind::weight;
+    for (const graph::Value& v : g.values())
+      if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == kind)
+        wrt.push_back(graph::ValueId(&v - g.values().data()));
+    title = fmt::format("search step ({} step), {}, batch {}", a.program, space.describe(), a.batch);
+  } else {
+    if (a.genotype.empty()) fail("--network train needs --genotype FILE");
+    nas::Genotype genotype = nas::Genotype::load(a.genotype);
+    net = nas::emit_discrete_net(g, space, genotype, a.batch, true);
+    Rng rng(1);
+    nas::init_params(params, g, rng);
+    graph::Sgd sgd({.momentum = 0.9f});
+    sgd.add_params(params, ParamKind::weight);
+    for (const graph::Value& v : g.values())
+      if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == ParamKind::weight)
+        wrt.push_back(graph::ValueId(&v - g.values().data()));
+    title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
+  }
+  std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
+  graph::CompileOptions co{.outputs = {net.loss, net.logits}, .strategy = strategy_of(a.strategy)};
+  for (size_t i = 0; i < wrt.size(); ++i) co.param_grads.emplace_back(wrt[i], grads[i]);
+  graph::Program p = graph::compile(g, co);
+  planner::check_plan(p.buffers(), p.plan());
+
+  const size_t persistent = params.bytes();
+  std::printf("%s\n", title.c_str());
+  std::printf("  nodes %zu, buffers %zu\n", p.order().size(), p.buffers().size());
+  std::printf("  arena        %12zu bytes  %s\n", p.arena_bytes(), format_bytes(double(p.arena_bytes())).c_str());
+  std::printf("  lower bound  %12zu bytes  %s  (arena / bound %.3f; build order's bound %s)\n", p.lower_bound_bytes(),
+              format_bytes(double(p.lower_bound_bytes())).c_str(),
+              double(p.arena_bytes()) / double(std::max<size_t>(1, p.lower_bound_bytes())),
+              format_bytes(double(p.build_order_lower_bound_bytes())).c_str());
+  std::printf("  persistent   %12zu bytes  %s  (weights %s, gradients %s, optimizer state %s, arch %s, buffers %s)\n",
+              persistent, format_bytes(double(persistent)).c_str(),
+              format_bytes(double(params.bytes(ParamKind::weight))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::grad))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::state))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::arch))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::buffer))).c_str());
+  std::printf("  total        %12zu bytes  %s\n\n", p.arena_bytes() + persistent,
+              format_bytes(double(p.arena_bytes() + persistent)).c_str());
+  std::printf("%s", planner::plan_summary(p.buffers(), p.plan()).c_str());
+  write_dumps(a, p.buffers(), p.plan(), title,
+              {{"persistent_bytes", persistent},
+               {"total_bytes", p.arena_bytes() + persistent},
+               {"build_order_lower_bound_bytes", p.build_order_lower_bound_bytes()},
+               {"title", title}});
+  if (!a.dot.empty()) {
+    write_file_atomic(a.dot, graph::program_to_dot(p));
+    std::fprintf(stderr, "wrote %s\n", a.dot.c_str());
+  }
+}
+
+}  // namespace
+
+void add_plan_command(CLI::App& app) {
+  auto args = std::make_shared<PlanArgs>();
+  CLI::App* cmd = app.add_subcommand("plan", "Plan the memory of a step and print it, without running anything");
+  args->space.add(*cmd);
+  cmd->add_option("--network", args->network, "search (supernet step) or train (discrete network of --genotype)")
+      ->check(CLI::IsMember({"search", "train"}));
+  cmd->add_option("--program", args->program, "Which search program: weight or arch step")
+      ->check(CLI::IsMember({"weight", "arch"}));
+  cmd->add_option("--genotype", args->genotype, "Genotype JSON (for --network train)");
+  cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
+  cmd->add_option("--in-channels", args->in_channels, "Input channels")->check(CLI::Range(1, 64));
+  cmd->add_option("--size", args->size, "Input side (square)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--classes", args->classes, "Classes")->check(CLI::Range(2, 100000));
+  cmd->add_option("--strategy", args->strategy,
+                  "Planner strategy: best, naive, greedy_by_size, greedy_by_breadth, best_fit, size_best_gap, "
+                  "breadth_best_gap");
+  cmd->add_option("--json", args->json, "Write the whole plan as JSON");
+  cmd->add_option("--html", args->html, "Write a self-contained HTML memory timeline");
+  cmd->add_option("--dot", args->dot, "Write the program's graph for Graphviz");
+  cmd->add_option("--buffers", args->buffers, "Plan a buffer list [{name, bytes, first, last}] from a JSON file");
+  cmd->callback([args] { run_plan(*args); });
+}
+
+}  // namespace onnas::app

@@ -1,0 +1,167 @@
+// `onnas search`: the supernet search (first-order DARTS) on a data set; writes the
+// genotype, the searched weights and alpha/beta, and a log.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "apps/onnas/common.h"
+#include "data/batch_sampler.h"
+#include "nas/genotype.h"
+#include "nas/search.h"
+#include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
+#include "runtime/serialize/safetensors.h"
+#include "runtime/threading.h"
+
+namespace onnas::app {
+namespace {
+
+struct SearchArgs {
+  DataOptions data;
+  SpaceOptions space;
+  int64_t batch = 32;
+  int epochs = 1;
+  int64_t steps = 0;  // per epoch; 0 = a full pass over the training half
+  double val_fraction = 0.5;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::string optimizer = "adam";
+  float w_lr = -1, a_lr = 3e-4f;
+  std::string out = "runs/search";
+  std::string init, dump_grads;
+  bool json = false;
+};
+
+// Copies the gradients of `names` as "<name>@grad" tensors for --dump-grads.
+void collect_grads(const ParamStore& params, const std::vector<std::string>& names, std::vector<Buffer>& memory,
+                   std::vector<NamedTensor>& out) {
+  for (const std::string& n : names) {
+    Tensor g = params.grad(n);
+    memory.emplace_back(g.bytes());
+    std::memcpy(memory.back().data(), g.data(), g.bytes());
+    out.push_back({n + "@grad", Tensor(memory.back().data(), g.shape(), g.dtype())});
+  }
+}
+
+void run_search(const SearchArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  LoadedData d = load_data(a.data);
+  nas::SearchSpace space = a.space.space(d.train);
+  data::TrainValSplit split = data::split_train_val(d.train, a.val_fraction, a.seed);
+  if (int64_t(split.train.size()) < a.batch || int64_t(split.val.size()) < a.batch)
+    fail("search needs at least one batch of {} in each half of the training set (have {} and {} images)", a.batch,
+         split.train.size(), split.val.size());
+
+  nas::SearchOptions so;
+  so.batch = a.batch;
+  so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  so.w_lr = a.w_lr > 0 ? a.w_lr : (a.optimizer == "sgd" ? 0.025f : 3e-3f);
+  so.a_lr = a.a_lr;
+  ParamStore params;
+  nas::Searcher searcher(space, so, params, a.seed);
+  if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
+  make_dir(a.out);
+
+  std::vector<Buffer> dump_memory;
+  std::vector<NamedTensor> dumped;
+  int dumped_steps = 0;
+  if (!a.dump_grads.empty()) {
+    searcher.set_gradient_hook([&](const ParamStore& ps, bool arch) {
+      if (dumped_steps >= 2) return;
+      collect_grads(ps, arch ? searcher.arch_names() : searcher.weight_names(), dump_memory, dumped);
+      if (++dumped_steps == 2) {
+        write_safetensors(a.dump_grads, dumped, {{"what", "gradients of the first search step: arch step (alpha, beta) "
+                                                            "on the validation batch, weight step on the training batch"}});
+        std::fprintf(stderr, "wrote the first step's gradients to %s\n", a.dump_grads.c_str());
+      }
+    });
+  }
+
+  data::BatchSampler train(d.train, split.train, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 1);
+  data::BatchSampler val(d.train, split.val, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 2);
+  const Shape xs{a.batch, space.in_channels, space.height, space.width};
+  Buffer xb(size_t(xs.numel()) * 4), yb(size_t(a.batch) * 4), vxb(size_t(xs.numel()) * 4), vyb(size_t(a.batch) * 4);
+  Tensor x(xb.data(), xs), y(yb.data(), Shape{a.batch}, DType::i32);
+  Tensor vx(vxb.data(), xs), vy(vyb.data(), Shape{a.batch}, DType::i32);
+
+  const int64_t per_epoch = a.steps > 0 ? std::min(a.steps, train.batches_per_epoch()) : train.batches_per_epoch();
+  const int64_t total = per_epoch * a.epochs;
+  searcher.prepare(nas::full_sample(space));
+  std::fprintf(stderr, "search: %s, batch %lld, %lld steps; planned arena %s, parameters %s, %d threads\n",
+               space.describe().c_str(), (long long)a.batch, (long long)total,
+               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(params.bytes())).c_str(),
+               num_threads());
+  std::string log;
+  int64_t step = 0;
+  for (int e = 0; e < a.epochs; ++e) {
+    Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
+    double loss_sum = 0, acc_sum = 0, ms_sum = 0;
+    for (int64_t s = 0; s < per_epoch; ++s, ++step) {
+      train.next(x, y);
+      val.next(vx, vy);
+      searcher.set_progress(step, total);
+      auto t0 = std::chrono::steady_clock::now();
+      nas::StepResult r = searcher.step(x, y, vx, vy);
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
+        fail("search step {} (epoch {}) produced a non-finite loss (weight {}, arch {}); stopping", step, e + 1,
+             r.weight_loss, r.arch_loss);
+      loss_sum += r.weight_loss;
+      acc_sum += r.weight_accuracy;
+      ms_sum += ms;
+      log += nlohmann::json{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
+                            {"accuracy", r.weight_accuracy}, {"ms", ms}}
+                 .dump() +
+             "\n";
+      bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / double(s + 1),
+                                    acc_sum / double(s + 1), ms_sum / double(s + 1),
+                                    format_bytes(double(searcher.arena_bytes()))));
+    }
+    bar.finish(fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step", loss_sum / double(per_epoch),
+                           acc_sum / double(per_epoch), ms_sum / double(per_epoch)));
+    std::fprintf(stderr, "genotype after epoch %d: %s\n", e + 1, nas::derive_genotype(space, params).str().c_str());
+  }
+
+  nas::Genotype g = nas::derive_genotype(space, params);
+  g.save(a.out + "/genotype.json");
+  save_params(a.out + "/supernet.safetensors", params, kModelKinds,
+              {{"onnas", "search supernet"}, {"search_space", space.describe()}, {"genotype", g.str()}});
+  write_file_atomic(a.out + "/search_log.jsonl", log);
+  std::printf("%s\n", g.str().c_str());
+  std::fprintf(stderr, "wrote %s/genotype.json, %s/supernet.safetensors, %s/search_log.jsonl\n", a.out.c_str(),
+               a.out.c_str(), a.out.c_str());
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"genotype", g.to_json()},
+                                       {"arena_bytes", searcher.arena_bytes()},
+                                       {"steps", total}}
+                            .dump()
+                            .c_str());
+}
+
+}  // namespace
+
+void add_search_command(CLI::App& app) {
+  auto args = std::make_shared<SearchArgs>();
+  CLI::App* cmd = app.add_subcommand("search", "Search an architecture (first-order DARTS supernet)");
+  args->data.add(*cmd);
+  args->space.add(*cmd);
+  cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
+  cmd->add_option("--epochs", args->epochs, "Epochs over the training half")->check(CLI::Range(1, 100000));
+  cmd->add_option("--steps", args->steps, "Steps per epoch (0 = a full pass)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val-fraction", args->val_fraction, "Part of the training set used for the architecture step")
+      ->check(CLI::Range(0.01, 0.99));
+  cmd->add_option("--seed", args->seed, "Random seed");
+  cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--optimizer", args->optimizer, "Weight optimizer: adam (betas 0, 0.999) or sgd (momentum 0.9)")
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--w-lr", args->w_lr, "Weight learning rate (default 3e-3 adam, 0.025 sgd; cosine schedule)");
+  cmd->add_option("--a-lr", args->a_lr, "Architecture learning rate (Adam, betas 0.5, 0.999)");
+  cmd->add_option("-o,--out", args->out, "Output folder");
+  cmd->add_option("--init", args->init, "Load parameters (weights, alpha, beta) from a safetensors file");
+  cmd->add_option("--dump-grads", args->dump_grads, "Write the first step's gradients to a safetensors file");
+  cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
+  cmd->callback([args] { run_search(*args); });
+}
+
+}  // namespace onnas::app

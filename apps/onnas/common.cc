@@ -1,0 +1,173 @@
+#include "apps/onnas/common.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/cifar.h"
+#include "data/fashion_mnist.h"
+#include "data/idx.h"
+#include "data/image_folder.h"
+#include "runtime/error.h"
+
+namespace onnas::app {
+
+void DataOptions::add(CLI::App& cmd) {
+  cmd.add_option("--data-format", format, "fashion-mnist, idx (MNIST-style folder), cifar10 or folder (class-per-folder tree)")
+      ->check(CLI::IsMember({"fashion-mnist", "idx", "cifar10", "folder"}));
+  cmd.add_option("--data", path, "Data folder (default: /usr/share/datasets/fashion-mnist)");
+  cmd.add_option("--limit", limit, "Use only the first N training images (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--image-size", image_size, "Side that folder images are resized to")->check(CLI::Range(4, 1024));
+}
+
+LoadedData load_data(const DataOptions& o) {
+  LoadedData d;
+  const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
+  if (o.format == "fashion-mnist" || o.format == "idx") {
+    d.train = data::load_fashion_mnist(dir, data::Split::train);
+    d.test = data::load_fashion_mnist(dir, data::Split::test);
+  } else if (o.format == "cifar10") {
+    d.train = data::load_cifar10_dir(dir, data::Split::train);
+    d.test = data::load_cifar10_dir(dir, data::Split::test);
+  } else {
+    // A class-per-folder tree has no test split of its own: hold out 20% per class.
+    data::ImageLoadOptions lo;
+    lo.height = lo.width = o.image_size;
+    data::Dataset all = data::load_image_folder(dir, lo);
+    auto split = data::split_train_val(all, 0.2, 12345);
+    d.train = data::subset(all, split.train);
+    d.test = data::subset(all, split.val);
+  }
+  if (o.limit > 0 && o.limit < d.train.N) {
+    std::vector<int64_t> first(size_t(o.limit));
+    for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
+    d.train = data::subset(d.train, first);
+  }
+  data::ChannelStats stats = data::channel_stats(d.train);
+  data::normalize(d.train, stats);
+  data::normalize(d.test, stats);
+  return d;
+}
+
+void SpaceOptions::add(CLI::App& cmd) {
+  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, 1024));
+  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, 64));
+  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, 8));
+  cmd.add_option("--reductions", reductions, "Comma-separated indices of the reduction cells");
+  cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list");
+}
+
+nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
+  nas::SearchSpace s;
+  s.channels = channels;
+  s.cells = cells;
+  s.nodes = nodes;
+  s.reductions.clear();
+  std::string item;
+  for (size_t i = 0; i <= reductions.size(); ++i) {
+    if (i == reductions.size() || reductions[i] == ',') {
+      if (!item.empty()) {
+        try {
+          s.reductions.push_back(std::stoi(item));
+        } catch (const std::exception&) {
+          fail("--reductions: '{}' is not a cell index", item);
+        }
+      }
+      item.clear();
+    } else if (reductions[i] != ' ') {
+      item += reductions[i];
+    }
+  }
+  if (ops == "fewshot") {
+    s.ops = nas::few_shot_ops();
+  } else if (ops == "darts") {
+    s.ops = nas::darts_ops();
+  } else {
+    s.ops.clear();
+    std::string name;
+    for (size_t i = 0; i <= ops.size(); ++i) {
+      if (i == ops.size() || ops[i] == ',') {
+        if (!name.empty()) s.ops.push_back(nas::op_kind_from_name(name));
+        name.clear();
+      } else {
+        name += ops[i];
+      }
+    }
+  }
+  s.in_channels = int(d.C);
+  s.height = int(d.H);
+  s.width = int(d.W);
+  s.classes = d.num_classes;
+  s.validate();
+  return s;
+}
+
+size_t parse_bytes(const std::string& text) {
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    fail("'{}' is not a size (examples: 300000, 512KiB, 1.5MiB, 2GiB)", text);
+  }
+  std::string unit = text.substr(pos);
+  unit.erase(0, unit.find_first_not_of(' '));
+  double scale = 1;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "KiB" || unit == "K" || unit == "k") scale = 1024.0;
+  else if (unit == "MiB" || unit == "M") scale = 1048576.0;
+  else if (unit == "GiB" || unit == "G") scale = 1073741824.0;
+  else if (unit == "KB" || unit == "kB") scale = 1e3;
+  else if (unit == "MB") scale = 1e6;
+  else if (unit == "GB") scale = 1e9;
+  else fail("'{}': unknown unit '{}' (use B, KiB, MiB, GiB, KB, MB or GB)", text, unit);
+  if (!(value >= 0) || !std::isfinite(value)) fail("'{}' is not a non-negative size", text);
+  return size_t(value * scale);
+}
+
+std::string format_bytes(double b) {
+  if (b >= 1073741824.0) return fmt::format("{:.2f} GiB", b / 1073741824.0);
+  if (b >= 1048576.0) return fmt::format("{:.2f} MiB", b / 1048576.0);
+  if (b >= 1024.0) return fmt::format("{:.1f} KiB", b / 1024.0);
+  return fmt::format("{:.0f} B", b);
+}
+
+Progress::Progress(std::string label, int64_t total)
+    : label_(std::move(label)), total_(total), tty_(isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+
+void Progress::update(int64_t done, const std::string& status) {
+  double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (tty_) {
+    const int width = 24;
+    int filled = int(frac * width);
+    std::string bar(size_t(filled), '#');
+    bar += std::string(size_t(width - filled), '.');
+    std::fprintf(stderr, "\r%s [%s] %lld/%lld %s %.0fs  ", label_.c_str(), bar.c_str(), (long long)done,
+                 (long long)total_, status.c_str(), secs);
+    std::fflush(stderr);
+  } else {
+    int decile = int(frac * 10);
+    if (decile > last_decile_) {
+      last_decile_ = decile;
+      std::fprintf(stderr, "%s %3d%% %lld/%lld %s %.0fs\n", label_.c_str(), decile * 10, (long long)done,
+                   (long long)total_, status.c_str(), secs);
+    }
+  }
+}
+
+void Progress::finish(const std::string& status) {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (tty_) std::fprintf(stderr, "\r\033[K");
+  std::fprintf(stderr, "%s done %s %.1fs\n", label_.c_str(), status.c_str(), secs);
+}
+
+void make_dir(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) fail("cannot create folder '{}': {}", path, ec.message());
+}
+
+}  // namespace onnas::app

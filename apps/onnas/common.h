@@ -1,0 +1,70 @@
+// What the subcommands of the `onnas` tool share: data and search-space options,
+// progress output, size parsing and the output folder.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "data/dataset.h"
+#include "nas/search_space.h"
+
+namespace onnas::app {
+
+// --data-format fashion-mnist|idx|cifar10|folder and --data PATH (a folder; for idx
+// the folder holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]).
+struct DataOptions {
+  std::string format = "fashion-mnist";
+  std::string path;  // default: Debian's Fashion-MNIST folder
+  int64_t limit = 0; // use only the first N training images (0 = all)
+  int image_size = 28;  // folder trees are resized to this
+  void add(CLI::App& cmd);
+};
+
+struct LoadedData {
+  data::Dataset train, test;
+};
+// Loads train and test, normalizes both with the training set's per-channel statistics.
+LoadedData load_data(const DataOptions& o);
+
+struct SpaceOptions {
+  int channels = 16, cells = 4, nodes = 3;
+  std::string reductions = "1,3";
+  std::string ops = "fewshot";  // fewshot | darts | a comma-separated list
+  void add(CLI::App& cmd);
+  // The space for images of this dataset (its channels, size and classes).
+  nas::SearchSpace space(const data::Dataset& d) const;
+};
+
+// Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.
+size_t parse_bytes(const std::string& text);
+std::string format_bytes(double bytes);
+
+// A one-line progress bar on stderr, redrawn in place on a terminal and printed every
+// 10% otherwise (logs stay readable).
+class Progress {
+ public:
+  Progress(std::string label, int64_t total);
+  void update(int64_t done, const std::string& status);
+  void finish(const std::string& status);
+
+ private:
+  std::string label_;
+  int64_t total_;
+  bool tty_;
+  int last_decile_ = -1;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Creates the folder (and parents); throws onnas::Error naming it on failure.
+void make_dir(const std::string& path);
+
+// The subcommands.
+void add_search_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+
+}  // namespace onnas::app

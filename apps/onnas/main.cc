@@ -1,0 +1,25 @@
+// The `onnas` command-line tool: search, train, eval, plan, inspect. Errors from the
+// library arrive as onnas::Error and are printed as one line on stderr.
+#include <cstdio>
+#include <stdexcept>
+
+#include "apps/onnas/common.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"onnas: on-device neural architecture search with planned memory"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "onnas 0.1");
+  onnas::app::add_search_command(app);
+  onnas::app::add_train_command(app);
+  onnas::app::add_plan_command(app);
+  onnas::app::add_inspect_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "onnas: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
