@@ -40,10 +40,12 @@ int64_t GzFile::read_some(void* out, uint64_t n) {
   unsigned ask = unsigned(std::min<uint64_t>(n, 1u << 30));
   int got = gzread(f, out, ask);
   if (got < 0) {
-    int code = 0;
-    const char* msg = gzerror(f, &code);
-    fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_,
-         code == Z_ERRNO ? std::strerror(errno) : msg);
+    int err = errno, code = 0;
+    std::string msg = gzerror(f, &code);
+    if (code == Z_ERRNO) msg = std::strerror(err);
+    // zlib prefixes its messages with the path, which our message already names.
+    if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
+    fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, msg);
   }
   position_ += uint64_t(got);
   return got;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "runtime/param_store.h"
+#include "runtime/rng.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/safetensors.h"
 
@@ -236,6 +237,35 @@ TEST_CASE("safetensors: broken files are refused with a message naming the file 
                       floats({1})),
             "names 't' twice");
   }
+}
+
+TEST_CASE("safetensors: random corruptions are read or refused, never crash") {
+  TempDir dir;
+  std::string path = dir.file("fuzz.safetensors");
+  std::string header = R"({"__metadata__":{"a":"b"},"t":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"u":{"dtype":"I32","shape":[1],"data_offsets":[16,20]}})";
+  const std::string good = hand_file(header, floats({1, 2, 3, 4, 5}));
+  Rng rng(2024);
+  int refused = 0;
+  for (int trial = 0; trial < 1500; ++trial) {
+    std::string bytes = good;
+    int edits = 1 + int(rng.uniform_int(3));
+    for (int e = 0; e < edits; ++e) {
+      size_t at = size_t(rng.uniform_int(int64_t(bytes.size())));
+      switch (rng.uniform_int(3)) {
+        case 0: bytes[at] = char(rng.uniform_int(256)); break;               // flip a byte
+        case 1: bytes[at] = "0123456789[]{},:\"-e."[rng.uniform_int(17)]; break;  // JSON-ish byte
+        default: bytes.resize(at); break;                                    // truncate
+      }
+      if (bytes.empty()) break;
+    }
+    spit(path, bytes);
+    try {
+      read_safetensors(path);
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused > 1000);
 }
 
 TEST_CASE("safetensors: save_params / load_params") {
