@@ -1,0 +1,312 @@
+// The graph engine end to end: compile, plan, run; dead code, ordering, the arena,
+// feeds, allocation-free runs, determinism, optimizers, and a small CNN that learns.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+
+#include "graph/autodiff.h"
+#include "graph/compile.h"
+#include "graph/optimizer.h"
+#include "memory_planner/planner.h"
+#include "nas/network.h"
+#include "nas/search.h"
+#include "ops/ops.h"
+#include "runtime/rng.h"
+#include "runtime/threading.h"
+
+using namespace onnas;
+using graph::Graph;
+using graph::ValueId;
+
+// Counts every operator new while `counting` is set (this test file replaces the
+// global allocation functions).
+static std::atomic<bool> counting{false};
+static std::atomic<int64_t> allocations{0};
+
+void* operator new(size_t n) {
+  if (counting) allocations++;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace {
+
+void fill_random(Tensor t, Rng& rng, float scale = 1.0f) {
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = scale * rng.normal();
+}
+
+struct Cnn {
+  ValueId x, labels, logits, loss;
+  std::vector<ValueId> weights;
+};
+
+Cnn small_cnn(Graph& g, int64_t batch, int64_t classes, bool training) {
+  Cnn n;
+  n.x = g.input("x", {Shape{batch, 1, 8, 8}});
+  n.labels = g.input("labels", {Shape{batch}, DType::i32});
+  ValueId w1 = g.param("conv1.weight", {Shape{8, 1, 3, 3}});
+  ValueId g1 = g.param("bn1.weight", {Shape{8}});
+  ValueId b1 = g.param("bn1.bias", {Shape{8}});
+  ValueId m1 = g.param("bn1.running_mean", {Shape{8}});
+  ValueId v1 = g.param("bn1.running_var", {Shape{8}});
+  ValueId w2 = g.param("conv2.weight", {Shape{16, 8, 3, 3}});
+  ValueId fw = g.param("fc.weight", {Shape{classes, 16}});
+  ValueId fb = g.param("fc.bias", {Shape{classes}});
+  n.weights = {w1, g1, b1, w2, fw, fb};
+  ValueId y = ops::conv2d(g, n.x, w1, {.pad = 1}, "conv1");
+  y = ops::relu(g, ops::batch_norm(g, y, {g1, b1, m1, v1}, {.training = training}, "bn1"), "relu1");
+  y = ops::max_pool2d(g, y, {.kernel = 3, .stride = 2, .pad = 1}, "pool1");
+  y = ops::relu(g, ops::conv2d(g, y, w2, {.pad = 1}, "conv2"), "relu2");
+  n.logits = ops::linear(g, ops::global_avg_pool(g, y, "gap"), fw, fb, "fc");
+  n.loss = ops::softmax_cross_entropy(g, n.logits, n.labels, "loss");
+  return n;
+}
+
+graph::Program training_program(Graph& g, const Cnn& n) {
+  auto grads = graph::backward(g, n.loss, n.weights);
+  graph::CompileOptions o{.outputs = {n.loss, n.logits}};
+  for (size_t i = 0; i < grads.size(); ++i) o.param_grads.emplace_back(n.weights[i], grads[i]);
+  return graph::compile(g, o);
+}
+
+// Class c: a bright 4x4 square in quadrant c.
+void quadrant_task(Rng& rng, Tensor x, Tensor y) {
+  const int64_t b = x.shape()[0];
+  for (int64_t i = 0; i < b; ++i) {
+    int32_t c = int32_t(rng.uniform_int(4));
+    y.i32()[i] = c;
+    float* img = x.f32() + i * 64;
+    for (int p = 0; p < 64; ++p) img[p] = 0.3f * rng.normal();
+    int oy = (c / 2) * 4, ox = (c % 2) * 4;
+    for (int r = 0; r < 4; ++r)
+      for (int q = 0; q < 4; ++q) img[(oy + r) * 8 + ox + q] += 1.5f;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("compile removes dead code and runs what the outputs need") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 3}});
+  ValueId a = ops::relu(g, x, "a");
+  ValueId dead = ops::scale(g, x, 3.0f, "dead");
+  ValueId b = ops::scale(g, a, 2.0f, "b");
+  graph::Program p = graph::compile(g, {.outputs = {b}});
+  CHECK(p.order().size() == 2);
+  for (graph::NodeId n : p.order()) CHECK(p.graph().node(n).outputs[0] != dead);
+  Arena arena(p.arena_bytes());
+  float xs[6] = {-1, 2, -3, 4, 0.5f, -0.5f};
+  ParamStore ps;
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}});
+  Tensor out = p.output(arena, b);
+  const float expect[6] = {0, 4, 0, 8, 1, 0};
+  for (int i = 0; i < 6; ++i) CHECK(out.f32()[i] == expect[i]);
+}
+
+TEST_CASE("run refuses a small arena, a missing feed and a wrongly shaped feed") {
+  Graph g;
+  ValueId x = g.input("images", {Shape{4, 4}});
+  ValueId y = ops::relu(g, ops::scale(g, x, 2.0f));
+  graph::Program p = graph::compile(g, {.outputs = {y}});
+  ParamStore ps;
+  float xs[16] = {};
+  Arena small(p.arena_bytes() - 1);
+  CHECK_THROWS_WITH(p.run(small, ps, {{x, Tensor(xs, Shape{4, 4})}}),
+                    Catch::Contains("smaller than the") && Catch::Contains(std::to_string(p.arena_bytes())));
+  Arena arena(p.arena_bytes());
+  CHECK_THROWS_WITH(p.run(arena, ps, {}), Catch::Contains("no feed for input 'images'"));
+  CHECK_THROWS_WITH(p.run(arena, ps, {{x, Tensor(xs, Shape{2, 8})}}),
+                    Catch::Contains("'images' expects f32 [4, 4], was fed f32 [2, 8]"));
+  CHECK_NOTHROW(p.run(arena, ps, {{x, Tensor(xs, Shape{4, 4})}}));
+}
+
+TEST_CASE("a parameter missing from the store or of another shape is named") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 3}});
+  ValueId w = g.param("fc.weight", {Shape{4, 3}});
+  ValueId y = ops::linear(g, x, w, graph::kNoValue);
+  graph::Program p = graph::compile(g, {.outputs = {y}});
+  Arena arena(p.arena_bytes());
+  float xs[6] = {};
+  ParamStore empty;
+  CHECK_THROWS_WITH(p.run(arena, empty, {{x, Tensor(xs, Shape{2, 3})}}), Catch::Contains("fc.weight"));
+  ParamStore wrong;
+  wrong.add_weight("fc.weight", Shape{3, 4});
+  CHECK_THROWS_WITH(p.run(arena, wrong, {{x, Tensor(xs, Shape{2, 3})}}),
+                    Catch::Contains("fc.weight") && Catch::Contains("[3, 4]") && Catch::Contains("[4, 3]"));
+}
+
+TEST_CASE("every compiled plan is valid and runs in its arena; in-place ops share storage") {
+  Graph g;
+  Cnn n = small_cnn(g, 8, 4, true);
+  graph::Program p = training_program(g, n);
+  REQUIRE_NOTHROW(planner::check_plan(p.buffers(), p.plan()));
+  CHECK(p.arena_bytes() >= p.lower_bound_bytes());
+  CHECK(double(p.arena_bytes()) <= 1.05 * double(p.lower_bound_bytes()));
+  CHECK(p.lower_bound_bytes() <= p.build_order_lower_bound_bytes());
+  int shared = 0;
+  for (const auto& b : p.buffers()) shared += b.may_share_with >= 0;
+  CHECK(shared > 0);
+}
+
+TEST_CASE("the memory-aware order lowers the peak where the build order is wasteful") {
+  // Build order: four big branches of x first, then each is reduced to a small value.
+  // Running each reduction right after its branch keeps one big value live, not four.
+  Graph g;
+  ValueId x = g.input("x", {Shape{1, 64, 32, 32}});
+  std::vector<ValueId> big, small;
+  for (int i = 0; i < 4; ++i) big.push_back(ops::scale(g, x, float(i + 1), "big"));
+  for (int i = 0; i < 4; ++i) small.push_back(ops::global_avg_pool(g, big[size_t(i)], "small"));
+  ValueId total = ops::sum(g, small, "total");
+  graph::Program reordered = graph::compile(g, {.outputs = {total}});
+  graph::Program build = graph::compile(g, {.outputs = {total}, .reorder = false});
+  const size_t big_bytes = 64 * 32 * 32 * 4;
+  CHECK(build.lower_bound_bytes() >= 4 * big_bytes);
+  CHECK(reordered.lower_bound_bytes() < 2 * big_bytes + 4096);
+  CHECK(reordered.build_order_lower_bound_bytes() == build.lower_bound_bytes());
+  // Same results either way.
+  ParamStore ps;
+  Buffer xb(big_bytes);
+  Rng rng(1);
+  fill_random(Tensor(xb.data(), Shape{1, 64, 32, 32}), rng);
+  Arena a1(reordered.arena_bytes()), a2(build.arena_bytes());
+  reordered.run(a1, ps, {{x, Tensor(xb.data(), Shape{1, 64, 32, 32})}});
+  build.run(a2, ps, {{x, Tensor(xb.data(), Shape{1, 64, 32, 32})}});
+  Tensor r1 = reordered.output(a1, total), r2 = build.output(a2, total);
+  for (int64_t i = 0; i < r1.numel(); ++i) CHECK(r1.f32()[i] == Approx(r2.f32()[i]).epsilon(1e-5));
+}
+
+TEST_CASE("Program::run allocates nothing once bound (CNN step and a search step)") {
+  set_num_threads(2);
+  Graph g;
+  Cnn n = small_cnn(g, 8, 4, true);
+  graph::Program p = training_program(g, n);
+  ParamStore ps;
+  Rng rng(2);
+  nas::init_params(ps, g, rng);
+  Arena arena(p.arena_bytes());
+  Buffer xb(8 * 64 * 4), yb(8 * 4);
+  Tensor x(xb.data(), Shape{8, 1, 8, 8}), y(yb.data(), Shape{8}, DType::i32);
+  quadrant_task(rng, x, y);
+  p.run(arena, ps, {{n.x, x}, {n.labels, y}});  // binds parameters, warms kernel scratch
+  allocations = 0;
+  counting = true;
+  p.run(arena, ps, {{n.x, x}, {n.labels, y}});
+  p.run(arena, ps, {{n.x, x}, {n.labels, y}});
+  counting = false;
+  CHECK(allocations == 0);
+
+  nas::SearchSpace s;
+  s.channels = 4;
+  s.cells = 2;
+  s.reductions = {1};
+  s.nodes = 2;
+  s.height = s.width = 8;
+  s.classes = 4;
+  Graph sg;
+  nas::SearchNet net = nas::emit_search_net(sg, s, 8, nas::full_sample(s));
+  std::vector<ValueId> wrt;
+  for (size_t v = 0; v < sg.num_values(); ++v)
+    if (sg.values()[v].kind == graph::ValueKind::param) wrt.push_back(ValueId(v));
+  auto grads = graph::backward(sg, net.loss, wrt);
+  graph::CompileOptions o{.outputs = {net.loss}};
+  for (size_t i = 0; i < wrt.size(); ++i) o.param_grads.emplace_back(wrt[i], grads[i]);
+  graph::Program sp = graph::compile(sg, o);
+  ParamStore sps;
+  nas::init_params(sps, sg, rng);
+  Arena sa(sp.arena_bytes());
+  sp.run(sa, sps, {{net.x, x}, {net.labels, y}});
+  allocations = 0;
+  counting = true;
+  sp.run(sa, sps, {{net.x, x}, {net.labels, y}});
+  counting = false;
+  CHECK(allocations == 0);
+}
+
+TEST_CASE("a small CNN learns a synthetic task, bit-for-bit repeatably at a fixed thread count") {
+  auto train = [](int threads) {
+    set_num_threads(threads);
+    Graph g;
+    Cnn n = small_cnn(g, 16, 4, true);
+    graph::Program p = training_program(g, n);
+    Graph ge;
+    Cnn ne = small_cnn(ge, 16, 4, false);
+    graph::Program pe = graph::compile(ge, {.outputs = {ne.logits}});
+    ParamStore ps;
+    Rng rng(5);
+    nas::init_params(ps, g, rng);
+    graph::Sgd sgd({.lr = 0.1f, .momentum = 0.9f});
+    sgd.add_params(ps, ParamKind::weight);
+    Arena arena(std::max(p.arena_bytes(), pe.arena_bytes()));
+    Buffer xb(16 * 64 * 4), yb(16 * 4);
+    Tensor x(xb.data(), Shape{16, 1, 8, 8}), y(yb.data(), Shape{16}, DType::i32);
+    for (int s = 0; s < 150; ++s) {
+      quadrant_task(rng, x, y);
+      ps.zero_grads();
+      p.run(arena, ps, {{n.x, x}, {n.labels, y}});
+      sgd.step(ps);
+    }
+    double acc = 0;
+    for (int t = 0; t < 10; ++t) {
+      quadrant_task(rng, x, y);
+      pe.run(arena, ps, {{ne.x, x}});
+      acc += nas::accuracy(pe.output(arena, ne.logits), y) / 10.0;
+    }
+    std::vector<float> w(ps.get("conv2.weight").f32(), ps.get("conv2.weight").f32() + ps.get("conv2.weight").numel());
+    return std::make_pair(acc, w);
+  };
+  auto [acc1, w1] = train(2);
+  auto [acc2, w2] = train(2);
+  CHECK(acc1 >= 0.95);
+  CHECK(w1 == w2);
+  auto [acc3, w3] = train(1);
+  // Kernels reduce in fixed chunks, so even another thread count gives the same bits.
+  CHECK(w1 == w3);
+  set_num_threads(2);
+}
+
+TEST_CASE("SGD, Adam, clipping and the cosine schedule match hand-computed values") {
+  ParamStore ps;
+  Tensor w = ps.add_weight("w", Shape{2});
+  w.f32()[0] = 1.0f;
+  w.f32()[1] = -2.0f;
+  graph::Sgd sgd({.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.01f, .name = "sgd"});
+  sgd.add_param(ps, "w");
+  ps.grad("w").f32()[0] = 0.5f;
+  ps.grad("w").f32()[1] = 1.0f;
+  sgd.step(ps);  // m = g + wd*p; p -= lr*m
+  CHECK(w.f32()[0] == Approx(1.0f - 0.1f * (0.5f + 0.01f)));
+  CHECK(w.f32()[1] == Approx(-2.0f - 0.1f * (1.0f - 0.02f)));
+  sgd.step(ps);  // m = 0.9*m + g'
+  float g0 = 0.5f + 0.01f * (1.0f - 0.1f * 0.51f);
+  CHECK(w.f32()[0] == Approx(1.0f - 0.1f * 0.51f - 0.1f * (0.9f * 0.51f + g0)));
+
+  ParamStore pa;
+  Tensor v = pa.add_weight("v", Shape{1});
+  v.f32()[0] = 0.5f;
+  graph::Adam adam({.lr = 0.01f, .beta1 = 0.0f, .beta2 = 0.999f, .name = "adam"});
+  adam.add_param(pa, "v");
+  pa.grad("v").f32()[0] = 2.0f;
+  adam.step(pa);  // first step: update = lr * g / (|g| + eps) = lr
+  CHECK(v.f32()[0] == Approx(0.49f).epsilon(1e-6));
+  pa.grad("v").f32()[0] = -1.0f;
+  adam.step(pa);  // m = -1, v = 0.999*0.001*4 + 0.001*1, bias-corrected
+  double vv = (0.999 * 0.001 * 4 + 0.001 * 1) / (1 - 0.999 * 0.999);
+  CHECK(v.f32()[0] == Approx(0.49 + 0.01 * 1.0 / (std::sqrt(vv) + 1e-8)).epsilon(1e-5));
+
+  ps.grad("w").f32()[0] = 3.0f;
+  ps.grad("w").f32()[1] = 4.0f;
+  CHECK(graph::clip_grad_norm(ps, {"w"}, 1.0) == Approx(5.0));
+  CHECK(graph::grad_norm(ps, {"w"}) == Approx(1.0).epsilon(1e-5));
+  CHECK(graph::cosine_lr(0.1f, 0.0f, 0, 11) == Approx(0.1f));
+  CHECK(graph::cosine_lr(0.1f, 0.0f, 5, 11) == Approx(0.05f));
+  CHECK(graph::cosine_lr(0.1f, 0.0f, 10, 11) == Approx(0.0f).margin(1e-7));
+}
