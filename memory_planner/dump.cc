@@ -168,7 +168,9 @@ std::string plan_to_html(std::span<const BufferRequest> buffers, const Plan& pla
                  "#tip{{position:fixed;pointer-events:none;background:#fff;border:1px solid #888;padding:4px 6px;"
                  "font-size:12px;display:none;white-space:pre;box-shadow:1px 1px 4px #0003}}\n",
                  html_escape(title));
-  for (const KindStyle& k : kKinds) fmt::format_to(it, ".{}{{fill:{}}}\n", k.css_class, k.colour);
+  for (const KindStyle& k : kKinds) fmt::format_to(it, ".{0}{{fill:{1};background:{1}}}\n", k.css_class, k.colour);
+  // Outlines separate neighbouring buffers; with thousands they would hide the small ones.
+  if (buffers.size() <= 3000) out += "rect.b{stroke:#fff;stroke-width:0.5}\n";
   out += "</style></head><body>\n";
   fmt::format_to(it, "<h1>{}</h1>\n<div class=\"nums\">", html_escape(title));
   fmt::format_to(it,

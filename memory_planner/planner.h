@@ -56,9 +56,13 @@
 //   - best (the default): runs every strategy above, naive last, and keeps the smallest
 //     arena (ties: the first in that order). The strategy that won is in Plan::strategy.
 //
-// Cost: finding the placed blocks that overlap a block in time uses a max-tree over
-// the blocks sorted by first step, so each placement costs O(k log n) for the k blocks
-// it overlaps in time (never a scan over all placed blocks); best_fit is O(n log n).
+// Cost: placed blocks live in a segment tree over the steps whose nodes hold merged
+// address ranges, so a placement looks at O(log T) small range sets instead of the k
+// blocks it overlaps in time (k is in the thousands for a training step: saved
+// activations all meet at the turn from forward to backward). best_fit is O(n log n).
+// Measured on 10,000 training-step buffers (bench/planner): about 9 ms CPU per
+// size/breadth strategy, 2.4 ms for best_fit, 7 ms for best when the first strategy
+// reaches the lower bound (it then stops).
 //
 // Errors: invalid input throws std::invalid_argument with one sentence naming the
 // buffer (this layer depends on nothing of ours, so not onnas::Error).
