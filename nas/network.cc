@@ -2,6 +2,7 @@
 // cell's channels, H W its spatial size, k candidate ops, E edges, P pairs of a node.
 #include "nas/network.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/ops.h"
@@ -159,6 +160,21 @@ ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s
 
   const std::string kind = reduction ? "reduce" : "normal";
   ValueId alpha = g.param("alpha." + kind, {Shape{space.num_edges(), k}});
+  // Entries of non-sampled ops (or of edges outside the node's gradient pair) get no
+  // gradient, although the softmax couples every entry of a row.
+  std::vector<uint8_t> alpha_mask(size_t(space.num_edges() * k), 1);
+  for (int j = 0; j < space.nodes; ++j) {
+    const int gp = sample.grad_pair[size_t(j)];
+    const auto pairs = space.pairs(j);
+    for (int a = 0; a < 2 + j; ++a) {
+      const int e = space.first_edge(j) + a;
+      const bool in_pair = gp < 0 || pairs[size_t(gp)].first == a || pairs[size_t(gp)].second == a;
+      for (int64_t o = 0; o < k; ++o)
+        alpha_mask[size_t(e * k + o)] = in_pair && sample.grad_ops[size_t(e)][size_t(o)] ? 1 : 0;
+    }
+  }
+  if (std::find(alpha_mask.begin(), alpha_mask.end(), 0) != alpha_mask.end())
+    alpha = ops::mask_gradient(g, alpha, alpha_mask, "alpha_mask");
   ValueId op_weights = ops::softmax(g, alpha, "alpha_softmax");
 
   for (int j = 0; j < space.nodes; ++j) {
@@ -188,6 +204,11 @@ ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s
       edges.push_back(mix(g, values, op_weights, indices, grad, "mixed"));
     }
     ValueId beta = g.param(fmt::format("beta.{}.{}", kind, j), {Shape{int64_t(pairs.size())}});
+    if (gp >= 0) {
+      std::vector<uint8_t> beta_mask(pairs.size(), 0);
+      beta_mask[size_t(gp)] = 1;
+      beta = ops::mask_gradient(g, beta, beta_mask, "beta_mask");
+    }
     ValueId pair_weights = ops::softmax(g, beta, "beta_softmax");
     std::vector<ValueId> values;
     std::vector<int64_t> indices;

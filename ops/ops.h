@@ -51,6 +51,8 @@ ValueId weighted_sum(Graph& g, std::span<const ValueId> values, ValueId s, std::
 // Identity forward; no gradient flows through it, so nothing before it keeps
 // activations for the backward.
 ValueId stop_gradient(Graph& g, ValueId x, const std::string& name = "stop_gradient");
+// Identity forward; the backward keeps the gradient only where mask[i] (flat index) is 1.
+ValueId mask_gradient(Graph& g, ValueId x, std::vector<uint8_t> mask, const std::string& name = "mask_gradient");
 
 // --- normalization ---------------------------------------------------------------------
 // gamma/beta kNoValue: affine = false. running_mean/var: ParamStore buffers (params of

@@ -161,3 +161,55 @@ TEST_CASE("backward from a scalar loss seeds d loss = 1", "[ops][grad][autodiff]
   const Tensor got = params.grad("fc.weight");
   for (int64_t i = 0; i < got.numel(); ++i) CHECK(got.f32()[i] == Approx(dw[size_t(i)]).margin(1e-5));
 }
+
+TEST_CASE("mask_gradient is the identity forward and zeroes the masked gradient entries",
+          "[ops][grad][mask_gradient]") {
+  // L = xent(softmax(mask(a)) w^T): unmasked entries get exactly the plain softmax
+  // gradient (the softmax still couples them to the masked ones), masked entries 0.
+  const int64_t R = 2, K = 4;
+  const std::vector<uint8_t> mask = {1, 0, 1, 1, 0, 0, 1, 0};
+  Rng rng(61);
+  ParamStore params;
+  Tensor a = params.add_weight("alpha", Shape{R, K}, ParamKind::arch);
+  for (int64_t i = 0; i < a.numel(); ++i) a.f32()[i] = rng.normal();
+  Tensor w = params.add_weight("fc.weight", Shape{3, K});
+  for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = rng.normal();
+  Buffer y_mem(size_t(R) * 4);
+  Tensor yt(y_mem.data(), Shape{R}, DType::i32);
+  yt.i32()[0] = 2;
+  yt.i32()[1] = 0;
+
+  auto gradient = [&](bool masked, std::vector<float>& probs) {
+    Graph g;
+    const ValueId av = g.param("alpha", {Shape{R, K}});
+    const ValueId labels = g.input("labels", {Shape{R}, DType::i32});
+    const ValueId wv = g.param("fc.weight", {Shape{3, K}});
+    const ValueId in = masked ? ops::mask_gradient(g, av, mask) : av;
+    const ValueId p = ops::softmax(g, in);
+    const ValueId loss = ops::softmax_cross_entropy(g, ops::linear(g, p, wv, graph::kNoValue, "fc"), labels);
+    const std::vector<ValueId> grads = graph::backward(g, loss, {av});
+    graph::CompileOptions options;
+    options.outputs = {p};
+    options.param_grads = {{av, grads[0]}};
+    graph::Program prog = graph::compile(g, options);
+    Arena arena(std::max<size_t>(prog.arena_bytes(), kAlignment));
+    params.zero_grads();
+    prog.run(arena, params, {{labels, yt}});
+    const Tensor pt = prog.output(arena, p);
+    probs.assign(pt.f32(), pt.f32() + pt.numel());
+    const Tensor d = params.grad("alpha");
+    return std::vector<float>(d.f32(), d.f32() + d.numel());
+  };
+  std::vector<float> plain_probs, masked_probs;
+  const std::vector<float> plain = gradient(false, plain_probs);
+  const std::vector<float> masked = gradient(true, masked_probs);
+  CHECK(plain_probs == masked_probs);
+  for (size_t i = 0; i < mask.size(); ++i) {
+    INFO("entry " << i);
+    CHECK(plain[i] != 0.0f);
+    CHECK(masked[i] == (mask[i] ? plain[i] : 0.0f));
+  }
+  Graph g;
+  const ValueId av = g.param("alpha", {Shape{R, K}});
+  CHECK_THROWS_WITH(ops::mask_gradient(g, av, {1, 0, 1}), Catch::Contains("mask has 3 entries"));
+}
