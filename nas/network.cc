@@ -54,7 +54,7 @@ ValueId relu_conv_bn(Graph& g, ValueId x, int64_t out, const std::string& scope,
 ValueId factorized_reduce(Graph& g, ValueId x, int64_t out, const std::string& scope, BnMode mode,
                           ValueId relu_x = kNoValue) {
   Graph::Scope s(g, scope);
-  const Shape& sh = g.shape(x);
+  const Shape sh = g.shape(x);  // a copy: emitting nodes may move the graph's values
   ValueId r = relu_x != kNoValue ? relu_x : ops::relu(g, x);
   ValueId a = conv(g, r, "conv1", out / 2, 1, 1, {.stride = 2});
   ValueId shifted = ops::crop(g, r, 1, 1, sh[2] - 1, sh[3] - 1, "shift");
@@ -81,7 +81,7 @@ ValueId emit_op(Graph& g, OpKind kind, ValueId x, ValueId relu_x, int64_t stride
     case OpKind::skip_connect: {
       if (stride == 1) return x;
       // Not a nested scope: factorized_reduce names its layers under "skip_connect".
-      const Shape& sh = g.shape(x);
+      const Shape sh = g.shape(x);  // a copy: emitting nodes may move the graph's values
       ValueId a = conv(g, relu_x, "conv1", C / 2, 1, 1, {.stride = 2});
       ValueId shifted = ops::crop(g, relu_x, 1, 1, sh[2] - 1, sh[3] - 1, "shift");
       ValueId b = conv(g, shifted, "conv2", C - C / 2, 1, 1, {.stride = 2});

@@ -1,0 +1,249 @@
+// The memory modes of a search step (ONNAS.md sections 4-6) on a tiny supernet:
+// step-by-step back-propagation is exact (both variants, with micro-batches against
+// the same chunks), non-sampled ops and pairs get exactly zero gradient, and every
+// program's plan (and the side storage's) passes the overlap checker.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+
+#include "graph/compile.h"
+#include "nas/network.h"
+#include "nas/sampler.h"
+#include "nas/search_step.h"
+#include "runtime/rng.h"
+
+using namespace onnas;
+using namespace onnas::nas;
+
+namespace {
+
+SearchSpace tiny_space() {
+  SearchSpace s;
+  s.channels = 4;
+  s.cells = 3;
+  s.reductions = {1};
+  s.nodes = 3;
+  s.height = s.width = 8;
+  s.classes = 3;
+  return s;
+}
+
+struct Fixture {
+  SearchSpace space = tiny_space();
+  int64_t batch = 6;
+  ParamStore params;
+  Buffer x_mem, y_mem;
+  Tensor x, y;
+
+  Fixture() : x_mem(size_t(6 * 64) * 4), y_mem(6 * 4) {
+    Graph g;
+    emit_search_net(g, space, batch, full_sample(space));
+    Rng rng(17);
+    init_params(params, g, rng);
+    // Architecture weights away from uniform, so every softmax entry matters.
+    for (const auto& e : params.entries())
+      if (e->kind == ParamKind::arch) {
+        Tensor t = e->tensor;
+        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 0.5f * rng.normal();
+      }
+    x = Tensor(x_mem.data(), Shape{batch, 1, 8, 8});
+    y = Tensor(y_mem.data(), Shape{batch}, DType::i32);
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+    for (int64_t i = 0; i < batch; ++i) y.i32()[i] = int32_t(rng.uniform_int(3));
+  }
+
+  // Runs one pass; returns every gradient of `kind` by name.
+  std::map<std::string, std::vector<float>> gradients(const StepConfig& config, const Sample& sample, ParamKind kind,
+                                                      PassResult* result = nullptr) {
+    GradientPass pass(space, config, batch, sample, kind, params);
+    for (const auto& p : pass.programs()) {
+      INFO(p.label);
+      planner::check_plan(p.program->buffers(), p.program->plan());
+    }
+    Arena arena(std::max<size_t>(pass.arena_bytes(), kAlignment));
+    params.zero_grads();
+    PassResult r = pass.run(arena, params, x, y);
+    if (result) *result = r;
+    std::map<std::string, std::vector<float>> out;
+    for (const auto& e : params.entries()) {
+      if (e->kind != kind) continue;
+      Tensor gr = params.grad(e->name);
+      out[e->name].assign(gr.f32(), gr.f32() + gr.numel());
+    }
+    return out;
+  }
+};
+
+double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    norm += double(want[i]) * want[i];
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-12);
+}
+
+bool all_zero(const std::vector<float>& v) {
+  for (float f : v)
+    if (f != 0.0f) return false;
+  return true;
+}
+
+void check_same(const std::map<std::string, std::vector<float>>& got,
+                const std::map<std::string, std::vector<float>>& want) {
+  REQUIRE(got.size() == want.size());
+  int nonzero = 0;
+  for (const auto& [name, w] : want) {
+    INFO(name);
+    const auto& g = got.at(name);
+    if (all_zero(w)) {
+      CHECK(all_zero(g));
+      continue;
+    }
+    nonzero++;
+    CHECK(relative_error(g, w) < 1e-4);
+  }
+  CHECK(nonzero > 0);
+}
+
+Sample sampled(const SearchSpace& space, const ParamStore& params, uint64_t seed) {
+  ArchSampler sampler(space, {.k_grad = 2, .explore_prob = 0.2}, seed);
+  return sampler.draw(params, 0, 10);
+}
+
+}  // namespace
+
+TEST_CASE("step-by-step back-propagation equals the one-shot backward, weights and alpha/beta") {
+  Fixture f;
+  const auto variant = GENERATE(SbsVariant::recompute, SbsVariant::checkpoint);
+  const bool full = GENERATE(true, false);
+  const int split = GENERATE(1, 3);
+  INFO(sbs_variant_name(variant) << (full ? ", full sample" : ", sampled") << ", split " << split);
+  const Sample sample = full ? full_sample(f.space) : sampled(f.space, f.params, 5);
+  for (ParamKind kind : {ParamKind::weight, ParamKind::arch}) {
+    INFO((kind == ParamKind::weight ? "weights" : "alpha/beta"));
+    PassResult one_r, sbs_r;
+    const auto one_shot =
+        f.gradients({.mode = Mode::ops_pairs, .split = split}, sample, kind, &one_r);
+    const auto sbs =
+        f.gradients({.mode = Mode::ops_pairs_sbs, .sbs = variant, .split = split}, sample, kind, &sbs_r);
+    check_same(sbs, one_shot);
+    CHECK(sbs_r.loss == Approx(one_r.loss).epsilon(1e-5));
+    CHECK(sbs_r.correct == one_r.correct);
+  }
+}
+
+TEST_CASE("micro-batches: the split gradient is the mean of the chunks' gradients") {
+  Fixture f;
+  const Sample sample = full_sample(f.space);
+  // Split 2 over a batch of 6 against two passes of batch 3 run by hand.
+  const auto split = f.gradients({.mode = Mode::full, .split = 2}, sample, ParamKind::weight);
+  std::map<std::string, std::vector<float>> want;
+  Fixture half;  // same seed: same parameters
+  half.batch = 3;
+  for (int c = 0; c < 2; ++c) {
+    half.x = Tensor(f.x.f32() + c * 3 * 64, Shape{3, 1, 8, 8});
+    half.y = Tensor(f.y.i32() + c * 3, Shape{3}, DType::i32);
+    auto g = half.gradients({.mode = Mode::full}, sample, ParamKind::weight);
+    for (auto& [name, v] : g) {
+      auto& w = want[name];
+      w.resize(v.size());
+      for (size_t i = 0; i < v.size(); ++i) w[i] += 0.5f * v[i];
+    }
+  }
+  check_same(split, want);
+}
+
+TEST_CASE("non-sampled ops and pairs get exactly zero gradient; the head matches the full backward") {
+  Fixture f;
+  const Sample sample = sampled(f.space, f.params, 9);
+  const auto full_w = f.gradients({.mode = Mode::full}, full_sample(f.space), ParamKind::weight);
+  const auto w = f.gradients({.mode = Mode::ops_pairs}, sample, ParamKind::weight);
+  const auto a = f.gradients({.mode = Mode::ops_pairs}, sample, ParamKind::arch);
+  const int64_t k = f.space.num_ops();
+  int zero_ops = 0, grad_ops = 0;
+  for (int cell = 0; cell < f.space.cells; ++cell) {
+    const bool red = f.space.is_reduction(cell);
+    const CellSample& cs = sample.of(red);
+    for (int j = 0; j < f.space.nodes; ++j) {
+      const auto pairs = f.space.pairs(j);
+      const int gp = cs.grad_pair[size_t(j)];
+      for (int in = 0; in < 2 + j; ++in) {
+        const int e = f.space.first_edge(j) + in;
+        const bool in_pair = gp < 0 || pairs[size_t(gp)].first == in || pairs[size_t(gp)].second == in;
+        for (int64_t o = 0; o < k; ++o) {
+          const std::string prefix =
+              fmt::format("cells.{}.nodes.{}.edges.{}.{}.", cell, j, e, op_kind_name(f.space.ops[size_t(o)]));
+          const bool grad = in_pair && cs.grad_ops[size_t(e)][size_t(o)];
+          for (const auto& [name, v] : w) {
+            if (name.rfind(prefix, 0) != 0) continue;
+            INFO(name);
+            if (grad) {
+              grad_ops++;
+            } else {
+              zero_ops++;
+              CHECK(all_zero(v));
+            }
+          }
+          const float da = a.at(red ? "alpha.reduce" : "alpha.normal")[size_t(e * k + o)];
+          if (!grad) CHECK(da == 0.0f);
+        }
+      }
+      const auto& db = a.at(fmt::format("beta.{}.{}", red ? "reduce" : "normal", j));
+      for (size_t p = 0; p < pairs.size(); ++p)
+        if (gp >= 0 && int(p) != gp) CHECK(db[p] == 0.0f);
+      if (gp >= 0) CHECK(db[size_t(gp)] != 0.0f);
+    }
+  }
+  CHECK(zero_ops > 0);
+  CHECK(grad_ops > 0);
+  // The head sees the same forward values, so its gradients are the full backward's.
+  CHECK(relative_error(w.at("classifier.weight"), full_w.at("classifier.weight")) < 1e-4);
+  CHECK(relative_error(w.at("classifier.bias"), full_w.at("classifier.bias")) < 1e-4);
+}
+
+TEST_CASE("a sample where every op and pair is a gradient one is the full step") {
+  Fixture f;
+  Sample all = full_sample(f.space);
+  for (CellSample* c : {&all.normal, &all.reduce})
+    for (int j = 0; j < f.space.nodes; ++j) c->grad_pair[size_t(j)] = -1;
+  for (ParamKind kind : {ParamKind::weight, ParamKind::arch})
+    check_same(f.gradients({.mode = Mode::ops_pairs}, all, kind), f.gradients({.mode = Mode::full}, all, kind));
+}
+
+TEST_CASE("memory: SBS and sampling shrink the arena; side storage is planned and checked") {
+  Fixture f;
+  f.batch = 6;
+  const Sample sample = sampled(f.space, f.params, 3);
+  GradientPass full(f.space, {.mode = Mode::full}, 6, full_sample(f.space), ParamKind::weight, f.params);
+  GradientPass ops(f.space, {.mode = Mode::ops_pairs}, 6, sample, ParamKind::weight, f.params);
+  GradientPass rec(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute}, 6, sample,
+                   ParamKind::weight, f.params);
+  GradientPass ckpt(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::checkpoint}, 6, sample,
+                    ParamKind::weight, f.params);
+  GradientPass rec3(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 3}, 6, sample,
+                    ParamKind::weight, f.params);
+  CHECK(ops.arena_bytes() < full.arena_bytes());
+  CHECK(rec.arena_bytes() < ops.arena_bytes());
+  CHECK(rec.arena_bytes() + rec.side_bytes() < ops.arena_bytes());
+  CHECK(ckpt.side_bytes() >= rec.side_bytes());
+  CHECK(rec3.arena_bytes() < rec.arena_bytes());
+  CHECK(full.side_bytes() == 0);
+  CHECK(full.cell_forwards() == 3);
+  CHECK(ckpt.cell_forwards() == 5);
+  CHECK(rec.cell_forwards() == 6);
+  // One program per phase (3 cells + stem), each after its recompute forward.
+  CHECK(rec.programs().size() == 3 + 3 + 1);
+  CHECK(ckpt.programs().size() == 1 + 3 + 1);
+}
+
+TEST_CASE("step configurations are validated") {
+  SearchSpace s = tiny_space();
+  CHECK_THROWS_WITH((StepConfig{.split = 4}.validate(s, 6)), Catch::Contains("cannot be split into 4"));
+  CHECK_THROWS_WITH((StepConfig{.split = 0}.validate(s, 6)), Catch::Contains("split must be at least 1"));
+  CHECK_THROWS_WITH((StepConfig{.mode = Mode::ops, .k_grad = 9}.validate(s, 6)), Catch::Contains("k_grad 9"));
+  CHECK_THROWS_WITH(mode_from_name("sbs"), Catch::Contains("unknown mode 'sbs'"));
+  CHECK(mode_from_name("ops+pairs+sbs") == Mode::ops_pairs_sbs);
+  CHECK(sbs_variant_from_name("checkpoint") == SbsVariant::checkpoint);
+}
