@@ -1,5 +1,7 @@
 #include "nas/search.h"
 
+#include <algorithm>
+
 #include "graph/autodiff.h"
 
 namespace onnas::nas {
@@ -38,9 +40,13 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
       options_(options),
       params_(params),
       rng_(seed),
+      sampler_(space_, {.sample_ops = options.step.samples_ops(), .sample_pairs = options.step.samples_pairs(),
+                        .k_grad = options.step.k_grad, .explore_prob = options.explore_prob},
+               rng_.fork(1).next_u64()),
       a_opt_({.lr = options.a_lr, .beta1 = 0.5f, .beta2 = 0.999f, .weight_decay = options.a_weight_decay,
               .name = "arch_adam"}) {
   space_.validate();
+  options_.step.validate(space_, options_.batch);
   if (options_.w_optimizer == WeightOptimizer::adam)
     w_opt_ = std::make_unique<graph::Adam>(graph::AdamOptions{.lr = options.w_lr, .beta1 = 0.0f, .beta2 = 0.999f,
                                                               .weight_decay = options.w_weight_decay,
@@ -65,52 +71,56 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
 }
 
 void Searcher::set_progress(int64_t step, int64_t total) {
+  step_ = step;
+  total_ = total;
   w_opt_->set_lr(graph::cosine_lr(options_.w_lr, options_.w_lr_min, step, total));
 }
 
-Searcher::Compiled& Searcher::programs(const Sample& sample) {
+Searcher::Passes& Searcher::passes(const Sample& sample) {
   std::string key = sample_key(sample);
-  auto it = cache_.find(key);
-  if (it != cache_.end()) return *it->second;
-  auto c = std::make_unique<Compiled>();
-  for (bool arch : {false, true}) {
-    Graph g;
-    SearchNet net = emit_search_net(g, space_, options_.batch, sample);
-    std::vector<ValueId> wrt;
-    for (const graph::Value& v : g.values())
-      if (v.kind == graph::ValueKind::param &&
-          params_.entry(v.name).kind == (arch ? ParamKind::arch : ParamKind::weight))
-        wrt.push_back(ValueId(&v - g.values().data()));
-    std::vector<ValueId> grads = graph::backward(g, net.loss, wrt);
-    graph::CompileOptions opts;
-    opts.outputs = {net.loss, net.logits};
-    for (size_t i = 0; i < wrt.size(); ++i) opts.param_grads.emplace_back(wrt[i], grads[i]);
-    (arch ? c->arch : c->weight) = graph::compile(g, opts);
-    (arch ? c->arch_net : c->weight_net) = net;
+  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+    if (it->first != key) continue;
+    cache_.splice(cache_.begin(), cache_, it);
+    return *cache_.front().second;
   }
-  size_t need = std::max(c->weight.arena_bytes(), c->arch.arena_bytes());
+  auto p = std::make_unique<Passes>(Passes{
+      GradientPass(space_, options_.step, options_.batch, sample, ParamKind::weight, params_),
+      GradientPass(space_, options_.step, options_.batch, sample, ParamKind::arch, params_)});
+  size_t need = std::max(p->weight.arena_bytes(), p->arch.arena_bytes());
   if (need > arena_.bytes()) arena_ = Arena(need);
-  return *cache_.emplace(key, std::move(c)).first->second;
+  side_bytes_ = std::max({side_bytes_, p->weight.side_bytes(), p->arch.side_bytes()});
+  cache_.emplace_front(std::move(key), std::move(p));
+  if (cache_.size() > kCacheSize) cache_.pop_back();
+  return *cache_.front().second;
 }
 
-void Searcher::prepare(const Sample& sample) { current_ = &programs(sample); }
+const Searcher::Passes& Searcher::prepare(const Sample& sample) { return passes(sample); }
+
+std::vector<Sample> Searcher::upcoming_samples(int count) const {
+  if (!options_.step.samples_ops() && !options_.step.samples_pairs()) return {full_sample(space_)};
+  ArchSampler copy = sampler_;  // leaves this searcher's draws untouched
+  std::vector<Sample> out;
+  for (int i = 0; i < count; ++i) out.push_back(copy.draw(params_, step_ + i, total_));
+  return out;
+}
 
 StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Tensor& val_x, const Tensor& val_y) {
   StepResult r;
-  Sample sample = full_sample(space_);
-  Compiled& c = programs(sample);
-  current_ = &c;
+  const bool sampling = options_.step.samples_ops() || options_.step.samples_pairs();
+  Sample sample = sampling ? sampler_.draw(params_, step_, total_) : full_sample(space_);
+  Passes& p = passes(sample);
 
   params_.zero_grads();
-  c.arch.run(arena_, params_, {{c.arch_net.x, val_x}, {c.arch_net.labels, val_y}});
-  r.arch_loss = c.arch.output(arena_, c.arch_net.loss).f32()[0];
+  r.arch_loss = p.arch.run(arena_, params_, val_x, val_y).loss;
   if (hook_) hook_(params_, true);
+  sampler_.before_update(params_);
   a_opt_.step(params_);
+  sampler_.after_update(params_);
 
   params_.zero_grads();
-  c.weight.run(arena_, params_, {{c.weight_net.x, train_x}, {c.weight_net.labels, train_y}});
-  r.weight_loss = c.weight.output(arena_, c.weight_net.loss).f32()[0];
-  r.weight_accuracy = accuracy(c.weight.output(arena_, c.weight_net.logits), train_y);
+  PassResult w = p.weight.run(arena_, params_, train_x, train_y);
+  r.weight_loss = w.loss;
+  r.weight_accuracy = float(w.correct) / float(options_.batch);
   if (hook_) hook_(params_, false);
   if (options_.w_grad_clip > 0) graph::clip_grad_norm(params_, weight_names_, options_.w_grad_clip);
   w_opt_->step(params_);

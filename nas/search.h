@@ -3,24 +3,29 @@
 //       beta only, Adam;
 //   (b) weight step — loss on a training batch, gradient w.r.t. the weights only,
 //       Adam with betas (0, 0.999) (the research code's choice) or SGD with momentum.
-// Both are ordinary backward passes through the same supernet graph. The compiled
-// programs are cached by the sample's structure, so a step plans nothing new once
-// its sample has been seen, and one arena (the largest plan) serves every program.
+// Both are backward passes through the same supernet, in the memory mode of
+// `options.step` (nas/search_step.h): with sampling, one sample per step (drawn by
+// the ArchSampler of nas/sampler.h) serves both passes. Compiled passes are cached
+// by the sample's structure (a bounded LRU); one arena (the largest plan seen)
+// serves every program.
 //
 //   Searcher s(space, options, params, seed);
+//   s.set_progress(step, total);                        // cosine lr, expected alpha
 //   auto r = s.step(train_x, train_y, val_x, val_y);   // tensors [B, C, H, W] / [B]
 //   Genotype g = derive_genotype(space, params);
 #pragma once
 
 #include <functional>
-#include <map>
+#include <list>
 #include <memory>
 #include <string>
 
 #include "graph/compile.h"
 #include "graph/optimizer.h"
 #include "nas/network.h"
+#include "nas/sampler.h"
 #include "nas/search_space.h"
+#include "nas/search_step.h"
 #include "runtime/param_store.h"
 #include "runtime/rng.h"
 
@@ -38,6 +43,8 @@ struct SearchOptions {
   float w_grad_clip = 5.0f;
   float a_lr = 3e-4f;          // Adam betas (0.5, 0.999), as DARTS
   float a_weight_decay = 1e-3f;
+  StepConfig step;             // memory mode, SBS variant, k_grad, micro-batches
+  double explore_prob = 0.2;   // sampled modes: per-edge exploration
 };
 
 struct StepResult {
@@ -52,36 +59,44 @@ class Searcher {
   Searcher(SearchSpace space, SearchOptions options, ParamStore& params, uint64_t seed);
 
   StepResult step(const Tensor& train_x, const Tensor& train_y, const Tensor& val_x, const Tensor& val_y);
-  // The weight step's learning rate for step t of `total` (cosine).
+  // Step t of `total`: the weight step's cosine learning rate, and the horizon of the
+  // expected-alpha ranking.
   void set_progress(int64_t step, int64_t total);
 
   const SearchSpace& space() const { return space_; }
+  const SearchOptions& options() const { return options_; }
   // The arena every program of this searcher runs in (the largest plan seen).
   size_t arena_bytes() const { return arena_.bytes(); }
-  const graph::Program& weight_program() const { return current_->weight; }
-  const graph::Program& arch_program() const { return current_->arch; }
-  // Compiles (or finds) the programs of `sample` without running them.
-  void prepare(const Sample& sample);
+  // The largest SBS side storage of the passes seen (0 without SBS).
+  size_t side_bytes() const { return side_bytes_; }
+  // Compiles (or finds) the passes of `sample` without running them.
+  struct Passes {
+    GradientPass weight, arch;
+  };
+  const Passes& prepare(const Sample& sample);
+  // The samples the next `count` steps would draw if alpha did not move (for
+  // planning before the run); the full sample in full mode.
+  std::vector<Sample> upcoming_samples(int count) const;
   // Called after each backward pass, before its optimizer step (arch = true for the
   // architecture step): the gradients are in params.grad(). For --dump-grads.
   void set_gradient_hook(std::function<void(const ParamStore&, bool arch)> hook) { hook_ = std::move(hook); }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
+  size_t compiled_samples() const { return cache_.size(); }
 
  private:
-  struct Compiled {
-    graph::Program weight, arch;
-    SearchNet weight_net, arch_net;
-  };
-  Compiled& programs(const Sample& sample);
+  Passes& passes(const Sample& sample);
 
+  static constexpr size_t kCacheSize = 2;
   SearchSpace space_;
   SearchOptions options_;
   ParamStore& params_;
   Rng rng_;
-  std::map<std::string, std::unique_ptr<Compiled>> cache_;
-  Compiled* current_ = nullptr;
+  ArchSampler sampler_;
+  int64_t step_ = 0, total_ = 1;
+  std::list<std::pair<std::string, std::unique_ptr<Passes>>> cache_;  // most recent first
   Arena arena_;
+  size_t side_bytes_ = 0;
   std::unique_ptr<graph::Optimizer> w_opt_;
   graph::Adam a_opt_;
   std::vector<std::string> weight_names_, arch_names_;

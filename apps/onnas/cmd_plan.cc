@@ -12,6 +12,7 @@
 #include "memory_planner/dump.h"
 #include "memory_planner/planner.h"
 #include "nas/genotype.h"
+#include "nas/memory_budget.h"
 #include "nas/network.h"
 #include "nas/search.h"
 #include "runtime/error.h"
@@ -22,6 +23,7 @@ namespace {
 
 struct PlanArgs {
   SpaceOptions space;
+  StepOptions step;
   std::string network = "search";  // search | train
   std::string program = "weight";  // weight | arch (search only)
   std::string genotype;
@@ -59,6 +61,70 @@ planner::Strategy strategy_of(const std::string& name) {
   return *s;
 }
 
+// The summary of one compiled program, its plan, and the dumps asked for.
+void report_program(const PlanArgs& a, const graph::Program& p, const ParamStore& params, const std::string& title,
+                    size_t side_bytes) {
+  planner::check_plan(p.buffers(), p.plan());
+  const size_t persistent = params.bytes();
+  const size_t total = p.arena_bytes() + side_bytes + persistent;
+  std::printf("%s\n", title.c_str());
+  std::printf("  nodes %zu, buffers %zu\n", p.order().size(), p.buffers().size());
+  std::printf("  arena        %12zu bytes  %s\n", p.arena_bytes(), format_bytes(double(p.arena_bytes())).c_str());
+  std::printf("  lower bound  %12zu bytes  %s  (arena / bound %.3f; build order's bound %s)\n", p.lower_bound_bytes(),
+              format_bytes(double(p.lower_bound_bytes())).c_str(),
+              double(p.arena_bytes()) / double(std::max<size_t>(1, p.lower_bound_bytes())),
+              format_bytes(double(p.build_order_lower_bound_bytes())).c_str());
+  if (side_bytes > 0)
+    std::printf("  SBS side     %12zu bytes  %s  (kept cell outputs and handed-on gradients, planned)\n", side_bytes,
+                format_bytes(double(side_bytes)).c_str());
+  std::printf("  persistent   %12zu bytes  %s  (weights %s, gradients %s, optimizer state %s, arch %s, buffers %s)\n",
+              persistent, format_bytes(double(persistent)).c_str(),
+              format_bytes(double(params.bytes(ParamKind::weight))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::grad))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::state))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::arch))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::buffer))).c_str());
+  std::printf("  total        %12zu bytes  %s\n\n", total, format_bytes(double(total)).c_str());
+  std::printf("%s", planner::plan_summary(p.buffers(), p.plan()).c_str());
+  write_dumps(a, p.buffers(), p.plan(), title,
+              {{"persistent_bytes", persistent},
+               {"side_bytes", side_bytes},
+               {"total_bytes", total},
+               {"build_order_lower_bound_bytes", p.build_order_lower_bound_bytes()},
+               {"title", title}});
+  if (!a.dot.empty()) {
+    write_file_atomic(a.dot, graph::program_to_dot(p));
+    std::fprintf(stderr, "wrote %s\n", a.dot.c_str());
+  }
+}
+
+// Every memory mode side by side for this configuration (k_grad and split as given).
+void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& options) {
+  std::printf("memory modes, %s, batch %lld (planned; sampled modes: the largest of 3 samples)\n",
+              space.describe().c_str(), (long long)options.batch);
+  std::printf("  %-44s %12s %12s %12s %12s %8s\n", "mode", "arena", "SBS side", "persistent", "total", "vs full");
+  size_t full_total = 0;
+  const nas::StepConfig base = options.step;
+  std::vector<nas::StepConfig> configs = {{.mode = nas::Mode::full, .k_grad = base.k_grad, .split = 1}};
+  if (base.split > 1) configs.push_back({.mode = nas::Mode::full, .k_grad = base.k_grad, .split = base.split});
+  configs.insert(configs.end(), {
+      {.mode = nas::Mode::ops, .k_grad = base.k_grad, .split = base.split},
+      {.mode = nas::Mode::ops_pairs, .k_grad = base.k_grad, .split = base.split},
+      {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint, .k_grad = base.k_grad, .split = base.split},
+      {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .k_grad = base.k_grad, .split = base.split}});
+  for (const nas::StepConfig& c : configs) {
+    nas::SearchOptions o = options;
+    o.step = c;
+    const nas::StepEstimate e = nas::estimate_step(space, o, 1);
+    if (full_total == 0) full_total = e.total_bytes();  // the first row: full, one batch
+    std::printf("  %-44s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
+                format_bytes(double(e.arena_bytes)).c_str(), format_bytes(double(e.side_bytes)).c_str(),
+                format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.total_bytes())).c_str(),
+                double(full_total) / double(e.total_bytes()));
+  }
+  std::printf("\n");
+}
+
 void run_plan(const PlanArgs& a) {
   if (!a.buffers.empty()) {
     auto buffers = planner::parse_buffer_list(read_text(a.buffers), a.buffers);
@@ -78,62 +144,41 @@ void run_plan(const PlanArgs& a) {
   std::vector<graph::ValueId> wrt;
   nas::SearchNet net;
   std::string title;
-  if (a.network == "search") {
+  if (a.network == "search") {  // planned with the default strategy (best)
     nas::SearchOptions so;
     so.batch = a.batch;
+    a.step.apply(space, so, 1);
+    print_mode_table(space, so);
     nas::Searcher searcher(space, so, params, 1);  // creates parameters and optimizer state
-    net = nas::emit_search_net(g, space, a.batch, nas::full_sample(space));
-    ParamKind kind = a.program == "arch" ? ParamKind::arch : ParamKind::weight;
-    for (const graph::Value& v : g.values())
-      if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == kind)
-        wrt.push_back(graph::ValueId(&v - g.values().data()));
-    title = fmt::format("search step ({} step), {}, batch {}", a.program, space.describe(), a.batch);
-  } else {
-    if (a.genotype.empty()) fail("--network train needs --genotype FILE");
-    nas::Genotype genotype = nas::Genotype::load(a.genotype);
-    net = nas::emit_discrete_net(g, space, genotype, a.batch, true);
-    Rng rng(1);
-    nas::init_params(params, g, rng);
-    graph::Sgd sgd({.momentum = 0.9f});
-    sgd.add_params(params, ParamKind::weight);
-    for (const graph::Value& v : g.values())
-      if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == ParamKind::weight)
-        wrt.push_back(graph::ValueId(&v - g.values().data()));
-    title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
+    // The largest program of the chosen mode's pass, for the detailed plan and dumps.
+    const nas::Searcher::Passes& passes = searcher.prepare(searcher.upcoming_samples(1)[0]);
+    const nas::GradientPass& pass = a.program == "arch" ? passes.arch : passes.weight;
+    const nas::GradientPass::Labeled* largest = nullptr;
+    const auto programs = pass.programs();
+    for (const auto& l : programs)
+      if (!largest || l.program->arena_bytes() > largest->program->arena_bytes()) largest = &l;
+    const graph::Program& p = *largest->program;
+    title = fmt::format("search step ({} pass, {}; its largest program: {}), {}, batch {}", a.program,
+                        so.step.describe(), largest->label, space.describe(), a.batch);
+    report_program(a, p, params, title, pass.side_bytes());
+    return;
   }
+  if (a.genotype.empty()) fail("--network train needs --genotype FILE");
+  nas::Genotype genotype = nas::Genotype::load(a.genotype);
+  net = nas::emit_discrete_net(g, space, genotype, a.batch, true);
+  Rng rng(1);
+  nas::init_params(params, g, rng);
+  graph::Sgd sgd({.momentum = 0.9f});
+  sgd.add_params(params, ParamKind::weight);
+  for (const graph::Value& v : g.values())
+    if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == ParamKind::weight)
+      wrt.push_back(graph::ValueId(&v - g.values().data()));
+  title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
   std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
   graph::CompileOptions co{.outputs = {net.loss, net.logits}, .strategy = strategy_of(a.strategy)};
   for (size_t i = 0; i < wrt.size(); ++i) co.param_grads.emplace_back(wrt[i], grads[i]);
   graph::Program p = graph::compile(g, co);
-  planner::check_plan(p.buffers(), p.plan());
-
-  const size_t persistent = params.bytes();
-  std::printf("%s\n", title.c_str());
-  std::printf("  nodes %zu, buffers %zu\n", p.order().size(), p.buffers().size());
-  std::printf("  arena        %12zu bytes  %s\n", p.arena_bytes(), format_bytes(double(p.arena_bytes())).c_str());
-  std::printf("  lower bound  %12zu bytes  %s  (arena / bound %.3f; build order's bound %s)\n", p.lower_bound_bytes(),
-              format_bytes(double(p.lower_bound_bytes())).c_str(),
-              double(p.arena_bytes()) / double(std::max<size_t>(1, p.lower_bound_bytes())),
-              format_bytes(double(p.build_order_lower_bound_bytes())).c_str());
-  std::printf("  persistent   %12zu bytes  %s  (weights %s, gradients %s, optimizer state %s, arch %s, buffers %s)\n",
-              persistent, format_bytes(double(persistent)).c_str(),
-              format_bytes(double(params.bytes(ParamKind::weight))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::grad))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::state))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::arch))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::buffer))).c_str());
-  std::printf("  total        %12zu bytes  %s\n\n", p.arena_bytes() + persistent,
-              format_bytes(double(p.arena_bytes() + persistent)).c_str());
-  std::printf("%s", planner::plan_summary(p.buffers(), p.plan()).c_str());
-  write_dumps(a, p.buffers(), p.plan(), title,
-              {{"persistent_bytes", persistent},
-               {"total_bytes", p.arena_bytes() + persistent},
-               {"build_order_lower_bound_bytes", p.build_order_lower_bound_bytes()},
-               {"title", title}});
-  if (!a.dot.empty()) {
-    write_file_atomic(a.dot, graph::program_to_dot(p));
-    std::fprintf(stderr, "wrote %s\n", a.dot.c_str());
-  }
+  report_program(a, p, params, title, 0);
 }
 
 }  // namespace
@@ -142,6 +187,7 @@ void add_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   CLI::App* cmd = app.add_subcommand("plan", "Plan the memory of a step and print it, without running anything");
   args->space.add(*cmd);
+  args->step.add(*cmd);
   cmd->add_option("--network", args->network, "search (supernet step) or train (discrete network of --genotype)")
       ->check(CLI::IsMember({"search", "train"}));
   cmd->add_option("--program", args->program, "Which search program: weight or arch step")

@@ -20,6 +20,7 @@ namespace {
 struct SearchArgs {
   DataOptions data;
   SpaceOptions space;
+  StepOptions step;
   int64_t batch = 32;
   int epochs = 1;
   int64_t steps = 0;  // per epoch; 0 = a full pass over the training half
@@ -58,6 +59,7 @@ void run_search(const SearchArgs& a) {
   so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   so.w_lr = a.w_lr > 0 ? a.w_lr : (a.optimizer == "sgd" ? 0.025f : 3e-3f);
   so.a_lr = a.a_lr;
+  a.step.apply(space, so, a.seed);
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
@@ -87,11 +89,12 @@ void run_search(const SearchArgs& a) {
 
   const int64_t per_epoch = a.steps > 0 ? std::min(a.steps, train.batches_per_epoch()) : train.batches_per_epoch();
   const int64_t total = per_epoch * a.epochs;
-  searcher.prepare(nas::full_sample(space));
-  std::fprintf(stderr, "search: %s, batch %lld, %lld steps; planned arena %s, parameters %s, %d threads\n",
-               space.describe().c_str(), (long long)a.batch, (long long)total,
-               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(params.bytes())).c_str(),
-               num_threads());
+  searcher.set_progress(0, total);
+  searcher.prepare(searcher.upcoming_samples(1)[0]);
+  std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s, SBS side %s, persistent %s, %d threads\n",
+               space.describe().c_str(), (long long)a.batch, (long long)total, so.step.describe().c_str(),
+               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.side_bytes())).c_str(),
+               format_bytes(double(params.bytes())).c_str(), num_threads());
   std::string log;
   int64_t step = 0;
   for (int e = 0; e < a.epochs; ++e) {
@@ -134,6 +137,9 @@ void run_search(const SearchArgs& a) {
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"genotype", g.to_json()},
                                        {"arena_bytes", searcher.arena_bytes()},
+                                       {"side_bytes", searcher.side_bytes()},
+                                       {"persistent_bytes", params.bytes()},
+                                       {"mode", so.step.describe()},
                                        {"steps", total}}
                             .dump()
                             .c_str());
@@ -146,6 +152,7 @@ void add_search_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("search", "Search an architecture (first-order DARTS supernet)");
   args->data.add(*cmd);
   args->space.add(*cmd);
+  args->step.add(*cmd);
   cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
   cmd->add_option("--epochs", args->epochs, "Epochs over the training half")->check(CLI::Range(1, 100000));
   cmd->add_option("--steps", args->steps, "Steps per epoch (0 = a full pass)")->check(CLI::NonNegativeNumber);

@@ -10,9 +10,34 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "nas/memory_budget.h"
 #include "runtime/error.h"
 
 namespace onnas::app {
+
+void StepOptions::add(CLI::App& cmd) {
+  cmd.add_option("--mode", mode, "Memory mode: full, ops, ops+pairs, ops+pairs+sbs (ONNAS.md sections 4-6)")
+      ->check(CLI::IsMember({"full", "ops", "ops+pairs", "ops+pairs+sbs"}));
+  cmd.add_option("--sbs", sbs, "Step-by-step back-propagation variant: recompute or checkpoint")
+      ->check(CLI::IsMember({"recompute", "checkpoint"}));
+  cmd.add_option("--k-grad", k_grad, "Gradient ops per edge in the sampled modes")->check(CLI::Range(1, 64));
+  cmd.add_option("--split", split, "Micro-batches per batch (gradients accumulated)")->check(CLI::Range(1, 4096));
+  cmd.add_option("--memory-budget", memory_budget,
+                 "Choose the fastest mode whose planned peak fits (e.g. 64MiB); overrides --mode, --sbs, --split");
+}
+
+void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const {
+  options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
+                  .split = split};
+  options.step.validate(space, options.batch);
+  if (memory_budget.empty()) return;
+  const size_t budget = parse_bytes(memory_budget);
+  nas::BudgetChoice c = nas::choose_step_config(space, options, budget, seed);
+  options.step = c.chosen.config;
+  std::fprintf(stderr, "memory budget %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
+               options.step.describe().c_str(), c.why.c_str());
+}
+
 
 void DataOptions::add(CLI::App& cmd) {
   cmd.add_option("--data-format", format, "fashion-mnist, idx (MNIST-style folder), cifar10 or folder (class-per-folder tree)")

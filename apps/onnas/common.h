@@ -9,6 +9,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "nas/search.h"
 #include "nas/search_space.h"
 
 namespace onnas::app {
@@ -36,6 +37,17 @@ struct SpaceOptions {
   void add(CLI::App& cmd);
   // The space for images of this dataset (its channels, size and classes).
   nas::SearchSpace space(const data::Dataset& d) const;
+};
+
+// The memory mode of a search step: --mode, --sbs, --k-grad, --split, and
+// --memory-budget (which chooses mode, variant and split itself).
+struct StepOptions {
+  std::string mode = "full", sbs = "recompute", memory_budget;
+  int k_grad = 2, split = 1;
+  void add(CLI::App& cmd);
+  // Sets options.step: from the flags, or by the budget chooser (printing its choice
+  // and why on stderr). Throws onnas::Error when nothing fits the budget.
+  void apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const;
 };
 
 // Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.

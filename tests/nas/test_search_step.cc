@@ -10,6 +10,7 @@
 #include "graph/compile.h"
 #include "nas/network.h"
 #include "nas/sampler.h"
+#include "nas/memory_budget.h"
 #include "nas/search_step.h"
 #include "runtime/rng.h"
 
@@ -246,4 +247,39 @@ TEST_CASE("step configurations are validated") {
   CHECK_THROWS_WITH(mode_from_name("sbs"), Catch::Contains("unknown mode 'sbs'"));
   CHECK(mode_from_name("ops+pairs+sbs") == Mode::ops_pairs_sbs);
   CHECK(sbs_variant_from_name("checkpoint") == SbsVariant::checkpoint);
+}
+
+TEST_CASE("the memory budget picks the fastest setting that fits, or refuses naming the smallest peak") {
+  const SearchSpace s = tiny_space();
+  SearchOptions o;
+  o.batch = 6;
+  const std::vector<StepConfig> order = candidate_configs(s, o);
+  REQUIRE(order.size() == 4 * 5);  // splits 1, 2, 3, 6; five settings each
+  CHECK(order.front().mode == Mode::full);
+  CHECK(order.front().split == 1);
+  CHECK(order.back().mode == Mode::ops_pairs_sbs);
+  CHECK(order.back().sbs == SbsVariant::recompute);
+  CHECK(order.back().split == 6);
+
+  o.step = {.mode = Mode::full};
+  const StepEstimate full = estimate_step(s, o, 1);
+  o.step = {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 6};
+  const StepEstimate least = estimate_step(s, o, 1);
+  CHECK(least.total_bytes() < full.total_bytes());
+  CHECK(least.persistent_bytes == full.persistent_bytes);
+
+  BudgetChoice roomy = choose_step_config(s, o, full.total_bytes(), 1);
+  CHECK(roomy.chosen.config.mode == Mode::full);
+  CHECK(roomy.chosen.config.split == 1);
+  CHECK(roomy.rejected.empty());
+
+  const size_t middle = (full.total_bytes() + least.total_bytes()) / 2;
+  BudgetChoice tight = choose_step_config(s, o, middle, 1);
+  CHECK(tight.chosen.total_bytes() <= middle);
+  CHECK(!tight.rejected.empty());
+  for (const StepEstimate& r : tight.rejected) CHECK(r.total_bytes() > middle);
+  CHECK_THAT(tight.why, Catch::Contains("within the budget"));
+
+  CHECK_THROWS_WITH(choose_step_config(s, o, least.total_bytes() - 1, 1),
+                    Catch::Contains("smallest planned peak") && Catch::Contains("--split 6"));
 }

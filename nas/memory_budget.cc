@@ -1,0 +1,93 @@
+#include "nas/memory_budget.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "runtime/error.h"
+
+namespace onnas::nas {
+namespace {
+
+std::string mib(size_t bytes) { return fmt::format("{:.1f} MiB", double(bytes) / (1024.0 * 1024.0)); }
+
+int64_t recomputed_cells(const SearchSpace& space, const StepConfig& c) {
+  const int64_t n = space.cells;
+  if (!c.sbs_on()) return 0;
+  return c.sbs == SbsVariant::checkpoint ? n - 1 : n * (n - 1) / 2;
+}
+
+}  // namespace
+
+StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& options, uint64_t seed, int samples) {
+  ParamStore params;
+  Searcher searcher(space, options, params, seed);  // parameters and optimizer state
+  StepEstimate e;
+  e.config = options.step;
+  e.persistent_bytes = params.bytes();
+  e.recomputed_cells = recomputed_cells(space, options.step);
+  for (const Sample& sample : searcher.upcoming_samples(samples)) {
+    const Searcher::Passes& p = searcher.prepare(sample);
+    e.arena_bytes = std::max({e.arena_bytes, p.weight.arena_bytes(), p.arch.arena_bytes()});
+    e.side_bytes = std::max({e.side_bytes, p.weight.side_bytes(), p.arch.side_bytes()});
+  }
+  return e;
+}
+
+std::vector<StepConfig> candidate_configs(const SearchSpace& space, const SearchOptions& options) {
+  std::vector<int> splits;
+  for (int s = 1; s <= options.batch; ++s)
+    if (options.batch % s == 0) splits.push_back(s);
+  std::vector<StepConfig> out;
+  const int k_grad = options.step.k_grad;
+  for (int split : splits) {
+    for (Mode m : {Mode::full, Mode::ops, Mode::ops_pairs}) out.push_back({.mode = m, .k_grad = k_grad, .split = split});
+    for (SbsVariant v : {SbsVariant::checkpoint, SbsVariant::recompute})
+      out.push_back({.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = k_grad, .split = split});
+  }
+  auto key = [&](const StepConfig& c) { return std::tuple(recomputed_cells(space, c), c.split, int(c.mode)); };
+  std::stable_sort(out.begin(), out.end(), [&](const StepConfig& a, const StepConfig& b) { return key(a) < key(b); });
+  return out;
+}
+
+BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& options, size_t budget_bytes,
+                                uint64_t seed) {
+  BudgetChoice choice;
+  // Refuse at once if even the most frugal settings (SBS with the most micro-batches)
+  // do not fit.
+  std::vector<StepEstimate> frugal;
+  for (SbsVariant v : {SbsVariant::recompute, SbsVariant::checkpoint}) {
+    SearchOptions o = options;
+    o.step = {.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = options.step.k_grad, .split = int(options.batch)};
+    frugal.push_back(estimate_step(space, o, seed));
+  }
+  auto smaller = [](const StepEstimate& a, const StepEstimate& b) { return a.total_bytes() < b.total_bytes(); };
+  const StepEstimate& least = *std::min_element(frugal.begin(), frugal.end(), smaller);
+  if (least.total_bytes() > budget_bytes)
+    fail("no way to run this search step fits in a memory budget of {} ({} bytes): the smallest planned peak is {} "
+         "({} bytes, of which {} persistent), reached by --mode {} --sbs {} --split {}",
+         mib(budget_bytes), budget_bytes, mib(least.total_bytes()), least.total_bytes(), mib(least.persistent_bytes),
+         mode_name(least.config.mode), sbs_variant_name(least.config.sbs), least.config.split);
+  for (const StepConfig& c : candidate_configs(space, options)) {
+    SearchOptions o = options;
+    o.step = c;
+    StepEstimate e = estimate_step(space, o, seed);
+    if (e.total_bytes() <= budget_bytes) {
+      choice.chosen = e;
+      choice.why = fmt::format(
+          "{} plans a peak of {} (arena {}, SBS side storage {}, persistent {}) within the budget of {}; {} faster "
+          "setting(s) did not fit{}",
+          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.side_bytes), mib(e.persistent_bytes),
+          mib(budget_bytes), choice.rejected.size(),
+          choice.rejected.empty()
+              ? std::string()
+              : fmt::format(" (the fastest, {}, needs {})", choice.rejected.front().config.describe(),
+                            mib(choice.rejected.front().total_bytes())));
+      return choice;
+    }
+    choice.rejected.push_back(e);
+  }
+  // Unreachable in practice: the frugal settings above are candidates too.
+  fail("no candidate fits in {}, although {} was planned to", mib(budget_bytes), least.config.describe());
+}
+
+}  // namespace onnas::nas
