@@ -12,6 +12,7 @@
 #include "graph/optimizer.h"
 #include "memory_planner/planner.h"
 #include "nas/network.h"
+#include "nas/search_step.h"
 #include "nas/search.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
@@ -21,21 +22,8 @@ using namespace onnas;
 using graph::Graph;
 using graph::ValueId;
 
-// Counts every operator new while `counting` is set (this test file replaces the
-// global allocation functions).
-static std::atomic<bool> counting{false};
-static std::atomic<int64_t> allocations{0};
-
-void* operator new(size_t n) {
-  if (counting) allocations++;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+// Counts every heap allocation of this test executable (tests/alloc_counter.h).
+#include "tests/alloc_counter.h"
 
 namespace {
 
@@ -197,12 +185,13 @@ TEST_CASE("Program::run allocates nothing once bound (CNN step and a search step
   Tensor x(xb.data(), Shape{8, 1, 8, 8}), y(yb.data(), Shape{8}, DType::i32);
   quadrant_task(rng, x, y);
   p.run(arena, ps, {{n.x, x}, {n.labels, y}});  // binds parameters, warms kernel scratch
-  allocations = 0;
-  counting = true;
-  p.run(arena, ps, {{n.x, x}, {n.labels, y}});
-  p.run(arena, ps, {{n.x, x}, {n.labels, y}});
-  counting = false;
-  CHECK(allocations == 0);
+  {
+    test::AllocCounter count;
+    p.run(arena, ps, {{n.x, x}, {n.labels, y}});
+    p.run(arena, ps, {{n.x, x}, {n.labels, y}});
+    const int64_t news = count.allocations();
+    CHECK(news == 0);
+  }
 
   nas::SearchSpace s;
   s.channels = 4;
@@ -224,11 +213,25 @@ TEST_CASE("Program::run allocates nothing once bound (CNN step and a search step
   nas::init_params(sps, sg, rng);
   Arena sa(sp.arena_bytes());
   sp.run(sa, sps, {{net.x, x}, {net.labels, y}});
-  allocations = 0;
-  counting = true;
-  sp.run(sa, sps, {{net.x, x}, {net.labels, y}});
-  counting = false;
-  CHECK(allocations == 0);
+  {
+    test::AllocCounter count;
+    sp.run(sa, sps, {{net.x, x}, {net.labels, y}});
+    const int64_t news = count.allocations();
+    CHECK(news == 0);
+  }
+
+  // A whole step-by-step pass (phases, recompute forwards, hand-on of gradients) with
+  // micro-batches allocates nothing either.
+  nas::GradientPass pass(s, {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 2}, 8,
+                         nas::full_sample(s), ParamKind::weight, sps);
+  Arena pa(pass.arena_bytes());
+  pass.run(pa, sps, x, y);
+  {
+    test::AllocCounter count;
+    pass.run(pa, sps, x, y);
+    const int64_t news = count.allocations();
+    CHECK(news == 0);
+  }
 }
 
 TEST_CASE("a small CNN learns a synthetic task, bit-for-bit repeatably at a fixed thread count") {

@@ -17,26 +17,8 @@
 #include "runtime/kernels/sgemm.h"
 #include "runtime/threading.h"
 
-// Counts every global operator new of this test executable (one executable per test
-// file, so this replacement affects nothing else).
-namespace {
-std::atomic<int64_t> g_news{0};
-}
-void* operator new(std::size_t n) {
-  ++g_news;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t al) {
-  ++g_news;
-  size_t a = size_t(al);
-  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+// Counts every heap allocation of this test executable.
+#include "tests/alloc_counter.h"
 
 using namespace onnas;
 using onnas::kernels::sgemm;
@@ -255,10 +237,10 @@ TEST_CASE("sgemm does not allocate once warm") {
                 p.ldc());
         };
         call();  // warm-up: grows this thread's packing buffer
-        const int64_t before = g_news.load();
+        const onnas::test::AllocCounter count;
         call();
         call();
-        const int64_t news = g_news.load() - before;  // read before INFO, which allocates
+        const int64_t news = count.allocations();  // read before INFO, which allocates
         INFO("threads=" << threads << " isa=" << isa_name(active_isa()) << " tb=" << tb);
         CHECK(news == 0);
       }
