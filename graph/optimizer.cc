@@ -46,7 +46,9 @@ void Sgd::step(ParamStore& params) {
 }
 
 void Adam::add_state(ParamStore& params, const std::string& name) {
-  params.add(state_name("m", name), params.get(name).shape(), ParamKind::state);
+  // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
+  // itself: no state is kept for it, which saves a copy of the weights.
+  if (o_.beta1 != 0.0f) params.add(state_name("m", name), params.get(name).shape(), ParamKind::state);
   params.add(state_name("v", name), params.get(name).shape(), ParamKind::state);
   if (!params.contains(prefix_ + ".step")) params.add(prefix_ + ".step", Shape{1}, ParamKind::state);
 }
@@ -64,14 +66,15 @@ void Adam::step(ParamStore& params) {
     Tensor p = params.get(name);
     float* pw = p.f32();
     float* gw = params.grad(name).f32();
-    float* m = params.get(state_name("m", name)).f32();
+    float* m = b1 != 0.0f ? params.get(state_name("m", name)).f32() : nullptr;
     float* v = params.get(state_name("v", name)).f32();
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         float grad = gw[i] + wd * pw[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * grad;
+        float mi = grad;
+        if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
         v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
-        pw[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+        pw[i] -= step_size * mi / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
       }
     });
   }

@@ -304,6 +304,21 @@ TEST_CASE("SGD, Adam, clipping and the cosine schedule match hand-computed value
   adam.step(pa);  // m = -1, v = 0.999*0.001*4 + 0.001*1, bias-corrected
   double vv = (0.999 * 0.001 * 4 + 0.001 * 1) / (1 - 0.999 * 0.999);
   CHECK(v.f32()[0] == Approx(0.49 + 0.01 * 1.0 / (std::sqrt(vv) + 1e-8)).epsilon(1e-5));
+  // beta1 = 0 keeps no first moment (it is the gradient); beta1 > 0 keeps and uses one.
+  CHECK(pa.bytes(ParamKind::state) == 2 * sizeof(float));  // v and the step count
+  ParamStore pb;
+  Tensor u = pb.add_weight("u", Shape{1});
+  u.f32()[0] = 0.5f;
+  graph::Adam adam9({.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .name = "adam9"});
+  adam9.add_param(pb, "u");
+  CHECK(pb.bytes(ParamKind::state) == 3 * sizeof(float));
+  pb.grad("u").f32()[0] = 2.0f;
+  adam9.step(pb);  // bias correction makes the first step lr * sign(g) again
+  CHECK(u.f32()[0] == Approx(0.49f).epsilon(1e-6));
+  pb.grad("u").f32()[0] = -1.0f;
+  adam9.step(pb);  // m = 0.9*0.2 - 0.1 = 0.08, m_hat = 0.08 / 0.19
+  const double mhat = (0.9 * 0.1 * 2 + 0.1 * -1) / (1 - 0.81);
+  CHECK(u.f32()[0] == Approx(0.49 - 0.01 * mhat / (std::sqrt(vv) + 1e-8)).epsilon(1e-5));
 
   ps.grad("w").f32()[0] = 3.0f;
   ps.grad("w").f32()[1] = 4.0f;
