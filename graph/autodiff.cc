@@ -75,16 +75,20 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
       any_need = any_need || needs[i];
     }
     if (!any_need) continue;
+    // grad_of may append add_n nodes, which can move g's nodes: `node` is not used
+    // after this point, only copies and a fresh look-up.
+    const std::vector<ValueId> outputs = node.outputs;
     std::vector<ValueId> out_grads;
     bool any_grad = false;
-    for (ValueId out : node.outputs) {
+    for (ValueId out : outputs) {
       out_grads.push_back(grad_of(out));
       any_grad = any_grad || out_grads.back() != kNoValue;
     }
     if (!any_grad) continue;
-    if (!node.op->gradient) fail("backward: op {} ('{}') has no gradient rule", node.op->name, node.name);
+    const OpDef* op = g.node(n).op;
+    if (!op->gradient) fail("backward: op {} ('{}') has no gradient rule", op->name, g.node(n).name);
     GradContext ctx(g, n, std::move(out_grads), needs);
-    node.op->gradient(ctx);
+    op->gradient(ctx);
     // `node` may dangle now: the rule appended nodes.
     const Node& same = g.node(n);
     for (size_t i = 0; i < same.inputs.size(); ++i)
