@@ -1,0 +1,127 @@
+// Search-step benchmark: one first-order DARTS step (architecture pass on a validation
+// batch + weight pass on a training batch + both optimizer steps) in every memory
+// mode of On-NAS, on synthetic images (random normal pixels, random labels), for two
+// configurations:
+//   fmnist    the default Fashion-MNIST search: 28x28x1, 10 classes, C=16, batch 32
+//   omniglot  the paper's Omniglot-like setting: 28x28x1, 5 classes, C=28, batch 25
+// (both: 4 cells, reductions at 1 and 3, 3 nodes, 7 ops, k_grad 2).
+//
+// Cases: search_step/<config>/<mode>, mode one of full, ops, ops+pairs,
+// sbs-recompute, sbs-checkpoint (split 1) and sbs-recompute-split5 /
+// full-split5 (5 micro-batches; omniglot only, whose batch 25 divides by 5).
+// The time is one whole step, including the compilation of the passes of a sample
+// not seen before (sampled modes draw a new sample nearly every step).
+// Counters: step_ms_median (of 5 steps after one warm-up step), arena_bytes, side_bytes (SBS storage), persistent_bytes (weights,
+// gradients, optimizer state), total_bytes (their sum: the planned peak), and
+// peak_rss_bytes (the process's ru_maxrss after the case; meaningful only when a
+// process runs one case: bench/search_modes.py runs each case in its own process).
+//
+//   onnas_bench_search --benchmark_filter='search_step/omniglot/.*' --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "nas/search.h"
+#include "runtime/rng.h"
+#include "runtime/threading.h"
+
+using namespace onnas;
+
+namespace {
+
+struct BenchConfig {
+  const char* name;
+  int channels, classes;
+  int64_t batch;
+};
+constexpr BenchConfig kConfigs[] = {{"fmnist", 16, 10, 32}, {"omniglot", 28, 5, 25}};
+
+struct BenchMode {
+  const char* name;
+  nas::StepConfig step;
+};
+const std::vector<BenchMode>& modes() {
+  static const std::vector<BenchMode> m = {
+      {"full", {.mode = nas::Mode::full}},
+      {"ops", {.mode = nas::Mode::ops}},
+      {"ops+pairs", {.mode = nas::Mode::ops_pairs}},
+      {"sbs-recompute", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute}},
+      {"sbs-checkpoint", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint}},
+      {"full-split5", {.mode = nas::Mode::full, .split = 5}},
+      {"sbs-recompute-split5", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5}},
+  };
+  return m;
+}
+
+int bench_threads() {
+  const char* t = std::getenv("ONNAS_BENCH_THREADS");
+  return t ? std::max(1, std::atoi(t)) : 2;
+}
+
+void fill(Rng& rng, Tensor x, Tensor y, int classes) {
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+  for (int64_t i = 0; i < y.numel(); ++i) y.i32()[i] = int32_t(rng.uniform_int(classes));
+}
+
+void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step) {
+  set_num_threads(bench_threads());
+  nas::SearchSpace space;
+  space.channels = c.channels;
+  space.classes = c.classes;
+  nas::SearchOptions options;
+  options.batch = c.batch;
+  options.step = step;
+  ParamStore params;
+  nas::Searcher searcher(space, options, params, 1);
+  const Shape xs{c.batch, 1, 28, 28};
+  Buffer xb(size_t(xs.numel()) * 4), yb(size_t(c.batch) * 4), vxb(size_t(xs.numel()) * 4), vyb(size_t(c.batch) * 4);
+  Tensor x(xb.data(), xs), y(yb.data(), Shape{c.batch}, DType::i32);
+  Tensor vx(vxb.data(), xs), vy(vyb.data(), Shape{c.batch}, DType::i32);
+  Rng rng(7);
+  fill(rng, x, y, c.classes);
+  fill(rng, vx, vy, c.classes);
+  int64_t t = 0;
+  const int64_t horizon = 1000;
+  searcher.set_progress(t++, horizon);
+  searcher.step(x, y, vx, vy);  // warm-up: first compilation, kernel scratch
+  std::vector<double> ms;
+  for (auto _ : state) {
+    searcher.set_progress(t++, horizon);
+    const auto t0 = std::chrono::steady_clock::now();
+    nas::StepResult r = searcher.step(x, y, vx, vy);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    benchmark::DoNotOptimize(r);
+  }
+  std::sort(ms.begin(), ms.end());
+  state.counters["step_ms_median"] = ms[ms.size() / 2];
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  state.counters["arena_bytes"] = double(searcher.arena_bytes());
+  state.counters["side_bytes"] = double(searcher.side_bytes());
+  state.counters["persistent_bytes"] = double(params.bytes());
+  state.counters["total_bytes"] = double(searcher.arena_bytes() + searcher.side_bytes() + params.bytes());
+  state.counters["peak_rss_bytes"] = double(ru.ru_maxrss) * 1024.0;
+  state.counters["threads"] = double(num_threads());
+}
+
+[[maybe_unused]] const bool registered = [] {
+  for (const BenchConfig& c : kConfigs)
+    for (const BenchMode& m : modes()) {
+      if (c.batch % m.step.split != 0) continue;
+      benchmark::RegisterBenchmark((std::string("search_step/") + c.name + "/" + m.name).c_str(), search_step, c,
+                                   m.step)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Iterations(5);
+    }
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
