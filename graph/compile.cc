@@ -1,6 +1,7 @@
 #include "graph/compile.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 #include "graph/builtin_ops.h"
@@ -242,7 +243,35 @@ void Program::bind(const ParamStore& params) {
   bound_store_size_ = params.entries().size();
 }
 
-void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds) {
+void Profile::add(const char* op, double seconds) {
+  for (Entry& e : entries)
+    if (e.op == op) {
+      e.calls++;
+      e.seconds += seconds;
+      return;
+    }
+  entries.push_back({op, 1, seconds});
+}
+
+double Profile::total_seconds() const {
+  double t = 0;
+  for (const Entry& e : entries) t += e.seconds;
+  return t;
+}
+
+std::string Profile::table(size_t rows) const {
+  std::vector<Entry> sorted = entries;
+  std::sort(sorted.begin(), sorted.end(), [](const Entry& a, const Entry& b) { return a.seconds > b.seconds; });
+  const double total = std::max(total_seconds(), 1e-12);
+  std::string out = fmt::format("  {:<34} {:>10} {:>12} {:>7}\n", "op", "calls", "ms", "share");
+  for (size_t i = 0; i < std::min(rows, sorted.size()); ++i)
+    out += fmt::format("  {:<34} {:>10} {:>12.1f} {:>6.1f}%\n", sorted[i].op, sorted[i].calls, sorted[i].seconds * 1e3,
+                       100.0 * sorted[i].seconds / total);
+  out += fmt::format("  {:<34} {:>10} {:>12.1f}\n", "total", "", total * 1e3);
+  return out;
+}
+
+void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile) {
   if (arena.bytes() < arena_bytes())
     fail("arena of {} bytes is smaller than the {} bytes this program was planned for", arena.bytes(), arena_bytes());
   if (bound_store_ != &params || bound_store_size_ != params.entries().size()) bind(params);
@@ -267,7 +296,13 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
     RunContext ctx{n, std::span<const Tensor>(args_.data() + s.first_arg, s.num_inputs),
                    std::span<const Tensor>(args_.data() + s.first_arg + s.num_inputs, s.num_outputs),
                    s.workspace_offset >= 0 ? static_cast<void*>(base + s.workspace_offset) : nullptr};
+    if (!profile) {
+      n.op->forward(ctx);
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     n.op->forward(ctx);
+    profile->add(n.op->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 

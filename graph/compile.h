@@ -18,6 +18,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,22 @@ namespace onnas::graph {
 struct Feed {
   ValueId value;
   Tensor tensor;
+};
+
+// Time per op kind, accumulated over the runs it is passed to (opt-in: a run
+// without a profile reads no clock). Entries are created on first use, so a
+// profiled run may allocate; an unprofiled one never does.
+struct Profile {
+  struct Entry {
+    std::string op;
+    int64_t calls = 0;
+    double seconds = 0;
+  };
+  std::vector<Entry> entries;  // in order of first appearance
+  void add(const char* op, double seconds);
+  double total_seconds() const;
+  // The ops by time, largest first, as an aligned table (top `rows`).
+  std::string table(size_t rows = 15) const;
 };
 
 struct CompileOptions {
@@ -57,9 +74,10 @@ class Program {
   // Runs every node in order in `arena` (at least arena_bytes()). Parameters are
   // looked up by name in `params` (once per store), gradients accumulate into
   // params.grad(). Allocates nothing once bound.
-  void run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds);
-  void run(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds) {
-    run(arena, params, std::span<const Feed>(feeds.begin(), feeds.size()));
+  // With `profile`, each node's time is added to it under the node's op name.
+  void run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile = nullptr);
+  void run(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds, Profile* profile = nullptr) {
+    run(arena, params, std::span<const Feed>(feeds.begin(), feeds.size()), profile);
   }
   // A view of an output (or any arena value still live at the end) after run().
   Tensor output(const Arena& arena, ValueId v) const;

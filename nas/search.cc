@@ -111,14 +111,14 @@ StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Te
   Passes& p = passes(sample);
 
   params_.zero_grads();
-  r.arch_loss = p.arch.run(arena_, params_, val_x, val_y).loss;
+  r.arch_loss = p.arch.run(arena_, params_, val_x, val_y, profile_).loss;
   if (hook_) hook_(params_, true);
   sampler_.before_update(params_);
   a_opt_.step(params_);
   sampler_.after_update(params_);
 
   params_.zero_grads();
-  PassResult w = p.weight.run(arena_, params_, train_x, train_y);
+  PassResult w = p.weight.run(arena_, params_, train_x, train_y, profile_);
   r.weight_loss = w.loss;
   r.weight_accuracy = float(w.correct) / float(options_.batch);
   if (hook_) hook_(params_, false);

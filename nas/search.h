@@ -80,6 +80,8 @@ class Searcher {
   // Called after each backward pass, before its optimizer step (arch = true for the
   // architecture step): the gradients are in params.grad(). For --dump-grads.
   void set_gradient_hook(std::function<void(const ParamStore&, bool arch)> hook) { hook_ = std::move(hook); }
+  // Every later step adds the time of each op it runs to `profile` (nullptr: off).
+  void set_profile(graph::Profile* profile) { profile_ = profile; }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
   size_t compiled_samples() const { return cache_.size(); }
@@ -101,6 +103,7 @@ class Searcher {
   graph::Adam a_opt_;
   std::vector<std::string> weight_names_, arch_names_;
   std::function<void(const ParamStore&, bool)> hook_;
+  graph::Profile* profile_ = nullptr;
 };
 
 // A key naming a sample's structure (which ops and pairs get gradients).

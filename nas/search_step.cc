@@ -269,17 +269,17 @@ struct GradientPass::Impl {
     side_memory = Buffer(std::max<size_t>(side_plan.arena_bytes, kAlignment));
   }
 
-  PassResult run_chunk(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y) {
+  PassResult run_chunk(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y, graph::Profile* profile) {
     PassResult r;
     if (!config.sbs_on()) {
-      one_shot.run(arena, params, {{net.x, x}, {net.labels, y}});
+      one_shot.run(arena, params, {{net.x, x}, {net.labels, y}}, profile);
       r.loss = one_shot.output(arena, net.loss).f32()[0];
       r.correct = std::lround(accuracy(one_shot.output(arena, net.logits), y) * double(chunk));
       return r;
     }
     const int n = space.cells;
     if (config.sbs == SbsVariant::checkpoint) {
-      checkpoint.run(arena, params, {{checkpoint_x, x}});
+      checkpoint.run(arena, params, {{checkpoint_x, x}}, profile);
       for (int k = 0; k < n; ++k) {
         const Tensor src = checkpoint.output(arena, checkpoint_states[size_t(k)]);
         std::memcpy(side_tensor(state_buffer[size_t(k)], src.shape()).data(), src.data(), src.bytes());
@@ -295,7 +295,7 @@ struct GradientPass::Impl {
       zero_grads_starting_at(ph.t);
       if (ph.cell < 0) {  // stem
         const Tensor seed = side_tensor(grad_buffer[0], state_shape(space, chunk, 0));
-        ph.program.run(arena, params, {{ph.x, x}, {ph.seed, seed}});
+        ph.program.run(arena, params, {{ph.x, x}, {ph.seed, seed}}, profile);
         continue;
       }
       const int i = ph.cell, k0 = std::max(i - 1, 0);
@@ -304,7 +304,7 @@ struct GradientPass::Impl {
         s0 = side_tensor(state_buffer[size_t(k0)], state_shape(space, chunk, k0));
         s1 = side_tensor(state_buffer[size_t(i)], state_shape(space, chunk, i));
       } else {
-        ph.prefix.run(arena, params, {{ph.prefix_x, x}});
+        ph.prefix.run(arena, params, {{ph.prefix_x, x}}, profile);
         for (auto [value, slot, k] : {std::tuple{ph.prefix_s0, slot_s0[size_t(i)], k0},
                                       std::tuple{ph.prefix_s1, slot_s1[size_t(i)], i}}) {
           const Tensor src = ph.prefix.output(arena, value);
@@ -319,7 +319,7 @@ struct GradientPass::Impl {
       feeds[nf++] = {ph.s1, s1};
       if (ph.labels != kNoValue) feeds[nf++] = {ph.labels, y};
       if (ph.seed != kNoValue) feeds[nf++] = {ph.seed, side_tensor(grad_buffer[size_t(i + 1)], state_shape(space, chunk, i + 1))};
-      ph.program.run(arena, params, std::span<const graph::Feed>(feeds, nf));
+      ph.program.run(arena, params, std::span<const graph::Feed>(feeds, nf), profile);
       if (ph.loss != kNoValue) {
         r.loss = ph.program.output(arena, ph.loss).f32()[0];
         r.correct = std::lround(accuracy(ph.program.output(arena, ph.logits), y) * double(chunk));
@@ -350,7 +350,8 @@ GradientPass::GradientPass(GradientPass&&) noexcept = default;
 GradientPass& GradientPass::operator=(GradientPass&&) noexcept = default;
 GradientPass::~GradientPass() = default;
 
-PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y) {
+PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y,
+                             graph::Profile* profile) {
   const Impl& m = *impl_;
   if (x.shape()[0] != m.batch || y.shape()[0] != m.batch)
     fail("search step: batch of {} images and {} labels, the step was compiled for {}", x.shape()[0], y.shape()[0],
@@ -362,7 +363,7 @@ PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, 
     xs[0] = m.chunk;
     const Tensor xc(x.f32() + c * m.chunk * per_image, xs);
     const Tensor yc(y.i32() + c * m.chunk, Shape{m.chunk}, DType::i32);
-    PassResult r = impl_->run_chunk(arena, params, xc, yc);
+    PassResult r = impl_->run_chunk(arena, params, xc, yc, profile);
     total.loss += r.loss / float(m.config.split);
     total.correct += r.correct;
   }

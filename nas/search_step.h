@@ -80,8 +80,10 @@ class GradientPass {
   ~GradientPass();
 
   // x [batch, C, H, W] f32, y [batch] i32. Accumulates into params.grad().
-  // `arena` must hold at least arena_bytes(); allocates nothing.
-  PassResult run(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y);
+  // `arena` must hold at least arena_bytes(); allocates nothing (unless profiled:
+  // `profile` collects the time of every op of every program run).
+  PassResult run(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y,
+                 graph::Profile* profile = nullptr);
 
   size_t arena_bytes() const;  // the largest program's plan
   size_t side_bytes() const;   // SBS: kept cell outputs and handed-on gradients

@@ -32,6 +32,7 @@ struct SearchArgs {
   std::string out = "runs/search";
   std::string init, dump_grads;
   bool json = false;
+  bool profile = false;
 };
 
 // Copies the gradients of `names` as "<name>@grad" tensors for --dump-grads.
@@ -89,6 +90,8 @@ void run_search(const SearchArgs& a) {
 
   const int64_t per_epoch = a.steps > 0 ? std::min(a.steps, train.batches_per_epoch()) : train.batches_per_epoch();
   const int64_t total = per_epoch * a.epochs;
+  graph::Profile profile;
+  if (a.profile) searcher.set_profile(&profile);
   searcher.set_progress(0, total);
   searcher.prepare(searcher.upcoming_samples(1)[0]);
   std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s, SBS side %s, persistent %s, %d threads\n",
@@ -126,6 +129,8 @@ void run_search(const SearchArgs& a) {
     std::fprintf(stderr, "genotype after epoch %d: %s\n", e + 1, nas::derive_genotype(space, params).str().c_str());
   }
 
+  if (a.profile)
+    std::fprintf(stderr, "time per op over %lld steps (both passes):\n%s", (long long)total, profile.table().c_str());
   nas::Genotype g = nas::derive_genotype(space, params);
   g.save(a.out + "/genotype.json");
   save_params(a.out + "/supernet.safetensors", params, kModelKinds,
@@ -168,6 +173,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--init", args->init, "Load parameters (weights, alpha, beta) from a safetensors file");
   cmd->add_option("--dump-grads", args->dump_grads, "Write the first step's gradients to a safetensors file");
   cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
+  cmd->add_flag("--profile", args->profile, "Time every op and print the ops by time at the end");
   cmd->callback([args] { run_search(*args); });
 }
 

@@ -99,6 +99,30 @@ TEST_CASE("compile removes dead code and runs what the outputs need") {
   for (int i = 0; i < 6; ++i) CHECK(out.f32()[i] == expect[i]);
 }
 
+TEST_CASE("a profiled run counts every node under its op and leaves the results unchanged") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 3}});
+  ValueId a = ops::relu(g, x, "a");
+  ValueId b = ops::scale(g, a, 2.0f, "b");
+  ValueId c = ops::scale(g, b, 0.5f, "c");
+  graph::Program p = graph::compile(g, {.outputs = {c}, .inplace = false});
+  Arena arena(p.arena_bytes());
+  float xs[6] = {-1, 2, -3, 4, 0.5f, -0.5f};
+  ParamStore ps;
+  graph::Profile profile;
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, &profile);
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, &profile);
+  REQUIRE(profile.entries.size() == 2);
+  CHECK(profile.entries[0].op == "relu");
+  CHECK(profile.entries[0].calls == 2);
+  CHECK(profile.entries[1].op == "scale");
+  CHECK(profile.entries[1].calls == 4);
+  CHECK(profile.total_seconds() >= 0);
+  CHECK_THAT(profile.table(), Catch::Contains("scale") && Catch::Contains("total"));
+  const Tensor out = p.output(arena, c);
+  for (int i = 0; i < 6; ++i) CHECK(out.f32()[i] == std::max(xs[i], 0.0f));
+}
+
 TEST_CASE("run refuses a small arena, a missing feed and a wrongly shaped feed") {
   Graph g;
   ValueId x = g.input("images", {Shape{4, 4}});
