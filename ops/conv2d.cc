@@ -37,8 +37,12 @@ Shape input_shape(const Conv2dShape& s) { return Shape{s.N, s.C, s.H, s.W}; }
 Shape weight_shape(const Conv2dShape& s) { return Shape{s.K, s.C / s.groups, s.R, s.S}; }
 
 // The backward nodes carry the forward's kernel shape as their attributes.
-size_t backward_workspace(const graph::Graph&, const graph::Node& n) {
-  return kernels::conv2d_workspace_bytes(std::any_cast<const Conv2dShape&>(n.attrs));
+size_t backward_data_workspace(const graph::Graph&, const graph::Node& n) {
+  return kernels::conv2d_workspace_bytes(std::any_cast<const Conv2dShape&>(n.attrs), kernels::ConvPass::backward_data);
+}
+size_t backward_weight_workspace(const graph::Graph&, const graph::Node& n) {
+  return kernels::conv2d_workspace_bytes(std::any_cast<const Conv2dShape&>(n.attrs),
+                                         kernels::ConvPass::backward_weight);
 }
 
 }  // namespace
@@ -55,7 +59,7 @@ const graph::OpDef kConv2dBackwardData{
           kernels::conv2d_backward_data(c.attrs<Conv2dShape>(), c.inputs[0].f32(), c.inputs[1].f32(),
                                         c.outputs[0].f32(), c.workspace);
         },
-    .workspace_bytes = backward_workspace,
+    .workspace_bytes = backward_data_workspace,
 };
 
 // dw = conv2d_backward_weight(x, dy), summed over the batch; inputs: x, dy.
@@ -70,7 +74,7 @@ const graph::OpDef kConv2dBackwardWeight{
           kernels::conv2d_backward_weight(c.attrs<Conv2dShape>(), c.inputs[0].f32(), c.inputs[1].f32(),
                                           c.outputs[0].f32(), c.workspace);
         },
-    .workspace_bytes = backward_workspace,
+    .workspace_bytes = backward_weight_workspace,
 };
 
 const graph::OpDef kConv2d{
@@ -118,7 +122,8 @@ const graph::OpDef kConv2d{
     .workspace_bytes =
         [](const graph::Graph& g, const graph::Node& n) {
           return kernels::conv2d_workspace_bytes(
-              conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), std::any_cast<const Conv2dAttrs&>(n.attrs)));
+              conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), std::any_cast<const Conv2dAttrs&>(n.attrs)),
+              kernels::ConvPass::forward);
         },
 };
 

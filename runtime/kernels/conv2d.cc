@@ -6,19 +6,22 @@
 //
 //   forward          y[n]  (K x PQ)   = w (K x CRS) * cols(x[n]) (CRS x PQ)
 //   backward data    cols (CRS x PQ)  = w^T * dy[n];  dx[n] = col2im(cols)
-//   backward weight  dw   (K x CRS)  += dy[n] * cols(x[n])^T, n = 0, 1, ... in order
+//   backward weight  dw   (K x CRS)  += dy[n] * cols(x[n])^T, per lane in order
 //
 // A pointwise conv (1x1, stride 1, no pad) is already a GEMM on the input (cols = x[n])
-// and needs no workspace. The im2col buffer is the caller's planned workspace: one
-// image's columns, so the kernels never allocate. The parallelism is inside SGEMM and
-// over im2col / col2im rows; the weight gradient sums images in a fixed order with
-// beta = 1, and SGEMM's own sums do not depend on the thread count, so neither does dw.
+// and needs no columns. The im2col buffers are the caller's planned workspace, so the
+// kernels never allocate. Images run in a fixed number of lanes (below) in parallel,
+// and SGEMM and im2col split further inside a lane; the weight gradient sums each
+// lane's images in order, then the lanes in order, and SGEMM's own sums do not depend
+// on the thread count, so neither does dw.
 #include "runtime/kernels/conv2d.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/error.h"
 #include "runtime/kernels/conv2d_depthwise_impl.h"
+#include "runtime/kernels/elementwise.h"
 #include "runtime/kernels/reference.h"
 #include "runtime/kernels/sgemm.h"
 #include "runtime/threading.h"
@@ -117,30 +120,65 @@ void col2im(const Conv2dShape& s, const float* cols, float* dx) {
   });
 }
 
+// Images run in kLanes lanes: lane l takes images l, l + L, l + 2L, ... in order, with
+// its own columns (and, for the weight gradient, its own partial sum). Lanes run in
+// parallel; SGEMM and im2col inside a lane may split further. The lane count is a
+// constant, not the thread count, so the workspace is planned once and the weight
+// gradient's partial sums (added in lane order) do not depend on the threads.
+constexpr int64_t kLanes = 4;
+int64_t lanes(const Conv2dShape& s) { return std::min(kLanes, s.N); }
+size_t cols_floats(const Conv2dShape& s) { return pointwise(s) ? 0 : size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()); }
+size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }  // 64-byte multiples
+
 }  // namespace
 
-size_t conv2d_workspace_bytes(const Conv2dShape& s) {
-  if (s.groups != 1 || pointwise(s)) return 0;
-  const size_t bytes = size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()) * sizeof(float);
-  return (bytes + 63) / 64 * 64;
+size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass) {
+  if (s.groups != 1) return 0;
+  const size_t cols = size_t(lanes(s)) * round_floats(cols_floats(s));
+  const size_t partials = pass == ConvPass::backward_weight
+                              ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S))
+                              : 0;
+  return (cols + partials) * sizeof(float);
 }
+
+namespace {
+
+// Workspace layout: every lane's columns, then the partial sums of lanes 1..L-1.
+float* lane_cols(const Conv2dShape& s, void* workspace, int64_t lane) {
+  return static_cast<float*>(workspace) + size_t(lane) * round_floats(cols_floats(s));
+}
+float* lane_dw(const Conv2dShape& s, void* workspace, int64_t lane) {
+  return lane_cols(s, workspace, lanes(s)) + size_t(lane - 1) * round_floats(size_t(s.K * s.C * s.R * s.S));
+}
+
+template <typename F>
+void for_each_lane(const Conv2dShape& s, F&& body) {
+  const int64_t L = lanes(s);
+  parallel_for(0, L, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t lane = lo; lane < hi; ++lane) body(lane, L);
+  });
+}
+
+}  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y, void* workspace) {
   check_shape(s);
   if (s.depthwise()) return depthwise::run_forward(s, x, w, y);
   if (s.groups != 1) return ref::conv2d_forward<float>(s, x, w, y);
   const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
-  float* cols = static_cast<float*>(workspace);
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* xn = x + n * s.C * HW;
-    float* yn = y + n * s.K * PQ;
-    if (pointwise(s)) {
-      sgemm(false, false, s.K, HW, s.C, 1.0f, w, s.C, xn, HW, 0.0f, yn, HW);
-    } else {
-      im2col(s, xn, cols);
-      sgemm(false, false, s.K, PQ, CRS, 1.0f, w, CRS, cols, PQ, 0.0f, yn, PQ);
+  for_each_lane(s, [&](int64_t lane, int64_t L) {
+    float* cols = lane_cols(s, workspace, lane);
+    for (int64_t n = lane; n < s.N; n += L) {
+      const float* xn = x + n * s.C * HW;
+      float* yn = y + n * s.K * PQ;
+      if (pointwise(s)) {
+        sgemm(false, false, s.K, HW, s.C, 1.0f, w, s.C, xn, HW, 0.0f, yn, HW);
+      } else {
+        im2col(s, xn, cols);
+        sgemm(false, false, s.K, PQ, CRS, 1.0f, w, CRS, cols, PQ, 0.0f, yn, PQ);
+      }
     }
-  }
+  });
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, void* workspace) {
@@ -148,17 +186,19 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (s.depthwise()) return depthwise::run_backward_data(s, dy, w, dx);
   if (s.groups != 1) return ref::conv2d_backward_data<float>(s, dy, w, dx);
   const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
-  float* cols = static_cast<float*>(workspace);
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* dyn = dy + n * s.K * PQ;
-    float* dxn = dx + n * s.C * HW;
-    if (pointwise(s)) {
-      sgemm(true, false, s.C, HW, s.K, 1.0f, w, s.C, dyn, HW, 0.0f, dxn, HW);
-    } else {
-      sgemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, cols, PQ);
-      col2im(s, cols, dxn);
+  for_each_lane(s, [&](int64_t lane, int64_t L) {
+    float* cols = lane_cols(s, workspace, lane);
+    for (int64_t n = lane; n < s.N; n += L) {
+      const float* dyn = dy + n * s.K * PQ;
+      float* dxn = dx + n * s.C * HW;
+      if (pointwise(s)) {
+        sgemm(true, false, s.C, HW, s.K, 1.0f, w, s.C, dyn, HW, 0.0f, dxn, HW);
+      } else {
+        sgemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, cols, PQ);
+        col2im(s, cols, dxn);
+      }
     }
-  }
+  });
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, void* workspace) {
@@ -166,18 +206,24 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   if (s.depthwise()) return depthwise::run_backward_weight(s, x, dy, dw);
   if (s.groups != 1) return ref::conv2d_backward_weight<float>(s, x, dy, dw);
   const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
-  float* cols = static_cast<float*>(workspace);
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* xn = x + n * s.C * HW;
-    const float* dyn = dy + n * s.K * PQ;
-    const float beta = n == 0 ? 0.0f : 1.0f;  // the first image overwrites dw
-    if (pointwise(s)) {
-      sgemm(false, true, s.K, s.C, HW, 1.0f, dyn, HW, xn, HW, beta, dw, s.C);
-    } else {
-      im2col(s, xn, cols);
-      sgemm(false, true, s.K, CRS, PQ, 1.0f, dyn, PQ, cols, PQ, beta, dw, CRS);
+  // Lane 0 sums into dw itself, the others into their partials; then dw += partials in
+  // lane order.
+  for_each_lane(s, [&](int64_t lane, int64_t L) {
+    float* cols = lane_cols(s, workspace, lane);
+    float* acc = lane == 0 ? dw : lane_dw(s, workspace, lane);
+    for (int64_t n = lane; n < s.N; n += L) {
+      const float* xn = x + n * s.C * HW;
+      const float* dyn = dy + n * s.K * PQ;
+      const float beta = n == lane ? 0.0f : 1.0f;  // a lane's first image overwrites
+      if (pointwise(s)) {
+        sgemm(false, true, s.K, s.C, HW, 1.0f, dyn, HW, xn, HW, beta, acc, s.C);
+      } else {
+        im2col(s, xn, cols);
+        sgemm(false, true, s.K, CRS, PQ, 1.0f, dyn, PQ, cols, PQ, beta, acc, CRS);
+      }
     }
-  }
+  });
+  for (int64_t lane = 1; lane < lanes(s); ++lane) accumulate(s.K * CRS, lane_dw(s, workspace, lane), dw);
 }
 
 }  // namespace onnas::kernels

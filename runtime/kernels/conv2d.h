@@ -7,11 +7,11 @@
 // The fast path: groups == 1 -> im2col into the caller's workspace + sgemm (1x1,
 // stride 1, no pad -> sgemm straight on the input); depthwise -> direct loops
 // (conv2d_depthwise.cc). Every output is overwritten, not accumulated.
-// The workspace is planned memory: conv2d_workspace_bytes() tells how much the three
-// calls need at most; pass at least that many bytes (64-byte aligned).
+// The workspace is planned memory: conv2d_workspace_bytes(s, pass) tells how much
+// each call needs; pass at least that many bytes (64-byte aligned).
 //
 //   Conv2dShape s{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1};
-//   std::vector<float> ws(conv2d_workspace_bytes(s) / 4);
+//   std::vector<float> ws(conv2d_workspace_bytes(s, ConvPass::forward) / 4);
 //   conv2d_forward(s, x, w, y, ws.data());
 #pragma once
 
@@ -43,7 +43,11 @@ struct Conv2dShape {
   }
 };
 
-size_t conv2d_workspace_bytes(const Conv2dShape& s);
+// The workspace of one direction: forward and backward data need the columns of 4 image
+// lanes (none for a pointwise conv); the weight gradient also needs a partial sum
+// (K x CRS) for every lane but the first.
+enum class ConvPass { forward, backward_data, backward_weight };
+size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass);
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y, void* workspace);
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, void* workspace);

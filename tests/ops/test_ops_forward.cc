@@ -12,6 +12,7 @@
 #include "graph/autodiff.h"
 #include "ops/op_list.h"
 #include "ops/ops.h"
+#include "runtime/kernels/conv2d.h"
 #include "runtime/kernels/reference.h"
 #include "tests/ops/gradcheck.h"
 
@@ -230,4 +231,33 @@ TEST_CASE("the op table lists every op once, under its own name", "[ops][op_list
   }
   CHECK(ops::find_op("no_such_op") == nullptr);
   CHECK(ops::find_op("conv2d") == &ops::kConv2d);
+}
+
+TEST_CASE("each conv2d node asks for the workspace its own kernel uses", "[ops][conv2d]") {
+  // The 1x5 conv of conv_1x5_5x1: forward and backward data need columns, the weight
+  // gradient also partial sums; the planner must see each node's own figure.
+  graph::Graph g;
+  const ValueId x = g.input("x", {Shape{8, 4, 6, 6}});
+  const ValueId w = g.param("w", {Shape{4, 4, 1, 5}});
+  const ValueId y = ops::conv2d(g, x, w, {.pad_h = 0, .pad_w = 2});
+  const ValueId loss = ops::softmax_cross_entropy(
+      g, ops::global_avg_pool(g, y), g.input("labels", {Shape{8}, DType::i32}));
+  graph::backward(g, loss, {x, w});
+  const kernels::Conv2dShape s{.N = 8, .C = 4, .H = 6, .W = 6, .K = 4, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2};
+  int seen = 0;
+  for (graph::NodeId n = 0; n < graph::NodeId(g.num_nodes()); ++n) {
+    const graph::Node& node = g.node(n);
+    const std::string op = node.op->name;
+    kernels::ConvPass pass;
+    if (op == "conv2d") pass = kernels::ConvPass::forward;
+    else if (op == "conv2d_backward_data") pass = kernels::ConvPass::backward_data;
+    else if (op == "conv2d_backward_weight") pass = kernels::ConvPass::backward_weight;
+    else continue;
+    INFO(op);
+    CHECK(node.op->workspace_bytes(g, node) == kernels::conv2d_workspace_bytes(s, pass));
+    seen++;
+  }
+  CHECK(seen == 3);
+  CHECK(kernels::conv2d_workspace_bytes(s, kernels::ConvPass::backward_weight) >
+        kernels::conv2d_workspace_bytes(s, kernels::ConvPass::backward_data));
 }

@@ -25,10 +25,11 @@ std::string describe(const Conv2dShape& s) {
                      s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups);
 }
 
-// Workspace with a canary tail: the kernels must stay within conv2d_workspace_bytes().
+// Workspace with a canary tail: each kernel must stay within its conv2d_workspace_bytes().
 struct Workspace {
   static constexpr size_t kCanary = 64;
-  explicit Workspace(const Conv2dShape& s) : floats(conv2d_workspace_bytes(s) / 4), mem(floats + kCanary, 7.0f) {}
+  Workspace(const Conv2dShape& s, ConvPass pass)
+      : floats(conv2d_workspace_bytes(s, pass) / 4), mem(floats + kCanary, 7.0f) {}
   void* data() { return mem.data(); }
   bool canary_intact() const {
     for (size_t i = floats; i < mem.size(); ++i)
@@ -45,25 +46,27 @@ void check_fast_against_reference(const Conv2dShape& s, uint64_t seed) {
   auto x = test::random<float>(x_numel(s), seed);
   auto w = test::random<float>(size_t(s.weight_numel()), seed + 1);
   auto dy = test::random<float>(y_numel(s), seed + 2);
-  Workspace ws(s);
+  Workspace ws_f(s, ConvPass::forward), ws_d(s, ConvPass::backward_data), ws_w(s, ConvPass::backward_weight);
 
   // Outputs start as NaN so that anything left unwritten shows.
   std::vector<float> y(y_numel(s), NAN), y_ref(y_numel(s));
-  conv2d_forward(s, x.data(), w.data(), y.data(), ws.data());
+  conv2d_forward(s, x.data(), w.data(), y.data(), ws_f.data());
   ref::conv2d_forward<float>(s, x.data(), w.data(), y_ref.data());
   test::expect_close(y, y_ref, 1e-4, 1e-4, "forward");
 
   std::vector<float> dx(x_numel(s), NAN), dx_ref(x_numel(s));
-  conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
+  conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws_d.data());
   ref::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data());
   test::expect_close(dx, dx_ref, 1e-4, 1e-4, "backward data");
 
   std::vector<float> dw(size_t(s.weight_numel()), NAN), dw_ref(size_t(s.weight_numel()));
-  conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), ws.data());
+  conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), ws_w.data());
   ref::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data());
   test::expect_close(dw, dw_ref, 1e-4, 1e-4, "backward weight");
 
-  CHECK(ws.canary_intact());
+  CHECK(ws_f.canary_intact());
+  CHECK(ws_d.canary_intact());
+  CHECK(ws_w.canary_intact());
 }
 
 struct Kernel {
@@ -170,14 +173,22 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
   for (size_t i = 0; i < shapes.size(); ++i) check_fast_against_reference(shapes[i], 300 + i);
 }
 
-TEST_CASE("conv2d workspace: none for pointwise and depthwise, one image's columns otherwise") {
-  CHECK(conv2d_workspace_bytes({.N = 32, .C = 16, .H = 28, .W = 28, .K = 16}) == 0);
-  CHECK(conv2d_workspace_bytes(
-            {.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1, .groups = 16}) == 0);
-  const size_t bytes =
-      conv2d_workspace_bytes({.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2});
-  CHECK(bytes == size_t(16 * 5 * 28 * 28 * 4));
-  CHECK(bytes % 64 == 0);
+TEST_CASE("conv2d workspace: columns for 4 image lanes, partial weight gradients for lanes 1-3") {
+  const Conv2dShape pw{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16};
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::forward) == 0);
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_data) == 0);
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_weight) == size_t(3 * 16 * 16 * 4));
+  const Conv2dShape dw{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1,
+                       .groups = 16};
+  CHECK(conv2d_workspace_bytes(dw, ConvPass::backward_weight) == 0);
+  const Conv2dShape c15{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2};
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == size_t(4 * 16 * 5 * 28 * 28 * 4));
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) == size_t((4 * 16 * 5 * 28 * 28 + 3 * 16 * 80) * 4));
+  // Fewer images than lanes: one lane per image.
+  Conv2dShape one = c15;
+  one.N = 1;
+  CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == size_t(16 * 5 * 28 * 28 * 4));
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) % 64 == 0);
 }
 
 TEST_CASE("conv2d backward weight is bit-identical on 1 and 2 threads") {
@@ -188,7 +199,7 @@ TEST_CASE("conv2d backward weight is bit-identical on 1 and 2 threads") {
   INFO(describe(s));
   auto x = test::random<float>(x_numel(s), 5);
   auto dy = test::random<float>(y_numel(s), 6);
-  std::vector<float> ws(conv2d_workspace_bytes(s) / 4 + 1);
+  std::vector<float> ws(conv2d_workspace_bytes(s, ConvPass::backward_weight) / 4 + 1);
   std::vector<float> dw1(size_t(s.weight_numel())), dw2(size_t(s.weight_numel()));
   {
     test::ThreadGuard one(1);
