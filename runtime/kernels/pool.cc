@@ -6,6 +6,7 @@
 // pad per axis; HW = H*W.
 #include "runtime/kernels/pool.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/error.h"
@@ -33,26 +34,61 @@ void check_pool(const Pool2dShape& s, const char* op) {
 
 }  // namespace
 
+// The outputs whose 3x3 window lies wholly inside the input along one axis:
+// [lo, hi) with lo*stride - pad >= 0 and (hi-1)*stride - pad + 3 <= size.
+Span interior3(int64_t size, int64_t out, int64_t stride, int64_t pad) {
+  const int64_t lo = (pad + stride - 1) / stride;
+  const int64_t hi = size - 3 + pad < 0 ? 0 : std::min(out, (size - 3 + pad) / stride + 1);
+  return {std::min(lo, hi), hi};
+}
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   check_pool(s, "max_pool2d");
   const int64_t P = s.P(), Q = s.Q();
+  // 3x3 windows: outputs away from the border run a fixed 9-tap loop (the DARTS pools).
+  const bool fast = s.R == 3 && s.S == 3;
+  const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};
+  const Span ip = fast ? interior3(s.H, P, s.stride_h, s.pad_h) : Span{0, 0};
   parallel_for(0, s.N * s.C, plane_grain(s.H * s.W), [&](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {
       const float* xp = x + nc * s.H * s.W;
-      for (int64_t p = 0; p < P; ++p) {
+      float* yp = y + nc * P * Q;
+      int32_t* ap = argmax + nc * P * Q;
+      // Only in-bounds positions compete (padding never wins); strict > keeps the
+      // first maximum in row-major window order, as PyTorch does.
+      auto generic = [&](int64_t p, int64_t q) {
         const Span hs = clamp_window(p * s.stride_h - s.pad_h, s.R, s.H);
-        for (int64_t q = 0; q < Q; ++q) {
-          const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
-          // Only in-bounds positions compete (padding never wins); strict > keeps the
-          // first maximum in row-major window order, as PyTorch does.
-          int64_t best_at = hs.lo * s.W + ws.lo;
-          float best = xp[best_at];
-          for (int64_t h = hs.lo; h < hs.hi; ++h)
-            for (int64_t v = ws.lo; v < ws.hi; ++v)
-              if (xp[h * s.W + v] > best) best = xp[h * s.W + v], best_at = h * s.W + v;
-          y[(nc * P + p) * Q + q] = best;
-          argmax[(nc * P + p) * Q + q] = int32_t(best_at);
+        const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
+        int64_t best_at = hs.lo * s.W + ws.lo;
+        float best = xp[best_at];
+        for (int64_t h = hs.lo; h < hs.hi; ++h)
+          for (int64_t v = ws.lo; v < ws.hi; ++v)
+            if (xp[h * s.W + v] > best) best = xp[h * s.W + v], best_at = h * s.W + v;
+        yp[p * Q + q] = best;
+        ap[p * Q + q] = int32_t(best_at);
+      };
+      for (int64_t p = 0; p < P; ++p) {
+        if (p < ip.lo || p >= ip.hi) {
+          for (int64_t q = 0; q < Q; ++q) generic(p, q);
+          continue;
         }
+        for (int64_t q = 0; q < iq.lo; ++q) generic(p, q);
+        const int64_t top = p * s.stride_h - s.pad_h;
+        for (int64_t q = iq.lo; q < iq.hi; ++q) {
+          const int64_t left = q * s.stride_w - s.pad_w;
+          int32_t best_at = int32_t(top * s.W + left);
+          float best = xp[best_at];
+          for (int64_t r = 0; r < 3; ++r)
+            for (int64_t t = 0; t < 3; ++t) {
+              const int32_t at = int32_t((top + r) * s.W + left + t);
+              const float v = xp[at];
+              best_at = v > best ? at : best_at;
+              best = v > best ? v : best;
+            }
+          yp[p * Q + q] = best;
+          ap[p * Q + q] = best_at;
+        }
+        for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
       }
     }
   });
@@ -74,39 +110,136 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
   check_pool(s, "avg_pool2d");
   const int64_t P = s.P(), Q = s.Q();
+  const bool fast = s.R == 3 && s.S == 3;
+  const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};
+  const Span ip = fast ? interior3(s.H, P, s.stride_h, s.pad_h) : Span{0, 0};
   parallel_for(0, s.N * s.C, plane_grain(s.H * s.W), [&](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {
       const float* xp = x + nc * s.H * s.W;
-      for (int64_t p = 0; p < P; ++p) {
+      float* yp = y + nc * P * Q;
+      auto generic = [&](int64_t p, int64_t q) {
         const Span hs = clamp_window(p * s.stride_h - s.pad_h, s.R, s.H);
-        for (int64_t q = 0; q < Q; ++q) {
-          const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
-          float acc = 0.0f;
-          for (int64_t h = hs.lo; h < hs.hi; ++h)
-            for (int64_t v = ws.lo; v < ws.hi; ++v) acc += xp[h * s.W + v];
-          // count_include_pad = False: divide by the in-bounds count.
-          y[(nc * P + p) * Q + q] = acc / float((hs.hi - hs.lo) * (ws.hi - ws.lo));
+        const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
+        float acc = 0.0f;
+        for (int64_t h = hs.lo; h < hs.hi; ++h)
+          for (int64_t v = ws.lo; v < ws.hi; ++v) acc += xp[h * s.W + v];
+        // count_include_pad = False: divide by the in-bounds count.
+        yp[p * Q + q] = acc / float((hs.hi - hs.lo) * (ws.hi - ws.lo));
+      };
+      for (int64_t p = 0; p < P; ++p) {
+        if (p < ip.lo || p >= ip.hi) {
+          for (int64_t q = 0; q < Q; ++q) generic(p, q);
+          continue;
         }
+        for (int64_t q = 0; q < iq.lo; ++q) generic(p, q);
+        // The same additions in the same order as the generic loop, without its bounds.
+        const float* r0 = xp + (p * s.stride_h - s.pad_h) * s.W - s.pad_w;
+        const float* r1 = r0 + s.W;
+        const float* r2 = r1 + s.W;
+        const int64_t sw = s.stride_w;
+        for (int64_t q = iq.lo; q < iq.hi; ++q) {
+          const int64_t v = q * sw;
+          float acc = 0.0f;
+          acc += r0[v];
+          acc += r0[v + 1];
+          acc += r0[v + 2];
+          acc += r1[v];
+          acc += r1[v + 1];
+          acc += r1[v + 2];
+          acc += r2[v];
+          acc += r2[v + 1];
+          acc += r2[v + 2];
+          yp[p * Q + q] = acc / 9.0f;
+        }
+        for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
       }
     }
   });
 }
 
+namespace {
+
+// 3x3, stride 1, pad 1 (the normal cells' pool): a gather instead of a scatter.
+// g = dy / count goes into a zero-bordered copy, and each dx is the sum of the 3x3
+// g around it: branch-free rows the compiler vectorizes.
+constexpr int64_t kGatherMaxFloats = 8192;  // the bordered plane lives on the stack
+
+bool avg_gather_applies(const Pool2dShape& s) {
+  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 &&
+         (s.H + 2) * (s.W + 2) <= kGatherMaxFloats;
+}
+
+void avg_pool2d_backward_gather(const Pool2dShape& s, const float* dy, float* dx) {
+  const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
+  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
+    alignas(64) float g[kGatherMaxFloats];
+    std::fill(g, g + (H + 2) * BW, 0.0f);
+    for (int64_t nc = lo; nc < hi; ++nc) {
+      const float* dyp = dy + nc * HW;
+      for (int64_t p = 0; p < H; ++p) {
+        const float rows = (p == 0 || p == H - 1) ? 2.0f : 3.0f;
+        float* gr = g + (p + 1) * BW + 1;
+        for (int64_t q = 0; q < W; ++q) {
+          const float cols = (q == 0 || q == W - 1) ? 2.0f : 3.0f;
+          gr[q] = dyp[p * W + q] / (rows * cols);
+        }
+      }
+      float* dxp = dx + nc * HW;
+      for (int64_t h = 0; h < H; ++h) {
+        const float* a = g + h * BW;
+        const float* b = a + BW;
+        const float* c = b + BW;
+        for (int64_t v = 0; v < W; ++v)
+          dxp[h * W + v] = a[v] + a[v + 1] + a[v + 2] + b[v] + b[v + 1] + b[v + 2] + c[v] + c[v + 1] + c[v + 2];
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
   check_pool(s, "avg_pool2d");
+  if (avg_gather_applies(s) && s.H >= 2 && s.W >= 2) return avg_pool2d_backward_gather(s, dy, dx);
   const int64_t P = s.P(), Q = s.Q(), HW = s.H * s.W;
+  const bool fast = s.R == 3 && s.S == 3;
+  const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};
+  const Span ip = fast ? interior3(s.H, P, s.stride_h, s.pad_h) : Span{0, 0};
   parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {
       float* dxp = dx + nc * HW;
+      const float* dyp = dy + nc * P * Q;
       std::memset(dxp, 0, size_t(HW) * sizeof(float));
-      for (int64_t p = 0; p < P; ++p) {
+      auto generic = [&](int64_t p, int64_t q) {
         const Span hs = clamp_window(p * s.stride_h - s.pad_h, s.R, s.H);
-        for (int64_t q = 0; q < Q; ++q) {
-          const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
-          const float g = dy[(nc * P + p) * Q + q] / float((hs.hi - hs.lo) * (ws.hi - ws.lo));
-          for (int64_t h = hs.lo; h < hs.hi; ++h)
-            for (int64_t v = ws.lo; v < ws.hi; ++v) dxp[h * s.W + v] += g;
+        const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
+        const float g = dyp[p * Q + q] / float((hs.hi - hs.lo) * (ws.hi - ws.lo));
+        for (int64_t h = hs.lo; h < hs.hi; ++h)
+          for (int64_t v = ws.lo; v < ws.hi; ++v) dxp[h * s.W + v] += g;
+      };
+      for (int64_t p = 0; p < P; ++p) {
+        if (p < ip.lo || p >= ip.hi) {
+          for (int64_t q = 0; q < Q; ++q) generic(p, q);
+          continue;
         }
+        for (int64_t q = 0; q < iq.lo; ++q) generic(p, q);
+        float* r0 = dxp + (p * s.stride_h - s.pad_h) * s.W - s.pad_w;
+        const int64_t sw = s.stride_w, W = s.W;
+        // Same scatter order as the generic loop (q, then the window row by row).
+        for (int64_t q = iq.lo; q < iq.hi; ++q) {
+          const float g = dyp[p * Q + q] / 9.0f;
+          float* d = r0 + q * sw;
+          d[0] += g;
+          d[1] += g;
+          d[2] += g;
+          d[W] += g;
+          d[W + 1] += g;
+          d[W + 2] += g;
+          d[2 * W] += g;
+          d[2 * W + 1] += g;
+          d[2 * W + 2] += g;
+        }
+        for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
       }
     }
   });
