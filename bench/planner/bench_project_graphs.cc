@@ -1,0 +1,119 @@
+// The planner on the graphs the project itself runs, at the default Fashion-MNIST
+// configuration (C=16, 4 cells, reductions 1 and 3, 3 nodes, 7 ops, batch 32): the
+// discrete network's training step, the full and the sampled (ops+pairs) search
+// step's weight and architecture programs, and every program of a step-by-step pass
+// (recompute and checkpoint, split 1 and 4). Each case times plan_memory() on the
+// program's buffer list with the default strategy; counters: arena / lower bound
+// (1.0 is optimal), arena and lower bound in MiB, buffers.
+//
+//   onnas_bench_planner --benchmark_filter=project/ --benchmark_repetitions=3 \
+//       --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/autodiff.h"
+#include "graph/compile.h"
+#include "memory_planner/planner.h"
+#include "nas/genotype.h"
+#include "nas/network.h"
+#include "nas/sampler.h"
+#include "nas/search_step.h"
+
+using namespace onnas;
+
+namespace {
+
+struct Case {
+  std::string name;
+  std::vector<planner::BufferRequest> buffers;
+};
+
+std::vector<Case> project_cases() {
+  std::vector<Case> cases;
+  nas::SearchSpace space;
+  const int64_t batch = 32;
+  ParamStore params;
+  {
+    graph::Graph g;
+    nas::emit_search_net(g, space, batch, nas::full_sample(space));
+    Rng rng(1);
+    nas::init_params(params, g, rng);
+  }
+  {
+    // The discrete network of the genotype the fresh supernet derives.
+    const nas::Genotype genotype = nas::derive_genotype(space, params);
+    graph::Graph g;
+    nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, batch, true);
+    ParamStore dp;
+    Rng rng(2);
+    nas::init_params(dp, g, rng);
+    std::vector<graph::ValueId> wrt;
+    for (const graph::Value& v : g.values())
+      if (v.kind == graph::ValueKind::param && dp.entry(v.name).kind == ParamKind::weight)
+        wrt.push_back(graph::ValueId(&v - g.values().data()));
+    std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
+    graph::CompileOptions o{.outputs = {net.loss, net.logits}};
+    for (size_t i = 0; i < wrt.size(); ++i) o.param_grads.emplace_back(wrt[i], grads[i]);
+    cases.push_back({"discrete_train_step", graph::compile(g, o).buffers()});
+  }
+  nas::ArchSampler sampler(space, {}, 3);
+  const nas::Sample sampled = sampler.draw(params, 0, 100);
+  struct PassCase {
+    const char* name;
+    nas::StepConfig config;
+    const nas::Sample* sample;
+  };
+  const nas::Sample full = nas::full_sample(space);
+  const PassCase passes[] = {
+      {"full", {.mode = nas::Mode::full}, &full},
+      {"ops+pairs", {.mode = nas::Mode::ops_pairs}, &sampled},
+      {"sbs_recompute", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute}, &sampled},
+      {"sbs_checkpoint", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint}, &sampled},
+      {"sbs_recompute_split4",
+       {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 4},
+       &sampled},
+  };
+  for (const PassCase& pc : passes)
+    for (ParamKind kind : {ParamKind::weight, ParamKind::arch}) {
+      nas::GradientPass pass(space, pc.config, batch, *pc.sample, kind, params);
+      for (const auto& l : pass.programs()) {
+        std::string label = l.label;
+        for (char& ch : label)
+          if (ch == ' ') ch = '_';
+        cases.push_back({std::string(pc.name) + (kind == ParamKind::weight ? "/weight/" : "/arch/") + label,
+                         l.program->buffers()});
+      }
+    }
+  return cases;
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c = project_cases();
+  return c;
+}
+
+void BM_project(benchmark::State& state, size_t index) {
+  const Case& c = cases()[index];
+  planner::Plan plan;
+  for (auto _ : state) {
+    plan = planner::plan_memory(c.buffers);
+    benchmark::DoNotOptimize(plan.arena_bytes);
+  }
+  state.counters["buffers"] = double(c.buffers.size());
+  state.counters["arena/lb"] = double(plan.arena_bytes) / double(std::max<size_t>(plan.lower_bound_bytes, 1));
+  state.counters["arena_MiB"] = double(plan.arena_bytes) / (1024.0 * 1024.0);
+  state.counters["lb_MiB"] = double(plan.lower_bound_bytes) / (1024.0 * 1024.0);
+  state.SetLabel(std::string(planner::strategy_name(plan.strategy)));
+}
+
+[[maybe_unused]] const bool registered = [] {
+  for (size_t i = 0; i < cases().size(); ++i)
+    benchmark::RegisterBenchmark(("project/" + cases()[i].name).c_str(), BM_project, i)
+        ->Unit(benchmark::kMillisecond);
+  return true;
+}();
+
+}  // namespace
