@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "graph/autodiff.h"
 
 namespace onnas::nas {
@@ -87,10 +91,18 @@ Searcher::Passes& Searcher::passes(const Sample& sample) {
       GradientPass(space_, options_.step, options_.batch, sample, ParamKind::weight, params_),
       GradientPass(space_, options_.step, options_.batch, sample, ParamKind::arch, params_)});
   size_t need = std::max(p->weight.arena_bytes(), p->arch.arena_bytes());
-  if (need > arena_.bytes()) arena_ = Arena(need);
+  if (need > arena_.bytes()) {
+    arena_ = Arena();  // free the old arena before the larger one is allocated
+    arena_ = Arena(need);
+  }
   side_bytes_ = std::max({side_bytes_, p->weight.side_bytes(), p->arch.side_bytes()});
   cache_.emplace_front(std::move(key), std::move(p));
   if (cache_.size() > kCacheSize) cache_.pop_back();
+#ifdef __GLIBC__
+  // Compiling leaves the heap fragmented with freed graph copies; hand the free pages
+  // back so the process's footprint stays near the planned one.
+  malloc_trim(0);
+#endif
   return *cache_.front().second;
 }
 
