@@ -121,35 +121,74 @@ void col2im(const Conv2dShape& s, const float* cols, float* dx) {
 }
 
 // Images run in kLanes lanes: lane l takes images l, l + L, l + 2L, ... in order, with
-// its own columns (and, for the weight gradient, its own partial sum). Lanes run in
-// parallel; SGEMM and im2col inside a lane may split further. The lane count is a
-// constant, not the thread count, so the workspace is planned once and the weight
-// gradient's partial sums (added in lane order) do not depend on the threads.
+// its own columns, its own SGEMM packing memory (and, for the weight gradient, its own
+// partial sum), all in the planned workspace. Lanes run in parallel and each runs its
+// SGEMMs on its own thread (sgemm_serial), so no lane waits inside another's work
+// and nothing is allocated. With one image, the single lane calls the parallel sgemm.
+// The lane count is a constant, not the thread count, so the workspace is planned
+// once and the weight gradient's partial sums (added in lane order) do not depend on
+// the threads.
 constexpr int64_t kLanes = 4;
 int64_t lanes(const Conv2dShape& s) { return std::min(kLanes, s.N); }
-size_t cols_floats(const Conv2dShape& s) { return pointwise(s) ? 0 : size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()); }
 size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }  // 64-byte multiples
+size_t cols_floats(const Conv2dShape& s) {
+  return pointwise(s) ? 0 : round_floats(size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()));
+}
+
+// The GEMM of each direction: C (M x N) = op(A) op(B) over Kd.
+struct Gemm {
+  bool trans_b;
+  int64_t M, N, Kd;
+};
+Gemm gemm_of(const Conv2dShape& s, ConvPass pass) {
+  const int64_t CRS = s.C * s.R * s.S, PQ = s.P() * s.Q();
+  switch (pass) {
+    case ConvPass::forward: return {false, s.K, PQ, CRS};
+    case ConvPass::backward_data: return {false, CRS, PQ, s.K};
+    case ConvPass::backward_weight: return {true, s.K, CRS, PQ};
+  }
+  return {};
+}
+size_t pack_floats(const Conv2dShape& s, ConvPass pass) {
+  if (lanes(s) < 2) return 0;
+  const Gemm g = gemm_of(s, pass);
+  return round_floats(sgemm_pack_floats(g.trans_b, g.M, g.N, g.Kd));
+}
+size_t lane_floats(const Conv2dShape& s, ConvPass pass) { return cols_floats(s) + pack_floats(s, pass); }
+
+// Workspace layout: per lane its columns and packing memory, then the partial sums
+// of lanes 1..L-1 (weight gradient).
+float* lane_cols(const Conv2dShape& s, ConvPass pass, void* workspace, int64_t lane) {
+  return static_cast<float*>(workspace) + size_t(lane) * lane_floats(s, pass);
+}
+float* lane_pack(const Conv2dShape& s, ConvPass pass, void* workspace, int64_t lane) {
+  return lane_cols(s, pass, workspace, lane) + cols_floats(s);
+}
+float* lane_dw(const Conv2dShape& s, void* workspace, int64_t lane) {
+  return lane_cols(s, ConvPass::backward_weight, workspace, lanes(s)) +
+         size_t(lane - 1) * round_floats(size_t(s.K * s.C * s.R * s.S));
+}
+
+// One product of a lane: on this thread with the lane's packing memory when lanes
+// run in parallel, else the parallel sgemm.
+void lane_gemm(const Conv2dShape& s, float* pack, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (lanes(s) >= 2)
+    sgemm_serial(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, pack);
+  else
+    sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
 
 }  // namespace
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass) {
   if (s.groups != 1) return 0;
-  const size_t cols = size_t(lanes(s)) * round_floats(cols_floats(s));
-  const size_t partials = pass == ConvPass::backward_weight
-                              ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S))
-                              : 0;
-  return (cols + partials) * sizeof(float);
+  const size_t partials =
+      pass == ConvPass::backward_weight ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S)) : 0;
+  return (size_t(lanes(s)) * lane_floats(s, pass) + partials) * sizeof(float);
 }
 
 namespace {
-
-// Workspace layout: every lane's columns, then the partial sums of lanes 1..L-1.
-float* lane_cols(const Conv2dShape& s, void* workspace, int64_t lane) {
-  return static_cast<float*>(workspace) + size_t(lane) * round_floats(cols_floats(s));
-}
-float* lane_dw(const Conv2dShape& s, void* workspace, int64_t lane) {
-  return lane_cols(s, workspace, lanes(s)) + size_t(lane - 1) * round_floats(size_t(s.K * s.C * s.R * s.S));
-}
 
 template <typename F>
 void for_each_lane(const Conv2dShape& s, F&& body) {
@@ -167,15 +206,16 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   if (s.groups != 1) return ref::conv2d_forward<float>(s, x, w, y);
   const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
   for_each_lane(s, [&](int64_t lane, int64_t L) {
-    float* cols = lane_cols(s, workspace, lane);
+    float* cols = lane_cols(s, ConvPass::forward, workspace, lane);
+    float* pack = lane_pack(s, ConvPass::forward, workspace, lane);
     for (int64_t n = lane; n < s.N; n += L) {
       const float* xn = x + n * s.C * HW;
       float* yn = y + n * s.K * PQ;
       if (pointwise(s)) {
-        sgemm(false, false, s.K, HW, s.C, 1.0f, w, s.C, xn, HW, 0.0f, yn, HW);
+        lane_gemm(s, pack, false, false, s.K, HW, s.C, w, s.C, xn, HW, 0.0f, yn, HW);
       } else {
         im2col(s, xn, cols);
-        sgemm(false, false, s.K, PQ, CRS, 1.0f, w, CRS, cols, PQ, 0.0f, yn, PQ);
+        lane_gemm(s, pack, false, false, s.K, PQ, CRS, w, CRS, cols, PQ, 0.0f, yn, PQ);
       }
     }
   });
@@ -187,14 +227,15 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (s.groups != 1) return ref::conv2d_backward_data<float>(s, dy, w, dx);
   const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
   for_each_lane(s, [&](int64_t lane, int64_t L) {
-    float* cols = lane_cols(s, workspace, lane);
+    float* cols = lane_cols(s, ConvPass::backward_data, workspace, lane);
+    float* pack = lane_pack(s, ConvPass::backward_data, workspace, lane);
     for (int64_t n = lane; n < s.N; n += L) {
       const float* dyn = dy + n * s.K * PQ;
       float* dxn = dx + n * s.C * HW;
       if (pointwise(s)) {
-        sgemm(true, false, s.C, HW, s.K, 1.0f, w, s.C, dyn, HW, 0.0f, dxn, HW);
+        lane_gemm(s, pack, true, false, s.C, HW, s.K, w, s.C, dyn, HW, 0.0f, dxn, HW);
       } else {
-        sgemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, cols, PQ);
+        lane_gemm(s, pack, true, false, CRS, PQ, s.K, w, CRS, dyn, PQ, 0.0f, cols, PQ);
         col2im(s, cols, dxn);
       }
     }
@@ -209,17 +250,18 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   // Lane 0 sums into dw itself, the others into their partials; then dw += partials in
   // lane order.
   for_each_lane(s, [&](int64_t lane, int64_t L) {
-    float* cols = lane_cols(s, workspace, lane);
+    float* cols = lane_cols(s, ConvPass::backward_weight, workspace, lane);
+    float* pack = lane_pack(s, ConvPass::backward_weight, workspace, lane);
     float* acc = lane == 0 ? dw : lane_dw(s, workspace, lane);
     for (int64_t n = lane; n < s.N; n += L) {
       const float* xn = x + n * s.C * HW;
       const float* dyn = dy + n * s.K * PQ;
       const float beta = n == lane ? 0.0f : 1.0f;  // a lane's first image overwrites
       if (pointwise(s)) {
-        sgemm(false, true, s.K, s.C, HW, 1.0f, dyn, HW, xn, HW, beta, acc, s.C);
+        lane_gemm(s, pack, false, true, s.K, s.C, HW, dyn, HW, xn, HW, beta, acc, s.C);
       } else {
         im2col(s, xn, cols);
-        sgemm(false, true, s.K, CRS, PQ, 1.0f, dyn, PQ, cols, PQ, beta, acc, CRS);
+        lane_gemm(s, pack, false, true, s.K, CRS, PQ, dyn, PQ, cols, PQ, beta, acc, CRS);
       }
     }
   });

@@ -230,20 +230,33 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-}  // namespace
+// Packing sizes of one call under micro-kernel `mk`.
+struct PackSizes {
+  size_t a_floats, b_floats;
+};
+PackSizes pack_sizes(const MicroKernel& mk, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  const int64_t k_passes = ceil_div(K, mk.kc);
+  const int64_t kc_max = ceil_div(K, k_passes);
+  const int64_t n_blocks = ceil_div(N, mk.nc);
+  const int64_t nc_max = std::min<int64_t>(N, ceil_div(ceil_div(N, n_blocks), mk.nr) * mk.nr);
+  const bool pack_whole_b = trans_b || M > kInPlaceBMaxM;
+  return {size_t(ceil_div(M, mk.mr) * mk.mr * kc_max), pack_whole_b ? size_t(ceil_div(nc_max, mk.nr) * mk.nr * kc_max) : 0};
+}
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  ONNAS_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size M={} N={} K={}", M, N, K);
-  ONNAS_CHECK(ldc >= N && lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N),
-              "sgemm: leading dimension too small (lda={} ldb={} ldc={} for M={} N={} K={})", lda, ldb, ldc, M, N, K);
-  if (M == 0 || N == 0) return;
-  if (K == 0 || alpha == 0.0f) {
-    scale_c(M, N, beta, C, ldc);
-    return;
-  }
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
-  const MicroKernel& mk = kernel_for(active_isa());
+// Runs `fn` over [begin, end) in parallel chunks, or at once on this thread.
+template <typename F>
+void maybe_parallel(bool parallel, int64_t begin, int64_t end, int64_t grain, F&& fn) {
+  if (parallel)
+    parallel_for(begin, end, grain, fn);
+  else
+    fn(begin, end);
+}
+
+void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const MicroKernel& mk,
+                bool parallel, float* a_packed, float* b_packed) {
   const int mr = mk.mr;
   const int nr = mk.nr;
 
@@ -255,16 +268,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const int64_t nc_max = std::min<int64_t>(N, ceil_div(ceil_div(N, n_blocks), nr) * nr);
 
   const bool pack_whole_b = trans_b || M > kInPlaceBMaxM;
-  const bool parallel = num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelMinFlops;
   const int64_t target_tasks = parallel ? kTasksPerThread * num_threads() : 1;
-
   const int64_t m_panels = ceil_div(M, mr);
-  const size_t a_floats = size_t(m_panels * mr * kc_max);
-  const size_t b_floats = pack_whole_b ? size_t(ceil_div(nc_max, nr) * nr * kc_max) : 0;
-  ScratchLease a_lease(a_scratch(), a_floats);
-  ScratchLease b_lease(b_scratch(), b_floats);
-  float* a_packed = a_lease.data();
-  float* b_packed = b_lease.data();
 
   for (int64_t pc = 0; pc < K; pc += kc_max) {
     const int64_t kb = std::min(kc_max, K - pc);
@@ -277,10 +282,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
         pack_a(trans_a, A, lda, mp * mr, rows, pc, kb, mr, a_packed + mp * mr * kb);
       }
     };
-    if (parallel && M * kb >= kParallelMinPack)
-      parallel_for(0, m_panels, ceil_div(m_panels, target_tasks), pack_a_panels);
-    else
-      pack_a_panels(0, m_panels);
+    maybe_parallel(parallel && M * kb >= kParallelMinPack, 0, m_panels, ceil_div(m_panels, target_tasks),
+                   pack_a_panels);
 
     for (int64_t jc = 0; jc < N; jc += nc_max) {
       const int64_t nb = std::min(nc_max, N - jc);
@@ -295,7 +298,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       int64_t b_panel_stride;  // distance between consecutive NR-column panels
       int64_t b_step;          // distance between consecutive k steps inside a panel
       if (pack_whole_b) {
-        parallel_for(0, n_panels, ceil_div(n_panels, target_tasks), [&](int64_t lo, int64_t hi) {
+        maybe_parallel(parallel, 0, n_panels, ceil_div(n_panels, target_tasks), [&](int64_t lo, int64_t hi) {
           for (int64_t p = lo; p < hi; ++p) {
             const int cols = int(std::min<int64_t>(nr, nb - p * nr));
             pack_b(trans_b, B, ldb, jc + p * nr, cols, pc, kb, nr, b_packed + p * kb * nr);
@@ -310,7 +313,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
         b_step = ldb;
       }
 
-      parallel_for(0, m_chunks * n_chunks, 1, [&](int64_t lo, int64_t hi) {
+      maybe_parallel(parallel, 0, m_chunks * n_chunks, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t t = lo; t < hi; ++t) {
           const int64_t mp_begin = (t / n_chunks) * m_chunk_panels;
           const int64_t mp_end = std::min(m_panels, mp_begin + m_chunk_panels);
@@ -330,6 +333,52 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       });
     }
   }
+}
+
+// Argument checks and the trivial cases shared by both entry points; true when done.
+bool sgemm_trivial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, int64_t lda,
+                   int64_t ldb, float beta, float* C, int64_t ldc) {
+  ONNAS_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size M={} N={} K={}", M, N, K);
+  ONNAS_CHECK(ldc >= N && lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N),
+              "sgemm: leading dimension too small (lda={} ldb={} ldc={} for M={} N={} K={})", lda, ldb, ldc, M, N, K);
+  if (M == 0 || N == 0) return true;
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (sgemm_trivial(trans_a, trans_b, M, N, K, alpha, lda, ldb, beta, C, ldc)) return;
+  const MicroKernel& mk = kernel_for(active_isa());
+  const bool parallel = num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelMinFlops;
+  const PackSizes sizes = pack_sizes(mk, trans_b, M, N, K);
+  ScratchLease a_lease(a_scratch(), sizes.a_floats);
+  ScratchLease b_lease(b_scratch(), sizes.b_floats);
+  sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mk, parallel, a_lease.data(),
+             b_lease.data());
+}
+
+size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K) {
+  size_t most = 0;
+  for (Isa isa : {Isa::reference, Isa::avx2, Isa::avx512}) {
+    const PackSizes p = pack_sizes(kernel_for(isa), trans_b, M, N, K);
+    most = std::max(most, round16(p.a_floats) + round16(p.b_floats));
+  }
+  return most;
+}
+
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack) {
+  if (sgemm_trivial(trans_a, trans_b, M, N, K, alpha, lda, ldb, beta, C, ldc)) return;
+  const MicroKernel& mk = kernel_for(active_isa());
+  const PackSizes sizes = pack_sizes(mk, trans_b, M, N, K);
+  sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mk, false, pack,
+             pack + round16(sizes.a_floats));
 }
 
 }  // namespace onnas::kernels

@@ -16,12 +16,22 @@
 //   sgemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace onnas::kernels {
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The same product on the calling thread only, packing into `pack` (at least
+// sgemm_pack_floats() floats, 64-byte aligned) instead of per-thread scratch: for
+// callers that run many small products in parallel themselves (convolution lanes)
+// and plan the packing memory. Same results as sgemm() bit for bit.
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack);
+// Floats of packing memory sgemm_serial needs for these sizes (under any ISA).
+size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K);
 
 // Plain triple loop (double accumulation), for tests.
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

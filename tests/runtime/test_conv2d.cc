@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/kernels/conv2d.h"
+#include "runtime/kernels/sgemm.h"
 #include "runtime/kernels/pool.h"
 #include "runtime/kernels/reference.h"
 #include "tests/runtime/kernel_test_util.h"
@@ -173,21 +174,26 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
   for (size_t i = 0; i < shapes.size(); ++i) check_fast_against_reference(shapes[i], 300 + i);
 }
 
-TEST_CASE("conv2d workspace: columns for 4 image lanes, partial weight gradients for lanes 1-3") {
+TEST_CASE("conv2d workspace: per image lane its columns and SGEMM packing, then partial weight gradients") {
+  auto pack = [](bool trans_b, int64_t M, int64_t N, int64_t K) {
+    return (sgemm_pack_floats(trans_b, M, N, K) + 15) / 16 * 16;
+  };
   const Conv2dShape pw{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16};
-  CHECK(conv2d_workspace_bytes(pw, ConvPass::forward) == 0);
-  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_data) == 0);
-  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_weight) == size_t(3 * 16 * 16 * 4));
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::forward) == 4 * pack(false, 16, 784, 16) * 4);
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_data) == 4 * pack(false, 16, 784, 16) * 4);
+  CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_weight) == (4 * pack(true, 16, 16, 784) + 3 * 256) * 4);
   const Conv2dShape dw{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1,
                        .groups = 16};
   CHECK(conv2d_workspace_bytes(dw, ConvPass::backward_weight) == 0);
   const Conv2dShape c15{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2};
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == size_t(4 * 16 * 5 * 28 * 28 * 4));
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) == size_t((4 * 16 * 5 * 28 * 28 + 3 * 16 * 80) * 4));
-  // Fewer images than lanes: one lane per image.
+  const size_t cols = 16 * 5 * 28 * 28;
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == 4 * (cols + pack(false, 16, 784, 80)) * 4);
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) ==
+        (4 * (cols + pack(true, 16, 80, 784)) + 3 * 16 * 80) * 4);
+  // One image: one lane, which runs the parallel sgemm with its own scratch.
   Conv2dShape one = c15;
   one.N = 1;
-  CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == size_t(16 * 5 * 28 * 28 * 4));
+  CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == cols * 4);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) % 64 == 0);
 }
 

@@ -15,6 +15,7 @@
 
 #include "runtime/cpu.h"
 #include "runtime/kernels/sgemm.h"
+#include "runtime/tensor.h"
 #include "runtime/threading.h"
 
 // Counts every heap allocation of this test executable.
@@ -245,5 +246,43 @@ TEST_CASE("sgemm does not allocate once warm") {
         CHECK(news == 0);
       }
     }
+  }
+}
+
+TEST_CASE("sgemm_serial gives sgemm's bits, stays inside its packing memory and allocates nothing") {
+  struct Case {
+    bool ta, tb;
+    int64_t M, N, K;
+  };
+  const Case c = GENERATE(Case{false, false, 16, 784, 80}, Case{true, false, 160, 196, 32},
+                          Case{false, true, 32, 160, 196}, Case{false, false, 200, 300, 700},
+                          Case{false, true, 7, 5, 3});
+  IsaGuard isa_guard;
+  for (Isa isa : {Isa::reference, Isa::avx2, Isa::avx512}) {
+    if (isa > detected_isa()) continue;
+    set_isa(isa);
+    INFO("isa " << isa_name(isa) << " M " << c.M << " N " << c.N << " K " << c.K);
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> A(size_t(c.M * c.K)), B(size_t(c.K * c.N));
+    for (float& v : A) v = u(rng);
+    for (float& v : B) v = u(rng);
+    std::vector<float> want(size_t(c.M * c.N), 0.5f), got(want);
+    const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
+    sgemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, want.data(), c.N);
+    const size_t floats = onnas::kernels::sgemm_pack_floats(c.tb, c.M, c.N, c.K);
+    constexpr size_t kCanary = 64;
+    onnas::Buffer pack((floats + kCanary) * sizeof(float));
+    float* p = static_cast<float*>(pack.data());
+    std::fill(p, p + floats + kCanary, 7.0f);
+    const onnas::test::AllocCounter count;
+    onnas::kernels::sgemm_serial(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, got.data(),
+                                 c.N, p);
+    const int64_t news = count.allocations();
+    CHECK(news == 0);
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+    bool canary = true;
+    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
+    CHECK(canary);
   }
 }
