@@ -332,6 +332,15 @@ std::vector<uint32_t> order_by_size(const Problem& p) {
   return order;
 }
 
+std::vector<uint32_t> order_by_area(const Problem& p) {
+  std::vector<uint32_t> order(p.by_first);
+  auto area = [&](uint32_t b) {
+    return double(p.blocks[b].bytes) * double(p.blocks[b].last - p.blocks[b].first + 1);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return area(a) > area(b); });
+  return order;
+}
+
 std::vector<uint32_t> order_by_breadth(const Problem& p) {
   std::vector<uint32_t> order(p.by_first);
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
@@ -466,6 +475,10 @@ Plan plan_one(std::span<const BufferRequest> buffers, const Problem& p, Strategy
       return finish(buffers, p, place_in_order(p, order_by_size(p), Gap::smallest), strategy);
     case Strategy::breadth_best_gap:
       return finish(buffers, p, place_in_order(p, order_by_breadth(p), Gap::smallest), strategy);
+    case Strategy::area_lowest:
+      return finish(buffers, p, place_in_order(p, order_by_area(p), Gap::lowest), strategy);
+    case Strategy::area_best_gap:
+      return finish(buffers, p, place_in_order(p, order_by_area(p), Gap::smallest), strategy);
     case Strategy::best:
       break;
   }
@@ -482,6 +495,8 @@ std::string_view strategy_name(Strategy strategy) {
     case Strategy::best_fit: return "best_fit";
     case Strategy::size_best_gap: return "size_best_gap";
     case Strategy::breadth_best_gap: return "breadth_best_gap";
+    case Strategy::area_lowest: return "area_lowest";
+    case Strategy::area_best_gap: return "area_best_gap";
     case Strategy::best: return "best";
   }
   return "unknown";

@@ -53,6 +53,11 @@
 //     lowest), else on top of them all. Keeps big holes for big buffers.
 //   - breadth_best_gap: the breadth order of greedy_by_breadth with the smallest-gap
 //     placement of size_best_gap (Pisarchyk & Lee's greedy by breadth as published).
+//   - area_lowest / area_best_gap: blocks ordered by their area in the timeline
+//     (bytes x steps alive, largest first; ties as greedy_by_size), placed at the
+//     lowest offset or into the smallest gap. Long-lived mid-sized buffers (saved
+//     activations) go in before short large scratch, which the size orders miss on
+//     some micro-batched step-by-step programs.
 //   - best (the default): runs every strategy above, naive last, and keeps the smallest
 //     arena (ties: the first in that order). The strategy that won is in Plan::strategy.
 //
@@ -89,13 +94,24 @@ struct BufferRequest {
   std::string kind;            // label: "activation", "gradient", "workspace", "saved", ...
 };
 
-enum class Strategy { naive, greedy_by_size, greedy_by_breadth, best_fit, size_best_gap, breadth_best_gap, best };
+enum class Strategy {
+  naive,
+  greedy_by_size,
+  greedy_by_breadth,
+  best_fit,
+  size_best_gap,
+  breadth_best_gap,
+  area_lowest,
+  area_best_gap,
+  best
+};
 
 // Every concrete strategy, in the order `best` tries them (naive last, so it wins only
 // when it is strictly smaller).
 inline constexpr Strategy kConcreteStrategies[] = {Strategy::greedy_by_size, Strategy::greedy_by_breadth,
                                                    Strategy::best_fit,       Strategy::size_best_gap,
-                                                   Strategy::breadth_best_gap, Strategy::naive};
+                                                   Strategy::breadth_best_gap, Strategy::area_lowest,
+                                                   Strategy::area_best_gap,    Strategy::naive};
 
 std::string_view strategy_name(Strategy strategy);
 // The strategy with that name ("greedy_by_size", "best", ...), or nullopt.

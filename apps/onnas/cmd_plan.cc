@@ -199,7 +199,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--classes", args->classes, "Classes")->check(CLI::Range(2, 100000));
   cmd->add_option("--strategy", args->strategy,
                   "Planner strategy: best, naive, greedy_by_size, greedy_by_breadth, best_fit, size_best_gap, "
-                  "breadth_best_gap");
+                  "breadth_best_gap, area_lowest, area_best_gap");
   cmd->add_option("--json", args->json, "Write the whole plan as JSON");
   cmd->add_option("--html", args->html, "Write a self-contained HTML memory timeline");
   cmd->add_option("--dot", args->dot, "Write the program's graph for Graphviz");

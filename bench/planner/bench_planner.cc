@@ -49,6 +49,8 @@ BENCHMARK_CAPTURE(BM_plan, greedy_by_breadth, Strategy::greedy_by_breadth)->Appl
 BENCHMARK_CAPTURE(BM_plan, best_fit, Strategy::best_fit)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_plan, size_best_gap, Strategy::size_best_gap)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_plan, breadth_best_gap, Strategy::breadth_best_gap)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_plan, area_lowest, Strategy::area_lowest)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_plan, area_best_gap, Strategy::area_best_gap)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_plan, best, Strategy::best)->Apply(sizes);
 
 }  // namespace

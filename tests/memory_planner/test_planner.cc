@@ -76,6 +76,7 @@ std::vector<BufferRequest> random_buffers(std::mt19937_64& rng, bool with_hints)
 
 const Strategy kAll[] = {Strategy::naive,         Strategy::greedy_by_size,   Strategy::greedy_by_breadth,
                          Strategy::best_fit,      Strategy::size_best_gap,    Strategy::breadth_best_gap,
+                         Strategy::area_lowest,   Strategy::area_best_gap,
                          Strategy::best};
 
 }  // namespace
