@@ -10,11 +10,7 @@ namespace {
 
 std::string mib(size_t bytes) { return fmt::format("{:.1f} MiB", double(bytes) / (1024.0 * 1024.0)); }
 
-int64_t recomputed_cells(const SearchSpace& space, const StepConfig& c) {
-  const int64_t n = space.cells;
-  if (!c.sbs_on()) return 0;
-  return c.sbs == SbsVariant::checkpoint ? n - 1 : n * (n - 1) / 2;
-}
+int64_t recomputed_cells(const SearchSpace& space, const StepConfig& c) { return cell_forwards(space, c) - space.cells; }
 
 }  // namespace
 

@@ -127,6 +127,14 @@ ValueId mix(Graph& g, const std::vector<ValueId>& values, ValueId weights, const
 
 }  // namespace
 
+std::vector<ValueId> params_of_kind(const Graph& g, const ParamStore& params, ParamKind kind) {
+  std::vector<ValueId> out;
+  for (const graph::Value& v : g.values())
+    if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == kind)
+      out.push_back(ValueId(&v - g.values().data()));
+  return out;
+}
+
 Sample full_sample(const SearchSpace& space) {
   CellSample c;
   c.grad_ops.assign(size_t(space.num_edges()), std::vector<uint8_t>(size_t(space.num_ops()), 1));

@@ -68,6 +68,10 @@ Head emit_head(Graph& g, const SearchSpace& space, ValueId s_last, ValueId label
 SearchNet emit_discrete_net(Graph& g, const SearchSpace& space, const Genotype& genotype, int64_t batch,
                             bool training);
 
+// The parameters of `kind` (weight, arch, ...) that graph `g` uses, in graph order:
+// the `wrt` list of a backward pass.
+std::vector<ValueId> params_of_kind(const Graph& g, const ParamStore& params, ParamKind kind);
+
 // Creates (in graph order) every parameter that graph `g` uses and `params` lacks,
 // initialized as PyTorch does: conv and linear weights kaiming-uniform(a = sqrt 5)
 // (U(+-1/sqrt(fan_in))), linear bias U(+-1/sqrt(fan_in)), BN weight 1 / bias 0,

@@ -39,15 +39,6 @@ Shape state_shape(const SearchSpace& s, int64_t b, int k) {
   return Shape{b, int64_t(s.nodes) * s.cell_channels(cell), h, w};
 }
 
-// The parameters of `kind` that graph g uses.
-std::vector<ValueId> params_of(const Graph& g, const ParamStore& params, ParamKind kind) {
-  std::vector<ValueId> out;
-  for (const graph::Value& v : g.values())
-    if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == kind)
-      out.push_back(ValueId(&v - g.values().data()));
-  return out;
-}
-
 void add_param_grads(graph::CompileOptions& o, std::span<const ValueId> wrt, std::span<const ValueId> grads) {
   for (size_t i = 0; i < wrt.size(); ++i)
     if (grads[i] != kNoValue) o.param_grads.emplace_back(wrt[i], grads[i]);
@@ -138,7 +129,7 @@ struct GradientPass::Impl {
   void build_one_shot(const Sample& sample, const ParamStore& params) {
     Graph g;
     net = emit_search_net(g, space, chunk, sample);
-    std::vector<ValueId> wrt = params_of(g, params, kind);
+    std::vector<ValueId> wrt = params_of_kind(g, params, kind);
     std::vector<ValueId> grads = graph::backward(g, scaled_loss(g, net.loss, config.split), wrt);
     graph::CompileOptions o;
     o.outputs = {net.loss, net.logits};
@@ -228,7 +219,7 @@ struct GradientPass::Impl {
       } else {
         ph.seed = g.input(fmt::format("grad/state{}", i + 1), {g.type(out)});
       }
-      std::vector<ValueId> wrt = params_of(g, params, kind);
+      std::vector<ValueId> wrt = params_of_kind(g, params, kind);
       const size_t num_params = wrt.size();
       // The inputs' gradients are handed on unless nothing before this cell needs them
       // (the architecture pass has no parameters in the stem).
@@ -256,7 +247,7 @@ struct GradientPass::Impl {
       ph.x = g.input("x", {Shape{chunk, space.in_channels, space.height, space.width}});
       const ValueId stem = emit_stem(g, space, ph.x, {});
       ph.seed = g.input("grad/state0", {g.type(stem)});
-      std::vector<ValueId> wrt = params_of(g, params, kind);
+      std::vector<ValueId> wrt = params_of_kind(g, params, kind);
       const graph::Seed seed{stem, ph.seed};
       std::vector<ValueId> grads = graph::backward(g, std::span<const graph::Seed>(&seed, 1), wrt);
       graph::CompileOptions o;
@@ -390,11 +381,13 @@ std::vector<GradientPass::Labeled> GradientPass::programs() const {
   return out;
 }
 
-int64_t GradientPass::cell_forwards() const {
-  const int64_t n = impl_->space.cells;
-  if (!impl_->config.sbs_on()) return n;
-  if (impl_->config.sbs == SbsVariant::checkpoint) return (n - 1) + n;
+int64_t cell_forwards(const SearchSpace& space, const StepConfig& config) {
+  const int64_t n = space.cells;
+  if (!config.sbs_on()) return n;
+  if (config.sbs == SbsVariant::checkpoint) return (n - 1) + n;
   return n * (n - 1) / 2 + n;
 }
+
+int64_t GradientPass::cell_forwards() const { return nas::cell_forwards(impl_->space, impl_->config); }
 
 }  // namespace onnas::nas

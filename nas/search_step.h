@@ -69,6 +69,10 @@ struct PassResult {
   int64_t correct = 0;   // argmax(logits) == label, over the batch
 };
 
+// Forward cell evaluations per chunk: n for the one-shot modes, 2n - 1 for SBS
+// checkpoint, n(n - 1)/2 + n for SBS recompute.
+int64_t cell_forwards(const SearchSpace& space, const StepConfig& config);
+
 class GradientPass {
  public:
   // Compiles every program of the pass for a batch of `batch` images (split into

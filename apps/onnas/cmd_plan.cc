@@ -170,9 +170,7 @@ void run_plan(const PlanArgs& a) {
   nas::init_params(params, g, rng);
   graph::Sgd sgd({.momentum = 0.9f});
   sgd.add_params(params, ParamKind::weight);
-  for (const graph::Value& v : g.values())
-    if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == ParamKind::weight)
-      wrt.push_back(graph::ValueId(&v - g.values().data()));
+  wrt = nas::params_of_kind(g, params, ParamKind::weight);
   title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
   std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
   graph::CompileOptions co{.outputs = {net.loss, net.logits}, .strategy = strategy_of(a.strategy)};

@@ -77,13 +77,9 @@ void run_train(const TrainArgs& a) {
     lo.allow_extra = true;
     load_params(a.init, params, lo);
   }
-  std::vector<graph::ValueId> weights;
+  const std::vector<graph::ValueId> weights = nas::params_of_kind(g, params, ParamKind::weight);
   std::vector<std::string> weight_names;
-  for (const graph::Value& v : g.values())
-    if (v.kind == graph::ValueKind::param && params.entry(v.name).kind == ParamKind::weight) {
-      weights.push_back(graph::ValueId(&v - g.values().data()));
-      weight_names.push_back(v.name);
-    }
+  for (graph::ValueId w : weights) weight_names.push_back(g.name(w));
   std::vector<graph::ValueId> grads = graph::backward(g, net.loss, weights);
   graph::CompileOptions co{.outputs = {net.loss, net.logits}};
   for (size_t i = 0; i < weights.size(); ++i) co.param_grads.emplace_back(weights[i], grads[i]);

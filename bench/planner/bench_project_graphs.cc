@@ -50,10 +50,7 @@ std::vector<Case> project_cases() {
     ParamStore dp;
     Rng rng(2);
     nas::init_params(dp, g, rng);
-    std::vector<graph::ValueId> wrt;
-    for (const graph::Value& v : g.values())
-      if (v.kind == graph::ValueKind::param && dp.entry(v.name).kind == ParamKind::weight)
-        wrt.push_back(graph::ValueId(&v - g.values().data()));
+    const std::vector<graph::ValueId> wrt = nas::params_of_kind(g, dp, ParamKind::weight);
     std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
     graph::CompileOptions o{.outputs = {net.loss, net.logits}};
     for (size_t i = 0; i < wrt.size(); ++i) o.param_grads.emplace_back(wrt[i], grads[i]);
