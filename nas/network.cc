@@ -353,4 +353,11 @@ void init_params(ParamStore& params, const Graph& g, Rng& rng) {
   }
 }
 
+void init_search_params(ParamStore& params, const SearchSpace& space, uint64_t seed) {
+  Graph g;
+  emit_search_net(g, space, /*batch=*/2, full_sample(space));  // shapes of parameters do not depend on the batch
+  Rng rng(seed);
+  init_params(params, g, rng);
+}
+
 }  // namespace onnas::nas

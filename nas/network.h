@@ -78,5 +78,8 @@ std::vector<ValueId> params_of_kind(const Graph& g, const ParamStore& params, Pa
 // running mean 0 / var 1, alpha and beta 1e-3 * N(0, 1). Kinds: alpha/beta arch,
 // running statistics buffer, the rest weight.
 void init_params(ParamStore& params, const Graph& g, Rng& rng);
+// The supernet's parameters (every op of every edge, alpha and beta), created where
+// missing with init_params from a generator seeded by `seed`.
+void init_search_params(ParamStore& params, const SearchSpace& space, uint64_t seed);
 
 }  // namespace onnas::nas

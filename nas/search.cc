@@ -44,9 +44,7 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
       options_(options),
       params_(params),
       rng_(seed),
-      sampler_(space_, {.sample_ops = options.step.samples_ops(), .sample_pairs = options.step.samples_pairs(),
-                        .k_grad = options.step.k_grad, .explore_prob = options.explore_prob},
-               rng_.fork(1).next_u64()),
+      sampler_(space_, sampler_options(), rng_.fork(1).next_u64()),
       a_opt_({.lr = options.a_lr, .beta1 = 0.5f, .beta2 = 0.999f, .weight_decay = options.a_weight_decay,
               .name = "arch_adam"}) {
   space_.validate();
@@ -72,6 +70,20 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
   }
   for (const auto& n : weight_names_) w_opt_->add_param(params_, n);
   for (const auto& n : arch_names_) a_opt_.add_param(params_, n);
+}
+
+SamplerOptions Searcher::sampler_options() const {
+  return {.sample_ops = options_.step.samples_ops(), .sample_pairs = options_.step.samples_pairs(),
+          .k_grad = options_.step.k_grad, .explore_prob = options_.explore_prob};
+}
+
+void Searcher::reset(uint64_t seed) {
+  rng_ = Rng(seed);
+  sampler_ = ArchSampler(space_, sampler_options(), rng_.fork(1).next_u64());
+  for (const auto& e : params_.entries())
+    if (e->kind == ParamKind::state) e->tensor.zero();
+  step_ = 0;
+  set_progress(0, total_);
 }
 
 void Searcher::set_progress(int64_t step, int64_t total) {
@@ -122,12 +134,14 @@ StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Te
   Sample sample = sampling ? sampler_.draw(params_, step_, total_) : full_sample(space_);
   Passes& p = passes(sample);
 
-  params_.zero_grads();
-  r.arch_loss = p.arch.run(arena_, params_, val_x, val_y, profile_).loss;
-  if (hook_) hook_(params_, true);
-  sampler_.before_update(params_);
-  a_opt_.step(params_);
-  sampler_.after_update(params_);
+  if (!arch_frozen_) {
+    params_.zero_grads();
+    r.arch_loss = p.arch.run(arena_, params_, val_x, val_y, profile_).loss;
+    if (hook_) hook_(params_, true);
+    sampler_.before_update(params_);
+    a_opt_.step(params_);
+    sampler_.after_update(params_);
+  }
 
   params_.zero_grads();
   PassResult w = p.weight.run(arena_, params_, train_x, train_y, profile_);

@@ -82,12 +82,19 @@ class Searcher {
   void set_gradient_hook(std::function<void(const ParamStore&, bool arch)> hook) { hook_ = std::move(hook); }
   // Every later step adds the time of each op it runs to `profile` (nullptr: off).
   void set_profile(graph::Profile* profile) { profile_ = profile; }
+  // Starts over on a new task (the inner loop of meta-learning): optimizer state is
+  // zeroed, the sampler's alpha history dropped and its draws reseeded by `seed`.
+  // Compiled passes and the arena are kept. Parameter values are the caller's.
+  void reset(uint64_t seed);
+  // With frozen = true, step() runs only the weight step (TFML's warm-up).
+  void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
   size_t compiled_samples() const { return cache_.size(); }
 
  private:
   Passes& passes(const Sample& sample);
+  SamplerOptions sampler_options() const;
 
   static constexpr size_t kCacheSize = 2;
   SearchSpace space_;
@@ -104,6 +111,7 @@ class Searcher {
   std::vector<std::string> weight_names_, arch_names_;
   std::function<void(const ParamStore&, bool)> hook_;
   graph::Profile* profile_ = nullptr;
+  bool arch_frozen_ = false;
 };
 
 // A key naming a sample's structure (which ops and pairs get gradients).

@@ -111,4 +111,55 @@ std::string SearchSpace::describe() const {
                      nodes, in_channels, height, width, classes, ops_s);
 }
 
+nlohmann::json SearchSpace::to_json() const {
+  std::vector<std::string> op_names;
+  for (OpKind k : ops) op_names.push_back(op_kind_name(k));
+  return {{"ops", op_names},         {"nodes", nodes},
+          {"cells", cells},          {"reductions", reductions},
+          {"channels", channels},    {"stem_multiplier", stem_multiplier},
+          {"in_channels", in_channels}, {"height", height},
+          {"width", width},          {"classes", classes}};
+}
+
+SearchSpace SearchSpace::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) fail("{}: search space: expected a JSON object", source);
+  SearchSpace s;
+  auto integer = [&](const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() < -1 || it->get<int64_t>() > (1 << 20))
+      fail("{}: search space: \"{}\" is missing or not a sane integer", source, key);
+    return it->get<int>();
+  };
+  s.nodes = integer("nodes");
+  s.cells = integer("cells");
+  s.channels = integer("channels");
+  s.stem_multiplier = integer("stem_multiplier");
+  s.in_channels = integer("in_channels");
+  s.height = integer("height");
+  s.width = integer("width");
+  s.classes = integer("classes");
+  auto ops_it = j.find("ops");
+  auto red_it = j.find("reductions");
+  if (ops_it == j.end() || !ops_it->is_array()) fail("{}: search space: \"ops\" is missing or not a list", source);
+  if (red_it == j.end() || !red_it->is_array())
+    fail("{}: search space: \"reductions\" is missing or not a list", source);
+  s.ops.clear();
+  for (const auto& o : *ops_it) {
+    if (!o.is_string()) fail("{}: search space: an op name is not a string", source);
+    s.ops.push_back(op_kind_from_name(o.get<std::string>()));
+  }
+  s.reductions.clear();
+  for (const auto& r : *red_it) {
+    if (!r.is_number_integer()) fail("{}: search space: a reduction index is not an integer", source);
+    s.reductions.push_back(r.get<int>());
+  }
+  if (s.stem_multiplier < 1) fail("{}: search space: stem_multiplier must be at least 1", source);
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
+  return s;
+}
+
 }  // namespace onnas::nas

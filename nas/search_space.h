@@ -10,6 +10,8 @@
 //   auto pairs = s.pairs(2);                        // {(0,1),(0,2),(0,3),(1,2),(1,3),(2,3)}
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,6 +62,11 @@ struct SearchSpace {
   // reductions, odd sizes where a factorized reduce needs even ones, no ops, ...).
   void validate() const;
   std::string describe() const;
+  // Every field, for files that must rebuild the space (meta cells, checkpoints).
+  nlohmann::json to_json() const;
+  // Throws onnas::Error naming `source` and the field that is missing or wrong.
+  static SearchSpace from_json(const nlohmann::json& j, const std::string& source);
+  bool operator==(const SearchSpace&) const = default;
 };
 
 }  // namespace onnas::nas

@@ -1,0 +1,156 @@
+#include "nas/meta_train.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "nas/network.h"
+#include "runtime/error.h"
+#include "runtime/rng.h"
+
+namespace onnas::nas {
+
+uint64_t task_seed(uint64_t seed, uint64_t index) { return Rng(seed).fork(index + 1).next_u64(); }
+
+SearchOptions MetaOptions::default_inner() {
+  SearchOptions o;
+  o.w_lr_min = o.w_lr;  // a handful of steps per task: no schedule
+  return o;
+}
+
+MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
+    : space_(std::move(space)), options_(std::move(options)), seed_(seed) {
+  space_.validate();
+  const data::EpisodeShape& e = options_.episode;
+  if (e.n_way != space_.classes)
+    fail("meta-learning: {}-way tasks need a classifier of {} classes (the space has {})", e.n_way, e.n_way,
+         space_.classes);
+  if (options_.meta_batch < 1 || options_.inner_steps < 1 || e.k_shot < 1 || e.q_query < 1)
+    fail("meta-learning: meta batch, inner steps, shots and queries must be at least 1");
+  options_.inner.batch = e.n_way * e.k_shot;
+
+  init_search_params(meta_, space_, Rng(seed).fork(0).next_u64());
+  cell_ = MetaCell::from_cells(space_, meta_);
+  cell_.unfold(meta_);
+  for (const auto& en : meta_.entries()) {
+    if (en->kind != ParamKind::weight && en->kind != ParamKind::arch) continue;
+    names_.push_back(en->name);
+    offsets_.push_back(fold_size_);
+    fold_size_ += size_t(en->tensor.numel());
+  }
+
+  searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);
+  searcher_->prepare(full_sample(space_));  // compile before the first task
+
+  const Shape image{space_.in_channels, space_.height, space_.width};
+  const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query;
+  sx_ = Buffer(size_t(ns * image.numel()) * 4);
+  sy_ = Buffer(size_t(ns) * 4);
+  qx_ = Buffer(size_t(nq * image.numel()) * 4);
+  qy_ = Buffer(size_t(nq) * 4);
+  task_ = {Tensor(sx_.data(), Shape{ns, image[0], image[1], image[2]}), Tensor(sy_.data(), Shape{ns}, DType::i32),
+           Tensor(qx_.data(), Shape{nq, image[0], image[1], image[2]}), Tensor(qy_.data(), Shape{nq}, DType::i32)};
+
+  // The query set is evaluated with the batch's statistics (search BN keeps none).
+  graph::Graph g;
+  query_net_ = emit_search_net(g, space_, nq, full_sample(space_));
+  query_ = graph::compile(g, {.outputs = {query_net_.logits, query_net_.loss}});
+  query_arena_ = Arena(query_.arena_bytes());
+}
+
+size_t MetaLearner::arena_bytes() const { return searcher_->arena_bytes() + query_.arena_bytes(); }
+
+TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adapt_arch) {
+  tasks(index, task_);
+  for (const std::string& name : names_) {
+    Tensor src = meta_.get(name);
+    std::memcpy(work_.get(name).data(), src.data(), src.bytes());
+  }
+  searcher_->reset(task_seed(seed_, index));
+  searcher_->set_arch_frozen(!adapt_arch);
+  for (int s = 0; s < options_.inner_steps; ++s) {
+    searcher_->set_progress(s, options_.inner_steps);
+    StepResult r = searcher_->step(task_.support_x, task_.support_y, task_.support_x, task_.support_y);
+    if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
+      fail("meta-learning: task {} inner step {} produced a non-finite loss (weight {}, arch {})", index, s,
+           r.weight_loss, r.arch_loss);
+  }
+  query_.run(query_arena_, work_, {{query_net_.x, task_.query_x}, {query_net_.labels, task_.query_y}});
+  TaskResult r;
+  r.query_loss = query_.output(query_arena_, query_net_.loss).f32()[0];
+  r.query_accuracy = accuracy(query_.output(query_arena_, query_net_.logits), task_.query_y);
+  return r;
+}
+
+TaskResult MetaLearner::run_task(uint64_t index, const TaskSource& tasks, bool adapt_arch, FoldAverage& fold) {
+  ONNAS_CHECK(fold.size() == fold_size_, "meta-learning: fold of {} elements, the supernet has {}", fold.size(),
+              fold_size_);
+  TaskResult r = adapt(index, tasks, adapt_arch);
+  std::vector<float> d;
+  for (size_t k = 0; k < names_.size(); ++k) {
+    Tensor meta = meta_.get(names_[k]), task = work_.get(names_[k]);
+    const float* m = meta.f32();
+    const float* t = task.f32();
+    d.resize(size_t(meta.numel()));
+    for (size_t i = 0; i < d.size(); ++i) d[i] = t[i] - m[i];
+    fold.add(offsets_[k], d);
+  }
+  return r;
+}
+
+void MetaLearner::apply_fold(const FoldAverage& fold, bool update_arch) {
+  for (size_t k = 0; k < names_.size(); ++k) {
+    const ParamStore::Entry& e = meta_.entry(names_[k]);
+    if (e.kind == ParamKind::arch && !update_arch) continue;
+    const float lr = (e.kind == ParamKind::arch ? options_.lr_arch : options_.lr_weights) * options_.task_multiplier;
+    float* p = e.tensor.f32();
+    const int64_t n = e.tensor.numel();
+    for (int64_t i = 0; i < n; ++i) p[i] += lr * fold.average(offsets_[k] + size_t(i));
+  }
+  if (options_.cell_fold) {
+    cell_.fold(meta_, options_.cell);
+    cell_.unfold(meta_);
+  }
+}
+
+MetaStepResult MetaLearner::step(int64_t step, const TaskSource& tasks) {
+  const bool arch = !in_warmup(step);
+  FoldAverage fold(fold_size_, options_.task_weighting);
+  MetaStepResult out;
+  for (int64_t b = 0; b < options_.meta_batch; ++b) {
+    TaskResult r = run_task(uint64_t(step * options_.meta_batch + b), tasks, arch, fold);
+    out.query_loss += r.query_loss / float(options_.meta_batch);
+    out.query_accuracy += r.query_accuracy / float(options_.meta_batch);
+  }
+  apply_fold(fold, arch);
+  return out;
+}
+
+TaskResult MetaLearner::evaluate_task(uint64_t index, const TaskSource& tasks) { return adapt(index, tasks, true); }
+
+void MetaLearner::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  if (options_.cell_fold) {
+    save_meta_cell(path, space_, meta_, cell_, metadata);
+  } else {
+    // The cells went their own ways; one meta cell holds each element from the last
+    // cell covering it.
+    std::map<std::string, std::string> md = metadata;
+    md["cell_fold"] = "off";
+    save_meta_cell(path, space_, meta_, MetaCell::from_cells(space_, meta_), md);
+  }
+}
+
+std::map<std::string, std::string> MetaLearner::load(const std::string& path) {
+  ParamStore loaded;
+  MetaCellFile f = load_meta_cell(path, loaded);
+  if (!(f.space == space_))
+    fail("{}: meta cell of space {}, this run's space is {}", path, f.space.describe(), space_.describe());
+  for (const std::string& name : names_) {
+    Tensor src = loaded.get(name);
+    std::memcpy(meta_.get(name).data(), src.data(), src.bytes());
+  }
+  cell_ = std::move(f.cell);
+  if (options_.cell_fold) cell_.unfold(meta_);
+  return f.metadata;
+}
+
+}  // namespace onnas::nas

@@ -1,0 +1,136 @@
+// Two-fold meta-learning (TFML) of ONNAS.md section 7, offline:
+//
+//   task fold  for each task of a meta-batch: copy the meta supernet, run T
+//              first-order DARTS steps on the task's support set (weights and
+//              alpha/beta both adapt; the architecture step uses the support set too —
+//              a few-shot task has no other labelled data), take d_t = task - meta;
+//              the meta parameters move by lr times the per-element weighted average
+//              of the d_t (fold.h; softmax coefficients or the plain mean): SGD
+//              without momentum on the gradient -average, lr 1.0 for weights and 0.6
+//              for alpha/beta by default.
+//   cell fold  the meta cell (meta_cell.h) folds the cells' differences and is
+//              unfolded back into every cell, so after each meta step all cells use
+//              the meta cell's weights.
+//
+// The first `warmup_steps` meta steps adapt and update the weights only.
+// Determinism: task i of the run (meta step s, slot b: i = s * meta_batch + b) is drawn
+// and adapted from seeds that depend on the run's seed and i alone, so a run resumed
+// from a checkpoint, or split across processes, does the same arithmetic.
+//
+//   MetaLearner ml(space, options, seed);
+//   for (int64_t s = 0; s < steps; ++s) ml.step(s, draw_task);
+//   ml.save("meta_cell.safetensors", {{"data", "fashion-mnist"}});
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "data/episode_sampler.h"
+#include "graph/compile.h"
+#include "nas/fold.h"
+#include "nas/meta_cell.h"
+#include "nas/search.h"
+#include "runtime/param_store.h"
+
+namespace onnas::nas {
+
+// One few-shot task: support [N*K, C, H, W] / [N*K] and query [N*Q, C, H, W] / [N*Q].
+struct Task {
+  Tensor support_x, support_y, query_x, query_y;
+};
+// Fills `out` with task number `index`; the same index must give the same task.
+using TaskSource = std::function<void(uint64_t index, const Task& out)>;
+
+struct MetaOptions {
+  data::EpisodeShape episode;        // n_way, k_shot, q_query
+  int64_t meta_batch = 10;           // tasks per meta step
+  int inner_steps = 5;               // first-order DARTS steps per task
+  SearchOptions inner = default_inner();  // batch is set to n_way * k_shot
+  float lr_weights = 1.0f;           // meta SGD
+  float lr_arch = 0.6f;
+  FoldWeighting task_weighting = FoldWeighting::softmax;
+  float task_multiplier = 1.0f;      // the constant on the task coefficients
+  bool cell_fold = true;             // off: each cell keeps its own weights (plain Reptile)
+  CellFoldOptions cell;
+  int64_t warmup_steps = 0;          // meta steps that adapt and update weights only
+
+  // The inner loop's defaults: the search step's Adam, at a constant learning rate.
+  static SearchOptions default_inner();
+};
+
+struct TaskResult {
+  float query_loss = 0;
+  float query_accuracy = 0;
+};
+
+struct MetaStepResult {
+  float query_loss = 0;      // mean over the meta-batch, after adaptation
+  float query_accuracy = 0;
+};
+
+class MetaLearner {
+ public:
+  // The meta supernet is initialized from `seed` (cells unfolded from one meta cell).
+  MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed);
+
+  // Meta step `step` (0-based): tasks step * meta_batch .. + meta_batch - 1.
+  MetaStepResult step(int64_t step, const TaskSource& tasks);
+
+  // The pieces of step(), for spreading a meta-batch over processes: run task `index`
+  // and add its difference to `fold` (the task fold's accumulator, over
+  // fold_size() elements); then apply the (merged) fold.
+  TaskResult run_task(uint64_t index, const TaskSource& tasks, bool adapt_arch, FoldAverage& fold);
+  void apply_fold(const FoldAverage& fold, bool update_arch);
+  size_t fold_size() const { return fold_size_; }
+  bool in_warmup(int64_t step) const { return step < options_.warmup_steps; }
+
+  // Adapts a copy of the meta supernet to a task (inner steps) and measures the
+  // query set; the meta parameters are untouched. For meta-validation.
+  TaskResult evaluate_task(uint64_t index, const TaskSource& tasks);
+
+  const SearchSpace& space() const { return space_; }
+  const MetaOptions& options() const { return options_; }
+  uint64_t seed() const { return seed_; }
+  // The meta supernet: stem, cells (the unfolded meta cell), classifier, alpha/beta.
+  const ParamStore& params() const { return meta_; }
+  const MetaCell& meta_cell() const { return cell_; }
+  // Bytes of the working supernet (parameters, gradients, optimizer state) and of
+  // the arena the inner steps and the query evaluation run in.
+  size_t work_bytes() const { return work_.bytes(); }
+  size_t arena_bytes() const;
+
+  // The meta cell file (meta_cell.h), with `metadata` added.
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;
+  // Restores the meta supernet and meta cell from a file save() wrote for the same
+  // space; returns its metadata.
+  std::map<std::string, std::string> load(const std::string& path);
+
+ private:
+  TaskResult adapt(uint64_t index, const TaskSource& tasks, bool adapt_arch);
+
+  SearchSpace space_;
+  MetaOptions options_;
+  uint64_t seed_;
+  ParamStore meta_;   // weights and alpha/beta of the meta supernet (no gradients)
+  MetaCell cell_;
+  ParamStore work_;   // the task's copy, with gradients and optimizer state
+  std::unique_ptr<Searcher> searcher_;
+  std::vector<std::string> names_;  // meta_'s weights and alpha/beta, fold order
+  std::vector<size_t> offsets_;
+  size_t fold_size_ = 0;
+  // The task's images and the query evaluation program.
+  Buffer sx_, sy_, qx_, qy_;
+  Task task_;
+  graph::Program query_;
+  SearchNet query_net_;
+  Arena query_arena_;
+};
+
+// The seed of everything random about task number `index` of a run seeded `seed`
+// (its episode draw, its inner search's sampler): a function of the two alone.
+uint64_t task_seed(uint64_t seed, uint64_t index);
+
+}  // namespace onnas::nas

@@ -1,0 +1,319 @@
+// Two-fold meta-learning: the weighted averages of both folds, the meta cell's fold
+// and unfold, a meta step against Reptile computed by hand, and resume.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "nas/fold.h"
+#include "nas/meta_cell.h"
+#include "nas/meta_train.h"
+#include "nas/network.h"
+#include "runtime/rng.h"
+#include "runtime/serialize/safetensors.h"
+
+using namespace onnas;
+using namespace onnas::nas;
+
+namespace {
+
+// Two cells, the second a reduction (wider, with a factorized-reduce skip).
+SearchSpace tiny_space() {
+  SearchSpace s;
+  s.channels = 4;
+  s.cells = 3;
+  s.reductions = {1};
+  s.nodes = 2;
+  s.height = s.width = 8;
+  s.classes = 3;
+  return s;
+}
+
+// Task `index`: 3 classes, class c has a bright square in quadrant c, noise seeded
+// by the index.
+TaskSource synthetic_tasks(uint64_t seed) {
+  return [seed](uint64_t index, const Task& t) {
+    Rng rng(task_seed(seed, index));
+    for (auto [x, y] : {std::pair{t.support_x, t.support_y}, std::pair{t.query_x, t.query_y}}) {
+      const int64_t n = x.shape()[0], hw = x.shape()[2];
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t c = int32_t(i % 3);
+        y.i32()[i] = c;
+        float* img = x.f32() + i * hw * hw;
+        for (int64_t p = 0; p < hw * hw; ++p) img[p] = 0.8f * rng.normal();
+        int64_t oy = c == 1 ? hw / 2 : 0, ox = c == 2 ? hw / 2 : 0;
+        for (int64_t r = 0; r < hw / 2; ++r)
+          for (int64_t q = 0; q < hw / 2; ++q) img[(oy + r) * hw + ox + q] += 1.0f;
+      }
+    }
+  };
+}
+
+MetaOptions tiny_options() {
+  MetaOptions o;
+  o.episode = {.n_way = 3, .k_shot = 2, .q_query = 2};
+  o.meta_batch = 2;
+  o.inner_steps = 2;
+  return o;
+}
+
+std::vector<float> values(const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); }
+
+}  // namespace
+
+TEST_CASE("fold average: softmax coefficients and the plain mean, online and merged") {
+  FoldAverage soft(2, FoldWeighting::softmax), mean(2, FoldWeighting::mean);
+  const float d[3][2] = {{1.0f, -4.0f}, {2.0f, 0.5f}, {3.0f, 0.25f}};
+  for (const auto& row : d) {
+    soft.add(0, std::span<const float>(row, 2));
+    mean.add(0, std::span<const float>(row, 2));
+  }
+  for (int i = 0; i < 2; ++i) {
+    double z = 0, w = 0;
+    for (const auto& row : d) {
+      z += std::exp(double(row[i]));
+      w += std::exp(double(row[i])) * double(row[i]);
+    }
+    CHECK(soft.average(size_t(i)) == Approx(w / z).epsilon(1e-6));
+    CHECK(mean.average(size_t(i)) == Approx((d[0][i] + d[1][i] + d[2][i]) / 3.0).epsilon(1e-6));
+  }
+  // Split over two accumulators (two processes), merged: the same average.
+  FoldAverage a(2, FoldWeighting::softmax), b(2, FoldWeighting::softmax);
+  a.add(0, std::span<const float>(d[2], 2));
+  b.add(0, std::span<const float>(d[0], 2));
+  b.add(0, std::span<const float>(d[1], 2));
+  a.merge(b);
+  CHECK(a.average(0) == Approx(soft.average(0)).epsilon(1e-6));
+  CHECK(a.average(1) == Approx(soft.average(1)).epsilon(1e-6));
+  // Large differences do not overflow.
+  FoldAverage big(1, FoldWeighting::softmax);
+  big.add(size_t(0), 500.0f);
+  big.add(size_t(0), 400.0f);
+  CHECK(big.average(0) == Approx(500.0).epsilon(1e-6));
+  // Nothing added: 0.
+  FoldAverage none(1, FoldWeighting::softmax);
+  CHECK(none.average(0) == 0.0f);
+}
+
+TEST_CASE("leading slices copy the right elements of a wider tensor") {
+  const Shape big{3, 4, 2}, small{2, 3, 2};
+  std::vector<float> meta(size_t(big.numel()));
+  for (size_t i = 0; i < meta.size(); ++i) meta[i] = float(i);
+  std::vector<float> cell(size_t(small.numel()));
+  copy_leading_slice(meta.data(), big, cell.data(), small);
+  for (int64_t a = 0; a < 2; ++a)
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t c = 0; c < 2; ++c) CHECK(cell[size_t((a * 3 + b) * 2 + c)] == meta[size_t((a * 4 + b) * 2 + c)]);
+  for (float& v : cell) v = -v;
+  write_leading_slice(meta.data(), big, cell.data(), small);
+  CHECK(meta[size_t((1 * 4 + 2) * 2 + 1)] == -float((1 * 4 + 2) * 2 + 1));
+  CHECK(meta[size_t((1 * 4 + 3) * 2 + 1)] == float((1 * 4 + 3) * 2 + 1));  // outside the slice: untouched
+}
+
+TEST_CASE("meta cell: the union of the cells at the widest shapes; unfold gives each cell its slice") {
+  SearchSpace s = tiny_space();
+  ParamStore params;
+  init_search_params(params, s, 7);
+  MetaCell mc = MetaCell::from_cells(s, params);
+  // pre1: cell 0 [4, 12] (stem 3 x 4), cell 1 [8, 8] (cell 0's 2 nodes x 4), cell 2
+  // [8, 16] (cell 1's 2 nodes x 8): the meta cell holds [8, 16].
+  const MetaCell::Entry* pre1 = mc.find("pre1.conv.weight");
+  REQUIRE(pre1);
+  CHECK(pre1->shape == Shape{8, 16, 1, 1});
+  CHECK(pre1->cells == std::vector<int>{0, 1, 2});
+  // Only the reduction cell has a factorized-reduce skip on its input edges.
+  const MetaCell::Entry* skip = mc.find("nodes.0.edges.0.skip_connect.conv1.weight");
+  REQUIRE(skip);
+  CHECK(skip->cells == std::vector<int>{1});
+  // Storage: the meta cell is smaller than the cells it stands for.
+  CHECK(mc.bytes() < MetaCell::cells_bytes(s, params));
+
+  mc.unfold(params);
+  for (const MetaCell::Entry& e : mc.entries())
+    for (int cell : e.cells) {
+      Tensor t = params.get(fmt::format("cells.{}.{}", cell, e.suffix));
+      std::vector<float> expect(size_t(t.numel()));
+      copy_leading_slice(static_cast<const float*>(e.data.data()), e.shape, expect.data(), t.shape());
+      CHECK(values(t) == expect);
+    }
+  // Cell 0's slice of pre1 is exactly the top-left [4, 12] block of the meta cell.
+  Tensor c0 = params.get("cells.0.pre1.conv.weight");
+  REQUIRE(c0.shape() == Shape{4, 12, 1, 1});
+  CHECK(c0.f32()[1 * 12 + 5] == static_cast<const float*>(pre1->data.data())[1 * 16 + 5]);
+}
+
+TEST_CASE("cell fold: the meta cell moves by the weighted average of the covering cells' differences") {
+  SearchSpace s = tiny_space();
+  ParamStore params;
+  init_search_params(params, s, 3);
+  MetaCell mc = MetaCell::from_cells(s, params);
+  mc.unfold(params);
+  const MetaCell::Entry& pre1 = *mc.find("pre1.conv.weight");
+  const std::vector<float> before(static_cast<const float*>(pre1.data.data()),
+                                  static_cast<const float*>(pre1.data.data()) + pre1.shape.numel());
+  // Cell i moves every weight of pre1 by (i + 1) * 0.1.
+  for (int cell = 0; cell < 3; ++cell) {
+    Tensor t = params.get(fmt::format("cells.{}.pre1.conv.weight", cell));
+    for (int64_t k = 0; k < t.numel(); ++k) t.f32()[k] += 0.1f * float(cell + 1);
+  }
+  SECTION("plain mean, half a step") {
+    mc.fold(params, {.weighting = FoldWeighting::mean, .multiplier = 1.0f, .lr = 0.5f});
+    const float* m = static_cast<const float*>(pre1.data.data());
+    // (1, 3): all three cells cover it; (5, 3): cells 1 and 2 (8 out channels);
+    // (5, 14): cell 2 alone (16 in channels, cell 1 has 8).
+    CHECK(m[1 * 16 + 3] == Approx(before[1 * 16 + 3] + 0.5 * 0.2).epsilon(1e-5));
+    CHECK(m[5 * 16 + 3] == Approx(before[5 * 16 + 3] + 0.5 * 0.25).epsilon(1e-5));
+    CHECK(m[5 * 16 + 14] == Approx(before[5 * 16 + 14] + 0.5 * 0.3).epsilon(1e-5));
+  }
+  SECTION("softmax coefficients across cells") {
+    mc.fold(params, {.weighting = FoldWeighting::softmax, .multiplier = 1.0f, .lr = 1.0f});
+    const float* m = static_cast<const float*>(pre1.data.data());
+    const double e1 = std::exp(0.1), e2 = std::exp(0.2), e3 = std::exp(0.3);
+    CHECK(m[0] == Approx(before[0] + (0.1 * e1 + 0.2 * e2 + 0.3 * e3) / (e1 + e2 + e3)).epsilon(1e-5));
+    mc.unfold(params);
+    // After unfolding, every cell holds the meta cell's values again.
+    CHECK(params.get("cells.0.pre1.conv.weight").f32()[0] == m[0]);
+    CHECK(params.get("cells.2.pre1.conv.weight").f32()[0] == m[0]);
+  }
+}
+
+TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' adapted parameters") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();
+  o.cell_fold = false;  // compare the task fold alone
+  o.lr_weights = 0.5f;
+  o.lr_arch = 0.25f;
+  const bool softmax = GENERATE(false, true);
+  o.task_weighting = softmax ? FoldWeighting::softmax : FoldWeighting::mean;
+  TaskSource tasks = synthetic_tasks(11);
+  MetaLearner ml(s, o, 5);
+
+  // The same adaptation by hand: a fresh searcher per task from the meta parameters.
+  std::vector<ParamStore> adapted(2);
+  for (uint64_t t = 0; t < 2; ++t) {
+    ParamStore& p = adapted[t];
+    for (const auto& e : ml.params().entries())
+      if (e->kind == ParamKind::weight || e->kind == ParamKind::arch) {
+        Tensor w = p.add_weight(e->name, e->tensor.shape(), e->kind);
+        std::memcpy(w.data(), e->tensor.data(), w.bytes());
+      }
+    SearchOptions so = o.inner;
+    so.batch = 6;
+    Searcher searcher(s, so, p, task_seed(5, t));
+    Buffer sx(6 * 64 * 4), sy(6 * 4), qx(6 * 64 * 4), qy(6 * 4);
+    Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
+              Tensor(qx.data(), Shape{6, 1, 8, 8}), Tensor(qy.data(), Shape{6}, DType::i32)};
+    tasks(t, task);
+    for (int step = 0; step < o.inner_steps; ++step) {
+      searcher.set_progress(step, o.inner_steps);
+      searcher.step(task.support_x, task.support_y, task.support_x, task.support_y);
+    }
+  }
+  std::map<std::string, std::vector<float>> before;
+  for (const auto& e : ml.params().entries()) before[e->name] = values(e->tensor);
+
+  ml.step(0, tasks);
+  int checked = 0;
+  for (const auto& e : ml.params().entries()) {
+    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    const float lr = e->kind == ParamKind::arch ? 0.25f : 0.5f;
+    const std::vector<float>& m = before[e->name];
+    const float* a = adapted[0].get(e->name).f32();
+    const float* b = adapted[1].get(e->name).f32();
+    for (size_t i = 0; i < m.size(); ++i) {
+      const double da = double(a[i]) - m[i], db = double(b[i]) - m[i];
+      double avg = (da + db) / 2;
+      if (softmax) avg = (std::exp(da) * da + std::exp(db) * db) / (std::exp(da) + std::exp(db));
+      REQUIRE(e->tensor.f32()[i] == Approx(m[i] + lr * avg).margin(1e-6));
+      ++checked;
+    }
+  }
+  CHECK(checked > 1000);
+  // Something moved: the tasks adapted.
+  CHECK(ml.params().get("alpha.normal").f32()[0] != before["alpha.normal"][0]);
+}
+
+TEST_CASE("warm-up meta steps leave alpha and beta alone; the cell fold keeps every cell on the meta cell") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();
+  o.warmup_steps = 1;
+  MetaLearner ml(s, o, 9);
+  TaskSource tasks = synthetic_tasks(1);
+  const std::vector<float> alpha = values(ml.params().get("alpha.normal"));
+  const std::vector<float> stem = values(ml.params().get("stem.conv.weight"));
+  ml.step(0, tasks);
+  CHECK(values(ml.params().get("alpha.normal")) == alpha);
+  CHECK(values(ml.params().get("stem.conv.weight")) != stem);
+  ml.step(1, tasks);
+  CHECK(values(ml.params().get("alpha.normal")) != alpha);
+  // Cells 0 (C = 4) and 2 (C = 8) share weights through the meta cell: cell 0's
+  // pointwise conv is the leading [4, 4] block of cell 2's [8, 8].
+  Tensor narrow = ml.params().get("cells.0.nodes.1.edges.2.conv_3x3.pw.weight");
+  Tensor wide = ml.params().get("cells.2.nodes.1.edges.2.conv_3x3.pw.weight");
+  REQUIRE(wide.shape() == Shape{8, 8, 1, 1});
+  std::vector<float> slice(16);
+  copy_leading_slice(wide.f32(), wide.shape(), slice.data(), narrow.shape());
+  CHECK(values(narrow) == slice);
+}
+
+TEST_CASE("meta cell files round-trip, and resuming from one equals the uninterrupted run") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();
+  TaskSource tasks = synthetic_tasks(4);
+  const std::string dir = (std::filesystem::temp_directory_path() / "onnas_test_meta").string();
+  std::filesystem::create_directories(dir);
+
+  MetaLearner straight(s, o, 21);
+  for (int64_t step = 0; step < 3; ++step) straight.step(step, tasks);
+
+  MetaLearner first(s, o, 21);
+  for (int64_t step = 0; step < 2; ++step) first.step(step, tasks);
+  first.save(dir + "/ckpt.safetensors", {{"meta_step", "2"}});
+  MetaLearner resumed(s, o, 21);
+  auto md = resumed.load(dir + "/ckpt.safetensors");
+  CHECK(md.at("meta_step") == "2");
+  CHECK(md.at("format") == kMetaCellFormat);
+  resumed.step(2, tasks);
+  for (const auto& e : straight.params().entries()) {
+    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    INFO(e->name);
+    REQUIRE(values(e->tensor) == values(resumed.params().get(e->name)));
+  }
+
+  // The file holds no per-cell tensors, and loads into a fresh store with cells unfolded.
+  SafetensorsFile f = read_safetensors(dir + "/ckpt.safetensors");
+  for (const auto& t : f.tensors) CHECK(t.name.rfind("cells.", 0) != 0);
+  ParamStore fresh;
+  MetaCellFile mf = load_meta_cell(dir + "/ckpt.safetensors", fresh);
+  CHECK(mf.space == s);
+  CHECK(values(fresh.get("cells.2.pre1.conv.weight")) == values(first.params().get("cells.2.pre1.conv.weight")));
+  CHECK(std::stoull(mf.metadata.at("cells_bytes")) > std::stoull(mf.metadata.at("meta_cell_bytes")));
+
+  // A meta cell for another space is refused, naming the file.
+  SearchSpace other = s;
+  other.channels = 6;
+  MetaLearner wrong(other, o, 1);
+  CHECK_THROWS_WITH(wrong.load(dir + "/ckpt.safetensors"), Catch::Contains("ckpt.safetensors"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("meta-training on synthetic tasks raises the query accuracy after adaptation") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();
+  o.episode.q_query = 4;
+  o.meta_batch = 3;
+  TaskSource tasks = synthetic_tasks(8);
+  MetaLearner ml(s, o, 2);
+  auto validation = [&] {
+    double acc = 0;
+    for (uint64_t t = 0; t < 6; ++t) acc += ml.evaluate_task(1000 + t, tasks).query_accuracy;
+    return acc / 6;
+  };
+  const double before = validation();
+  for (int64_t step = 0; step < 12; ++step) ml.step(step, tasks);
+  const double after = validation();
+  INFO("query accuracy before " << before << ", after " << after);
+  CHECK(after > before + 0.15);
+}
