@@ -85,6 +85,10 @@ void SpaceOptions::add(CLI::App& cmd) {
 }
 
 nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
+  return space(d.C, d.H, d.W, d.num_classes);
+}
+
+nas::SearchSpace SpaceOptions::space(int64_t in_channels, int64_t height, int64_t width, int classes) const {
   nas::SearchSpace s;
   s.channels = channels;
   s.cells = cells;
@@ -121,10 +125,10 @@ nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
       }
     }
   }
-  s.in_channels = int(d.C);
-  s.height = int(d.H);
-  s.width = int(d.W);
-  s.classes = d.num_classes;
+  s.in_channels = int(in_channels);
+  s.height = int(height);
+  s.width = int(width);
+  s.classes = classes;
   s.validate();
   return s;
 }

@@ -37,6 +37,7 @@ struct SpaceOptions {
   void add(CLI::App& cmd);
   // The space for images of this dataset (its channels, size and classes).
   nas::SearchSpace space(const data::Dataset& d) const;
+  nas::SearchSpace space(int64_t in_channels, int64_t height, int64_t width, int classes) const;
 };
 
 // The memory mode of a search step: --mode, --sbs, --k-grad, --split, and
@@ -78,5 +79,6 @@ void add_search_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_meta_commands(CLI::App& app);  // meta-train, adapt, eval-fewshot
 
 }  // namespace onnas::app

@@ -1,4 +1,5 @@
-// The `onnas` command-line tool: search, train, eval, plan, inspect. Errors from the
+// The `onnas` command-line tool: search, train, eval, plan, inspect, meta-train, adapt,
+// eval-fewshot. Errors from the
 // library arrive as onnas::Error and are printed as one line on stderr.
 #include <cstdio>
 #include <stdexcept>
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   onnas::app::add_train_command(app);
   onnas::app::add_plan_command(app);
   onnas::app::add_inspect_command(app);
+  onnas::app::add_meta_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,524 @@
+// The few-shot half of the tool (ONNAS.md section 7):
+//   onnas meta-train    two-fold meta-learning of a meta cell over N-way K-shot tasks
+//   onnas adapt         on-device search from a meta cell on one meta-test task
+//   onnas eval-fewshot  the same over many meta-test tasks: mean and 95% interval
+//
+// Tasks on Fashion-MNIST (the default): the class split of data/fashion_mnist.h;
+// meta-training draws from the training file's images of the meta-train classes,
+// meta-validation from the test file's images of the same classes (new images), and
+// meta-testing from the test file's images of the meta-test classes (new classes and
+// images). Images are normalized with the statistics of the meta-train images only.
+// Class-per-folder trees (Omniglot, miniImageNet as kept on disk): --meta-train-dir,
+// --meta-test-dir and optionally --meta-val-dir, each a tree of class folders.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "apps/onnas/common.h"
+#include "data/episode_sampler.h"
+#include "data/fashion_mnist.h"
+#include "data/image_folder.h"
+#include "nas/fewshot.h"
+#include "nas/meta_train.h"
+#include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
+#include "runtime/threading.h"
+
+namespace onnas::app {
+namespace {
+
+size_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return size_t(u.ru_maxrss) * 1024;
+}
+
+// Where tasks come from.
+struct FewShotDataOptions {
+  std::string format = "fashion-mnist";  // or folder
+  std::string path;                       // Fashion-MNIST folder
+  std::string train_dir, val_dir, test_dir;
+  int class_depth = 1, image_size = 28, image_channels = 1;
+
+  void add(CLI::App& cmd) {
+    cmd.add_option("--data-format", format, "fashion-mnist, or folder (class-per-folder trees)")
+        ->check(CLI::IsMember({"fashion-mnist", "folder"}));
+    cmd.add_option("--data", path, "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist)");
+    cmd.add_option("--meta-train-dir", train_dir, "folder: the meta-train class tree (e.g. omniglot/images_background)");
+    cmd.add_option("--meta-val-dir", val_dir, "folder: the meta-validation class tree (default: meta-train tree)");
+    cmd.add_option("--meta-test-dir", test_dir, "folder: the meta-test class tree (e.g. omniglot/images_evaluation)");
+    cmd.add_option("--class-depth", class_depth, "folder: depth of the class folders (Omniglot's alphabet/character: 2)")
+        ->check(CLI::Range(1, 4));
+    cmd.add_option("--image-size", image_size, "folder: side images are resized to")->check(CLI::Range(4, 1024));
+    cmd.add_option("--image-channels", image_channels, "folder: 1 (grey) or 3 (colour)")->check(CLI::IsMember({1, 3}));
+  }
+};
+
+// Task sources over one of the three splits. Each task is drawn by a sampler seeded
+// from (seed, task index) alone.
+struct FewShotData {
+  int64_t C = 1, H = 28, W = 28;
+  std::string description;
+  std::shared_ptr<data::Dataset> train, test;                // fashion-mnist
+  std::shared_ptr<data::ImageFolderIndex> trees[3];          // folder: train, val, test
+  std::vector<int32_t> classes[3];
+  data::ImageLoadOptions load;
+
+  enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
+
+  nas::TaskSource tasks(Split split, data::EpisodeShape shape, uint64_t seed) const {
+    if (int64_t(classes[split].size()) < shape.n_way)
+      fail("{}-way tasks need {} classes; the {} split has {}", shape.n_way, shape.n_way, split_name(split),
+           classes[split].size());
+    if (train) {
+      std::shared_ptr<data::Dataset> d = split == meta_train ? train : test;
+      std::vector<int32_t> cls = classes[split];
+      return [d, cls, shape, seed](uint64_t index, const nas::Task& t) {
+        data::EpisodeSampler es(*d, cls, shape, nas::task_seed(seed, index));
+        es.next(t.support_x, t.support_y, t.query_x, t.query_y);
+      };
+    }
+    std::shared_ptr<data::ImageFolderIndex> tree = trees[split];
+    std::vector<int32_t> cls = classes[split];
+    data::ImageLoadOptions lo = load;
+    return [tree, lo, cls, shape, seed](uint64_t index, const nas::Task& t) {
+      data::EpisodeSampler es(*tree, lo, cls, shape, nas::task_seed(seed, index));
+      es.next(t.support_x, t.support_y, t.query_x, t.query_y);
+    };
+  }
+  static const char* split_name(Split s) { return s == meta_train ? "meta-train" : s == meta_val ? "meta-val" : "meta-test"; }
+};
+
+FewShotData load_fewshot(const FewShotDataOptions& o) {
+  FewShotData d;
+  if (o.format == "fashion-mnist") {
+    const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
+    d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
+    d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
+    data::ClassSplit cs = data::fashion_mnist_class_split();
+    std::vector<int64_t> meta_train_images;
+    for (int64_t i = 0; i < d.train->N; ++i)
+      if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->labels[size_t(i)]) != cs.meta_train.end())
+        meta_train_images.push_back(i);
+    data::ChannelStats stats = data::channel_stats(*d.train, meta_train_images);
+    data::normalize(*d.train, stats);
+    data::normalize(*d.test, stats);
+    d.classes[FewShotData::meta_train] = cs.meta_train;
+    d.classes[FewShotData::meta_val] = cs.meta_train;
+    d.classes[FewShotData::meta_test] = cs.meta_test;
+    d.C = d.train->C, d.H = d.train->H, d.W = d.train->W;
+    d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
+                                "(test file), meta-test classes {} (test file)",
+                                dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
+    return d;
+  }
+  if (o.train_dir.empty() || o.test_dir.empty())
+    fail("--data-format folder needs --meta-train-dir and --meta-test-dir (class-per-folder trees)");
+  d.load.channels = o.image_channels;
+  d.load.height = d.load.width = o.image_size;
+  const std::string dirs[3] = {o.train_dir, o.val_dir.empty() ? o.train_dir : o.val_dir, o.test_dir};
+  for (int s = 0; s < 3; ++s) {
+    d.trees[s] = std::make_shared<data::ImageFolderIndex>(data::list_image_folder(dirs[s], o.class_depth));
+    for (int32_t c = 0; c < d.trees[s]->num_classes(); ++c) d.classes[s].push_back(c);
+  }
+  d.C = o.image_channels, d.H = d.W = o.image_size;
+  d.description = fmt::format("class trees: meta-train {} ({} classes), meta-val {}, meta-test {} ({} classes)",
+                              dirs[0], d.classes[0].size(), dirs[1], dirs[2], d.classes[2].size());
+  return d;
+}
+
+struct EpisodeOptions {
+  int way = 5, shot = 1, query = 15;
+  void add(CLI::App& cmd) {
+    cmd.add_option("--way", way, "N: classes per task")->check(CLI::Range(2, 1000));
+    cmd.add_option("--shot", shot, "K: support images per class")->check(CLI::Range(1, 1000));
+    cmd.add_option("--query", query, "Q: query images per class")->check(CLI::Range(1, 1000));
+  }
+  data::EpisodeShape shape() const { return {.n_way = way, .k_shot = shot, .q_query = query}; }
+};
+
+struct Interval {
+  double mean = 0, half = 0;  // mean +- half: the 95% confidence interval
+};
+Interval confidence95(const std::vector<double>& xs) {
+  Interval r;
+  if (xs.empty()) return r;
+  for (double x : xs) r.mean += x;
+  r.mean /= double(xs.size());
+  if (xs.size() < 2) return r;
+  double var = 0;
+  for (double x : xs) var += (x - r.mean) * (x - r.mean);
+  var /= double(xs.size() - 1);
+  r.half = 1.96 * std::sqrt(var / double(xs.size()));
+  return r;
+}
+
+// ---------------------------------------------------------------------------------
+// onnas meta-train
+
+struct MetaTrainArgs {
+  FewShotDataOptions data;
+  SpaceOptions space;
+  EpisodeOptions episode;
+  StepOptions step;
+  int64_t meta_batch = 10;
+  int inner_steps = 5;
+  int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
+  float lr_weights = 1.0f, lr_arch = 0.6f, inner_lr = 3e-3f;
+  std::string task_weighting = "softmax";
+  bool cell_fold = true;
+  int val_every = 5, val_tasks = 20, checkpoint_every = 1;
+  bool resume = false;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::string out = "runs/meta";
+  bool json = false;
+};
+
+// What a checkpoint must agree on to be resumed.
+std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space, const nas::MetaOptions& o) {
+  return nlohmann::json{{"space", space.to_json()},
+                        {"way", a.episode.way},
+                        {"shot", a.episode.shot},
+                        {"query", a.episode.query},
+                        {"meta_batch", o.meta_batch},
+                        {"inner_steps", o.inner_steps},
+                        {"inner_lr", o.inner.w_lr},
+                        {"mode", o.inner.step.describe()},
+                        {"lr_weights", o.lr_weights},
+                        {"lr_arch", o.lr_arch},
+                        {"task_weighting", nas::fold_weighting_name(o.task_weighting)},
+                        {"cell_fold", o.cell_fold},
+                        {"warmup_steps", o.warmup_steps},
+                        {"steps_per_epoch", a.steps_per_epoch},
+                        {"seed", a.seed}}
+      .dump();
+}
+
+void run_meta_train(const MetaTrainArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  FewShotData d = load_fewshot(a.data);
+  nas::SearchSpace space = a.space.space(d.C, d.H, d.W, a.episode.way);
+  nas::MetaOptions o;
+  o.episode = a.episode.shape();
+  o.meta_batch = a.meta_batch;
+  o.inner_steps = a.inner_steps;
+  o.inner.w_lr = o.inner.w_lr_min = a.inner_lr;
+  o.inner.batch = a.episode.way * a.episode.shot;
+  a.step.apply(space, o.inner, a.seed);
+  o.lr_weights = a.lr_weights;
+  o.lr_arch = a.lr_arch;
+  o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
+  o.cell_fold = a.cell_fold;
+  o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
+
+  nas::MetaLearner ml(space, o, a.seed);
+  const std::string signature = run_signature(a, space, o);
+  const std::string ckpt = a.out + "/checkpoint.safetensors", log_path = a.out + "/meta_log.jsonl";
+  make_dir(a.out);
+  int first_epoch = 0;
+  std::string log;
+  if (a.resume) {
+    if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);
+    auto md = ml.load(ckpt);
+    if (md["run"] != signature)
+      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
+           signature);
+    first_epoch = std::stoi(md.at("meta_epoch"));
+    // Keep the log up to the checkpoint.
+    std::ifstream in(log_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("epoch") && j["epoch"].get<int>() <= first_epoch) log += line + "\n";
+    }
+    std::fprintf(stderr, "resuming from %s at meta-epoch %d\n", ckpt.c_str(), first_epoch);
+  }
+  const nas::TaskSource train_tasks = d.tasks(FewShotData::meta_train, o.episode, a.seed);
+  const nas::TaskSource val_tasks = d.tasks(FewShotData::meta_val, o.episode, a.seed ^ 0x9e3779b97f4a7c15ull);
+  const size_t meta_cell_bytes = ml.meta_cell().bytes(), cells_bytes = nas::MetaCell::cells_bytes(space, ml.params());
+  std::fprintf(stderr,
+               "meta-train: %s\n  %s\n  %d-way %d-shot, %d queries; meta-batch %lld tasks x %d inner steps (%s); "
+               "%d meta-epochs x %d meta-steps, warm-up %d epochs; task fold %s, cell fold %s\n"
+               "  meta cell %s stands for %s of cell weights (%.2fx less); working supernet %s, arena %s; %d threads\n",
+               d.description.c_str(), space.describe().c_str(), a.episode.way, a.episode.shot, a.episode.query,
+               (long long)o.meta_batch, o.inner_steps, o.inner.step.describe().c_str(), a.meta_epochs,
+               a.steps_per_epoch, a.warmup_epochs, nas::fold_weighting_name(o.task_weighting),
+               o.cell_fold ? "on" : "off", format_bytes(double(meta_cell_bytes)).c_str(),
+               format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
+               format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
+               num_threads());
+
+  auto metadata = [&](int epoch) {
+    return std::map<std::string, std::string>{{"run", signature},
+                                              {"meta_epoch", std::to_string(epoch)},
+                                              {"data", d.description},
+                                              {"tasks", fmt::format("{}-way {}-shot", a.episode.way, a.episode.shot)}};
+  };
+  double last_val = -1;
+  for (int e = first_epoch; e < a.meta_epochs; ++e) {
+    Progress bar(fmt::format("meta-epoch {}/{}", e + 1, a.meta_epochs), a.steps_per_epoch);
+    double loss = 0, acc = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < a.steps_per_epoch; ++s) {
+      const int64_t step = int64_t(e) * a.steps_per_epoch + s;
+      nas::MetaStepResult r = ml.step(step, train_tasks);
+      loss += r.query_loss;
+      acc += r.query_accuracy;
+      bar.update(s + 1, fmt::format("query loss {:.3f} acc {:.3f}{}", loss / (s + 1), acc / (s + 1),
+                                    ml.in_warmup(step) ? " (warm-up)" : ""));
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::json entry{{"epoch", e + 1},
+                         {"query_loss", loss / a.steps_per_epoch},
+                         {"query_accuracy", acc / a.steps_per_epoch},
+                         {"seconds", secs}};
+    std::string val;
+    if (a.val_every > 0 && ((e + 1) % a.val_every == 0 || e + 1 == a.meta_epochs)) {
+      double v = 0;
+      for (int t = 0; t < a.val_tasks; ++t) v += ml.evaluate_task(uint64_t(t), val_tasks).query_accuracy;
+      last_val = v / a.val_tasks;
+      entry["val_accuracy"] = last_val;
+      val = fmt::format(" meta-val acc {:.3f}", last_val);
+    }
+    bar.finish(fmt::format("query loss {:.3f} acc {:.3f}{}", loss / a.steps_per_epoch, acc / a.steps_per_epoch, val));
+    log += entry.dump() + "\n";
+    if (a.checkpoint_every > 0 && ((e + 1) % a.checkpoint_every == 0 || e + 1 == a.meta_epochs)) {
+      ml.save(ckpt, metadata(e + 1));
+      write_file_atomic(log_path, log);
+    }
+  }
+  const std::string cell_path = a.out + "/meta_cell.safetensors";
+  ml.save(cell_path, metadata(a.meta_epochs));
+  write_file_atomic(log_path, log);
+  const auto file_bytes = std::filesystem::file_size(cell_path);
+  std::fprintf(stderr,
+               "wrote %s (%s on disk: stem, classifier, alpha/beta and the meta cell %s; the %d cells would take %s, "
+               "%.2fx the meta cell), %s\n",
+               cell_path.c_str(), format_bytes(double(file_bytes)).c_str(), format_bytes(double(meta_cell_bytes)).c_str(),
+               space.cells, format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
+               log_path.c_str());
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"meta_cell", cell_path},
+                                       {"meta_cell_bytes", meta_cell_bytes},
+                                       {"cells_bytes", cells_bytes},
+                                       {"file_bytes", file_bytes},
+                                       {"val_accuracy", last_val},
+                                       {"peak_rss_bytes", peak_rss_bytes()}}
+                            .dump()
+                            .c_str());
+}
+
+// ---------------------------------------------------------------------------------
+// onnas adapt / eval-fewshot
+
+struct AdaptArgs {
+  FewShotDataOptions data;
+  SpaceOptions space;  // with --random-init
+  EpisodeOptions episode;
+  StepOptions step;
+  std::string meta_cell;
+  bool random_init = false;
+  int search_steps = 10, finetune_steps = 40;
+  float search_lr = 3e-3f, finetune_lr = 0.02f;
+  uint64_t task = 0;
+  int tasks = 100;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool json = false;
+};
+
+struct Adaptation {
+  nas::SearchSpace space;
+  std::unique_ptr<nas::FewShotAdapter> adapter;
+  nas::TaskSource tasks;
+  std::string start;  // what the supernet starts from
+};
+
+Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
+  if (a.meta_cell.empty() == !a.random_init)
+    fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
+  Adaptation r;
+  ParamStore start;
+  if (a.random_init) {
+    r.space = a.space.space(d.C, d.H, d.W, a.episode.way);
+    nas::init_search_params(start, r.space, a.seed);
+    r.start = fmt::format("random initialization (seed {})", a.seed);
+  } else {
+    nas::MetaCellFile f = nas::load_meta_cell(a.meta_cell, start);
+    r.space = f.space;
+    if (r.space.classes != a.episode.way)
+      fail("{}: the meta cell's classifier has {} classes; use --way {}", a.meta_cell, r.space.classes,
+           r.space.classes);
+    if (r.space.in_channels != d.C || r.space.height != d.H || r.space.width != d.W)
+      fail("{}: the meta cell takes {}x{}x{} images, the data has {}x{}x{}", a.meta_cell, r.space.in_channels,
+           r.space.height, r.space.width, d.C, d.H, d.W);
+    r.start = fmt::format("meta cell {} ({} meta-epochs)", a.meta_cell,
+                          f.metadata.count("meta_epoch") ? f.metadata.at("meta_epoch") : "?");
+  }
+  nas::AdaptOptions o;
+  o.episode = a.episode.shape();
+  o.search_steps = a.search_steps;
+  o.finetune_steps = a.finetune_steps;
+  o.finetune_lr = a.finetune_lr;
+  o.search.w_lr = o.search.w_lr_min = a.search_lr;
+  o.search.batch = a.episode.way * a.episode.shot;
+  a.step.apply(r.space, o.search, a.seed);
+  r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
+  r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
+  return r;
+}
+
+struct TaskBuffers {
+  Buffer sx, sy, qx, qy;
+  nas::Task task;
+  TaskBuffers(const nas::SearchSpace& s, data::EpisodeShape e) {
+    const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query, img = int64_t(s.in_channels) * s.height * s.width;
+    sx = Buffer(size_t(ns * img) * 4), sy = Buffer(size_t(ns) * 4);
+    qx = Buffer(size_t(nq * img) * 4), qy = Buffer(size_t(nq) * 4);
+    task = {Tensor(sx.data(), Shape{ns, s.in_channels, s.height, s.width}), Tensor(sy.data(), Shape{ns}, DType::i32),
+            Tensor(qx.data(), Shape{nq, s.in_channels, s.height, s.width}), Tensor(qy.data(), Shape{nq}, DType::i32)};
+  }
+};
+
+void run_adapt(const AdaptArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  FewShotData d = load_fewshot(a.data);
+  Adaptation ad = prepare_adaptation(a, d);
+  TaskBuffers tb(ad.space, a.episode.shape());
+  ad.tasks(a.task, tb.task);
+  nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
+  nas::FewShotAdapter& ada = *ad.adapter;
+  std::fprintf(stderr,
+               "adapt: %s\n  from %s\n  meta-test task %llu, %d-way %d-shot, %d queries; search %d steps (%s), "
+               "fine-tune %d steps\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
+               "discrete arena %s; peak RSS %s\n",
+               ad.space.describe().c_str(), ad.start.c_str(), (unsigned long long)a.task, a.episode.way, a.episode.shot,
+               a.episode.query, a.search_steps, ad.adapter->searcher().options().step.describe().c_str(),
+               a.finetune_steps, format_bytes(double(ada.search_arena_bytes())).c_str(),
+               format_bytes(double(ada.search_side_bytes())).c_str(),
+               format_bytes(double(ada.search_persistent_bytes())).c_str(),
+               format_bytes(double(ada.search_arena_bytes() + ada.search_side_bytes() + ada.search_persistent_bytes()))
+                   .c_str(),
+               format_bytes(double(ada.discrete_arena_bytes())).c_str(), format_bytes(double(peak_rss_bytes())).c_str());
+  std::printf("%s\nquery accuracy %.4f (supernet after search %.4f), %.2f s\n", r.genotype.str().c_str(), r.accuracy,
+              r.supernet_accuracy, r.seconds);
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"genotype", r.genotype.to_json()},
+                                       {"accuracy", r.accuracy},
+                                       {"supernet_accuracy", r.supernet_accuracy},
+                                       {"search_arena_bytes", ada.search_arena_bytes()},
+                                       {"search_side_bytes", ada.search_side_bytes()},
+                                       {"search_persistent_bytes", ada.search_persistent_bytes()},
+                                       {"discrete_arena_bytes", ada.discrete_arena_bytes()},
+                                       {"peak_rss_bytes", peak_rss_bytes()},
+                                       {"seconds", r.seconds}}
+                            .dump()
+                            .c_str());
+}
+
+void run_eval_fewshot(const AdaptArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  if (a.tasks < 1) fail("--tasks must be at least 1");
+  FewShotData d = load_fewshot(a.data);
+  Adaptation ad = prepare_adaptation(a, d);
+  TaskBuffers tb(ad.space, a.episode.shape());
+  std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; search %d "
+                       "steps (%s), fine-tune %d steps\n",
+               ad.space.describe().c_str(), ad.start.c_str(), a.tasks, a.episode.way, a.episode.shot, a.episode.query,
+               a.search_steps, ad.adapter->searcher().options().step.describe().c_str(), a.finetune_steps);
+  std::vector<double> acc, sup;
+  Progress bar("tasks", a.tasks);
+  for (int t = 0; t < a.tasks; ++t) {
+    ad.tasks(uint64_t(t), tb.task);
+    nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, uint64_t(t)));
+    acc.push_back(r.accuracy);
+    sup.push_back(r.supernet_accuracy);
+    Interval ci = confidence95(acc);
+    bar.update(t + 1, fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+  }
+  Interval ci = confidence95(acc), si = confidence95(sup);
+  bar.finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+  std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% interval); supernet after "
+              "search %.2f%% +- %.2f%%\n",
+              a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"accuracy", ci.mean},
+                                       {"interval95", ci.half},
+                                       {"supernet_accuracy", si.mean},
+                                       {"supernet_interval95", si.half},
+                                       {"tasks", a.tasks},
+                                       {"start", ad.start},
+                                       {"peak_rss_bytes", peak_rss_bytes()}}
+                            .dump()
+                            .c_str());
+}
+
+void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
+  a.data.add(*cmd);
+  a.space.add(*cmd);
+  a.episode.add(*cmd);
+  a.step.add(*cmd);
+  cmd->add_option("--meta-cell", a.meta_cell, "Meta cell file (from onnas meta-train)");
+  cmd->add_flag("--random-init", a.random_init, "Start from a random supernet instead (the baseline; space options apply)");
+  cmd->add_option("--search-steps", a.search_steps, "On-device search steps on the support set")->check(CLI::Range(0, 100000));
+  cmd->add_option("--search-lr", a.search_lr, "Weight learning rate of the search (Adam, betas 0, 0.999)");
+  cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--finetune-lr", a.finetune_lr, "Fine-tuning SGD learning rate (Nesterov 0.9, cosine)");
+  cmd->add_option("--seed", a.seed, "Random seed (tasks and adaptation)");
+  cmd->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  cmd->add_flag("--json", a.json, "Print a JSON summary on stdout");
+}
+
+}  // namespace
+
+void add_meta_commands(CLI::App& app) {
+  auto m = std::make_shared<MetaTrainArgs>();
+  CLI::App* cmd = app.add_subcommand("meta-train", "Meta-learn a meta cell over few-shot tasks (two-fold Reptile)");
+  m->data.add(*cmd);
+  m->space.add(*cmd);
+  m->episode.add(*cmd);
+  m->step.add(*cmd);
+  cmd->add_option("--meta-batch", m->meta_batch, "Tasks per meta step")->check(CLI::Range(1, 100000));
+  cmd->add_option("--inner-steps", m->inner_steps, "First-order DARTS steps per task")->check(CLI::Range(1, 100000));
+  cmd->add_option("--inner-lr", m->inner_lr, "Inner weight learning rate (Adam, betas 0, 0.999)");
+  cmd->add_option("--meta-epochs", m->meta_epochs, "Meta-epochs")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--steps-per-epoch", m->steps_per_epoch, "Meta steps per meta-epoch")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--warmup-epochs", m->warmup_epochs, "Meta-epochs that learn weights only")->check(CLI::Range(0, 1000000));
+  cmd->add_option("--lr-weights", m->lr_weights, "Meta learning rate of the weights (SGD)");
+  cmd->add_option("--lr-arch", m->lr_arch, "Meta learning rate of alpha/beta (SGD)");
+  cmd->add_option("--task-weighting", m->task_weighting, "Task fold: softmax (exponential coefficients) or mean")
+      ->check(CLI::IsMember({"softmax", "mean"}));
+  cmd->add_option("--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step (true/false)");
+  cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val-tasks", m->val_tasks, "Tasks per meta-validation")->check(CLI::Range(1, 100000));
+  cmd->add_option("--checkpoint-every", m->checkpoint_every, "Checkpoint every N meta-epochs (0: only at the end)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", m->resume, "Continue from OUT/checkpoint.safetensors (same settings and seed)");
+  cmd->add_option("--seed", m->seed, "Random seed");
+  cmd->add_option("--threads", m->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  cmd->add_option("-o,--out", m->out, "Output folder (meta_cell.safetensors, checkpoint.safetensors, meta_log.jsonl)");
+  cmd->add_flag("--json", m->json, "Print a JSON summary on stdout");
+  cmd->callback([m] { run_meta_train(*m); });
+
+  auto a = std::make_shared<AdaptArgs>();
+  CLI::App* acmd = app.add_subcommand("adapt", "On-device search from a meta cell on one meta-test task");
+  add_adapt_options(acmd, *a);
+  acmd->add_option("--task", a->task, "Which meta-test task (an index; tasks are a function of --seed and it)");
+  acmd->callback([a] { run_adapt(*a); });
+
+  auto e = std::make_shared<AdaptArgs>();
+  CLI::App* ecmd = app.add_subcommand("eval-fewshot", "Adapt to many meta-test tasks: mean accuracy and 95% interval");
+  add_adapt_options(ecmd, *e);
+  ecmd->add_option("--tasks", e->tasks, "Meta-test tasks")->check(CLI::Range(1, 1000000));
+  ecmd->callback([e] { run_eval_fewshot(*e); });
+}
+
+}  // namespace onnas::app
