@@ -47,6 +47,14 @@ int64_t GzFile::read_some(void* out, uint64_t n) {
     if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
     fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, msg);
   }
+  // gzread reports a gzip stream cut short (even inside its 8-byte trailer) as a plain
+  // end of file; only gzerror tells it apart from a complete one.
+  if (got == 0) {
+    int code = Z_OK;
+    gzerror(f, &code);
+    if (code == Z_BUF_ERROR)
+      fail("{} file '{}' is truncated: its gzip stream ends early, after {} bytes of content", kind_, path_, position_);
+  }
   position_ += uint64_t(got);
   return got;
 }

@@ -6,7 +6,11 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "runtime/error.h"
 
@@ -39,6 +43,95 @@ void check_options(const ImageLoadOptions& o) {
   if (o.channels != 1 && o.channels != 3) fail("image loading: channels must be 1 or 3, not {}", o.channels);
   if (o.height < 1 || o.width < 1 || o.height > kMaxSide || o.width > kMaxSide)
     fail("image loading: output size {} x {} is outside [1, {}]", o.height, o.width, kMaxSide);
+}
+
+// Debian's stb_image (2.27) builds a JPEG Huffman table from a DHT segment without
+// checking that its 16 code counts add up to at most 256: a crafted file writes past
+// the table (found by fuzz/fuzz_image.cc). This walks the file the way stb_image
+// finds markers, conservatively (every FF xx outside a length-skipped segment is a
+// possible marker), and reports whether some DHT table declares more than 256 codes,
+// reading each table the way stb does (past the segment's end if its length lies).
+bool jpeg_has_oversized_huffman_table(std::span<const uint8_t> b) {
+  const size_t n = b.size();
+  auto at = [&](size_t i) -> unsigned { return i < n ? b[i] : 0u; };  // stb reads 0 past the end
+  if (n < 2 || b[0] != 0xFF || b[1] != 0xD8) return false;  // not a JPEG (image_format requires SOI first)
+  size_t i = 2;
+  while (i < n) {
+    if (b[i] != 0xFF) {  // entropy-coded data or garbage: any later FF may start a marker
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && b[j] == 0xFF) ++j;
+    if (j >= n) break;
+    const unsigned m = b[j];
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) {  // stuffing, TEM, RSTn, SOI, EOI: no length
+      i = j + 1;
+      continue;
+    }
+    const long length = long(at(j + 1) << 8 | at(j + 2));
+    if (m == 0xC4) {
+      long left = length - 2;
+      size_t p = j + 3;
+      while (left > 0) {
+        unsigned codes = 0;
+        for (int k = 0; k < 16; ++k) codes += at(p + 1 + size_t(k));
+        if (codes > 256) return true;
+        p += 17 + codes;
+        left -= 17 + long(codes);
+      }
+    }
+    i = length >= 2 ? j + 1 + size_t(length) : j + 1;
+  }
+  return false;
+}
+
+// The formats the folder loader promises (image_folder.h). stb_image tries more
+// (GIF, PSD, PIC, HDR, TGA — the last has no magic at all), and each is one more
+// decoder for a hostile file to reach, so anything else is refused by its magic.
+const char* image_format(std::span<const uint8_t> b) {
+  auto starts = [&](std::initializer_list<uint8_t> magic) {
+    return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin());
+  };
+  if (starts({0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) return "PNG";
+  if (starts({0xFF, 0xD8})) return "JPEG";
+  if (starts({'B', 'M'})) return "BMP";
+  if (starts({'P', '5'}) || starts({'P', '6'})) return "PNM";
+  return nullptr;
+}
+
+// stb_image 2.27 reads a PNM's pixels without checking that they are all there (a
+// short file decodes to uninitialised memory) and parses its numbers without an
+// overflow check. This reads the header as stb does and names what is wrong.
+std::optional<std::string> pnm_problem(std::span<const uint8_t> b) {
+  const size_t n = b.size();
+  size_t i = 2;
+  auto skip_space_and_comments = [&] {
+    for (;;) {
+      while (i < n && std::isspace(b[i])) ++i;
+      if (i >= n || b[i] != '#') return;
+      while (i < n && b[i] != '\n' && b[i] != '\r') ++i;
+    }
+  };
+  constexpr size_t kMaxDigits = 9;  // stb parses into an int
+  uint64_t values[3] = {};
+  for (uint64_t& v : values) {
+    skip_space_and_comments();
+    const size_t start = i;
+    while (i < n && std::isdigit(b[i])) {
+      if (i - start == kMaxDigits) return "a header number has more than 9 digits";
+      v = v * 10 + uint64_t(b[i++] - '0');
+    }
+  }
+  const auto [width, height, max_value] = values;
+  if (width == 0 || height == 0) return fmt::format("the header says {} x {} pixels", height, width);
+  if (width * height > uint64_t(kMaxImagePixels)) return std::nullopt;  // the size check names it
+  const uint64_t need = width * height * (b[1] == '6' ? 3 : 1) * (max_value > 255 ? 2 : 1);
+  const size_t data_start = i + 1;  // one whitespace byte ends the header
+  if (data_start > n || n - data_start < need)
+    return fmt::format("truncated PNM: {} bytes of pixels for {} x {}, expected {}", data_start > n ? 0 : n - data_start,
+                       height, width, need);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -80,28 +173,81 @@ ImageFolderIndex list_image_folder(const std::string& root, int class_depth) {
   return index;
 }
 
-void load_image(const std::string& path, const ImageLoadOptions& options, float* out) {
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  float* out) {
   check_options(options);
+  if (bytes.size() > size_t(std::numeric_limits<int>::max()))
+    fail("cannot decode image '{}': {} bytes is too large for the decoder", source, bytes.size());
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = int(bytes.size());
+  const char* format = image_format(bytes);
+  if (!format) fail("cannot decode image '{}': not a PNG, JPEG, BMP or PGM/PPM file", source);
+  if (std::string_view(format) == "PNM")
+    if (auto problem = pnm_problem(bytes)) fail("cannot decode image '{}': {}", source, *problem);
+  if (jpeg_has_oversized_huffman_table(bytes))
+    fail("cannot decode image '{}': corrupt JPEG (a Huffman table declares more than 256 codes)", source);
   int w = 0, h = 0, in_file = 0;
-  // stb converts any file to the requested channel count (grey <-> RGB) for us.
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &in_file, options.channels), stbi_image_free);
-  if (!pixels) fail("cannot decode image '{}': {}", path, stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+  // The header's size is checked before stb allocates for it: a lying header of a
+  // few bytes must not cost gigabytes.
+  if (!stbi_info_from_memory(data, len, &w, &h, &in_file))
+    fail("cannot decode image '{}': {}", source, stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
+  if (w < 1 || h < 1 || int64_t(w) * int64_t(h) > kMaxImagePixels)
+    fail("cannot decode image '{}': its header says {} x {} pixels, more than the {} pixels an image may have", source,
+         h, w, kMaxImagePixels);
+  // Decoded with the file's own channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) and
+  // converted here: stb 2.27's own conversion mis-sizes 16-bit PNM images (a heap
+  // overflow found by fuzz/fuzz_image.cc), and one conversion for every format is
+  // simpler to trust. Grey from colour uses stb's weights; alpha is dropped.
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, len, &w, &h, &in_file, 0),
+                                                   stbi_image_free);
+  if (!pixels) fail("cannot decode image '{}': {}", source, stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+  if (w < 1 || h < 1 || int64_t(w) * int64_t(h) > kMaxImagePixels || in_file < 1 || in_file > 4)
+    fail("cannot decode image '{}': it decoded to {} x {} pixels of {} channels", source, h, w, in_file);
   const int c = options.channels;
   const int oh = int(options.height), ow = int(options.width);
-  std::vector<float> hwc(size_t(w) * size_t(h) * size_t(c));
-  for (size_t i = 0; i < hwc.size(); ++i) hwc[i] = float(pixels.get()[i]) * (1.0f / 255.0f);
+  const size_t n_pixels = size_t(w) * size_t(h);
+  std::vector<float> hwc(n_pixels * size_t(c));
+  const stbi_uc* px = pixels.get();
+  for (size_t i = 0; i < n_pixels; ++i, px += in_file) {
+    const bool colour = in_file >= 3;
+    if (c == 1) {
+      const int y = colour ? (px[0] * 77 + px[1] * 150 + px[2] * 29) >> 8 : px[0];
+      hwc[i] = float(y) * (1.0f / 255.0f);
+    } else {
+      for (int ch = 0; ch < 3; ++ch) hwc[i * 3 + size_t(ch)] = float(px[colour ? ch : 0]) * (1.0f / 255.0f);
+    }
+  }
+  pixels.reset();
   std::vector<float> resized;
   const float* src = hwc.data();
   if (w != ow || h != oh) {
     resized.resize(size_t(ow) * size_t(oh) * size_t(c));
     if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
-      fail("cannot resize image '{}' from {} x {} to {} x {}", path, h, w, oh, ow);
+      fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
     src = resized.data();
   }
   // Interleaved HWC -> planar CHW; the resize filters may overshoot [0, 1] at edges.
   const size_t plane = size_t(oh) * size_t(ow);
   for (size_t p = 0; p < plane; ++p)
     for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + p] = std::clamp(src[p * size_t(c) + size_t(ch)], 0.0f, 1.0f);
+}
+
+void load_image(const std::string& path, const ImageLoadOptions& options, float* out) {
+  check_options(options);
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec) fail("cannot read image '{}': {}", path, ec.message());
+  if (!fs::is_regular_file(status)) fail("cannot read image '{}': not a regular file", path);
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) fail("cannot read image '{}': {}", path, ec.message());
+  if (size > kMaxImageFileBytes)
+    fail("cannot read image '{}': it is {} bytes, more than the {} bytes an image file may have", path, size,
+         kMaxImageFileBytes);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  std::ifstream in(path, std::ios::binary);
+  if (!in || !in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size())))
+    fail("cannot read image '{}': the read failed or ended early", path);
+  decode_image(bytes, path, options, out);
 }
 
 Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions& options, std::span<const int32_t> classes,

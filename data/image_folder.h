@@ -13,6 +13,7 @@
 // root/<alphabet>/<character>/ layout is class_depth = 2 (class "alphabet/character").
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -42,8 +43,16 @@ struct ImageLoadOptions {
   bool skip_undecodable = false;  // false: a file that fails to decode is an error naming it
 };
 
+// Bounds on what one image may be, checked before anything is allocated for it: a
+// corrupt header cannot make the loader reserve gigabytes.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;      // 64 megapixels (8192 x 8192)
+constexpr uint64_t kMaxImageFileBytes = uint64_t(1) << 28;  // 256 MiB
+
 // Decodes one image into out[C * H * W] (CHW, [0, 1]). Throws naming the file.
 void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
+// The same for an image file's bytes already in memory; `source` names it in messages.
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  float* out);
 
 // Loads every image of the tree (or of `classes` only; labels stay the tree's class
 // ids and num_classes the tree's count). Skipped files are appended to `skipped`.

@@ -1,5 +1,6 @@
 #include "nas/genotype.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -51,7 +52,13 @@ std::vector<std::vector<GenotypeEdge>> cell_from_json(const nlohmann::json& j, c
       } catch (const Error& err) {
         fail("{}: {} node {} edge {}: {}", source, which, n, k, err.what());
       }
-      edges.push_back({op, e["input"].get<int>()});
+      // Range-checked as a 64-bit value: a narrowing get<int>() would turn 2^32 into 0.
+      const auto& input = e["input"];
+      if (input.is_number_unsigned() ? input.get<uint64_t>() > uint64_t(n + 1)
+                                     : input.get<int64_t>() < 0 || input.get<int64_t>() > int64_t(n + 1))
+        fail("{}: {} node {} edge {} takes input {}, but only states 0..{} exist before it", source, which, n, k,
+             input.dump(), n + 1);
+      edges.push_back({op, int(input.get<int64_t>())});
     }
     nodes.push_back(edges);
   }
@@ -74,23 +81,24 @@ Genotype Genotype::from_json(const nlohmann::json& j, const std::string& source)
   g.reduce = cell_from_json(j["reduce"], source, "reduce");
   if (g.normal.size() != g.reduce.size())
     fail("{}: normal has {} nodes, reduce has {}", source, g.normal.size(), g.reduce.size());
-  for (const auto* cell : {&g.normal, &g.reduce})
-    for (size_t n = 0; n < cell->size(); ++n)
-      for (const GenotypeEdge& e : (*cell)[n])
-        if (e.input < 0 || e.input >= int(2 + n))
-          fail("{}: node {} takes input {}, but only states 0..{} exist before it", source, n, e.input, 1 + n);
   return g;
 }
 
+Genotype Genotype::parse(std::string_view text, const std::string& source) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) fail("{}: not valid JSON (expected a genotype object)", source);
+  if (j.is_object() && j.contains("genotype")) j = j["genotype"];
+  return from_json(j, source);
+}
+
 Genotype Genotype::load(const std::string& path) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail("cannot read genotype file '{}': it is a directory", path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open genotype file '{}'", path);
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON", path);
-  if (j.is_object() && j.contains("genotype")) j = j["genotype"];
-  return from_json(j, path);
+  return parse(ss.str(), path);
 }
 
 void Genotype::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nas/search_space.h"
@@ -32,6 +33,8 @@ struct Genotype {
   nlohmann::json to_json() const;
   // Throws onnas::Error naming `source` and what is wrong (unknown op, input out of range, ...).
   static Genotype from_json(const nlohmann::json& j, const std::string& source);
+  // JSON text: a genotype object, or an object holding one under "genotype".
+  static Genotype parse(std::string_view text, const std::string& source);
   static Genotype load(const std::string& path);
   void save(const std::string& path) const;  // atomic
   // Checks the genotype against a space (node count, inputs in range, ops in the space).

@@ -190,8 +190,27 @@ void write_safetensors(const std::string& path, std::span<const NamedTensor> ten
   file.commit();
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  FileReader file(path);
+namespace {
+
+// The bytes of a file already in memory, read like a file (the fuzzers feed this).
+class MemoryReader {
+ public:
+  MemoryReader(std::span<const uint8_t> bytes, const std::string& path) : bytes_(bytes), path_(path) {}
+  uint64_t size() const { return bytes_.size(); }
+  void read_at(uint64_t offset, void* out, uint64_t bytes) const {
+    if (offset > bytes_.size() || bytes > bytes_.size() - offset)
+      fail("safetensors file '{}' ended early at byte {}", path_, bytes_.size());
+    if (bytes != 0) std::memcpy(out, bytes_.data() + offset, size_t(bytes));
+  }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  const std::string& path_;
+};
+
+// Parses a whole file from `file` (FileReader or MemoryReader): header, checks, data.
+template <typename Reader>
+SafetensorsFile parse(const Reader& file, const std::string& path) {
   const uint64_t file_size = file.size();
   if (file_size < 8)
     fail("safetensors file '{}' is {} bytes long, too short to hold the 8-byte header length", path, file_size);
@@ -286,6 +305,14 @@ SafetensorsFile read_safetensors(const std::string& path) {
     out.tensors.push_back(std::move(t));
   }
   return out;
+}
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path) { return parse(FileReader(path), path); }
+
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& source) {
+  return parse(MemoryReader(bytes, source), source);
 }
 
 const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {

@@ -62,6 +62,8 @@ struct SafetensorsFile {
 constexpr uint64_t kMaxSafetensorsHeaderBytes = 100u << 20;
 
 SafetensorsFile read_safetensors(const std::string& path);
+// The same for a file already in memory; `source` names it in messages.
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& source);
 
 // A small set of ParamKinds, for choosing what save_params / load_params touch.
 class ParamKindSet {
