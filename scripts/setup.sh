@@ -3,10 +3,12 @@
 # Runs `apt-get update` once, and only when something is missing.
 #   scripts/setup.sh            build + test dependencies and the Fashion-MNIST data
 #   scripts/setup.sh --bench    also OpenBLAS (bench-only side-by-side figures)
+#   scripts/setup.sh --fuzz     also clang 14 and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libtbb-dev libfmt-dev libbenchmark-dev catch2 libcli11-dev
           nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist)
 [[ "${1:-}" == "--bench" ]] && packages+=(libopenblas-dev)
+[[ "${1:-}" == "--fuzz" ]] && packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
