@@ -1,0 +1,561 @@
+// Broken files, format by format: each must be refused with one onnas::Error whose
+// message names the file and the problem — never a crash, a hang, a huge allocation
+// or another exception type. Most files are made here from small valid ones (cut at
+// every byte, headers that lie); the crashers the fuzzers found (tests/regressions/)
+// are replayed through the harnesses' own feed functions; and the built `onnas` tool
+// is run on a few of them: non-zero exit, exactly one line on stderr.
+//
+// The planner layer depends on nothing of ours, so parse_buffer_list refuses with
+// std::invalid_argument (same one-sentence rule); the tool prints it as one line.
+#include <catch2/catch.hpp>
+#include <stb/stb_image_write.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/cifar.h"
+#include "data/idx.h"
+#include "data/image_folder.h"
+#include "fuzz/feed.h"
+#include "memory_planner/dump.h"
+#include "nas/genotype.h"
+#include "runtime/error.h"
+#include "runtime/serialize/safetensors.h"
+
+using namespace onnas;
+namespace fs = std::filesystem;
+using Bytes = std::string;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("onnas_broken_files_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+Bytes slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+void spit(const std::string& path, const Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+std::span<const uint8_t> span_of(const Bytes& b) { return {reinterpret_cast<const uint8_t*>(b.data()), b.size()}; }
+
+Bytes gz(const Bytes& b) {
+  auto z = fuzz::gzip(span_of(b));
+  return Bytes(z.begin(), z.end());
+}
+
+Bytes be32(uint32_t v) { return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)}; }
+Bytes le64(uint64_t v) {
+  Bytes s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[size_t(i)] = char((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+// Broken files checked per format, printed at the end (for the README and reports).
+std::map<std::string, int>& counts() {
+  static std::map<std::string, int> c;
+  return c;
+}
+struct PrintCounts {
+  ~PrintCounts() {
+    for (const auto& [format, n] : counts()) std::printf("broken files refused: %-12s %d\n", format.c_str(), n);
+  }
+} print_counts;
+
+// Runs `load`, which must throw E (and nothing else) whose message contains every
+// one of `needles` (the file's name first, then words of the problem).
+template <typename E = Error>
+void expect_refused(const std::string& format, const std::string& what, const std::function<void()>& load,
+                    std::vector<std::string> needles) {
+  INFO(format << ": " << what);
+  ++counts()[format];
+  try {
+    load();
+    FAIL("accepted");
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    INFO("message: " << msg);
+    CHECK(msg.find('\n') == std::string::npos);
+    for (const auto& n : needles) CHECK(msg.find(n) != std::string::npos);
+  } catch (const std::exception& e) {
+    FAIL("refused with the wrong exception type: " << e.what());
+  }
+}
+
+// ---- valid files to break ----
+
+Bytes valid_safetensors(const TempDir& dir) {
+  std::vector<float> w = {1, 2, 3, 4, 5, 6};
+  std::vector<int32_t> step = {7};
+  std::vector<NamedTensor> ts = {{"conv.weight", Tensor(w.data(), Shape{2, 3})},
+                                 {"step", Tensor(step.data(), Shape{1}, DType::i32)}};
+  write_safetensors(dir.file("valid.safetensors"), ts, {{"epoch", "3"}});
+  return slurp(dir.file("valid.safetensors"));
+}
+
+Bytes safetensors_with_header(const std::string& header, const Bytes& data) {
+  return le64(header.size()) + header + data;
+}
+
+const char* kGenotype = R"({"normal": [[{"op": "sep_conv_3x3", "input": 0}, {"op": "skip_connect", "input": 1}],
+ [{"op": "max_pool_3x3", "input": 2}, {"op": "dil_conv_3x3", "input": 0}]],
+ "reduce": [[{"op": "max_pool_3x3", "input": 0}, {"op": "avg_pool_3x3", "input": 1}],
+ [{"op": "skip_connect", "input": 2}, {"op": "sep_conv_5x5", "input": 1}]]})";
+
+Bytes idx_images(uint32_t n, uint32_t rows, uint32_t cols) {
+  Bytes s = be32(data::kIdxImagesMagic) + be32(n) + be32(rows) + be32(cols);
+  for (uint32_t i = 0; i < n * rows * cols; ++i) s += char(i * 7);
+  return s;
+}
+Bytes idx_labels(const std::vector<uint8_t>& labels) {
+  Bytes s = be32(data::kIdxLabelsMagic) + be32(uint32_t(labels.size()));
+  for (uint8_t l : labels) s += char(l);
+  return s;
+}
+
+Bytes cifar_record(uint8_t label) {
+  Bytes r(size_t(data::kCifarRecordBytes), '\0');
+  r[0] = char(label);
+  for (size_t i = 1; i < r.size(); ++i) r[i] = char(i * 13);
+  return r;
+}
+
+void append_to_string(void* context, void* data, int size) {
+  static_cast<Bytes*>(context)->append(static_cast<const char*>(data), size_t(size));
+}
+
+// Small valid images: name -> (bytes, offset where the pixel data starts).
+std::map<std::string, Bytes> valid_images() {
+  const int w = 6, h = 5;
+  std::vector<uint8_t> rgb(size_t(w * h * 3));
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t(i * 11);
+  std::map<std::string, Bytes> out;
+  stbi_write_png_to_func(append_to_string, &out["png"], w, h, 3, rgb.data(), w * 3);
+  stbi_write_jpg_to_func(append_to_string, &out["jpg"], w, h, 3, rgb.data(), 90);
+  stbi_write_bmp_to_func(append_to_string, &out["bmp"], w, h, 3, rgb.data());
+  out["ppm"] = "P6\n6 5\n255\n" + Bytes(rgb.begin(), rgb.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("broken safetensors files are refused, naming the file and the problem") {
+  TempDir dir;
+  const Bytes valid = valid_safetensors(dir);
+  REQUIRE_NOTHROW(read_safetensors(dir.file("valid.safetensors")));
+  const std::string path = dir.file("broken.safetensors");
+
+  SECTION("cut at every byte: inside the length field, the header, the data") {
+    for (size_t cut = 0; cut < valid.size(); ++cut) {
+      spit(path, valid.substr(0, cut));
+      expect_refused("safetensors", "cut at byte " + std::to_string(cut), [&] { read_safetensors(path); }, {path});
+      const Bytes mem = valid.substr(0, cut);
+      expect_refused("safetensors", "in memory, cut at byte " + std::to_string(cut),
+                     [&] { parse_safetensors(span_of(mem), "mem.safetensors"); }, {"mem.safetensors"});
+    }
+  }
+
+  SECTION("headers that lie") {
+    const Bytes f6 = Bytes(24, '\1');
+    struct Case {
+      std::string what;
+      Bytes file;
+      std::string problem;
+    };
+    const std::vector<Case> cases = {
+        {"header length beyond the file", le64(1000) + "{}", "exceeds"},
+        {"header length absurd", le64(uint64_t(1) << 62) + "{}", "absurd"},
+        {"header length too small", le64(1) + "{", "cannot hold"},
+        {"header not JSON", safetensors_with_header("{\"a\": [1, 2", ""), "not valid JSON"},
+        {"header a JSON array", safetensors_with_header("[1, 2, 3]", ""), "does not start with"},
+        {"header a JSON string", safetensors_with_header("{\"x\"}   ", ""), "not valid JSON"},
+        {"unknown dtype", safetensors_with_header(R"({"w":{"dtype":"F31","shape":[6],"data_offsets":[0,24]}})", f6), "unknown dtype"},
+        {"lower-case dtype", safetensors_with_header(R"({"w":{"dtype":"f32","shape":[6],"data_offsets":[0,24]}})", f6), "unknown dtype"},
+        {"unsupported dtype", safetensors_with_header(R"({"w":{"dtype":"F16","shape":[12],"data_offsets":[0,24]}})", f6), "not supported"},
+        {"dtype not a string", safetensors_with_header(R"({"w":{"dtype":4,"shape":[6],"data_offsets":[0,24]}})", f6), "dtype"},
+        {"dims whose product overflows", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,24]}})", f6), "more elements"},
+        {"dim beyond int64", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,24]}})", f6), "too large"},
+        {"negative dim", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[-6],"data_offsets":[0,24]}})", f6), "negative"},
+        {"fractional dim", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[6.5],"data_offsets":[0,24]}})", f6), "non-negative integer"},
+        {"rank too large", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,6],"data_offsets":[0,24]}})", f6), "rank"},
+        {"shape and offsets disagree", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[5],"data_offsets":[0,24]}})", f6), "needs 20 bytes"},
+        {"offsets beyond the data", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[8,32]}})", f6), "beyond"},
+        {"offsets huge", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551616]}})", f6), "data_offsets"},
+        {"offsets reversed", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[24,0]}})", f6), "begin > end"},
+        {"offsets negative", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[-4,20]}})", f6), "data_offsets"},
+        {"offsets not a pair", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0]}})", f6), "data_offsets"},
+        {"overlapping tensors", safetensors_with_header(R"({"a":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})", f6), "overlap"},
+        {"a hole in the data", safetensors_with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})", f6), "belong to no tensor"},
+        {"trailing data", safetensors_with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f6), "after the last tensor"},
+        {"duplicate tensor", safetensors_with_header(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"a":{"dtype":"F32","shape":[3],"data_offsets":[12,24]}})", f6), "twice"},
+        {"missing shape", safetensors_with_header(R"({"w":{"dtype":"F32","data_offsets":[0,24]}})", f6), "no \"shape\""},
+        {"entry not an object", safetensors_with_header(R"({"w":[1,2]})", ""), "expected an object"},
+        {"metadata not an object", safetensors_with_header(R"({"__metadata__":[1]})", ""), "__metadata__"},
+        {"metadata value not a string", safetensors_with_header(R"({"__metadata__":{"epoch":3}})", ""), "__metadata__"},
+    };
+    for (const Case& c : cases) {
+      spit(path, c.file);
+      expect_refused("safetensors", c.what, [&] { read_safetensors(path); }, {path, c.problem});
+    }
+  }
+
+  SECTION("not a file") {
+    expect_refused("safetensors", "missing", [&] { read_safetensors(dir.file("missing")); }, {dir.file("missing")});
+    expect_refused("safetensors", "a directory", [&] { read_safetensors(dir.path.string()); }, {dir.path.string(), "directory"});
+  }
+}
+
+TEST_CASE("broken genotype files are refused, naming the file and the problem") {
+  TempDir dir;
+  const std::string path = dir.file("genotype.json");
+  spit(path, kGenotype);
+  const nas::Genotype good = nas::Genotype::load(path);
+  nas::SearchSpace space;
+  space.nodes = 2;
+  REQUIRE_NOTHROW(good.validate(space, path));
+
+  SECTION("cut at every byte") {
+    const Bytes valid = kGenotype;
+    for (size_t cut = 0; cut < valid.size(); ++cut) {
+      spit(path, valid.substr(0, cut));
+      expect_refused("genotype", "cut at byte " + std::to_string(cut), [&] { nas::Genotype::load(path); }, {path});
+    }
+  }
+
+  SECTION("contents that lie") {
+    auto with = [](const std::string& from, const std::string& to) {
+      std::string s = kGenotype;
+      const size_t at = s.find(from);
+      REQUIRE(at != std::string::npos);
+      return s.replace(at, from.size(), to);
+    };
+    const std::vector<std::pair<std::string, std::pair<Bytes, std::string>>> cases = {
+        {"unknown op", {with("sep_conv_3x3", "sep_conv_9x9"), "sep_conv_9x9"}},
+        {"op not a string", {with("\"sep_conv_3x3\"", "3"), "must be"}},
+        {"input out of range", {with("\"input\": 2", "\"input\": 3"), "input 3"}},
+        {"input negative", {with("\"input\": 0", "\"input\": -1"), "input -1"}},
+        {"input 2^32 (would wrap to 0)", {with("\"input\": 0", "\"input\": 4294967296"), "input 4294967296"}},
+        {"input huge", {with("\"input\": 0", "\"input\": 18446744073709551615"), "input 18446744073709551615"}},
+        {"input fractional", {with("\"input\": 0", "\"input\": 0.5"), "integer"}},
+        {"input a string", {with("\"input\": 0", "\"input\": \"0\""), "integer"}},
+        {"node with one edge", {with(R"(, {"op": "skip_connect", "input": 1}])", "]"), "two edges"}},
+        {"normal and reduce differ in nodes",
+         {R"({"normal": [[{"op": "skip_connect", "input": 0}, {"op": "skip_connect", "input": 1}]], "reduce": []})", "nodes"}},
+        {"no reduce cell", {with("\"reduce\"", "\"reduced\""), "'reduce'"}},
+        {"a JSON list", {"[1, 2, 3]", "genotype"}},
+        {"not JSON", {"Genotype(normal=[('sep_conv_3x3', 0)])", "not valid JSON"}},
+        {"empty", {"", "not valid JSON"}},
+        {"binary", {Bytes("\x89PNG\r\n\x1a\n\0\0", 10), "not valid JSON"}},
+    };
+    for (const auto& [what, c] : cases) {
+      spit(path, c.first);
+      expect_refused("genotype", what, [&] { nas::Genotype::load(path); }, {path, c.second});
+    }
+    // Valid JSON for a different space: refused when checked against the space in use.
+    space.nodes = 3;
+    expect_refused("genotype", "node count differs from the space", [&] { good.validate(space, path); }, {path, "nodes"});
+  }
+
+  SECTION("not a file") {
+    expect_refused("genotype", "missing", [&] { nas::Genotype::load(dir.file("missing.json")); }, {dir.file("missing.json")});
+    expect_refused("genotype", "a directory", [&] { nas::Genotype::load(dir.path.string()); }, {dir.path.string(), "directory"});
+  }
+}
+
+TEST_CASE("broken IDX files, plain and gzip'ed, are refused, naming the file and the problem") {
+  TempDir dir;
+  const Bytes images = idx_images(5, 3, 4), labels = idx_labels({0, 2, 1, 2, 0});
+  const std::string img = dir.file("images"), lab = dir.file("labels");
+  for (bool compressed : {false, true}) {
+    auto write = [&](const std::string& p, const Bytes& b) { spit(p, compressed ? gz(b) : b); };
+    const std::string kind = compressed ? "gzip" : "plain";
+    write(img, images);
+    write(lab, labels);
+    REQUIRE_NOTHROW(data::load_idx(img, lab));
+
+    // Every cut of the file as stored (for gzip: of the compressed bytes).
+    for (int which = 0; which < 2; ++which) {
+      const Bytes stored = compressed ? gz(which == 0 ? images : labels) : (which == 0 ? images : labels);
+      const std::string& p = which == 0 ? img : lab;
+      for (size_t cut = 0; cut < stored.size(); ++cut) {
+        spit(p, stored.substr(0, cut));
+        expect_refused("idx", kind + (which == 0 ? " images" : " labels") + " cut at byte " + std::to_string(cut),
+                       [&] { data::load_idx(img, lab); }, {p});
+      }
+      spit(p, stored);
+    }
+
+    struct Case {
+      std::string what;
+      Bytes images, labels;
+      std::string blamed, problem;
+      int32_t classes = 0;
+    };
+    const std::vector<Case> cases = {
+        {"count larger than the file", be32(data::kIdxImagesMagic) + be32(1000) + be32(3) + be32(4) + images.substr(16), labels, img, "disagree"},
+        {"count larger than both files", be32(data::kIdxImagesMagic) + be32(1000) + be32(3) + be32(4) + images.substr(16),
+         be32(data::kIdxLabelsMagic) + be32(1000) + labels.substr(8), compressed ? lab : lab, "truncated"},
+        {"dims whose product is absurd", be32(data::kIdxImagesMagic) + be32(0xffffffffu) + be32(65536) + be32(65536), labels, img, "absurd"},
+        {"side beyond the limit", be32(data::kIdxImagesMagic) + be32(5) + be32(100000) + be32(4), labels, img, "absurd"},
+        {"a zero dimension", be32(data::kIdxImagesMagic) + be32(5) + be32(0) + be32(4), labels, img, "zero"},
+        {"labels magic in the images file", labels, labels, img, "magic"},
+        {"images magic in the labels file", images, images, lab, "magic"},
+        {"not an IDX file", Bytes("GIF89a...........") + images, labels, img, "magic"},
+        {"float IDX data", be32(0x00000d03) + images.substr(4), labels, img, "magic"},
+        {"trailing bytes", images + "xyz", labels, img, "trailing"},
+        {"label out of range", images, idx_labels({0, 2, 1, 9, 0}), lab, "out of range", 3},
+        {"label 255", images, idx_labels({0, 255, 1, 2, 0}), lab, "label 255", 10},
+    };
+    for (const Case& c : cases) {
+      write(img, c.images);
+      write(lab, c.labels);
+      expect_refused("idx", kind + ": " + c.what, [&] { data::load_idx(img, lab, c.classes); }, {c.blamed, c.problem});
+    }
+  }
+  expect_refused("idx", "missing", [&] { data::load_idx(dir.file("nope"), dir.file("labels")); }, {dir.file("nope")});
+  expect_refused("idx", "a directory", [&] { data::load_idx(dir.path.string(), dir.file("labels")); }, {dir.path.string(), "directory"});
+}
+
+TEST_CASE("broken CIFAR-10 batches, plain and gzip'ed, are refused, naming the file and the problem") {
+  TempDir dir;
+  const Bytes valid = cifar_record(3) + cifar_record(9);
+  const std::string path = dir.file("data_batch_1.bin");
+  const std::vector<std::string> files = {path};
+  for (bool compressed : {false, true}) {
+    const std::string kind = compressed ? "gzip" : "plain";
+    const Bytes stored = compressed ? gz(valid) : valid;
+    spit(path, stored);
+    REQUIRE(data::load_cifar10(files).N == 2);
+    // Plain: cut inside the first record's label, pixels, the second record, and at
+    // every byte of its last 64; gzip: at every byte of the compressed stream.
+    std::vector<size_t> cuts;
+    for (size_t cut = 0; cut < stored.size(); ++cut)
+      if (compressed || cut < 64 || cut % 509 == 0 || cut + 64 >= stored.size() || cut == size_t(data::kCifarRecordBytes) + 1)
+        cuts.push_back(cut);
+    for (size_t cut : cuts) {
+      if (!compressed && cut == size_t(data::kCifarRecordBytes)) continue;  // one whole record: valid
+      spit(path, stored.substr(0, cut));
+      expect_refused("cifar", kind + " cut at byte " + std::to_string(cut), [&] { data::load_cifar10(files); }, {path});
+    }
+    struct Case {
+      std::string what;
+      Bytes file;
+      std::string problem;
+    };
+    const std::vector<Case> cases = {
+        {"label 10", cifar_record(3) + cifar_record(10), "label 10"},
+        {"label 255 (a negative byte)", cifar_record(255), "label 255"},
+        {"trailing bytes", valid + "abc", compressed ? "ends inside record 2" : "not a multiple"},
+        {"empty", "", compressed ? "empty" : "empty"},
+    };
+    for (const Case& c : cases) {
+      spit(path, compressed ? gz(c.file) : c.file);
+      expect_refused("cifar", kind + ": " + c.what, [&] { data::load_cifar10(files); }, {path, c.problem});
+    }
+  }
+  expect_refused("cifar", "missing", [&] { data::load_cifar10_dir(dir.file("nope"), data::Split::test); }, {dir.file("nope")});
+}
+
+TEST_CASE("broken image files are refused, naming the file and the problem") {
+  TempDir dir;
+  data::ImageLoadOptions options{.channels = 3, .height = 8, .width = 8};
+  std::vector<float> out(3 * 8 * 8);
+  const std::string path = dir.file("image");
+  for (const auto& [format, valid] : valid_images()) {
+    spit(path, valid);
+    REQUIRE_NOTHROW(data::load_image(path, options, out.data()));
+    // Cut at every byte: stb pads some truncated pixel data (a short JPEG or BMP
+    // decodes with zeros), so such a cut may decode; it must never crash or throw
+    // anything else. Cuts inside the magic and the header must be refused, and a PGM/PPM
+    // must be whole (stb would leave its missing pixels uninitialised).
+    const size_t header = format == "ppm" ? valid.size() : format == "bmp" ? 54 : format == "png" ? 33 : 20;
+    for (size_t cut = 0; cut < valid.size(); ++cut) {
+      spit(path, valid.substr(0, cut));
+      if (cut < header) {
+        expect_refused("image", format + " cut at byte " + std::to_string(cut), [&] { data::load_image(path, options, out.data()); },
+                       {path, "cannot decode image"});
+      } else {
+        INFO(format << " cut at byte " << cut);
+        try {
+          data::load_image(path, options, out.data());
+        } catch (const Error& e) {
+          CHECK(std::string(e.what()).find(path) != std::string::npos);
+        }
+      }
+    }
+  }
+  auto u32le = [](uint32_t v) { return Bytes{char(v & 0xff), char((v >> 8) & 0xff), char((v >> 16) & 0xff), char(v >> 24)}; };
+  const Bytes png = valid_images()["png"];
+  struct Case {
+    std::string what;
+    Bytes file;
+    std::string problem;
+  };
+  const std::vector<Case> cases = {
+      {"PNM header claiming 100000 x 100000", "P6\n100000 100000\n255\n" + Bytes(30, 'x'), "more than"},
+      {"PNG header claiming 16000 x 16000", png.substr(0, 16) + be32(16000) + be32(16000) + png.substr(24), "more than"},
+      {"PNG header claiming 60000 x 60000", png.substr(0, 16) + be32(60000) + be32(60000) + png.substr(24), "cannot decode image"},
+      {"BMP header claiming 30000 x 30000", valid_images()["bmp"].substr(0, 18) + u32le(30000) + u32le(30000) + valid_images()["bmp"].substr(26), "more than"},
+      {"PNM with zero width", "P6\n0 5\n255\n" + Bytes(90, 'x'), "cannot decode image"},
+      {"PNM with a 12-digit width", "P5\n123456789012 2\n255\n" + Bytes(30, 'x'), "9 digits"},
+      {"PNM cut inside the pixels", "P5\n6 5\n255\n" + Bytes(29, 'x'), "truncated PNM"},
+      {"16-bit PNM cut inside the pixels", "P5\n6 5\n65535\n" + Bytes(31, 'x'), "truncated PNM"},
+      {"a TGA (not a format the loader takes)", Bytes("\0\0\2\0\0\0\0\0\0\0\0\0\2\0\2\0\x18\0", 18) + Bytes(12, 'x'), "not a PNG"},
+      {"a GIF", "GIF89a" + Bytes(30, '\0'), "not a PNG"},
+      {"not an image", "hello, world: certainly not an image file", "not a PNG"},
+      {"empty", "", "cannot decode image"},
+  };
+  for (const Case& c : cases) {
+    spit(path, c.file);
+    expect_refused("image", c.what, [&] { data::load_image(path, options, out.data()); }, {path, c.problem});
+  }
+  expect_refused("image", "missing", [&] { data::load_image(dir.file("nope.png"), options, out.data()); }, {dir.file("nope.png")});
+  expect_refused("image", "a directory", [&] { data::load_image(dir.path.string(), options, out.data()); }, {dir.path.string()});
+}
+
+TEST_CASE("broken buffer lists are refused with one sentence naming the source and the problem") {
+  const std::string valid = R"([{"name": "a", "bytes": 64, "first": 0, "last": 1}, {"name": "b", "bytes": 32, "first": 1, "last": 2, "may_share_with": 0}])";
+  REQUIRE(planner::parse_buffer_list(valid, "list.json").size() == 2);
+  for (size_t cut = 0; cut < valid.size(); ++cut)
+    expect_refused<std::invalid_argument>("buffer_list", "cut at byte " + std::to_string(cut),
+                                          [&] { planner::parse_buffer_list(valid.substr(0, cut), "list.json"); }, {"list.json"});
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([{"name": "a", "bytes": -1, "first": 0, "last": 1}])", "at least 0"},
+      {R"([{"name": "a", "bytes": 9223372036854775807, "first": 0, "last": 1}])", "larger than"},
+      {R"([{"name": "a", "bytes": 18446744073709551615, "first": 0, "last": 1}])", "larger than"},
+      {R"([{"name": "a", "bytes": 1e30, "first": 0, "last": 1}])", "integer"},
+      {R"([{"name": "a", "bytes": 8, "first": 3, "last": 1}])", "before"},
+      {R"([{"name": "a", "bytes": 8, "first": -1, "last": 1}])", "at least 0"},
+      {R"([{"name": "a", "bytes": 8, "first": 0, "last": 4294967296}])", "larger than"},
+      {R"([{"name": "a", "bytes": 8, "first": 0, "last": 1, "alignment": 3}])", "power of two"},
+      {R"([{"name": "a", "bytes": 8, "first": 0, "last": 1, "may_share_with": 5}])", "may_share_with"},
+      {R"([{"bytes": 8, "first": 0, "last": 1}])", "missing \"name\""},
+      {R"([{"name": 7, "bytes": 8, "first": 0, "last": 1}])", "string"},
+      {R"({"name": "a", "bytes": 8, "first": 0, "last": 1})", "list"},
+      {R"([[1, 2]])", "not an object"},
+      {"bytes,first,last\n8,0,1\n", "not valid JSON"},
+  };
+  for (const auto& [text, problem] : cases)
+    expect_refused<std::invalid_argument>("buffer_list", text, [&] { planner::parse_buffer_list(text, "list.json"); },
+                                          {"list.json", problem});
+}
+
+TEST_CASE("the fuzzers' crashers (tests/regressions/) are refused or read cleanly") {
+  const std::map<std::string, std::function<void(std::span<const uint8_t>)>> feeds = {
+      {"safetensors", fuzz::feed_safetensors}, {"genotype", fuzz::feed_genotype}, {"idx", fuzz::feed_idx},
+      {"cifar", fuzz::feed_cifar},             {"image", fuzz::feed_image},       {"buffer_list", fuzz::feed_buffer_list}};
+  const fs::path root = fs::path(ONNAS_SOURCE_DIR) / "tests" / "regressions";
+  int replayed = 0;
+  for (const auto& [format, feed] : feeds) {
+    if (!fs::is_directory(root / format)) continue;
+    for (const auto& entry : fs::directory_iterator(root / format)) {
+      INFO(entry.path().string());
+      const Bytes bytes = slurp(entry.path().string());
+      ++replayed;
+      try {
+        feed(span_of(bytes));
+      } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("fuzz") != std::string::npos);  // names the harness's file
+      } catch (const std::invalid_argument& e) {
+        CHECK(format == "buffer_list");
+        CHECK(std::string(e.what()).find("fuzz.json") != std::string::npos);
+      }
+    }
+  }
+  std::printf("regression files replayed: %d\n", replayed);
+  CHECK(replayed > 0);
+}
+
+#ifdef ONNAS_TOOL
+namespace {
+
+struct ToolRun {
+  int status = -1;
+  std::vector<std::string> stderr_lines;
+  std::string stderr_text;
+};
+
+ToolRun run_tool(const TempDir& dir, const std::string& args) {
+  const std::string err = dir.file("stderr.txt");
+  const std::string cmd = std::string("'") + ONNAS_TOOL + "' " + args + " >/dev/null 2>'" + err + "' </dev/null";
+  const int raw = std::system(cmd.c_str());
+  ToolRun r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  r.stderr_text = slurp(err);
+  std::string line;
+  for (char c : r.stderr_text) {
+    if (c == '\n') {
+      r.stderr_lines.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  if (!line.empty()) r.stderr_lines.push_back(line);
+  return r;
+}
+
+void expect_one_line_refusal(const TempDir& dir, const std::string& args, const std::string& needle) {
+  INFO("onnas " << args);
+  ToolRun r = run_tool(dir, args);
+  INFO("stderr: " << r.stderr_text);
+  CHECK(r.status != 0);
+  CHECK(r.status < 128);  // not killed by a signal
+  REQUIRE(r.stderr_lines.size() == 1);
+  CHECK(r.stderr_lines[0].starts_with("onnas: error: "));
+  CHECK(r.stderr_lines[0].find(needle) != std::string::npos);
+  for (const char* bad : {"terminate", "Sanitizer", "Aborted", "what()"}) CHECK(r.stderr_text.find(bad) == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("the onnas tool refuses broken files with one line on stderr and a non-zero exit") {
+  TempDir dir;
+  spit(dir.file("bad_genotype.json"), R"({"normal": [[{"op": "conv_9x9", "input": 0}, {"op": "skip_connect", "input": 1}]], "reduce": [[{"op": "skip_connect", "input": 0}, {"op": "skip_connect", "input": 1}]]})");
+  spit(dir.file("not_json.json"), "normal: sep_conv_3x3\n");
+  spit(dir.file("bad.safetensors"), le64(1000) + "{}");
+  spit(dir.file("cut.safetensors"), valid_safetensors(dir).substr(0, 30));
+  spit(dir.file("bad_buffers.json"), R"([{"name": "a", "bytes": 8, "first": 5, "last": 1}])");
+  spit(dir.file("genotype.json"), kGenotype);
+  fs::create_directories(dir.path / "idx");
+  spit(dir.file("idx/train-images-idx3-ubyte"), be32(data::kIdxImagesMagic) + be32(60000) + be32(28) + be32(28) + "short");
+  spit(dir.file("idx/train-labels-idx1-ubyte"), idx_labels(std::vector<uint8_t>(60000, 1)));
+  fs::create_directories(dir.path / "cifar");
+  spit(dir.file("cifar/data_batch_1.bin"), cifar_record(3) + cifar_record(12));
+  fs::create_directories(dir.path / "images/cat");
+  spit(dir.file("images/cat/a.png"), "P6\n100000 100000\n255\n");
+
+  expect_one_line_refusal(dir, "train --genotype '" + dir.file("bad_genotype.json") + "'", "conv_9x9");
+  expect_one_line_refusal(dir, "train --genotype '" + dir.file("not_json.json") + "'", "not valid JSON");
+  expect_one_line_refusal(dir, "plan --network train --genotype '" + dir.file("bad_genotype.json") + "'", "bad_genotype.json");
+  expect_one_line_refusal(dir, "inspect '" + dir.file("bad.safetensors") + "'", "exceeds");
+  expect_one_line_refusal(dir, "inspect '" + dir.file("cut.safetensors") + "'", "cut.safetensors");
+  expect_one_line_refusal(dir, "inspect '" + dir.file("missing.safetensors") + "'", "missing.safetensors");
+  expect_one_line_refusal(dir, "plan --buffers '" + dir.file("bad_buffers.json") + "'", "before");
+  expect_one_line_refusal(dir, "plan --buffers '" + dir.file("missing.json") + "'", "missing.json");
+  const std::string g = " --genotype '" + dir.file("genotype.json") + "' --threads 1";
+  expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx") + "'" + g, "train-images-idx3-ubyte");
+  expect_one_line_refusal(dir, "train --data-format cifar10 --data '" + dir.file("cifar") + "'" + g, "label 12");
+  expect_one_line_refusal(dir, "train --data-format folder --data '" + dir.file("images") + "'" + g, "a.png");
+}
+#endif
