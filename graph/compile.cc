@@ -1,7 +1,9 @@
 #include "graph/compile.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "graph/builtin_ops.h"
@@ -271,6 +273,50 @@ std::string Profile::table(size_t rows) const {
   return out;
 }
 
+namespace {
+std::atomic<bool> g_check_numerics{false};
+
+// The index of the first non-finite element of an f32 tensor, or -1.
+int64_t first_non_finite(const Tensor& t) {
+  if (t.dtype() != DType::f32 || t.empty()) return -1;
+  const float* p = t.f32();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
+}
+}  // namespace
+
+void set_check_numerics(bool on) { g_check_numerics.store(on, std::memory_order_relaxed); }
+bool check_numerics() { return g_check_numerics.load(std::memory_order_relaxed); }
+
+void Program::check_inputs_finite(const ParamStore& params, std::span<const Feed> feeds) const {
+  for (const Feed& f : feeds)
+    if (int64_t i = first_non_finite(f.tensor); i >= 0)
+      fail("check-numerics: input '{}' holds a non-finite value ({} at element {})", graph_.name(f.value),
+           f.tensor.f32()[i], i);
+  for (const Value& v : graph_.values()) {
+    if (v.kind != ValueKind::param) continue;
+    const ParamStore::Entry* e = params.find(v.name);
+    if (!e) continue;
+    if (int64_t i = first_non_finite(e->tensor); i >= 0)
+      fail("check-numerics: parameter '{}' holds a non-finite value ({} at element {}) before the run", v.name,
+           e->tensor.f32()[i], i);
+  }
+}
+
+void Program::check_step_finite(size_t step) const {
+  const Step& s = steps_[step];
+  const Node& n = graph_.node(s.node);
+  for (int j = 0; j < s.num_outputs; ++j) {
+    const size_t a = s.first_arg + size_t(s.num_inputs) + size_t(j);
+    if (int64_t i = first_non_finite(args_[a]); i >= 0)
+      fail("check-numerics: op {} (node '{}', step {} of {}) produced a non-finite value in '{}' ({} at element {}); "
+           "its inputs were finite",
+           n.op->name, n.name, step, steps_.size(), graph_.name(arg_values_[a]), args_[a].f32()[i], i);
+  }
+}
+
 void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile) {
   if (arena.bytes() < arena_bytes())
     fail("arena of {} bytes is smaller than the {} bytes this program was planned for", arena.bytes(), arena_bytes());
@@ -291,18 +337,23 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
     int64_t off = value_offset_[size_t(v)];
     args_[a] = off >= 0 ? Tensor(base + off, graph_.type(v).shape, graph_.type(v).dtype) : bound_[size_t(v)];
   }
-  for (const Step& s : steps_) {
+  const bool checking = check_numerics();
+  if (checking) check_inputs_finite(params, feeds);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& s = steps_[k];
     const Node& n = graph_.node(s.node);
     RunContext ctx{n, std::span<const Tensor>(args_.data() + s.first_arg, s.num_inputs),
                    std::span<const Tensor>(args_.data() + s.first_arg + s.num_inputs, s.num_outputs),
                    s.workspace_offset >= 0 ? static_cast<void*>(base + s.workspace_offset) : nullptr};
     if (!profile) {
       n.op->forward(ctx);
+      if (checking) check_step_finite(k);
       continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
     n.op->forward(ctx);
     profile->add(n.op->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (checking) check_step_finite(k);
   }
 }
 

@@ -58,6 +58,14 @@ struct CompileOptions {
   bool inplace = true;  // let outputs take over dying inputs
 };
 
+// The numerics check (`--check-numerics` in the tools): while on, every run() scans
+// its feeds and parameters before the first op and each op's f32 outputs after it,
+// and throws onnas::Error naming the first op that produced a NaN or an infinity
+// (its node, output value and the first bad element). Off by default: it reads
+// every byte the program writes.
+void set_check_numerics(bool on);
+bool check_numerics();
+
 class Program {
  public:
   size_t arena_bytes() const { return plan_.arena_bytes; }
@@ -91,6 +99,8 @@ class Program {
     int64_t workspace_offset;  // -1: none
   };
   void bind(const ParamStore& params);
+  void check_inputs_finite(const ParamStore& params, std::span<const Feed> feeds) const;
+  void check_step_finite(size_t step) const;
 
   Graph graph_;
   std::vector<NodeId> order_;

@@ -171,6 +171,7 @@ struct MetaTrainArgs {
   int inner_steps = 5;
   int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
   float lr_weights = 1.0f, lr_arch = 0.6f, inner_lr = 3e-3f;
+  std::string inner_optimizer = "adam";
   std::string task_weighting = "softmax";
   bool cell_fold = true;
   int val_every = 5, val_tasks = 20, checkpoint_every = 1;
@@ -190,6 +191,7 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"meta_batch", o.meta_batch},
                         {"inner_steps", o.inner_steps},
                         {"inner_lr", o.inner.w_lr},
+                        {"inner_optimizer", a.inner_optimizer},
                         {"mode", o.inner.step.describe()},
                         {"lr_weights", o.lr_weights},
                         {"lr_arch", o.lr_arch},
@@ -210,6 +212,7 @@ void run_meta_train(const MetaTrainArgs& a) {
   o.meta_batch = a.meta_batch;
   o.inner_steps = a.inner_steps;
   o.inner.w_lr = o.inner.w_lr_min = a.inner_lr;
+  o.inner.w_optimizer = a.inner_optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner, a.seed);
   o.lr_weights = a.lr_weights;
@@ -488,7 +491,9 @@ void add_meta_commands(CLI::App& app) {
   m->step.add(*cmd);
   cmd->add_option("--meta-batch", m->meta_batch, "Tasks per meta step")->check(CLI::Range(1, 100000));
   cmd->add_option("--inner-steps", m->inner_steps, "First-order DARTS steps per task")->check(CLI::Range(1, 100000));
-  cmd->add_option("--inner-lr", m->inner_lr, "Inner weight learning rate (Adam, betas 0, 0.999)");
+  cmd->add_option("--inner-lr", m->inner_lr, "Inner weight learning rate");
+  cmd->add_option("--inner-optimizer", m->inner_optimizer, "Inner weight optimizer: adam (betas 0, 0.999) or sgd (momentum 0.9)")
+      ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--meta-epochs", m->meta_epochs, "Meta-epochs")->check(CLI::Range(1, 1000000));
   cmd->add_option("--steps-per-epoch", m->steps_per_epoch, "Meta steps per meta-epoch")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup-epochs", m->warmup_epochs, "Meta-epochs that learn weights only")->check(CLI::Range(0, 1000000));
@@ -506,12 +511,14 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("--threads", m->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   cmd->add_option("-o,--out", m->out, "Output folder (meta_cell.safetensors, checkpoint.safetensors, meta_log.jsonl)");
   cmd->add_flag("--json", m->json, "Print a JSON summary on stdout");
+  add_check_numerics_flag(*cmd);
   cmd->callback([m] { run_meta_train(*m); });
 
   auto a = std::make_shared<AdaptArgs>();
   CLI::App* acmd = app.add_subcommand("adapt", "On-device search from a meta cell on one meta-test task");
   add_adapt_options(acmd, *a);
   acmd->add_option("--task", a->task, "Which meta-test task (an index; tasks are a function of --seed and it)");
+  add_check_numerics_flag(*acmd);
   acmd->callback([a] { run_adapt(*a); });
 
   auto e = std::make_shared<AdaptArgs>();

@@ -174,6 +174,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--dump-grads", args->dump_grads, "Write the first step's gradients to a safetensors file");
   cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
   cmd->add_flag("--profile", args->profile, "Time every op and print the ops by time at the end");
+  add_check_numerics_flag(*cmd);
   cmd->callback([args] { run_search(*args); });
 }
 

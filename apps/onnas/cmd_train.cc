@@ -182,6 +182,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--init", args->init, "Initialize from a safetensors file (e.g. searched weights)");
   cmd->add_option("-o,--out", args->out, "Output folder");
   cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
+  add_check_numerics_flag(*cmd);
   cmd->callback([args] { run_train(*args); });
 
   auto eargs = std::make_shared<TrainArgs>();

@@ -10,6 +10,7 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "graph/compile.h"
 #include "nas/memory_budget.h"
 #include "runtime/error.h"
 
@@ -191,6 +192,12 @@ void Progress::finish(const std::string& status) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) std::fprintf(stderr, "\r\033[K");
   std::fprintf(stderr, "%s done %s %.1fs\n", label_.c_str(), status.c_str(), secs);
+}
+
+void add_check_numerics_flag(CLI::App& cmd) {
+  cmd.add_flag_function(
+      "--check-numerics", [](int64_t) { graph::set_check_numerics(true); },
+      "Check every op's outputs; stop at the first op that produces a NaN or an infinity, naming it (slower)");
 }
 
 void make_dir(const std::string& path) {

@@ -71,6 +71,10 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
+// --check-numerics: every program run checks its values and names the first op that
+// produced a NaN or an infinity (graph::set_check_numerics).
+void add_check_numerics_flag(CLI::App& cmd);
+
 // Creates the folder (and parents); throws onnas::Error naming it on failure.
 void make_dir(const std::string& path);
 

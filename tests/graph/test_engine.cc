@@ -123,6 +123,28 @@ TEST_CASE("a profiled run counts every node under its op and leaves the results 
   for (int i = 0; i < 6; ++i) CHECK(out.f32()[i] == std::max(xs[i], 0.0f));
 }
 
+TEST_CASE("the numerics check names the first op that produced a non-finite value") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 2}});
+  ValueId big = ops::scale(g, x, 1e30f, "big");
+  ValueId boom = ops::scale(g, big, 1e30f, "boom");  // 1e31 * 1e30 overflows to inf
+  ValueId out = ops::relu(g, boom, "after");
+  graph::Program p = graph::compile(g, {.outputs = {out}});
+  Arena arena(p.arena_bytes());
+  ParamStore ps;
+  float xs[4] = {1, -1, 10, 0.5f};
+  CHECK_NOTHROW(p.run(arena, ps, {{x, Tensor(xs, Shape{2, 2})}}));  // off: runs through
+  graph::set_check_numerics(true);
+  CHECK_THROWS_WITH(p.run(arena, ps, {{x, Tensor(xs, Shape{2, 2})}}),
+                    Catch::Contains("op scale (node 'boom'") && Catch::Contains("inf at element 0"));
+  xs[2] = std::nanf("");
+  CHECK_THROWS_WITH(p.run(arena, ps, {{x, Tensor(xs, Shape{2, 2})}}),
+                    Catch::Contains("input 'x' holds a non-finite value") && Catch::Contains("element 2"));
+  for (float& v : xs) v = 1e-30f;  // 1e-30 * 1e30 * 1e30 = 1e30: finite
+  CHECK_NOTHROW(p.run(arena, ps, {{x, Tensor(xs, Shape{2, 2})}}));  // all finite: no complaint
+  graph::set_check_numerics(false);
+}
+
 TEST_CASE("run refuses a small arena, a missing feed and a wrongly shaped feed") {
   Graph g;
   ValueId x = g.input("images", {Shape{4, 4}});
