@@ -45,7 +45,7 @@ struct ImageLoadOptions {
 
 // Bounds on what one image may be, checked before anything is allocated for it: a
 // corrupt header cannot make the loader reserve gigabytes.
-constexpr int64_t kMaxImagePixels = int64_t(1) << 26;      // 64 megapixels (8192 x 8192)
+constexpr int64_t kMaxImagePixels = int64_t(1) << 25;      // 32 megapixels (a 6000 x 5000 photo fits)
 constexpr uint64_t kMaxImageFileBytes = uint64_t(1) << 28;  // 256 MiB
 
 // Decodes one image into out[C * H * W] (CHW, [0, 1]). Throws naming the file.
