@@ -287,7 +287,12 @@ std::vector<BufferRequest> parse_buffer_list(std::string_view json_text, std::st
         return fallback;
       }
       const nlohmann::json& v = entry[key];
-      if (!v.is_number_integer()) fail(fmt::format("\"{}\" must be an integer, found {}", key, v.dump()));
+      // Scalars as written, containers by type: dump() recurses once per nesting level,
+      // and a hostile list may nest a million arrays.
+      if (!v.is_number_integer())
+        fail(fmt::format("\"{}\" must be an integer, found {}", key,
+                         v.is_structured() ? fmt::format("a JSON {}", v.type_name())
+                                           : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
       if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(high) : v.get<int64_t>() > high)
         fail(fmt::format("\"{}\" is {}, larger than {}", key, v.dump(), high));
       int64_t value = v.get<int64_t>();

@@ -83,6 +83,15 @@ class FileReader {
 
 const char* json_type(const nlohmann::json& j) { return j.type_name(); }
 
+// A header value for a message: scalars as written (long ones cut), containers by
+// type only. Never a whole dump: a hostile header may nest a million arrays, and
+// dump() recurses once per level (a stack overflow found by feeding such a file).
+std::string describe(const nlohmann::json& j) {
+  if (j.is_structured()) return fmt::format("a JSON {}", j.type_name());
+  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return s.size() > 40 ? s.substr(0, 37) + "..." : s;
+}
+
 // One header entry, validated but not yet read.
 struct Entry {
   std::string name;
@@ -125,10 +134,11 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
     const auto& d = js[i];
     if (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0)
       throw bad(fmt::format("shape dimension {} is negative ({})", i, d.get<int64_t>()));
-    if (!d.is_number_unsigned()) throw bad(fmt::format("shape dimension {} is {}, expected a non-negative integer", i, d.dump()));
+    if (!d.is_number_unsigned()) throw bad(fmt::format("shape dimension {} is {}, expected a non-negative integer", i, describe(d)));
     uint64_t v = d.get<uint64_t>();
     if (v > uint64_t(INT64_MAX)) throw bad(fmt::format("shape dimension {} ({}) is too large", i, v));
-    if (v != 0 && numel > max_numel / v) throw bad(fmt::format("shape {} has more elements than fit in memory", js.dump()));
+    if (v != 0 && numel > max_numel / v)
+      throw bad(fmt::format("shape has more elements than fit in memory (the product overflows at dimension {}, {})", i, v));
     numel *= v;
     dims[i] = int64_t(v);
   }
@@ -136,7 +146,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
 
   const auto& jo = j["data_offsets"];
   if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
-    throw bad(fmt::format("\"data_offsets\" is {}, expected [begin, end] as two non-negative integers", jo.dump()));
+    throw bad(fmt::format("\"data_offsets\" is {}, expected [begin, end] as two non-negative integers",
+                          jo.is_array() && jo.size() == 2 ? fmt::format("[{}, {}]", describe(jo[0]), describe(jo[1])) : describe(jo)));
   e.begin = jo[0].get<uint64_t>();
   e.end = jo[1].get<uint64_t>();
   if (e.begin > e.end) throw bad(fmt::format("data_offsets [{}, {}] has begin > end", e.begin, e.end));

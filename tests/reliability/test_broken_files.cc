@@ -113,6 +113,9 @@ Bytes valid_safetensors(const TempDir& dir) {
   return slurp(dir.file("valid.safetensors"));
 }
 
+// [[[...]]], `depth` levels: hostile JSON that recursive code would overflow the stack on.
+std::string nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
 Bytes safetensors_with_header(const std::string& header, const Bytes& data) {
   return le64(header.size()) + header + data;
 }
@@ -212,6 +215,9 @@ TEST_CASE("broken safetensors files are refused, naming the file and the problem
         {"entry not an object", safetensors_with_header(R"({"w":[1,2]})", ""), "expected an object"},
         {"metadata not an object", safetensors_with_header(R"({"__metadata__":[1]})", ""), "__metadata__"},
         {"metadata value not a string", safetensors_with_header(R"({"__metadata__":{"epoch":3}})", ""), "__metadata__"},
+        // A recursive dump of these for the message overflowed the stack.
+        {"shape nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[)" + nested(300000) + R"(],"data_offsets":[0,0]}})", ""), "a JSON array"},
+        {"offsets nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[0,)" + nested(300000) + "]}}", ""), "a JSON array"},
     };
     for (const Case& c : cases) {
       spit(path, c.file);
@@ -266,6 +272,7 @@ TEST_CASE("broken genotype files are refused, naming the file and the problem") 
         {"not JSON", {"Genotype(normal=[('sep_conv_3x3', 0)])", "not valid JSON"}},
         {"empty", {"", "not valid JSON"}},
         {"binary", {Bytes("\x89PNG\r\n\x1a\n\0\0", 10), "not valid JSON"}},
+        {"nested 300000 deep", {R"({"normal": )" + nested(300000) + R"(, "reduce": []})", "normal node 0"}},
     };
     for (const auto& [what, c] : cases) {
       spit(path, c.first);
@@ -454,6 +461,8 @@ TEST_CASE("broken buffer lists are refused with one sentence naming the source a
       {R"({"name": "a", "bytes": 8, "first": 0, "last": 1})", "list"},
       {R"([[1, 2]])", "not an object"},
       {"bytes,first,last\n8,0,1\n", "not valid JSON"},
+      {R"([{"name": "a", "bytes": )" + nested(300000) + R"(, "first": 0, "last": 1}])", "a JSON array"},
+      {nested(300000), "not an object"},
   };
   for (const auto& [text, problem] : cases)
     expect_refused<std::invalid_argument>("buffer_list", text, [&] { planner::parse_buffer_list(text, "list.json"); },
