@@ -25,6 +25,14 @@ void ArchSampler::before_update(const ParamStore& params) {
   for (int r = 0; r < 2; ++r) before_[r] = alpha_of(params, r == 1);
 }
 
+void ArchSampler::set_history(bool reduction, std::deque<std::vector<float>> deltas) {
+  const size_t n = size_t(space_.num_edges()) * size_t(space_.num_ops());
+  for (const auto& d : deltas)
+    if (d.size() != n) fail("sampler history: a delta of {} values, the space's alpha has {}", d.size(), n);
+  while (int(deltas.size()) > options_.history) deltas.pop_front();
+  deltas_[reduction ? 1 : 0] = std::move(deltas);
+}
+
 void ArchSampler::after_update(const ParamStore& params) {
   for (int r = 0; r < 2; ++r) {
     std::vector<float> now = alpha_of(params, r == 1);
@@ -60,6 +68,7 @@ std::vector<int> ArchSampler::top_ops(const double* scores, int k, int k_grad) {
 
 Sample ArchSampler::draw(const ParamStore& params, int64_t step, int64_t total_steps) {
   Sample s = full_sample(space_);
+  Rng rng = rng_.fork(uint64_t(step));
   const int k = space_.num_ops();
   const int64_t remaining = std::max<int64_t>(0, total_steps - step);
   for (int r = 0; r < 2; ++r) {
@@ -68,13 +77,13 @@ Sample ArchSampler::draw(const ParamStore& params, int64_t step, int64_t total_s
       std::vector<double> score = expected_alpha(params, r == 1, remaining);
       for (int e = 0; e < space_.num_edges(); ++e) {
         std::vector<int> chosen = top_ops(score.data() + size_t(e) * size_t(k), k, options_.k_grad);
-        if (rng_.uniform_double() < options_.explore_prob) {
+        if (rng.uniform_double() < options_.explore_prob) {
           // Explore: k_grad ops uniformly among all but the ranking's top-1.
           std::vector<int> others;
           for (int o = 0; o < k; ++o)
             if (o != chosen[0]) others.push_back(o);
           for (size_t i = 0; i + 1 < others.size(); ++i)  // partial Fisher-Yates
-            std::swap(others[i], others[i + size_t(rng_.uniform_int(int64_t(others.size() - i)))]);
+            std::swap(others[i], others[i + size_t(rng.uniform_int(int64_t(others.size() - i)))]);
           others.resize(std::min(others.size(), size_t(options_.k_grad)));
           chosen = others;
         }
@@ -86,7 +95,7 @@ Sample ArchSampler::draw(const ParamStore& params, int64_t step, int64_t total_s
     if (options_.sample_pairs) {
       for (int j = 0; j < space_.nodes; ++j) {
         size_t pairs = space_.pairs(j).size();
-        c.grad_pair[size_t(j)] = pairs > 1 ? int(rng_.uniform_int(int64_t(pairs))) : -1;
+        c.grad_pair[size_t(j)] = pairs > 1 ? int(rng.uniform_int(int64_t(pairs))) : -1;
       }
     }
   }

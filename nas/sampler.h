@@ -6,7 +6,8 @@
 // alpha is heading by the end of the search — ranked by alpha_now until 5 updates
 // exist. With probability explore_prob per edge, k_grad ops are drawn uniformly
 // instead, among those other than the ranking's top-1. Pairs: for each node with
-// more than one pair, one pair drawn uniformly. All draws come from one seeded Rng.
+// more than one pair, one pair drawn uniformly. Step t's draws come from a generator
+// seeded by (seed, t), so a resumed search draws what the uninterrupted one would.
 //
 //   ArchSampler s(space, {.k_grad = 2}, seed);
 //   Sample sample = s.draw(params, step, total_steps);
@@ -46,6 +47,9 @@ class ArchSampler {
   size_t deltas_recorded() const { return deltas_[0].size(); }
   // The k_grad gradient ops of one edge from its scores (no exploration).
   static std::vector<int> top_ops(const double* scores, int k, int k_grad);
+  // The alpha history (oldest first), for checkpoints.
+  const std::deque<std::vector<float>>& history(bool reduction) const { return deltas_[reduction ? 1 : 0]; }
+  void set_history(bool reduction, std::deque<std::vector<float>> deltas);
 
  private:
   std::vector<float> alpha_of(const ParamStore& params, bool reduction) const;

@@ -1,12 +1,14 @@
 #include "nas/search.h"
 
 #include <algorithm>
+#include <cstring>
 
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 #include "graph/autodiff.h"
+#include "runtime/serialize/safetensors.h"
 
 namespace onnas::nas {
 
@@ -84,6 +86,54 @@ void Searcher::reset(uint64_t seed) {
     if (e->kind == ParamKind::state) e->tensor.zero();
   step_ = 0;
   set_progress(0, total_);
+}
+
+namespace {
+bool checkpointed(ParamKind k) { return k == ParamKind::weight || k == ParamKind::arch || k == ParamKind::state; }
+std::string history_name(bool reduction, size_t i) {
+  return fmt::format("sampler.history.{}.{}", reduction ? "reduce" : "normal", i);
+}
+}  // namespace
+
+void Searcher::save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  std::vector<NamedTensor> tensors;
+  for (const auto& e : params_.entries())
+    if (checkpointed(e->kind)) tensors.push_back({e->name, e->tensor});
+  for (bool r : {false, true}) {
+    const auto& h = sampler_.history(r);
+    for (size_t i = 0; i < h.size(); ++i)
+      tensors.push_back({history_name(r, i), Tensor(const_cast<float*>(h[i].data()), Shape{int64_t(h[i].size())})});
+  }
+  write_safetensors(path, tensors, metadata);
+}
+
+std::map<std::string, std::string> Searcher::load_checkpoint(const std::string& path) {
+  SafetensorsFile f = read_safetensors(path);
+  std::vector<std::pair<Tensor, const SafetensorsTensor*>> copies;
+  for (const auto& e : params_.entries()) {
+    if (!checkpointed(e->kind)) continue;
+    const SafetensorsTensor* t = f.find(e->name);
+    if (!t) fail("{}: checkpoint has no {} (a checkpoint of another search configuration?)", path, e->name);
+    if (t->dtype != e->tensor.dtype() || t->shape != e->tensor.shape())
+      fail("{}: {} is {} {}, this search needs {} {}", path, e->name, dtype_name(t->dtype), t->shape.str(),
+           dtype_name(e->tensor.dtype()), e->tensor.shape().str());
+    copies.emplace_back(e->tensor, t);
+  }
+  std::deque<std::vector<float>> history[2];
+  for (bool r : {false, true})
+    for (size_t i = 0;; ++i) {
+      const SafetensorsTensor* t = f.find(history_name(r, i));
+      if (!t) break;
+      if (t->dtype != DType::f32 || t->shape.rank() != 1) fail("{}: {} is not an f32 vector", path, t->name);
+      const float* p = static_cast<const float*>(t->data.data());
+      history[r].emplace_back(p, p + t->shape.numel());
+    }
+  ArchSampler restored = sampler_;
+  restored.set_history(false, std::move(history[0]));  // throws before anything changed
+  restored.set_history(true, std::move(history[1]));
+  for (auto& [dst, src] : copies) std::memcpy(dst.data(), src->data.data(), dst.bytes());
+  sampler_ = std::move(restored);
+  return f.metadata;
 }
 
 void Searcher::set_progress(int64_t step, int64_t total) {

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -86,6 +87,11 @@ class Searcher {
   // zeroed, the sampler's alpha history dropped and its draws reseeded by `seed`.
   // Compiled passes and the arena are kept. Parameter values are the caller's.
   void reset(uint64_t seed);
+  // Checkpoints (atomic): every weight, alpha/beta and optimizer state of the store,
+  // the sampler's alpha history, and `metadata`. load_checkpoint checks every tensor
+  // before it copies any, restores them and returns the metadata.
+  void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata) const;
+  std::map<std::string, std::string> load_checkpoint(const std::string& path);
   // With frozen = true, step() runs only the weight step (TFML's warm-up).
   void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
   const std::vector<std::string>& weight_names() const { return weight_names_; }

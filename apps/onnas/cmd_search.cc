@@ -33,6 +33,8 @@ struct SearchArgs {
   std::string init, dump_grads;
   bool json = false;
   bool profile = false;
+  int64_t checkpoint_every = 50;  // steps
+  bool resume = false;
 };
 
 // Copies the gradients of `names` as "<name>@grad" tensors for --dump-grads.
@@ -98,12 +100,36 @@ void run_search(const SearchArgs& a) {
                space.describe().c_str(), (long long)a.batch, (long long)total, so.step.describe().c_str(),
                format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.side_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
+  // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
+  // with the same values.
+  const std::string signature =
+      nlohmann::json{{"space", space.to_json()}, {"data", a.data.format}, {"data_path", a.data.path},
+                     {"limit", a.data.limit}, {"batch", a.batch}, {"epochs", a.epochs}, {"steps", per_epoch},
+                     {"val_fraction", a.val_fraction}, {"seed", a.seed}, {"optimizer", a.optimizer},
+                     {"w_lr", so.w_lr}, {"a_lr", so.a_lr}, {"mode", so.step.describe()}, {"init", a.init}}
+          .dump();
+  const std::string ckpt = a.out + "/checkpoint.safetensors";
   std::string log;
   int64_t step = 0;
-  for (int e = 0; e < a.epochs; ++e) {
+  if (a.resume) {
+    auto md = searcher.load_checkpoint(ckpt);
+    if (md["run"] != signature)
+      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
+           signature);
+    const int64_t done = std::stoll(md.at("step"));
+    log = md["log"];
+    // Replay the batches already used, so the samplers continue where they stopped.
+    for (; step < done; ++step) {
+      train.next(x, y);
+      val.next(vx, vy);
+    }
+    std::fprintf(stderr, "resuming from %s after step %lld\n", ckpt.c_str(), (long long)done);
+  }
+  for (int e = int(step / per_epoch); e < a.epochs; ++e) {
     Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
     double loss_sum = 0, acc_sum = 0, ms_sum = 0;
-    for (int64_t s = 0; s < per_epoch; ++s, ++step) {
+    const int64_t first = step - int64_t(e) * per_epoch;
+    for (int64_t s = first; s < per_epoch; ++s, ++step) {
       train.next(x, y);
       val.next(vx, vy);
       searcher.set_progress(step, total);
@@ -120,12 +146,17 @@ void run_search(const SearchArgs& a) {
                             {"accuracy", r.weight_accuracy}, {"ms", ms}}
                  .dump() +
              "\n";
-      bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / double(s + 1),
-                                    acc_sum / double(s + 1), ms_sum / double(s + 1),
-                                    format_bytes(double(searcher.arena_bytes()))));
+      const double n = double(s + 1 - first);
+      bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
+                                    ms_sum / n, format_bytes(double(searcher.arena_bytes()))));
+      if ((a.checkpoint_every > 0 && (step + 1) % a.checkpoint_every == 0) || s + 1 == per_epoch)
+        searcher.save_checkpoint(ckpt, {{"onnas", "search checkpoint"},
+                                        {"run", signature},
+                                        {"step", std::to_string(step + 1)},
+                                        {"log", log}});
     }
-    bar.finish(fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step", loss_sum / double(per_epoch),
-                           acc_sum / double(per_epoch), ms_sum / double(per_epoch)));
+    const double n = double(std::max<int64_t>(1, per_epoch - first));
+    bar.finish(fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step", loss_sum / n, acc_sum / n, ms_sum / n));
     std::fprintf(stderr, "genotype after epoch %d: %s\n", e + 1, nas::derive_genotype(space, params).str().c_str());
   }
 
@@ -175,6 +206,10 @@ void add_search_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
   cmd->add_flag("--profile", args->profile, "Time every op and print the ops by time at the end");
   add_check_numerics_flag(*cmd);
+  cmd->add_option("--checkpoint-every", args->checkpoint_every,
+                  "Write OUT/checkpoint.safetensors every N steps and at each epoch's end (0: epochs only)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", args->resume, "Continue from OUT/checkpoint.safetensors (same settings and seed)");
   cmd->callback([args] { run_search(*args); });
 }
 

@@ -31,6 +31,7 @@ struct TrainArgs {
   float lr = 0.05f, weight_decay = 3e-4f, grad_clip = 5.0f;
   int crop_padding = 2;
   bool flip = true;
+  bool resume = false;
   uint64_t seed = 1;
   int threads = 0;
   std::string init, out = "runs/train", model;
@@ -104,10 +105,36 @@ void run_train(const TrainArgs& a) {
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
   make_dir(a.out);
+  // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
+  // with the same values.
+  const std::string signature =
+      nlohmann::json{{"genotype", genotype.to_json()}, {"space", space.to_json()}, {"data", a.data.format},
+                     {"data_path", a.data.path}, {"limit", a.data.limit}, {"batch", a.batch}, {"epochs", a.epochs},
+                     {"steps", per_epoch}, {"lr", a.lr}, {"weight_decay", a.weight_decay},
+                     {"grad_clip", a.grad_clip}, {"crop_padding", a.crop_padding}, {"flip", a.flip},
+                     {"seed", a.seed}, {"init", a.init}}
+          .dump();
+  const std::string ckpt = a.out + "/checkpoint.safetensors";
+  constexpr ParamKindSet kCheckpointKinds{ParamKind::weight, ParamKind::buffer, ParamKind::state};
   auto start = std::chrono::steady_clock::now();
   int64_t t = 0;
+  int first_epoch = 0;
   std::string log;
-  for (int e = 0; e < a.epochs; ++e) {
+  if (a.resume) {
+    LoadParamsOptions lo;
+    lo.kinds = kCheckpointKinds;
+    LoadParamsReport rep = load_params(ckpt, params, lo);
+    if (rep.metadata["run"] != signature)
+      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt,
+           rep.metadata["run"], signature);
+    first_epoch = std::stoi(rep.metadata.at("epoch"));
+    log = rep.metadata["log"];
+    // Replay the batches already trained on: the sampler's draws (order, crops,
+    // flips) continue exactly where the interrupted run stopped.
+    for (; t < int64_t(first_epoch) * per_epoch; ++t) train.next(x, y);
+    std::fprintf(stderr, "resuming from %s after epoch %d\n", ckpt.c_str(), first_epoch);
+  }
+  for (int e = first_epoch; e < a.epochs; ++e) {
     Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
     double loss_sum = 0, acc_sum = 0;
     for (int64_t s = 0; s < per_epoch; ++s, ++t) {
@@ -133,6 +160,8 @@ void run_train(const TrainArgs& a) {
     save_params(a.out + "/model.safetensors", params, kModelKinds,
                 {{"onnas", "discrete network"}, {"search_space", space.describe()},
                  {"genotype", genotype.to_json().dump()}, {"epoch", std::to_string(e + 1)}});
+    save_params(ckpt, params, kCheckpointKinds,
+                {{"onnas", "training checkpoint"}, {"run", signature}, {"epoch", std::to_string(e + 1)}, {"log", log}});
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double test_acc = evaluate(space, genotype, d.test, 100, params);
@@ -180,6 +209,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   cmd->add_option("--init", args->init, "Initialize from a safetensors file (e.g. searched weights)");
+  cmd->add_flag("--resume", args->resume,
+                "Continue from OUT/checkpoint.safetensors (written after every epoch; same settings and seed)");
   cmd->add_option("-o,--out", args->out, "Output folder");
   cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
   add_check_numerics_flag(*cmd);
