@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
@@ -96,9 +95,14 @@ Genotype Genotype::load(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) fail("cannot read genotype file '{}': it is a directory", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open genotype file '{}'", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
+  // Read at most one byte past the limit, so /dev/zero or a huge file cannot exhaust memory.
+  constexpr size_t kMaxGenotypeBytes = 16u << 20;  // real ones are under a kilobyte
+  std::string text(kMaxGenotypeBytes + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(size_t(in.gcount()));
+  if (text.size() > kMaxGenotypeBytes)
+    fail("genotype file '{}' is larger than {} bytes; not a genotype?", path, kMaxGenotypeBytes);
+  return parse(text, path);
 }
 
 void Genotype::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }

@@ -2,8 +2,8 @@
 // anything; dumps the plan as JSON, a self-contained HTML timeline, or Graphviz.
 // `--buffers FILE.json` plans an arbitrary buffer list instead.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "apps/onnas/common.h"
 #include "graph/autodiff.h"
@@ -33,12 +33,21 @@ struct PlanArgs {
   std::string json, html, dot, buffers;
 };
 
+// A buffer list's text; at most kMaxListBytes (/dev/zero or a huge file must not
+// exhaust memory; 100,000 buffers take about 10 MB).
 std::string read_text(const std::string& path) {
+  constexpr size_t kMaxListBytes = size_t(1) << 30;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail("cannot read '{}': it is a directory", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open '{}'", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > kMaxListBytes) fail("'{}' is larger than {} bytes; not a buffer list?", path, kMaxListBytes);
+  }
+  return text;
 }
 
 void write_dumps(const PlanArgs& a, const std::vector<planner::BufferRequest>& buffers, const planner::Plan& plan,
