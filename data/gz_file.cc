@@ -21,6 +21,9 @@ GzFile::GzFile(std::string path, std::string kind) : path_(std::move(path)), kin
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) fail("cannot open {} file '{}': {}", kind_, path_, std::strerror(errno));
   if (S_ISDIR(st.st_mode)) fail("cannot open {} file '{}': it is a directory", kind_, path_);
+  // The size of a device or pipe says nothing about its content (/dev/zero is "0 bytes"
+  // and endless), and the size checks below rely on it.
+  if (!S_ISREG(st.st_mode)) fail("cannot open {} file '{}': not a regular file", kind_, path_);
   size_ = uint64_t(st.st_size);
   gzFile f = gzopen(path_.c_str(), "rb");
   if (!f) fail("cannot open {} file '{}': {}", kind_, path_, errno ? std::strerror(errno) : "out of memory");
