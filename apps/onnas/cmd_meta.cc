@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "apps/onnas/common.h"
@@ -28,6 +29,7 @@
 #include "nas/meta_train.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
+#include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
 
 namespace onnas::app {
@@ -69,6 +71,7 @@ struct FewShotData {
   std::shared_ptr<data::ImageFolderIndex> trees[3];          // folder: train, val, test
   std::vector<int32_t> classes[3];
   data::ImageLoadOptions load;
+  data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
 
@@ -95,24 +98,33 @@ struct FewShotData {
   static const char* split_name(Split s) { return s == meta_train ? "meta-train" : s == meta_val ? "meta-val" : "meta-test"; }
 };
 
-FewShotData load_fewshot(const FewShotDataOptions& o) {
+// Meta-training reads both files and normalizes with the statistics of the
+// meta-train images; it records them in the meta cell ("normalization"). Adaptation
+// draws meta-test tasks only: given those statistics (from the meta cell) it reads
+// the test file alone, as a device would hold only its own data.
+FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* given = nullptr) {
   FewShotData d;
   if (o.format == "fashion-mnist") {
     const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
-    d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
     d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
     data::ClassSplit cs = data::fashion_mnist_class_split();
-    std::vector<int64_t> meta_train_images;
-    for (int64_t i = 0; i < d.train->N; ++i)
-      if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->labels[size_t(i)]) != cs.meta_train.end())
-        meta_train_images.push_back(i);
-    data::ChannelStats stats = data::channel_stats(*d.train, meta_train_images);
-    data::normalize(*d.train, stats);
-    data::normalize(*d.test, stats);
+    if (given) {
+      d.stats = *given;
+      d.train = d.test;  // meta-train tasks are never drawn
+    } else {
+      d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
+      std::vector<int64_t> meta_train_images;
+      for (int64_t i = 0; i < d.train->N; ++i)
+        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->labels[size_t(i)]) != cs.meta_train.end())
+          meta_train_images.push_back(i);
+      d.stats = data::channel_stats(*d.train, meta_train_images);
+      data::normalize(*d.train, d.stats);
+    }
+    data::normalize(*d.test, d.stats);
     d.classes[FewShotData::meta_train] = cs.meta_train;
     d.classes[FewShotData::meta_val] = cs.meta_train;
     d.classes[FewShotData::meta_test] = cs.meta_test;
-    d.C = d.train->C, d.H = d.train->H, d.W = d.train->W;
+    d.C = d.test->C, d.H = d.test->H, d.W = d.test->W;
     d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
                                 "(test file), meta-test classes {} (test file)",
                                 dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
@@ -131,6 +143,35 @@ FewShotData load_fewshot(const FewShotDataOptions& o) {
   d.description = fmt::format("class trees: meta-train {} ({} classes), meta-val {}, meta-test {} ({} classes)",
                               dirs[0], d.classes[0].size(), dirs[1], dirs[2], d.classes[2].size());
   return d;
+}
+
+// The normalization a meta cell was trained with (its "normalization" metadata), if
+// it records one.
+std::optional<data::ChannelStats> meta_cell_normalization(const std::string& path) {
+  SafetensorsFile f = read_safetensors(path);
+  auto it = f.metadata.find("normalization");
+  if (it == f.metadata.end()) return std::nullopt;
+  auto j = nlohmann::json::parse(it->second, nullptr, false);
+  if (j.is_discarded() || !j.contains("mean") || !j.contains("std") || !j["mean"].is_array() || !j["std"].is_array() ||
+      j["mean"].size() != j["std"].size())
+    fail("{}: the normalization metadata is not {{\"mean\": [...], \"std\": [...]}}", path);
+  data::ChannelStats s;
+  for (const auto& v : j["mean"]) {
+    if (!v.is_number()) fail("{}: a normalization mean is not a number", path);
+    s.mean.push_back(v.get<float>());
+  }
+  for (const auto& v : j["std"]) {
+    if (!v.is_number() || !(v.get<float>() > 0)) fail("{}: a normalization std is not a positive number", path);
+    s.std.push_back(v.get<float>());
+  }
+  return s;
+}
+
+// Adaptation's data: with a meta cell that records its normalization, the test file only.
+FewShotData load_adaptation_data(const FewShotDataOptions& o, const std::string& meta_cell) {
+  if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o);
+  std::optional<data::ChannelStats> stats = meta_cell_normalization(meta_cell);
+  return stats ? load_fewshot(o, &*stats) : load_fewshot(o);
 }
 
 struct EpisodeOptions {
@@ -262,6 +303,8 @@ void run_meta_train(const MetaTrainArgs& a) {
     return std::map<std::string, std::string>{{"run", signature},
                                               {"meta_epoch", std::to_string(epoch)},
                                               {"data", d.description},
+                                              {"normalization", nlohmann::json{{"mean", d.stats.mean},
+                                                                               {"std", d.stats.std}}.dump()},
                                               {"tasks", fmt::format("{}-way {}-shot", a.episode.way, a.episode.shot)}};
   };
   double last_val = -1;
@@ -392,7 +435,7 @@ struct TaskBuffers {
 
 void run_adapt(const AdaptArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  FewShotData d = load_fewshot(a.data);
+  FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
   ad.tasks(a.task, tb.task);
@@ -429,7 +472,7 @@ void run_adapt(const AdaptArgs& a) {
 void run_eval_fewshot(const AdaptArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   if (a.tasks < 1) fail("--tasks must be at least 1");
-  FewShotData d = load_fewshot(a.data);
+  FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
   std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; search %d "
