@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "apps/onnas/common.h"
+#include "nas/meta_cell.h"
 #include "runtime/serialize/safetensors.h"
 
 namespace onnas::app {
@@ -17,6 +18,17 @@ void add_inspect_command(CLI::App& app) {
     SafetensorsFile f = read_safetensors(*path);
     std::printf("%s\n", path->c_str());
     for (const auto& [k, v] : f.metadata) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+    // A meta cell: check it against its space (as onnas adapt would) and say what it saves.
+    auto format = f.metadata.find("format");
+    if (format != f.metadata.end() && format->second == nas::kMetaCellFormat) {
+      ParamStore unfolded;
+      nas::MetaCellFile mc = nas::load_meta_cell(*path, unfolded);
+      const size_t cells = nas::MetaCell::cells_bytes(mc.space, unfolded), meta = mc.cell.bytes();
+      std::printf("  meta cell of %s\n  %zu tensors in the meta cell, %s; unfolded into %d cells they are %s: the meta "
+                  "cell stores %.2fx less\n",
+                  mc.space.describe().c_str(), mc.cell.entries().size(), format_bytes(double(meta)).c_str(),
+                  mc.space.cells, format_bytes(double(cells)).c_str(), double(cells) / double(meta));
+    }
     size_t total = 0;
     for (const auto& t : f.tensors) total += t.data.bytes();
     std::printf("  %zu tensors, %s\n", f.tensors.size(), format_bytes(double(total)).c_str());
