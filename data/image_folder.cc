@@ -134,6 +134,26 @@ std::optional<std::string> pnm_problem(std::span<const uint8_t> b) {
   return std::nullopt;
 }
 
+// stb_image 2.27 grows its buffer to an IDAT chunk's declared length before checking
+// that the bytes are there: 78 bytes claiming a 1.2 GB chunk made it allocate 1.2 GB
+// (found by fuzz/fuzz_image.cc). Every chunk up to IEND must fit in the file.
+std::optional<std::string> png_problem(std::span<const uint8_t> b) {
+  auto be32 = [&](size_t i) { return uint32_t(b[i]) << 24 | uint32_t(b[i + 1]) << 16 | uint32_t(b[i + 2]) << 8 | b[i + 3]; };
+  for (size_t i = 8;;) {
+    if (b.size() - i < 8) return "truncated PNG: it ends inside a chunk header (no IEND chunk)";
+    const uint32_t length = be32(i);
+    std::string type(reinterpret_cast<const char*>(b.data() + i + 4), 4);
+    if (!std::all_of(type.begin(), type.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+      type = "?";
+    const size_t remain = b.size() - i - 8;  // after the length and the type
+    if (uint64_t(length) + 4 > remain)
+      return fmt::format("truncated PNG: chunk '{}' at byte {} claims {} bytes, {} remain", type, i, length,
+                         remain < 4 ? 0 : remain - 4);
+    if (type == "IEND") return std::nullopt;
+    i += 12 + size_t(length);
+  }
+}
+
 }  // namespace
 
 int64_t ImageFolderIndex::num_images() const {
@@ -182,8 +202,10 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
   const int len = int(bytes.size());
   const char* format = image_format(bytes);
   if (!format) fail("cannot decode image '{}': not a PNG, JPEG, BMP or PGM/PPM file", source);
-  if (std::string_view(format) == "PNM")
-    if (auto problem = pnm_problem(bytes)) fail("cannot decode image '{}': {}", source, *problem);
+  std::optional<std::string> problem;
+  if (std::string_view(format) == "PNM") problem = pnm_problem(bytes);
+  if (std::string_view(format) == "PNG") problem = png_problem(bytes);
+  if (problem) fail("cannot decode image '{}': {}", source, *problem);
   if (jpeg_has_oversized_huffman_table(bytes))
     fail("cannot decode image '{}': corrupt JPEG (a Huffman table declares more than 256 codes)", source);
   int w = 0, h = 0, in_file = 0;

@@ -394,8 +394,9 @@ TEST_CASE("broken image files are refused, naming the file and the problem") {
     // Cut at every byte: stb pads some truncated pixel data (a short JPEG or BMP
     // decodes with zeros), so such a cut may decode; it must never crash or throw
     // anything else. Cuts inside the magic and the header must be refused, and a PGM/PPM
-    // must be whole (stb would leave its missing pixels uninitialised).
-    const size_t header = format == "ppm" ? valid.size() : format == "bmp" ? 54 : format == "png" ? 33 : 20;
+    // or PNG must be whole (stb would leave a PNM's missing pixels uninitialised, and
+    // trusts a PNG chunk's length before reading it).
+    const size_t header = format == "ppm" || format == "png" ? valid.size() : format == "bmp" ? 54 : 20;
     for (size_t cut = 0; cut < valid.size(); ++cut) {
       spit(path, valid.substr(0, cut));
       if (cut < header) {
@@ -423,6 +424,8 @@ TEST_CASE("broken image files are refused, naming the file and the problem") {
       {"PNG header claiming 16000 x 16000", png.substr(0, 16) + be32(16000) + be32(16000) + png.substr(24), "more than"},
       {"PNG header claiming 60000 x 60000", png.substr(0, 16) + be32(60000) + be32(60000) + png.substr(24), "cannot decode image"},
       {"BMP header claiming 30000 x 30000", valid_images()["bmp"].substr(0, 18) + u32le(30000) + u32le(30000) + valid_images()["bmp"].substr(26), "more than"},
+      {"PNG whose IDAT claims 1.2 GB", png.substr(0, 33) + be32(0x4c9c1814) + "IDAT" + png.substr(41), "claims 1285298196 bytes"},
+      {"PNG without IEND", png.substr(0, png.size() - 12), "no IEND"},
       {"PNM with zero width", "P6\n0 5\n255\n" + Bytes(90, 'x'), "cannot decode image"},
       {"PNM with a 12-digit width", "P5\n123456789012 2\n255\n" + Bytes(30, 'x'), "9 digits"},
       {"PNM cut inside the pixels", "P5\n6 5\n255\n" + Bytes(29, 'x'), "truncated PNM"},
