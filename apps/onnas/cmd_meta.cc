@@ -10,8 +10,13 @@
 // images). Images are normalized with the statistics of the meta-train images only.
 // Class-per-folder trees (Omniglot, miniImageNet as kept on disk): --meta-train-dir,
 // --meta-test-dir and optionally --meta-val-dir, each a tree of class folders.
+//
+// Under `mpirun -n P` (the -DONNAS_MPI=ON build, distributed.h) meta-train and
+// eval-fewshot spread each batch of tasks over the ranks (slot b on rank b % P) and
+// combine the results; rank 0 alone prints and writes files. Without MPI, P = 1.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,8 +25,10 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "apps/onnas/common.h"
+#include "apps/onnas/distributed.h"
 #include "data/episode_sampler.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
@@ -244,8 +251,86 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
       .dump();
 }
 
-void run_meta_train(const MetaTrainArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// --threads, or by default all cores shared among this machine's ranks.
+void set_threads(int threads, const Distributed& dist) {
+  if (threads > 0)
+    set_num_threads(threads);
+  else if (dist.local_size() > 1)
+    set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / dist.local_size()));
+}
+
+// Where the time and bytes of the scale-out go (this rank's view).
+struct ScaleOutStats {
+  int64_t meta_steps = 0, tasks = 0;
+  double step_seconds = 0;      // whole meta steps
+  double task_seconds = 0;      // this rank's inner loops
+  double wait_seconds = 0;      // waiting for the slowest rank before the exchange
+  double exchange_seconds = 0;  // the task fold's allreduce and the results' gather
+  double update_seconds = 0;    // the meta update and the cell fold (every rank, the same)
+  size_t exchange_bytes = 0;    // this rank's payload over all meta steps
+};
+
+// One meta step, its tasks spread over the ranks: MetaLearner::step's arithmetic with
+// the task fold combined across ranks (the query figures are gathered per slot and
+// summed in slot order, as step() sums them).
+nas::MetaStepResult distributed_meta_step(nas::MetaLearner& ml, int64_t step, const nas::TaskSource& tasks,
+                                          Distributed& dist, ScaleOutStats& st) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool arch = !ml.in_warmup(step);
+  const int64_t batch = ml.options().meta_batch;
+  nas::FoldAverage fold(ml.fold_size(), ml.options().task_weighting);
+  std::vector<double> results(size_t(2 * batch), 0.0);  // per slot: query loss, query accuracy
+  for (int64_t b = 0; b < batch; ++b) {
+    if (!dist.owns(b)) continue;
+    const uint64_t index = uint64_t(step * batch + b);
+    dist.run_slot(fmt::format("meta-train task {} (meta step {}, slot {})", index, step, b), [&] {
+      nas::TaskResult r = ml.run_task(index, tasks, arch, fold);
+      results[size_t(2 * b)] = r.query_loss;
+      results[size_t(2 * b + 1)] = r.query_accuracy;
+    });
+    ++st.tasks;
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  dist.barrier();
+  const auto t2 = std::chrono::steady_clock::now();
+  st.exchange_bytes += dist.allreduce_fold(fold);
+  st.exchange_bytes += dist.gather_slots(results);
+  const auto t3 = std::chrono::steady_clock::now();
+  ml.apply_fold(fold, arch);
+  nas::MetaStepResult out;
+  for (int64_t b = 0; b < batch; ++b) {
+    out.query_loss += float(results[size_t(2 * b)]) / float(batch);
+    out.query_accuracy += float(results[size_t(2 * b + 1)]) / float(batch);
+  }
+  st.task_seconds += std::chrono::duration<double>(t1 - t0).count();
+  st.wait_seconds += std::chrono::duration<double>(t2 - t1).count();
+  st.exchange_seconds += std::chrono::duration<double>(t3 - t2).count();
+  st.update_seconds += seconds_since(t3);
+  st.step_seconds += seconds_since(t0);
+  ++st.meta_steps;
+  return out;
+}
+
+// Mean query accuracy after adaptation over meta-validation tasks 0 .. n-1, spread
+// over the ranks and summed in task order.
+double distributed_validation(nas::MetaLearner& ml, const nas::TaskSource& tasks, int n, Distributed& dist) {
+  std::vector<double> acc(size_t(n), 0.0);
+  for (int t = 0; t < n; ++t)
+    if (dist.owns(t))
+      dist.run_slot(fmt::format("meta-validation task {}", t),
+                    [&] { acc[size_t(t)] = ml.evaluate_task(uint64_t(t), tasks).query_accuracy; });
+  dist.gather_slots(acc);
+  double v = 0;
+  for (double x : acc) v += x;
+  return v / n;
+}
+
+void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
+  set_threads(a.threads, dist);
   FewShotData d = load_fewshot(a.data);
   nas::SearchSpace space = a.space.space(d.C, d.H, d.W, a.episode.way);
   nas::MetaOptions o;
@@ -265,7 +350,8 @@ void run_meta_train(const MetaTrainArgs& a) {
   nas::MetaLearner ml(space, o, a.seed);
   const std::string signature = run_signature(a, space, o);
   const std::string ckpt = a.out + "/checkpoint.safetensors", log_path = a.out + "/meta_log.jsonl";
-  make_dir(a.out);
+  const bool root = dist.is_root();  // prints and writes; every rank computes
+  if (root) make_dir(a.out);
   int first_epoch = 0;
   std::string log;
   if (a.resume) {
@@ -276,18 +362,18 @@ void run_meta_train(const MetaTrainArgs& a) {
            signature);
     first_epoch = std::stoi(md.at("meta_epoch"));
     // Keep the log up to the checkpoint.
-    std::ifstream in(log_path);
+    std::ifstream in(root ? log_path : std::string());
     std::string line;
     while (std::getline(in, line)) {
       auto j = nlohmann::json::parse(line, nullptr, false);
       if (!j.is_discarded() && j.contains("epoch") && j["epoch"].get<int>() <= first_epoch) log += line + "\n";
     }
-    std::fprintf(stderr, "resuming from %s at meta-epoch %d\n", ckpt.c_str(), first_epoch);
+    if (root) std::fprintf(stderr, "resuming from %s at meta-epoch %d\n", ckpt.c_str(), first_epoch);
   }
   const nas::TaskSource train_tasks = d.tasks(FewShotData::meta_train, o.episode, a.seed);
   const nas::TaskSource val_tasks = d.tasks(FewShotData::meta_val, o.episode, a.seed ^ 0x9e3779b97f4a7c15ull);
   const size_t meta_cell_bytes = ml.meta_cell().bytes(), cells_bytes = nas::MetaCell::cells_bytes(space, ml.params());
-  std::fprintf(stderr,
+  if (root) std::fprintf(stderr,
                "meta-train: %s\n  %s\n  %d-way %d-shot, %d queries; meta-batch %lld tasks x %d inner steps (%s); "
                "%d meta-epochs x %d meta-steps, warm-up %d epochs; task fold %s, cell fold %s\n"
                "  meta cell %s stands for %s of cell weights (%.2fx less); working supernet %s, arena %s; %d threads\n",
@@ -298,6 +384,9 @@ void run_meta_train(const MetaTrainArgs& a) {
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
                num_threads());
+  if (root && Distributed::built_with_mpi())
+    std::fprintf(stderr, "  scale-out: %d ranks (%d on this machine) x %d threads; slot b of a meta-batch on rank b %% %d\n",
+                 dist.size(), dist.local_size(), num_threads(), dist.size());
 
   auto metadata = [&](int epoch) {
     return std::map<std::string, std::string>{{"run", signature},
@@ -308,17 +397,20 @@ void run_meta_train(const MetaTrainArgs& a) {
                                               {"tasks", fmt::format("{}-way {}-shot", a.episode.way, a.episode.shot)}};
   };
   double last_val = -1;
+  ScaleOutStats stats;
   for (int e = first_epoch; e < a.meta_epochs; ++e) {
-    Progress bar(fmt::format("meta-epoch {}/{}", e + 1, a.meta_epochs), a.steps_per_epoch);
+    std::optional<Progress> bar;
+    if (root) bar.emplace(fmt::format("meta-epoch {}/{}", e + 1, a.meta_epochs), a.steps_per_epoch);
     double loss = 0, acc = 0;
     auto t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < a.steps_per_epoch; ++s) {
       const int64_t step = int64_t(e) * a.steps_per_epoch + s;
-      nas::MetaStepResult r = ml.step(step, train_tasks);
+      nas::MetaStepResult r = distributed_meta_step(ml, step, train_tasks, dist, stats);
       loss += r.query_loss;
       acc += r.query_accuracy;
-      bar.update(s + 1, fmt::format("query loss {:.3f} acc {:.3f}{}", loss / (s + 1), acc / (s + 1),
-                                    ml.in_warmup(step) ? " (warm-up)" : ""));
+      if (bar)
+        bar->update(s + 1, fmt::format("query loss {:.3f} acc {:.3f}{}", loss / (s + 1), acc / (s + 1),
+                                       ml.in_warmup(step) ? " (warm-up)" : ""));
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nlohmann::json entry{{"epoch", e + 1},
@@ -327,19 +419,19 @@ void run_meta_train(const MetaTrainArgs& a) {
                          {"seconds", secs}};
     std::string val;
     if (a.val_every > 0 && ((e + 1) % a.val_every == 0 || e + 1 == a.meta_epochs)) {
-      double v = 0;
-      for (int t = 0; t < a.val_tasks; ++t) v += ml.evaluate_task(uint64_t(t), val_tasks).query_accuracy;
-      last_val = v / a.val_tasks;
+      last_val = distributed_validation(ml, val_tasks, a.val_tasks, dist);
       entry["val_accuracy"] = last_val;
       val = fmt::format(" meta-val acc {:.3f}", last_val);
     }
-    bar.finish(fmt::format("query loss {:.3f} acc {:.3f}{}", loss / a.steps_per_epoch, acc / a.steps_per_epoch, val));
+    if (!root) continue;
+    bar->finish(fmt::format("query loss {:.3f} acc {:.3f}{}", loss / a.steps_per_epoch, acc / a.steps_per_epoch, val));
     log += entry.dump() + "\n";
     if (a.checkpoint_every > 0 && ((e + 1) % a.checkpoint_every == 0 || e + 1 == a.meta_epochs)) {
       ml.save(ckpt, metadata(e + 1));
       write_file_atomic(log_path, log);
     }
   }
+  if (!root) return;
   const std::string cell_path = a.out + "/meta_cell.safetensors";
   ml.save(cell_path, metadata(a.meta_epochs));
   write_file_atomic(log_path, log);
@@ -350,15 +442,41 @@ void run_meta_train(const MetaTrainArgs& a) {
                cell_path.c_str(), format_bytes(double(file_bytes)).c_str(), format_bytes(double(meta_cell_bytes)).c_str(),
                space.cells, format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                log_path.c_str());
-  if (a.json)
-    std::printf("%s\n", nlohmann::json{{"meta_cell", cell_path},
-                                       {"meta_cell_bytes", meta_cell_bytes},
-                                       {"cells_bytes", cells_bytes},
-                                       {"file_bytes", file_bytes},
-                                       {"val_accuracy", last_val},
-                                       {"peak_rss_bytes", peak_rss_bytes()}}
-                            .dump()
-                            .c_str());
+  nlohmann::json scale_out;
+  if (Distributed::built_with_mpi() && stats.meta_steps > 0) {
+    const double steps = double(stats.meta_steps);
+    const size_t supernet_bytes = ml.fold_size() * sizeof(float);
+    scale_out = {{"ranks", dist.size()},
+                 {"threads_per_rank", num_threads()},
+                 {"meta_steps", stats.meta_steps},
+                 {"meta_steps_per_minute", 60.0 * steps / stats.step_seconds},
+                 {"rank0_tasks", stats.tasks},
+                 {"rank0_seconds_per_task", stats.tasks ? stats.task_seconds / double(stats.tasks) : 0.0},
+                 {"wait_seconds_per_step", stats.wait_seconds / steps},
+                 {"exchange_seconds_per_step", stats.exchange_seconds / steps},
+                 {"update_seconds_per_step", stats.update_seconds / steps},
+                 {"exchange_bytes_per_step", double(stats.exchange_bytes) / steps},
+                 {"meta_supernet_bytes", supernet_bytes}};
+    std::fprintf(stderr,
+                 "scale-out: %d ranks x %d threads: %lld meta steps in %.1f s (%.2f meta steps per minute); rank 0: "
+                 "%.3f s per task; per meta step: %.3f s waiting for the slowest rank, %.2f ms exchanging %s "
+                 "(the meta supernet: %s), %.2f ms meta update\n",
+                 dist.size(), num_threads(), (long long)stats.meta_steps, stats.step_seconds,
+                 60.0 * steps / stats.step_seconds, stats.tasks ? stats.task_seconds / double(stats.tasks) : 0.0,
+                 stats.wait_seconds / steps, 1e3 * stats.exchange_seconds / steps,
+                 format_bytes(double(stats.exchange_bytes) / steps).c_str(), format_bytes(double(supernet_bytes)).c_str(),
+                 1e3 * stats.update_seconds / steps);
+  }
+  if (a.json) {
+    nlohmann::json summary{{"meta_cell", cell_path},
+                           {"meta_cell_bytes", meta_cell_bytes},
+                           {"cells_bytes", cells_bytes},
+                           {"file_bytes", file_bytes},
+                           {"val_accuracy", last_val},
+                           {"peak_rss_bytes", peak_rss_bytes()}};
+    if (!scale_out.is_null()) summary["scale_out"] = scale_out;
+    std::printf("%s\n", summary.dump().c_str());
+  }
 }
 
 // ---------------------------------------------------------------------------------
@@ -433,8 +551,10 @@ struct TaskBuffers {
   }
 };
 
-void run_adapt(const AdaptArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+// One task: rank 0 alone runs it.
+void run_adapt(const AdaptArgs& a, Distributed& dist) {
+  if (!dist.is_root()) return;
+  set_threads(a.threads, dist);
   FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
@@ -469,28 +589,47 @@ void run_adapt(const AdaptArgs& a) {
                             .c_str());
 }
 
-void run_eval_fewshot(const AdaptArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
+  set_threads(a.threads, dist);
   if (a.tasks < 1) fail("--tasks must be at least 1");
   FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
-  std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; search %d "
-                       "steps (%s), fine-tune %d steps\n",
-               ad.space.describe().c_str(), ad.start.c_str(), a.tasks, a.episode.way, a.episode.shot, a.episode.query,
-               a.search_steps, ad.adapter->searcher().options().step.describe().c_str(), a.finetune_steps);
-  std::vector<double> acc, sup;
-  Progress bar("tasks", a.tasks);
+  const bool root = dist.is_root();
+  if (root)
+    std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; search %d "
+                         "steps (%s), fine-tune %d steps\n",
+                 ad.space.describe().c_str(), ad.start.c_str(), a.tasks, a.episode.way, a.episode.shot, a.episode.query,
+                 a.search_steps, ad.adapter->searcher().options().step.describe().c_str(), a.finetune_steps);
+  // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
+  // rank t % P, gathered in task order (so the interval is one process's).
+  std::vector<double> results(size_t(2 * a.tasks), 0.0);
+  int64_t mine = 0;
+  for (int t = 0; t < a.tasks; ++t) mine += dist.owns(t);
+  std::optional<Progress> bar;
+  if (root) bar.emplace(dist.size() == 1 ? std::string("tasks") : fmt::format("rank 0's tasks of {}", a.tasks), mine);
+  std::vector<double> acc, sup;  // this rank's, for the bar
   for (int t = 0; t < a.tasks; ++t) {
-    ad.tasks(uint64_t(t), tb.task);
-    nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, uint64_t(t)));
-    acc.push_back(r.accuracy);
-    sup.push_back(r.supernet_accuracy);
+    if (!dist.owns(t)) continue;
+    dist.run_slot(fmt::format("meta-test task {}", t), [&] {
+      ad.tasks(uint64_t(t), tb.task);
+      nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, uint64_t(t)));
+      results[size_t(2 * t)] = r.accuracy;
+      results[size_t(2 * t + 1)] = r.supernet_accuracy;
+      acc.push_back(r.accuracy);
+    });
     Interval ci = confidence95(acc);
-    bar.update(t + 1, fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+    if (bar) bar->update(int64_t(acc.size()), fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+  }
+  dist.gather_slots(results);
+  acc.clear();
+  for (int t = 0; t < a.tasks; ++t) {
+    acc.push_back(results[size_t(2 * t)]);
+    sup.push_back(results[size_t(2 * t + 1)]);
   }
   Interval ci = confidence95(acc), si = confidence95(sup);
-  bar.finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+  if (!root) return;
+  bar->finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
   std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% interval); supernet after "
               "search %.2f%% +- %.2f%%\n",
               a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
@@ -555,20 +694,31 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("-o,--out", m->out, "Output folder (meta_cell.safetensors, checkpoint.safetensors, meta_log.jsonl)");
   cmd->add_flag("--json", m->json, "Print a JSON summary on stdout");
   add_check_numerics_flag(*cmd);
-  cmd->callback([m] { run_meta_train(*m); });
+  // Every command that may run under mpirun: on several ranks an error ends the job
+  // with one line naming the rank (distributed.h).
+  cmd->callback([m] {
+    Distributed& dist = Distributed::world();
+    dist.run_slot("meta-train", [&] { run_meta_train(*m, dist); });
+  });
 
   auto a = std::make_shared<AdaptArgs>();
   CLI::App* acmd = app.add_subcommand("adapt", "On-device search from a meta cell on one meta-test task");
   add_adapt_options(acmd, *a);
   acmd->add_option("--task", a->task, "Which meta-test task (an index; tasks are a function of --seed and it)");
   add_check_numerics_flag(*acmd);
-  acmd->callback([a] { run_adapt(*a); });
+  acmd->callback([a] {
+    Distributed& dist = Distributed::world();
+    dist.run_slot("adapt", [&] { run_adapt(*a, dist); });
+  });
 
   auto e = std::make_shared<AdaptArgs>();
   CLI::App* ecmd = app.add_subcommand("eval-fewshot", "Adapt to many meta-test tasks: mean accuracy and 95% interval");
   add_adapt_options(ecmd, *e);
   ecmd->add_option("--tasks", e->tasks, "Meta-test tasks")->check(CLI::Range(1, 1000000));
-  ecmd->callback([e] { run_eval_fewshot(*e); });
+  ecmd->callback([e] {
+    Distributed& dist = Distributed::world();
+    dist.run_slot("eval-fewshot", [&] { run_eval_fewshot(*e, dist); });
+  });
 }
 
 }  // namespace onnas::app
