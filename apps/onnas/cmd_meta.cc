@@ -16,6 +16,8 @@
 // combine the results; rank 0 alone prints and writes files. Without MPI, P = 1.
 #include <sys/resource.h>
 
+#include <ctime>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -263,6 +265,14 @@ void set_threads(int threads, const Distributed& dist) {
     set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / dist.local_size()));
 }
 
+// CPU seconds of this process (all its threads): what a piece of work costs whatever
+// share of the cores other processes leave it.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
 // Where the time and bytes of the scale-out go (this rank's view).
 struct ScaleOutStats {
   int64_t meta_steps = 0, tasks = 0;
@@ -271,6 +281,7 @@ struct ScaleOutStats {
   double wait_seconds = 0;      // waiting for the slowest rank before the exchange
   double exchange_seconds = 0;  // the task fold's allreduce and the results' gather
   double update_seconds = 0;    // the meta update and the cell fold (every rank, the same)
+  double task_cpu_seconds = 0, exchange_cpu_seconds = 0;  // CPU time of the same two phases
   size_t exchange_bytes = 0;    // this rank's payload over all meta steps
 };
 
@@ -280,6 +291,7 @@ struct ScaleOutStats {
 nas::MetaStepResult distributed_meta_step(nas::MetaLearner& ml, int64_t step, const nas::TaskSource& tasks,
                                           Distributed& dist, ScaleOutStats& st) {
   const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = cpu_seconds();
   const bool arch = !ml.in_warmup(step);
   const int64_t batch = ml.options().meta_batch;
   nas::FoldAverage fold(ml.fold_size(), ml.options().task_weighting);
@@ -295,11 +307,15 @@ nas::MetaStepResult distributed_meta_step(nas::MetaLearner& ml, int64_t step, co
     ++st.tasks;
   }
   const auto t1 = std::chrono::steady_clock::now();
+  const double c1 = cpu_seconds();
   dist.barrier();
   const auto t2 = std::chrono::steady_clock::now();
+  const double c2 = cpu_seconds();
   st.exchange_bytes += dist.allreduce_fold(fold);
   st.exchange_bytes += dist.gather_slots(results);
   const auto t3 = std::chrono::steady_clock::now();
+  st.task_cpu_seconds += c1 - c0;
+  st.exchange_cpu_seconds += cpu_seconds() - c2;
   ml.apply_fold(fold, arch);
   nas::MetaStepResult out;
   for (int64_t b = 0; b < batch; ++b) {
@@ -452,6 +468,8 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
                  {"meta_steps_per_minute", 60.0 * steps / stats.step_seconds},
                  {"rank0_tasks", stats.tasks},
                  {"rank0_seconds_per_task", stats.tasks ? stats.task_seconds / double(stats.tasks) : 0.0},
+                 {"rank0_cpu_seconds_per_task", stats.tasks ? stats.task_cpu_seconds / double(stats.tasks) : 0.0},
+                 {"exchange_cpu_seconds_per_step", stats.exchange_cpu_seconds / steps},
                  {"wait_seconds_per_step", stats.wait_seconds / steps},
                  {"exchange_seconds_per_step", stats.exchange_seconds / steps},
                  {"update_seconds_per_step", stats.update_seconds / steps},
@@ -459,11 +477,12 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
                  {"meta_supernet_bytes", supernet_bytes}};
     std::fprintf(stderr,
                  "scale-out: %d ranks x %d threads: %lld meta steps in %.1f s (%.2f meta steps per minute); rank 0: "
-                 "%.3f s per task; per meta step: %.3f s waiting for the slowest rank, %.2f ms exchanging %s "
-                 "(the meta supernet: %s), %.2f ms meta update\n",
+                 "%.3f s per task (%.3f s of CPU); per meta step: %.3f s waiting for the slowest rank, %.2f ms "
+                 "(%.2f ms of CPU) exchanging %s (the meta supernet: %s), %.2f ms meta update\n",
                  dist.size(), num_threads(), (long long)stats.meta_steps, stats.step_seconds,
                  60.0 * steps / stats.step_seconds, stats.tasks ? stats.task_seconds / double(stats.tasks) : 0.0,
-                 stats.wait_seconds / steps, 1e3 * stats.exchange_seconds / steps,
+                 stats.tasks ? stats.task_cpu_seconds / double(stats.tasks) : 0.0, stats.wait_seconds / steps,
+                 1e3 * stats.exchange_seconds / steps, 1e3 * stats.exchange_cpu_seconds / steps,
                  format_bytes(double(stats.exchange_bytes) / steps).c_str(), format_bytes(double(supernet_bytes)).c_str(),
                  1e3 * stats.update_seconds / steps);
   }
