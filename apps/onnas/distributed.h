@@ -1,6 +1,6 @@
 // Scale-out of the few-shot commands (meta-train, eval-fewshot) over the ranks of an
 // MPI job (Open MPI; build with -DONNAS_MPI=ON, run under `mpirun -n P onnas ...`).
-// Without MPI the same interface is a job of one rank and every call is a no-op, so
+// Without MPI the same interface is a job of one rank whose exchanges are no-ops, so
 // the commands read the same either way.
 //
 // Work is split by slot: slot b of a batch (a task of a meta-batch, a meta-validation
@@ -12,7 +12,7 @@
 //   Distributed& dist = Distributed::world();
 //   nas::FoldAverage fold(ml.fold_size(), weighting);
 //   for (int64_t b = 0; b < meta_batch; ++b)
-//     if (dist.owns(b)) dist.run_slot("meta-train task", index(b), [&] { ml.run_task(index(b), tasks, arch, fold); });
+//     if (dist.owns(b)) dist.run_slot(fmt::format("meta-train task {}", i(b)), [&] { ml.run_task(i(b), tasks, arch, fold); });
 //   dist.allreduce_fold(fold);        // every rank now holds the fold of all tasks
 //   ml.apply_fold(fold, arch);        // the same update on every rank
 //   if (dist.is_root()) save(...);    // rank 0 alone writes files and prints
