@@ -71,16 +71,16 @@ Bytes le64(uint64_t v) {
   return s;
 }
 
-// Broken files checked per format, printed at the end (for the README and reports).
-std::map<std::string, int>& counts() {
-  static std::map<std::string, int> c;
-  return c;
-}
-struct PrintCounts {
-  ~PrintCounts() {
-    for (const auto& [format, n] : counts()) std::printf("broken files refused: %-12s %d\n", format.c_str(), n);
+// Broken files checked per format, printed at exit (for the README and reports). One
+// object owns the counts and prints them, so nothing is used after its destruction.
+struct Counts {
+  std::map<std::string, int> by_format;
+  ~Counts() {
+    for (const auto& [format, n] : by_format) std::printf("broken files refused: %-12s %d\n", format.c_str(), n);
   }
-} print_counts;
+};
+Counts broken_file_counts;
+std::map<std::string, int>& counts() { return broken_file_counts.by_format; }
 
 // Runs `load`, which must throw E (and nothing else) whose message contains every
 // one of `needles` (the file's name first, then words of the problem).
