@@ -105,12 +105,7 @@ AdaptResult FewShotAdapter::adapt(const Task& task, uint64_t seed) {
     std::memcpy(work_.get(name).data(), src.data(), src.bytes());
   }
   searcher_->reset(seed);
-  for (int s = 0; s < options_.search_steps; ++s) {
-    searcher_->set_progress(s, options_.search_steps);
-    StepResult r = searcher_->step(task.support_x, task.support_y, task.support_x, task.support_y);
-    if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
-      fail("adaptation: search step {} produced a non-finite loss (weight {}, arch {})", s, r.weight_loss, r.arch_loss);
-  }
+  search_on_support(*searcher_, task, options_.search_steps, "adaptation: search");
   AdaptResult r;
   r.genotype = derive_genotype(space_, work_);
   r.supernet_accuracy = evaluate_supernet(task);

@@ -11,6 +11,15 @@ namespace onnas::nas {
 
 uint64_t task_seed(uint64_t seed, uint64_t index) { return Rng(seed).fork(index + 1).next_u64(); }
 
+void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what) {
+  for (int s = 0; s < steps; ++s) {
+    searcher.set_progress(s, steps);
+    StepResult r = searcher.step(task.support_x, task.support_y, task.support_x, task.support_y);
+    if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
+      fail("{} step {} produced a non-finite loss (weight {}, arch {})", what, s, r.weight_loss, r.arch_loss);
+  }
+}
+
 SearchOptions MetaOptions::default_inner() {
   SearchOptions o;
   o.w_lr_min = o.w_lr;  // a handful of steps per task: no schedule
@@ -67,13 +76,7 @@ TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adap
   }
   searcher_->reset(task_seed(seed_, index));
   searcher_->set_arch_frozen(!adapt_arch);
-  for (int s = 0; s < options_.inner_steps; ++s) {
-    searcher_->set_progress(s, options_.inner_steps);
-    StepResult r = searcher_->step(task_.support_x, task_.support_y, task_.support_x, task_.support_y);
-    if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
-      fail("meta-learning: task {} inner step {} produced a non-finite loss (weight {}, arch {})", index, s,
-           r.weight_loss, r.arch_loss);
-  }
+  search_on_support(*searcher_, task_, options_.inner_steps, fmt::format("meta-learning: task {} inner", index));
   query_.run(query_arena_, work_, {{query_net_.x, task_.query_x}, {query_net_.labels, task_.query_y}});
   TaskResult r;
   r.query_loss = query_.output(query_arena_, query_net_.loss).f32()[0];

@@ -129,6 +129,11 @@ class MetaLearner {
   Arena query_arena_;
 };
 
+// `steps` first-order DARTS steps on the task's support set (both the weight and the
+// architecture step use it: a few-shot task has no other labelled data), the learning
+// rate schedule over `steps`; a non-finite loss throws, naming `what` and the step.
+void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
+
 // The seed of everything random about task number `index` of a run seeded `seed`
 // (its episode draw, its inner search's sampler): a function of the two alone.
 uint64_t task_seed(uint64_t seed, uint64_t index);
