@@ -104,6 +104,7 @@ AdaptResult FewShotAdapter::adapt(const Task& task, uint64_t seed) {
     Tensor src = start_.get(name);
     std::memcpy(work_.get(name).data(), src.data(), src.bytes());
   }
+  if (options_.zero_head) zero_head(work_);
   searcher_->reset(seed);
   search_on_support(*searcher_, task, options_.search_steps, "adaptation: search");
   AdaptResult r;

@@ -30,6 +30,7 @@ struct AdaptOptions {
   int finetune_steps = 40;  // 0: report the supernet's query accuracy only
   float finetune_lr = 0.02f;  // SGD, momentum 0.9, cosine to 0
   float finetune_weight_decay = 3e-4f;
+  bool zero_head = false;  // every task starts with a zero classifier
 };
 
 struct AdaptResult {

@@ -224,6 +224,7 @@ struct MetaTrainArgs {
   std::string inner_optimizer = "adam";
   std::string task_weighting = "softmax";
   bool cell_fold = true;
+  std::string head = "zero";
   int val_every = 5, val_tasks = 20, checkpoint_every = 1;
   bool resume = false;
   uint64_t seed = 1;
@@ -247,6 +248,7 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"lr_arch", o.lr_arch},
                         {"task_weighting", nas::fold_weighting_name(o.task_weighting)},
                         {"cell_fold", o.cell_fold},
+                        {"zero_head", o.zero_head},
                         {"warmup_steps", o.warmup_steps},
                         {"steps_per_epoch", a.steps_per_epoch},
                         {"seed", a.seed}}
@@ -361,6 +363,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   o.lr_arch = a.lr_arch;
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
   o.cell_fold = a.cell_fold;
+  o.zero_head = a.head == "zero";
   o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
 
   nas::MetaLearner ml(space, o, a.seed);
@@ -508,8 +511,10 @@ struct AdaptArgs {
   StepOptions step;
   std::string meta_cell;
   bool random_init = false;
+  bool zero_head = false;
   int search_steps = 10, finetune_steps = 40;
   float search_lr = 3e-3f, finetune_lr = 0.02f;
+  std::string search_optimizer = "adam";
   uint64_t task = 0;
   int tasks = 100;
   uint64_t seed = 1;
@@ -522,6 +527,7 @@ struct Adaptation {
   std::unique_ptr<nas::FewShotAdapter> adapter;
   nas::TaskSource tasks;
   std::string start;  // what the supernet starts from
+  std::string procedure;  // the search and fine-tuning every task gets
 };
 
 Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
@@ -550,10 +556,15 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   o.search_steps = a.search_steps;
   o.finetune_steps = a.finetune_steps;
   o.finetune_lr = a.finetune_lr;
+  o.zero_head = a.zero_head;
   o.search.w_lr = o.search.w_lr_min = a.search_lr;
+  o.search.w_optimizer = a.search_optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
   a.step.apply(r.space, o.search, a.seed);
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
+  r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
+                            o.search.step.describe(), a.search_optimizer, a.search_lr,
+                            a.zero_head ? "; zero classifier" : "", a.finetune_steps);
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
 }
@@ -581,12 +592,10 @@ void run_adapt(const AdaptArgs& a, Distributed& dist) {
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
   std::fprintf(stderr,
-               "adapt: %s\n  from %s\n  meta-test task %llu, %d-way %d-shot, %d queries; search %d steps (%s), "
-               "fine-tune %d steps\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
+               "adapt: %s\n  from %s\n  meta-test task %llu, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
                "discrete arena %s; peak RSS %s\n",
                ad.space.describe().c_str(), ad.start.c_str(), (unsigned long long)a.task, a.episode.way, a.episode.shot,
-               a.episode.query, a.search_steps, ad.adapter->searcher().options().step.describe().c_str(),
-               a.finetune_steps, format_bytes(double(ada.search_arena_bytes())).c_str(),
+               a.episode.query, ad.procedure.c_str(), format_bytes(double(ada.search_arena_bytes())).c_str(),
                format_bytes(double(ada.search_side_bytes())).c_str(),
                format_bytes(double(ada.search_persistent_bytes())).c_str(),
                format_bytes(double(ada.search_arena_bytes() + ada.search_side_bytes() + ada.search_persistent_bytes()))
@@ -616,10 +625,9 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   TaskBuffers tb(ad.space, a.episode.shape());
   const bool root = dist.is_root();
   if (root)
-    std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; search %d "
-                         "steps (%s), fine-tune %d steps\n",
+    std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; %s\n",
                  ad.space.describe().c_str(), ad.start.c_str(), a.tasks, a.episode.way, a.episode.shot, a.episode.query,
-                 a.search_steps, ad.adapter->searcher().options().step.describe().c_str(), a.finetune_steps);
+                 ad.procedure.c_str());
   // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
   // rank t % P, gathered in task order (so the interval is one process's).
   std::vector<double> results(size_t(2 * a.tasks), 0.0);
@@ -659,6 +667,7 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
                                        {"supernet_interval95", si.half},
                                        {"tasks", a.tasks},
                                        {"start", ad.start},
+                                       {"procedure", ad.procedure},
                                        {"peak_rss_bytes", peak_rss_bytes()}}
                             .dump()
                             .c_str());
@@ -671,8 +680,14 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   a.step.add(*cmd);
   cmd->add_option("--meta-cell", a.meta_cell, "Meta cell file (from onnas meta-train)");
   cmd->add_flag("--random-init", a.random_init, "Start from a random supernet instead (the baseline; space options apply)");
+  cmd->add_flag("--zero-head", a.zero_head,
+                "Start every task with a zero classifier (a meta cell from meta-train --head zero has one already)");
   cmd->add_option("--search-steps", a.search_steps, "On-device search steps on the support set")->check(CLI::Range(0, 100000));
-  cmd->add_option("--search-lr", a.search_lr, "Weight learning rate of the search (Adam, betas 0, 0.999)");
+  cmd->add_option("--search-lr", a.search_lr, "Weight learning rate of the search");
+  cmd->add_option("--search-optimizer", a.search_optimizer,
+                  "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9); use the meta cell's "
+                  "inner optimizer")
+      ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
       ->check(CLI::Range(0, 100000));
   cmd->add_option("--finetune-lr", a.finetune_lr, "Fine-tuning SGD learning rate (Nesterov 0.9, cosine)");
@@ -702,6 +717,9 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("--lr-arch", m->lr_arch, "Meta learning rate of alpha/beta (SGD)");
   cmd->add_option("--task-weighting", m->task_weighting, "Task fold: softmax (exponential coefficients) or mean")
       ->check(CLI::IsMember({"softmax", "mean"}));
+  cmd->add_option("--head", m->head,
+                  "Classifier at each task's start: zero (the meta classifier stays zero) or meta (Reptile learns it too)")
+      ->check(CLI::IsMember({"zero", "meta"}));
   cmd->add_option("--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step (true/false)");
   cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--val-tasks", m->val_tasks, "Tasks per meta-validation")->check(CLI::Range(1, 100000));

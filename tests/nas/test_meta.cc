@@ -60,6 +60,7 @@ MetaOptions tiny_options() {
 }
 
 std::vector<float> values(const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); }
+bool all_zero(const Tensor& t) { return values(t) == std::vector<float>(size_t(t.numel()), 0.0f); }
 
 }  // namespace
 
@@ -187,8 +188,12 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   o.lr_arch = 0.25f;
   const bool softmax = GENERATE(false, true);
   o.task_weighting = softmax ? FoldWeighting::softmax : FoldWeighting::mean;
+  // Zero head: every task starts from a zero classifier (the hand-made searchers below
+  // copy it from the meta parameters) and the meta classifier stays zero.
+  o.zero_head = GENERATE(false, true);
   TaskSource tasks = synthetic_tasks(11);
   MetaLearner ml(s, o, 5);
+  CHECK(all_zero(ml.params().get("classifier.weight")) == o.zero_head);
 
   // The same adaptation by hand: a fresh searcher per task from the meta parameters.
   std::vector<ParamStore> adapted(2);
@@ -218,6 +223,13 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   int checked = 0;
   for (const auto& e : ml.params().entries()) {
     if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    if (o.zero_head && is_head_param(e->name)) {
+      INFO(e->name);
+      CHECK(all_zero(e->tensor));
+      // The tasks did learn a classifier; the meta step dropped it.
+      CHECK(values(adapted[0].get(e->name)) != values(e->tensor));
+      continue;
+    }
     const float lr = e->kind == ParamKind::arch ? 0.25f : 0.5f;
     const std::vector<float>& m = before[e->name];
     const float* a = adapted[0].get(e->name).f32();
