@@ -39,11 +39,15 @@ FewShotAdapter::FewShotAdapter(SearchSpace space, AdaptOptions options, const Pa
   query_ = graph::compile(g, {.outputs = {query_net_.logits}});
 }
 
-float FewShotAdapter::evaluate_supernet(const Task& task) {
-  if (arena_.bytes() < query_.arena_bytes()) {
+void FewShotAdapter::ensure_arena(size_t bytes) {
+  if (arena_.bytes() < bytes) {
     arena_ = Arena();
-    arena_ = Arena(query_.arena_bytes());
+    arena_ = Arena(bytes);
   }
+}
+
+float FewShotAdapter::evaluate_supernet(const Task& task) {
+  ensure_arena(query_.arena_bytes());
   query_.run(arena_, work_, {{query_net_.x, task.query_x}});
   return accuracy(query_.output(arena_, query_net_.logits), task.query_y);
 }
@@ -64,6 +68,7 @@ float FewShotAdapter::finetune_discrete(const Genotype& genotype, const Task& ta
   }
   Rng rng(seed);
   init_params(params, g, rng);
+  if (options_.head == HeadInit::zero) zero_head(params);
   const std::vector<graph::ValueId> weights = params_of_kind(g, params, ParamKind::weight);
   std::vector<std::string> weight_names;
   for (graph::ValueId w : weights) weight_names.push_back(g.name(w));
@@ -78,10 +83,7 @@ float FewShotAdapter::finetune_discrete(const Genotype& genotype, const Task& ta
 
   const size_t need = std::max(train.arena_bytes(), eval.arena_bytes());
   discrete_arena_bytes_ = std::max(discrete_arena_bytes_, need);
-  if (arena_.bytes() < need) {
-    arena_ = Arena();
-    arena_ = Arena(need);
-  }
+  ensure_arena(need);
   graph::Sgd sgd({.lr = options_.finetune_lr, .momentum = 0.9f, .weight_decay = options_.finetune_weight_decay,
                   .nesterov = true, .name = "finetune_sgd"});
   for (const auto& n : weight_names) sgd.add_param(params, n);
@@ -104,7 +106,7 @@ AdaptResult FewShotAdapter::adapt(const Task& task, uint64_t seed) {
     Tensor src = start_.get(name);
     std::memcpy(work_.get(name).data(), src.data(), src.bytes());
   }
-  if (options_.zero_head) zero_head(work_);
+  if (options_.head == HeadInit::zero) zero_head(work_);
   searcher_->reset(seed);
   search_on_support(*searcher_, task, options_.search_steps, "adaptation: search");
   AdaptResult r;

@@ -18,6 +18,7 @@
 
 #include "graph/compile.h"
 #include "nas/genotype.h"
+#include "nas/head.h"
 #include "nas/meta_train.h"
 #include "nas/search.h"
 
@@ -30,7 +31,8 @@ struct AdaptOptions {
   int finetune_steps = 40;  // 0: report the supernet's query accuracy only
   float finetune_lr = 0.02f;  // SGD, momentum 0.9, cosine to 0
   float finetune_weight_decay = 3e-4f;
-  bool zero_head = false;  // every task starts with a zero classifier
+  HeadInit head = HeadInit::meta;  // the classifier at the task's start (head.h); the
+                                   // discrete network's restarts the same way
 };
 
 struct AdaptResult {
@@ -55,9 +57,12 @@ class FewShotAdapter {
   // The largest arena of a discrete network's fine-tuning or query evaluation so far.
   size_t discrete_arena_bytes() const { return discrete_arena_bytes_; }
   Searcher& searcher() { return *searcher_; }
+  // The supernet as the last adapt() left it (after its search).
+  const ParamStore& params() const { return work_; }
 
  private:
   float evaluate_supernet(const Task& task);
+  void ensure_arena(size_t bytes);
   float finetune_discrete(const Genotype& genotype, const Task& task, uint64_t seed);
 
   SearchSpace space_;

@@ -20,13 +20,6 @@ void search_on_support(Searcher& searcher, const Task& task, int steps, const st
   }
 }
 
-bool is_head_param(const std::string& name) { return name.starts_with("classifier."); }
-
-void zero_head(ParamStore& params) {
-  for (const auto& en : params.entries())
-    if (en->kind == ParamKind::weight && is_head_param(en->name)) std::memset(en->tensor.data(), 0, en->tensor.bytes());
-}
-
 SearchOptions MetaOptions::default_inner() {
   SearchOptions o;
   o.w_lr_min = o.w_lr;  // a handful of steps per task: no schedule
@@ -47,7 +40,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   init_search_params(meta_, space_, Rng(seed).fork(0).next_u64());
   cell_ = MetaCell::from_cells(space_, meta_);
   cell_.unfold(meta_);
-  if (options_.zero_head) zero_head(meta_);
+  if (options_.head != HeadInit::meta) zero_head(meta_);
   for (const auto& en : meta_.entries()) {
     if (en->kind != ParamKind::weight && en->kind != ParamKind::arch) continue;
     names_.push_back(en->name);
@@ -112,7 +105,7 @@ void MetaLearner::apply_fold(const FoldAverage& fold, bool update_arch) {
   for (size_t k = 0; k < names_.size(); ++k) {
     const ParamStore::Entry& e = meta_.entry(names_[k]);
     if (e.kind == ParamKind::arch && !update_arch) continue;
-    if (options_.zero_head && is_head_param(names_[k])) continue;
+    if (options_.head != HeadInit::meta && is_head_param(names_[k])) continue;
     const float lr = (e.kind == ParamKind::arch ? options_.lr_arch : options_.lr_weights) * options_.task_multiplier;
     float* p = e.tensor.f32();
     const int64_t n = e.tensor.numel();

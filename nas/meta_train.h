@@ -31,6 +31,7 @@
 #include "data/episode_sampler.h"
 #include "graph/compile.h"
 #include "nas/fold.h"
+#include "nas/head.h"
 #include "nas/meta_cell.h"
 #include "nas/search.h"
 #include "runtime/param_store.h"
@@ -56,12 +57,9 @@ struct MetaOptions {
   bool cell_fold = true;             // off: each cell keeps its own weights (plain Reptile)
   CellFoldOptions cell;
   int64_t warmup_steps = 0;          // meta steps that adapt and update weights only
-  // Every task starts with a zero classifier, and the meta classifier stays zero. A
-  // task's labels are a random order of its classes, so a meta-learned classifier
-  // learns only the average of random orders, and its rows disturb the features'
-  // first steps; from zero, the first inner step sets each class's row from its own
-  // support images and the features learn what separates classes, whatever their order.
-  bool zero_head = true;
+  // The classifier at each task's start (head.h); with zero the meta classifier stays
+  // zero.
+  HeadInit head = HeadInit::zero;
 
   // The inner loop's defaults: the search step's Adam, at a constant learning rate.
   static SearchOptions default_inner();
@@ -143,10 +141,5 @@ void search_on_support(Searcher& searcher, const Task& task, int steps, const st
 // The seed of everything random about task number `index` of a run seeded `seed`
 // (its episode draw, its inner search's sampler): a function of the two alone.
 uint64_t task_seed(uint64_t seed, uint64_t index);
-
-// Whether a parameter is the classifier's (the head that zero_head zeroes).
-bool is_head_param(const std::string& name);
-// Sets the classifier's weights and bias to zero.
-void zero_head(ParamStore& params);
 
 }  // namespace onnas::nas

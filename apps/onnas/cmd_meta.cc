@@ -248,7 +248,7 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"lr_arch", o.lr_arch},
                         {"task_weighting", nas::fold_weighting_name(o.task_weighting)},
                         {"cell_fold", o.cell_fold},
-                        {"zero_head", o.zero_head},
+                        {"head", nas::head_init_name(o.head)},
                         {"warmup_steps", o.warmup_steps},
                         {"steps_per_epoch", a.steps_per_epoch},
                         {"seed", a.seed}}
@@ -363,7 +363,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   o.lr_arch = a.lr_arch;
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
   o.cell_fold = a.cell_fold;
-  o.zero_head = a.head == "zero";
+  o.head = nas::parse_head_init(a.head);
   o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
 
   nas::MetaLearner ml(space, o, a.seed);
@@ -511,7 +511,7 @@ struct AdaptArgs {
   StepOptions step;
   std::string meta_cell;
   bool random_init = false;
-  bool zero_head = false;
+  std::string head = "meta";
   int search_steps = 10, finetune_steps = 40;
   float search_lr = 3e-3f, finetune_lr = 0.02f;
   std::string search_optimizer = "adam";
@@ -556,7 +556,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   o.search_steps = a.search_steps;
   o.finetune_steps = a.finetune_steps;
   o.finetune_lr = a.finetune_lr;
-  o.zero_head = a.zero_head;
+  o.head = nas::parse_head_init(a.head);
   o.search.w_lr = o.search.w_lr_min = a.search_lr;
   o.search.w_optimizer = a.search_optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
@@ -564,7 +564,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
   r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
                             o.search.step.describe(), a.search_optimizer, a.search_lr,
-                            a.zero_head ? "; zero classifier" : "", a.finetune_steps);
+                            a.head == "meta" ? "" : "; classifier from " + a.head, a.finetune_steps);
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
 }
@@ -680,8 +680,10 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   a.step.add(*cmd);
   cmd->add_option("--meta-cell", a.meta_cell, "Meta cell file (from onnas meta-train)");
   cmd->add_flag("--random-init", a.random_init, "Start from a random supernet instead (the baseline; space options apply)");
-  cmd->add_flag("--zero-head", a.zero_head,
-                "Start every task with a zero classifier (a meta cell from meta-train --head zero has one already)");
+  cmd->add_option("--head", a.head,
+                  "Classifier at each task's start, and the discrete network's: meta (the starting supernet's) or "
+                  "zero")
+      ->check(CLI::IsMember({"meta", "zero"}));
   cmd->add_option("--search-steps", a.search_steps, "On-device search steps on the support set")->check(CLI::Range(0, 100000));
   cmd->add_option("--search-lr", a.search_lr, "Weight learning rate of the search");
   cmd->add_option("--search-optimizer", a.search_optimizer,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "nas/fewshot.h"
 #include "nas/fold.h"
 #include "nas/meta_cell.h"
 #include "nas/meta_train.h"
@@ -190,10 +191,10 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   o.task_weighting = softmax ? FoldWeighting::softmax : FoldWeighting::mean;
   // Zero head: every task starts from a zero classifier (the hand-made searchers below
   // copy it from the meta parameters) and the meta classifier stays zero.
-  o.zero_head = GENERATE(false, true);
+  o.head = GENERATE(HeadInit::meta, HeadInit::zero);
   TaskSource tasks = synthetic_tasks(11);
   MetaLearner ml(s, o, 5);
-  CHECK(all_zero(ml.params().get("classifier.weight")) == o.zero_head);
+  CHECK(all_zero(ml.params().get("classifier.weight")) == (o.head == HeadInit::zero));
 
   // The same adaptation by hand: a fresh searcher per task from the meta parameters.
   std::vector<ParamStore> adapted(2);
@@ -223,7 +224,7 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   int checked = 0;
   for (const auto& e : ml.params().entries()) {
     if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
-    if (o.zero_head && is_head_param(e->name)) {
+    if (o.head == HeadInit::zero && is_head_param(e->name)) {
       INFO(e->name);
       CHECK(all_zero(e->tensor));
       // The tasks did learn a classifier; the meta step dropped it.
@@ -328,4 +329,30 @@ TEST_CASE("meta-training on synthetic tasks raises the query accuracy after adap
   const double after = validation();
   INFO("query accuracy before " << before << ", after " << after);
   CHECK(after > before + 0.15);
+}
+
+TEST_CASE("adaptation: a zero classifier starts every task from ties; meta keeps the starting supernet's") {
+  SearchSpace s = tiny_space();
+  ParamStore start;
+  init_search_params(start, s, 3);
+  AdaptOptions o;
+  o.episode = {.n_way = 3, .k_shot = 2, .q_query = 4};
+  o.search_steps = 0;
+  o.finetune_steps = 0;
+  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
+  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
+            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+  synthetic_tasks(5)(0, task);
+  // Every logit is the same: the first class wins each query, a third of them (labels i % 3).
+  o.head = HeadInit::zero;
+  FewShotAdapter zero(s, o, start);
+  CHECK(zero.adapt(task, 1).accuracy == Approx(1.0 / 3.0));
+  CHECK(all_zero(start.get("classifier.weight")) == false);  // the start is untouched
+  o.head = HeadInit::meta;
+  FewShotAdapter meta(s, o, start);
+  meta.adapt(task, 1);
+  CHECK(values(meta.params().get("classifier.weight")) == values(start.get("classifier.weight")));
+
+  CHECK(parse_head_init("zero") == HeadInit::zero);
+  CHECK_THROWS_WITH(parse_head_init("prototype"), Catch::Contains("choose meta or zero"));
 }
