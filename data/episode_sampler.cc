@@ -32,7 +32,7 @@ EpisodeSampler::EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions op
 }
 
 void EpisodeSampler::init(int32_t num_classes, const std::vector<int64_t>& class_sizes) {
-  const auto [n, k, q] = shape_;
+  const int64_t n = shape_.n_way, k = shape_.k_shot, q = shape_.q_query;
   if (n < 1 || k < 1 || q < 0) fail("episodes over '{}': {}-way {}-shot with {} queries is not an episode", source_, n, k, q);
   if (classes_.empty())
     for (int32_t c = 0; c < num_classes; ++c) classes_.push_back(c);
@@ -54,7 +54,7 @@ void EpisodeSampler::init(int32_t num_classes, const std::vector<int64_t>& class
 }
 
 const Episode& EpisodeSampler::next() {
-  const auto [n, k, q] = shape_;
+  const int64_t n = shape_.n_way, k = shape_.k_shot, q = shape_.q_query;
   // Partial Fisher-Yates: the first n entries become a uniform draw without
   // replacement, whatever order earlier episodes left the list in.
   for (int64_t j = 0; j < n; ++j) {
@@ -62,6 +62,7 @@ const Episode& EpisodeSampler::next() {
     std::swap(classes_[size_t(j)], classes_[size_t(pick)]);
     episode_.classes[size_t(j)] = classes_[size_t(j)];
   }
+  if (shape_.sorted_labels) std::sort(episode_.classes.begin(), episode_.classes.end());
   for (int64_t j = 0; j < n; ++j) {
     std::vector<int64_t>& pool = pools_[size_t(episode_.classes[size_t(j)])];
     // The first k+q items of the partially shuffled pool: support and query can never share an image.

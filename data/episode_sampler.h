@@ -28,6 +28,10 @@ struct EpisodeShape {
   int64_t n_way = 5;
   int64_t k_shot = 1;
   int64_t q_query = 15;
+  // false: label j is the j-th class drawn (a random order, as few-shot tasks are);
+  // true: the drawn classes are labelled in increasing class id, so a class keeps its
+  // label across the tasks of a split no larger than n_way.
+  bool sorted_labels = false;
 };
 
 struct Episode {

@@ -225,6 +225,7 @@ struct MetaTrainArgs {
   std::string task_weighting = "softmax";
   bool cell_fold = true;
   std::string head = "zero";
+  std::string labels = "random";
   int val_every = 5, val_tasks = 20, checkpoint_every = 1;
   bool resume = false;
   uint64_t seed = 1;
@@ -249,6 +250,7 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"task_weighting", nas::fold_weighting_name(o.task_weighting)},
                         {"cell_fold", o.cell_fold},
                         {"head", nas::head_init_name(o.head)},
+                        {"labels", a.labels},
                         {"warmup_steps", o.warmup_steps},
                         {"steps_per_epoch", a.steps_per_epoch},
                         {"seed", a.seed}}
@@ -364,6 +366,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
   o.cell_fold = a.cell_fold;
   o.head = nas::parse_head_init(a.head);
+  o.episode.sorted_labels = a.labels == "sorted";
   o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
 
   nas::MetaLearner ml(space, o, a.seed);
@@ -722,6 +725,10 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("--head", m->head,
                   "Classifier at each task's start: zero (the meta classifier stays zero) or meta (Reptile learns it too)")
       ->check(CLI::IsMember({"zero", "meta"}));
+  cmd->add_option("--labels", m->labels,
+                  "Labels of the meta-train tasks: random (class order as drawn) or sorted (by class id: with a split "
+                  "of N classes, each keeps its label in every task)")
+      ->check(CLI::IsMember({"random", "sorted"}));
   cmd->add_option("--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step (true/false)");
   cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--val-tasks", m->val_tasks, "Tasks per meta-validation")->check(CLI::Range(1, 100000));

@@ -279,6 +279,24 @@ TEST_CASE("EpisodeSampler: N-way K-shot episodes over a class split") {
                     Catch::Contains("support_x is f32 [3, 1, 4, 4], expected f32 [6, 1, 4, 4]"));
 }
 
+TEST_CASE("EpisodeSampler: sorted labels follow the class id, random ones take every order") {
+  Dataset d = numbered(200, 10);
+  const std::vector<int32_t> split = {8, 2, 5};
+  EpisodeShape shape{.n_way = 3, .k_shot = 1, .q_query = 2};
+  EpisodeSampler random(d, split, shape, 3);
+  shape.sorted_labels = true;
+  EpisodeSampler sorted(d, split, shape, 3);
+  EpisodeBuffers buf(shape, d.image_shape());
+  std::set<std::vector<int32_t>> orders;
+  for (int ep = 0; ep < 40; ++ep) {
+    orders.insert(random.next().classes);
+    const Episode& e = sorted.next(buf.support_x, buf.support_y, buf.query_x, buf.query_y);
+    REQUIRE(e.classes == std::vector<int32_t>{2, 5, 8});
+    for (size_t r = 0; r < 3; ++r) REQUIRE(d.label(int64_t(buf.sx[r * 16])) == std::vector<int32_t>{2, 5, 8}[r]);
+  }
+  CHECK(orders.size() == 6);  // all 3! orders of the same three classes
+}
+
 TEST_CASE("EpisodeSampler: decodes episodes from an image tree on demand") {
   namespace fs = std::filesystem;
   fs::path root = fs::temp_directory_path() / ("onnas_test_episodes_" + std::to_string(::getpid()));
