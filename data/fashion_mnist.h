@@ -42,4 +42,9 @@ struct ClassSplit {
 // meta-test asks for.
 ClassSplit fashion_mnist_class_split();
 
+// The split with `meta_test` held out and every other class meta-trained (for a user's
+// own choice of split, `--meta-test-classes`); throws onnas::Error naming a class out of
+// 0..9, a repeated class, or a side left empty.
+ClassSplit fashion_mnist_class_split(const std::vector<int32_t>& meta_test);
+
 }  // namespace onnas::data

@@ -56,11 +56,16 @@ struct FewShotDataOptions {
   std::string path;                       // Fashion-MNIST folder
   std::string train_dir, val_dir, test_dir;
   int class_depth = 1, image_size = 28, image_channels = 1;
+  std::vector<int32_t> test_classes;  // fashion-mnist: empty is the default split
 
   void add(CLI::App& cmd) {
     cmd.add_option("--data-format", format, "fashion-mnist, or folder (class-per-folder trees)")
         ->check(CLI::IsMember({"fashion-mnist", "folder"}));
     cmd.add_option("--data", path, "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist)");
+    cmd.add_option("--meta-test-classes", test_classes,
+                   "fashion-mnist: the held-out classes, comma-separated (default 3,4,6,7,9; the rest are meta-trained; "
+                   "adaptation takes the meta cell's)")
+        ->delimiter(',');
     cmd.add_option("--meta-train-dir", train_dir, "folder: the meta-train class tree (e.g. omniglot/images_background)");
     cmd.add_option("--meta-val-dir", val_dir, "folder: the meta-validation class tree (default: meta-train tree)");
     cmd.add_option("--meta-test-dir", test_dir, "folder: the meta-test class tree (e.g. omniglot/images_evaluation)");
@@ -104,6 +109,10 @@ struct FewShotData {
       es.next(t.support_x, t.support_y, t.query_x, t.query_y);
     };
   }
+  // " (classes 1,3,...)" for Fashion-MNIST's meta-test split; empty for class trees.
+  std::string test_classes_text() const {
+    return train ? fmt::format(" (classes {})", fmt::join(classes[meta_test], ",")) : std::string();
+  }
   static const char* split_name(Split s) { return s == meta_train ? "meta-train" : s == meta_val ? "meta-val" : "meta-test"; }
 };
 
@@ -116,7 +125,8 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
   if (o.format == "fashion-mnist") {
     const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
     d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
-    data::ClassSplit cs = data::fashion_mnist_class_split();
+    data::ClassSplit cs =
+        o.test_classes.empty() ? data::fashion_mnist_class_split() : data::fashion_mnist_class_split(o.test_classes);
     if (given) {
       d.stats = *given;
       d.train = d.test;  // meta-train tasks are never drawn
@@ -176,9 +186,32 @@ std::optional<data::ChannelStats> meta_cell_normalization(const std::string& pat
   return s;
 }
 
-// Adaptation's data: with a meta cell that records its normalization, the test file only.
-FewShotData load_adaptation_data(const FewShotDataOptions& o, const std::string& meta_cell) {
+// The held-out classes a meta cell was trained for (its "meta_test_classes" metadata;
+// cells written before it existed used the default split).
+std::vector<int32_t> meta_cell_test_classes(const std::string& path) {
+  SafetensorsFile f = read_safetensors(path);
+  auto it = f.metadata.find("meta_test_classes");
+  if (it == f.metadata.end()) return {};
+  std::vector<int32_t> out;
+  std::string_view rest = it->second;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string item(rest.substr(0, comma));
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0 || v > 1000)
+      fail("{}: meta_test_classes metadata '{}' is not a list of class numbers", path, it->second);
+    out.push_back(int32_t(v));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return out;
+}
+
+// Adaptation's data: with a meta cell that records its normalization, the test file
+// only; the meta-test classes are the meta cell's unless --meta-test-classes says.
+FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_cell) {
   if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o);
+  if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(meta_cell);
   std::optional<data::ChannelStats> stats = meta_cell_normalization(meta_cell);
   return stats ? load_fewshot(o, &*stats) : load_fewshot(o);
 }
@@ -236,7 +269,7 @@ struct MetaTrainArgs {
 
 // What a checkpoint must agree on to be resumed.
 std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space, const nas::MetaOptions& o) {
-  return nlohmann::json{{"space", space.to_json()},
+  nlohmann::json j{{"space", space.to_json()},
                         {"way", a.episode.way},
                         {"shot", a.episode.shot},
                         {"query", a.episode.query},
@@ -253,8 +286,9 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"labels", a.labels},
                         {"warmup_steps", o.warmup_steps},
                         {"steps_per_epoch", a.steps_per_epoch},
-                        {"seed", a.seed}}
-      .dump();
+                        {"seed", a.seed}};
+  if (!a.data.test_classes.empty()) j["meta_test_classes"] = a.data.test_classes;
+  return j.dump();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -411,12 +445,14 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
                  dist.size(), dist.local_size(), num_threads(), dist.size());
 
   auto metadata = [&](int epoch) {
-    return std::map<std::string, std::string>{{"run", signature},
+    std::map<std::string, std::string> md{{"run", signature},
                                               {"meta_epoch", std::to_string(epoch)},
                                               {"data", d.description},
                                               {"normalization", nlohmann::json{{"mean", d.stats.mean},
                                                                                {"std", d.stats.std}}.dump()},
                                               {"tasks", fmt::format("{}-way {}-shot", a.episode.way, a.episode.shot)}};
+    if (d.train) md["meta_test_classes"] = fmt::format("{}", fmt::join(d.classes[FewShotData::meta_test], ","));
+    return md;
   };
   double last_val = -1;
   ScaleOutStats stats;
@@ -595,9 +631,10 @@ void run_adapt(const AdaptArgs& a, Distributed& dist) {
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
   std::fprintf(stderr,
-               "adapt: %s\n  from %s\n  meta-test task %llu, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
+               "adapt: %s\n  from %s\n  meta-test task %llu%s, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
                "discrete arena %s; peak RSS %s\n",
-               ad.space.describe().c_str(), ad.start.c_str(), (unsigned long long)a.task, a.episode.way, a.episode.shot,
+               ad.space.describe().c_str(), ad.start.c_str(), (unsigned long long)a.task, d.test_classes_text().c_str(),
+               a.episode.way, a.episode.shot,
                a.episode.query, ad.procedure.c_str(), format_bytes(double(ada.search_arena_bytes())).c_str(),
                format_bytes(double(ada.search_side_bytes())).c_str(),
                format_bytes(double(ada.search_persistent_bytes())).c_str(),
@@ -628,9 +665,9 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   TaskBuffers tb(ad.space, a.episode.shape());
   const bool root = dist.is_root();
   if (root)
-    std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks, %d-way %d-shot, %d queries; %s\n",
-                 ad.space.describe().c_str(), ad.start.c_str(), a.tasks, a.episode.way, a.episode.shot, a.episode.query,
-                 ad.procedure.c_str());
+    std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks%s, %d-way %d-shot, %d queries; %s\n",
+                 ad.space.describe().c_str(), ad.start.c_str(), a.tasks, d.test_classes_text().c_str(), a.episode.way,
+                 a.episode.shot, a.episode.query, ad.procedure.c_str());
   // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
   // rank t % P, gathered in task order (so the interval is one process's).
   std::vector<double> results(size_t(2 * a.tasks), 0.0);

@@ -337,3 +337,14 @@ TEST_CASE("Fashion-MNIST class split: disjoint, complete") {
   CHECK(all.size() == 10);
   CHECK(cs.meta_test.size() == 5);
 }
+
+TEST_CASE("Fashion-MNIST class split from a list of held-out classes") {
+  ClassSplit cs = fashion_mnist_class_split({9, 1, 3});
+  CHECK(cs.meta_test == std::vector<int32_t>{1, 3, 9});
+  CHECK(cs.meta_train == std::vector<int32_t>{0, 2, 4, 5, 6, 7, 8});
+  CHECK_THROWS_WITH(fashion_mnist_class_split({1, 10}), Catch::Contains("class 10 is not a Fashion-MNIST class"));
+  CHECK_THROWS_WITH(fashion_mnist_class_split({-1}), Catch::Contains("class -1 is not"));
+  CHECK_THROWS_WITH(fashion_mnist_class_split({2, 2}), Catch::Contains("listed twice"));
+  CHECK_THROWS_WITH(fashion_mnist_class_split({}), Catch::Contains("classes on both sides"));
+  CHECK_THROWS_WITH(fashion_mnist_class_split({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}), Catch::Contains("both sides"));
+}
