@@ -550,10 +550,15 @@ struct AdaptArgs {
   StepOptions step;
   std::string meta_cell;
   bool random_init = false;
-  std::string head = "meta";
+  // Held-out classes are new to any classifier a meta cell holds (its rows belong to
+  // the meta-train classes, or to the average of random label orders): zero by default.
+  std::string head = "zero";
   int search_steps = 10, finetune_steps = 40;
-  float search_lr = 3e-3f, finetune_lr = 0.02f;
-  std::string search_optimizer = "adam";
+  float finetune_lr = 0.02f;
+  // Unset (empty / 0): the meta cell's inner optimizer and learning rate, so that the
+  // device adapts as meta-training taught the cell to; adam 3e-3 from a random start.
+  float search_lr = 0;
+  std::string search_optimizer;
   uint64_t task = 0;
   int tasks = 100;
   uint64_t seed = 1;
@@ -569,11 +574,27 @@ struct Adaptation {
   std::string procedure;  // the search and fine-tuning every task gets
 };
 
+// The inner loop's weight optimizer and learning rate a meta cell was trained with (its
+// "run" metadata); adam 3e-3 when it does not say.
+std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata) {
+  std::pair<std::string, float> r{"adam", 3e-3f};
+  auto it = metadata.find("run");
+  if (it == metadata.end()) return r;
+  auto j = nlohmann::json::parse(it->second, nullptr, false);
+  if (j.is_object() && j.contains("inner_optimizer") && j["inner_optimizer"].is_string() &&
+      (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "sgd"))
+    r.first = j["inner_optimizer"].get<std::string>();
+  if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0)
+    r.second = j["inner_lr"].get<float>();
+  return r;
+}
+
 Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   if (a.meta_cell.empty() == !a.random_init)
     fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
   Adaptation r;
   ParamStore start;
+  std::pair<std::string, float> inner{"adam", 3e-3f};
   if (a.random_init) {
     r.space = a.space.space(d.C, d.H, d.W, a.episode.way);
     nas::init_search_params(start, r.space, a.seed);
@@ -589,20 +610,23 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
            r.space.height, r.space.width, d.C, d.H, d.W);
     r.start = fmt::format("meta cell {} ({} meta-epochs)", a.meta_cell,
                           f.metadata.count("meta_epoch") ? f.metadata.at("meta_epoch") : "?");
+    inner = meta_cell_inner_optimizer(f.metadata);
   }
+  const std::string optimizer = a.search_optimizer.empty() ? inner.first : a.search_optimizer;
+  const float lr = a.search_lr > 0 ? a.search_lr : inner.second;
   nas::AdaptOptions o;
   o.episode = a.episode.shape();
   o.search_steps = a.search_steps;
   o.finetune_steps = a.finetune_steps;
   o.finetune_lr = a.finetune_lr;
   o.head = nas::parse_head_init(a.head);
-  o.search.w_lr = o.search.w_lr_min = a.search_lr;
-  o.search.w_optimizer = a.search_optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  o.search.w_lr = o.search.w_lr_min = lr;
+  o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
   a.step.apply(r.space, o.search, a.seed);
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
   r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
-                            o.search.step.describe(), a.search_optimizer, a.search_lr,
+                            o.search.step.describe(), optimizer, lr,
                             a.head == "meta" ? "" : "; classifier from " + a.head, a.finetune_steps);
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
@@ -721,14 +745,17 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   cmd->add_option("--meta-cell", a.meta_cell, "Meta cell file (from onnas meta-train)");
   cmd->add_flag("--random-init", a.random_init, "Start from a random supernet instead (the baseline; space options apply)");
   cmd->add_option("--head", a.head,
-                  "Classifier at each task's start, and the discrete network's: meta (the starting supernet's) or "
-                  "zero")
+                  "Classifier at each task's start, and the discrete network's: zero (default; held-out classes are "
+                  "new to any classifier) or meta (the starting supernet's)")
       ->check(CLI::IsMember({"meta", "zero"}));
   cmd->add_option("--search-steps", a.search_steps, "On-device search steps on the support set")->check(CLI::Range(0, 100000));
-  cmd->add_option("--search-lr", a.search_lr, "Weight learning rate of the search");
+  cmd->add_option("--search-lr", a.search_lr,
+                  "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
+                  "start)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--search-optimizer", a.search_optimizer,
-                  "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9); use the meta cell's "
-                  "inner optimizer")
+                  "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9) (default: the meta "
+                  "cell's inner optimizer; adam from a random start)")
       ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
       ->check(CLI::Range(0, 100000));
