@@ -12,7 +12,7 @@ Dataset load_fashion_mnist(const std::string& dir, Split split) {
   return load_idx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", int32_t(kFashionMnistClassNames.size()));
 }
 
-ClassSplit fashion_mnist_class_split() { return {{0, 1, 2, 5, 8}, {3, 4, 6, 7, 9}}; }
+ClassSplit fashion_mnist_class_split() { return {{0, 2, 5, 7, 8}, {1, 3, 4, 6, 9}}; }
 
 ClassSplit fashion_mnist_class_split(const std::vector<int32_t>& meta_test) {
   const int32_t n = int32_t(kFashionMnistClassNames.size());

@@ -63,7 +63,7 @@ struct FewShotDataOptions {
         ->check(CLI::IsMember({"fashion-mnist", "folder"}));
     cmd.add_option("--data", path, "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist)");
     cmd.add_option("--meta-test-classes", test_classes,
-                   "fashion-mnist: the held-out classes, comma-separated (default 3,4,6,7,9; the rest are meta-trained; "
+                   "fashion-mnist: the held-out classes, comma-separated (default 1,3,4,6,9; the rest are meta-trained; "
                    "adaptation takes the meta cell's)")
         ->delimiter(',');
     cmd.add_option("--meta-train-dir", train_dir, "folder: the meta-train class tree (e.g. omniglot/images_background)");
@@ -186,12 +186,17 @@ std::optional<data::ChannelStats> meta_cell_normalization(const std::string& pat
   return s;
 }
 
-// The held-out classes a meta cell was trained for (its "meta_test_classes" metadata;
-// cells written before it existed used the default split).
+// The held-out classes a meta cell was trained for (its "meta_test_classes" metadata).
+// Fashion-MNIST cells written before it existed all held out 3,4,6,7,9, the split of
+// that time.
 std::vector<int32_t> meta_cell_test_classes(const std::string& path) {
   SafetensorsFile f = read_safetensors(path);
   auto it = f.metadata.find("meta_test_classes");
-  if (it == f.metadata.end()) return {};
+  if (it == f.metadata.end()) {
+    auto data = f.metadata.find("data");
+    if (data != f.metadata.end() && data->second.starts_with("fashion-mnist")) return {3, 4, 6, 7, 9};
+    return {};
+  }
   std::vector<int32_t> out;
   std::string_view rest = it->second;
   while (!rest.empty()) {

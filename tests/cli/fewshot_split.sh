@@ -12,19 +12,19 @@ tiny=(-C 4 --cells 2 --reductions 1 --nodes 2 --threads 2)
 fail() { echo "fewshot_split: FAIL: $*" >&2; exit 1; }
 
 "$onnas" meta-train "${tiny[@]}" --meta-batch 1 --inner-steps 1 --query 1 --meta-epochs 1 --steps-per-epoch 1 \
-  --val-every 0 --meta-test-classes 9,1,3,4,6 --out "$work/m" > /dev/null 2> "$work/train.err" ||
+  --val-every 0 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
   fail "meta-train: $(tail -3 "$work/train.err")"
-grep -q "meta-train classes 0,2,5,7,8 (train file)" "$work/train.err" || fail "meta-train did not hold out 1,3,4,6,9"
+grep -q "meta-train classes 3,4,6,7,9 (train file)" "$work/train.err" || fail "meta-train did not hold out 0,1,2,5,8"
 "$onnas" inspect "$work/m/meta_cell.safetensors" > "$work/inspect.out"
-grep -q "meta_test_classes: 1,3,4,6,9" "$work/inspect.out" || fail "the meta cell does not record its held-out classes"
+grep -q "meta_test_classes: 0,1,2,5,8" "$work/inspect.out" || fail "the meta cell does not record its held-out classes"
 
 "$onnas" adapt --meta-cell "$work/m/meta_cell.safetensors" --search-steps 1 --finetune-steps 1 --query 1 --threads 2 \
   > /dev/null 2> "$work/adapt.err" || fail "adapt: $(tail -3 "$work/adapt.err")"
-grep -q "meta-test task 0 (classes 1,3,4,6,9)" "$work/adapt.err" || fail "adapt did not take the meta cell's split"
-"$onnas" eval-fewshot --meta-cell "$work/m/meta_cell.safetensors" --meta-test-classes 3,4,6,7,9 --tasks 1 \
+grep -q "meta-test task 0 (classes 0,1,2,5,8)" "$work/adapt.err" || fail "adapt did not take the meta cell's split"
+"$onnas" eval-fewshot --meta-cell "$work/m/meta_cell.safetensors" --meta-test-classes 1,3,4,6,9 --tasks 1 \
   --search-steps 1 --finetune-steps 1 --query 1 --threads 2 > /dev/null 2> "$work/eval.err" ||
   fail "eval-fewshot: $(tail -3 "$work/eval.err")"
-grep -q "1 meta-test tasks (classes 3,4,6,7,9)" "$work/eval.err" || fail "--meta-test-classes did not override the meta cell's"
+grep -q "1 meta-test tasks (classes 1,3,4,6,9)" "$work/eval.err" || fail "--meta-test-classes did not override the meta cell's"
 
 if "$onnas" meta-train "${tiny[@]}" --meta-test-classes 1,10 --out "$work/bad" > /dev/null 2> "$work/bad.err"; then
   fail "a class out of range was accepted"
