@@ -2,7 +2,8 @@
 # The Fashion-MNIST few-shot split is the user's to choose (--meta-test-classes): a meta
 # cell records the held-out classes it was trained for, `onnas inspect` shows them, and
 # `onnas adapt` / `eval-fewshot` draw their tasks from them unless told otherwise; a
-# list naming no Fashion-MNIST class is refused with one line. Tiny configuration.
+# list naming no Fashion-MNIST class is refused with one line. Adaptation searches with
+# the meta cell's inner optimizer and learning rate unless told. Tiny configuration.
 #   tests/cli/fewshot_split.sh path/to/onnas
 set -euo pipefail
 onnas=${1:?usage: fewshot_split.sh path/to/onnas}
@@ -12,7 +13,7 @@ tiny=(-C 4 --cells 2 --reductions 1 --nodes 2 --threads 2)
 fail() { echo "fewshot_split: FAIL: $*" >&2; exit 1; }
 
 "$onnas" meta-train "${tiny[@]}" --meta-batch 1 --inner-steps 1 --query 1 --meta-epochs 1 --steps-per-epoch 1 \
-  --val-every 0 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
+  --val-every 0 --inner-optimizer sgd --inner-lr 0.07 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
   fail "meta-train: $(tail -3 "$work/train.err")"
 grep -q "meta-train classes 3,4,6,7,9 (train file)" "$work/train.err" || fail "meta-train did not hold out 0,1,2,5,8"
 "$onnas" inspect "$work/m/meta_cell.safetensors" > "$work/inspect.out"
@@ -21,10 +22,14 @@ grep -q "meta_test_classes: 0,1,2,5,8" "$work/inspect.out" || fail "the meta cel
 "$onnas" adapt --meta-cell "$work/m/meta_cell.safetensors" --search-steps 1 --finetune-steps 1 --query 1 --threads 2 \
   > /dev/null 2> "$work/adapt.err" || fail "adapt: $(tail -3 "$work/adapt.err")"
 grep -q "meta-test task 0 (classes 0,1,2,5,8)" "$work/adapt.err" || fail "adapt did not take the meta cell's split"
+grep -q "sgd lr 0.07; classifier from zero" "$work/adapt.err" || fail "adapt did not search as the meta cell's inner loop"
 "$onnas" eval-fewshot --meta-cell "$work/m/meta_cell.safetensors" --meta-test-classes 1,3,4,6,9 --tasks 1 \
   --search-steps 1 --finetune-steps 1 --query 1 --threads 2 > /dev/null 2> "$work/eval.err" ||
   fail "eval-fewshot: $(tail -3 "$work/eval.err")"
 grep -q "1 meta-test tasks (classes 1,3,4,6,9)" "$work/eval.err" || fail "--meta-test-classes did not override the meta cell's"
+"$onnas" adapt --random-init -C 4 --cells 2 --reductions 1 --nodes 2 --search-steps 1 --finetune-steps 1 --query 1 \
+  --threads 2 > /dev/null 2> "$work/random.err" || fail "adapt --random-init: $(tail -3 "$work/random.err")"
+grep -q "(classes 1,3,4,6,9).*adam lr 0.003" "$work/random.err" || fail "a random start did not take the default split and adam 3e-3"
 
 if "$onnas" meta-train "${tiny[@]}" --meta-test-classes 1,10 --out "$work/bad" > /dev/null 2> "$work/bad.err"; then
   fail "a class out of range was accepted"
