@@ -166,8 +166,8 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
 
 // The normalization a meta cell was trained with (its "normalization" metadata), if
 // it records one.
-std::optional<data::ChannelStats> meta_cell_normalization(const std::string& path) {
-  SafetensorsFile f = read_safetensors(path);
+std::optional<data::ChannelStats> meta_cell_normalization(const SafetensorsFile& f) {
+  const std::string& path = f.path;
   auto it = f.metadata.find("normalization");
   if (it == f.metadata.end()) return std::nullopt;
   auto j = nlohmann::json::parse(it->second, nullptr, false);
@@ -189,35 +189,30 @@ std::optional<data::ChannelStats> meta_cell_normalization(const std::string& pat
 // The held-out classes a meta cell was trained for (its "meta_test_classes" metadata).
 // Fashion-MNIST cells written before it existed all held out 3,4,6,7,9, the split of
 // that time.
-std::vector<int32_t> meta_cell_test_classes(const std::string& path) {
-  SafetensorsFile f = read_safetensors(path);
+std::vector<int32_t> meta_cell_test_classes(const SafetensorsFile& f) {
   auto it = f.metadata.find("meta_test_classes");
-  if (it == f.metadata.end()) {
-    auto data = f.metadata.find("data");
-    if (data != f.metadata.end() && data->second.starts_with("fashion-mnist")) return {3, 4, 6, 7, 9};
-    return {};
+  if (it != f.metadata.end()) {
+    std::vector<int32_t> classes =
+        parse_int_list(it->second, fmt::format("{}: meta_test_classes metadata", f.path), "a class number");
+    try {
+      data::fashion_mnist_class_split(classes);
+    } catch (const Error& e) {
+      fail("{}: meta_test_classes metadata: {}", f.path, e.what());
+    }
+    return classes;
   }
-  std::vector<int32_t> out;
-  std::string_view rest = it->second;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string item(rest.substr(0, comma));
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0 || v > 1000)
-      fail("{}: meta_test_classes metadata '{}' is not a list of class numbers", path, it->second);
-    out.push_back(int32_t(v));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-  }
-  return out;
+  auto data = f.metadata.find("data");
+  if (data != f.metadata.end() && data->second.starts_with("fashion-mnist")) return {3, 4, 6, 7, 9};
+  return {};
 }
 
 // Adaptation's data: with a meta cell that records its normalization, the test file
 // only; the meta-test classes are the meta cell's unless --meta-test-classes says.
 FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_cell) {
   if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o);
-  if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(meta_cell);
-  std::optional<data::ChannelStats> stats = meta_cell_normalization(meta_cell);
+  const SafetensorsFile f = read_safetensors(meta_cell);
+  if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(f);
+  std::optional<data::ChannelStats> stats = meta_cell_normalization(f);
   return stats ? load_fewshot(o, &*stats) : load_fewshot(o);
 }
 
@@ -579,10 +574,14 @@ struct Adaptation {
   std::string procedure;  // the search and fine-tuning every task gets
 };
 
+// The search's weight optimizer and learning rate from a random start (the search
+// step's Adam).
+const std::pair<std::string, float> kDefaultSearchOptimizer{"adam", 3e-3f};
+
 // The inner loop's weight optimizer and learning rate a meta cell was trained with (its
-// "run" metadata); adam 3e-3 when it does not say.
+// "run" metadata); the default when it does not say.
 std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata) {
-  std::pair<std::string, float> r{"adam", 3e-3f};
+  std::pair<std::string, float> r = kDefaultSearchOptimizer;
   auto it = metadata.find("run");
   if (it == metadata.end()) return r;
   auto j = nlohmann::json::parse(it->second, nullptr, false);
@@ -599,7 +598,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
     fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
   Adaptation r;
   ParamStore start;
-  std::pair<std::string, float> inner{"adam", 3e-3f};
+  std::pair<std::string, float> inner = kDefaultSearchOptimizer;
   if (a.random_init) {
     r.space = a.space.space(d.C, d.H, d.W, a.episode.way);
     nas::init_search_params(start, r.space, a.seed);

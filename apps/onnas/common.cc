@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -85,6 +86,25 @@ void SpaceOptions::add(CLI::App& cmd) {
   cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list");
 }
 
+std::vector<int> parse_int_list(std::string_view text, std::string_view what, std::string_view noun) {
+  std::vector<int> out;
+  std::string item;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == ',') {
+      if (!item.empty()) {
+        int v = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+        if (ec != std::errc() || end != item.data() + item.size()) fail("{}: '{}' is not {}", what, item, noun);
+        out.push_back(v);
+      }
+      item.clear();
+    } else if (text[i] != ' ') {
+      item += text[i];
+    }
+  }
+  return out;
+}
+
 nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
   return space(d.C, d.H, d.W, d.num_classes);
 }
@@ -94,22 +114,7 @@ nas::SearchSpace SpaceOptions::space(int64_t in_channels, int64_t height, int64_
   s.channels = channels;
   s.cells = cells;
   s.nodes = nodes;
-  s.reductions.clear();
-  std::string item;
-  for (size_t i = 0; i <= reductions.size(); ++i) {
-    if (i == reductions.size() || reductions[i] == ',') {
-      if (!item.empty()) {
-        try {
-          s.reductions.push_back(std::stoi(item));
-        } catch (const std::exception&) {
-          fail("--reductions: '{}' is not a cell index", item);
-        }
-      }
-      item.clear();
-    } else if (reductions[i] != ' ') {
-      item += reductions[i];
-    }
-  }
+  s.reductions = parse_int_list(reductions, "--reductions", "a cell index");
   if (ops == "fewshot") {
     s.ops = nas::few_shot_ops();
   } else if (ops == "darts") {

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "data/dataset.h"
 #include "nas/search.h"
@@ -53,6 +55,9 @@ struct StepOptions {
 
 // Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.
 size_t parse_bytes(const std::string& text);
+// Integers from "1,3" (spaces and empty items skipped); an item that is not a whole
+// integer throws onnas::Error "WHAT: 'ITEM' is not NOUN".
+std::vector<int> parse_int_list(std::string_view text, std::string_view what, std::string_view noun);
 std::string format_bytes(double bytes);
 
 // A one-line progress bar on stderr, redrawn in place on a terminal and printed every
