@@ -241,8 +241,12 @@ void Program::bind(const ParamStore& params) {
            val.type.shape.str());
     bound_[v] = t;
   }
+  for (ValueId v : arg_values_)
+    if (graph_.values()[v].kind == ValueKind::param_grad && bound_[v].empty())
+      fail("the gradient '{}' has no storage in the parameter store now (a program compiled for another sample of "
+           "the search?)", graph_.name(v));
   bound_store_ = &params;
-  bound_store_size_ = params.entries().size();
+  bound_version_ = params.version();
 }
 
 void Profile::add(const char* op, double seconds) {
@@ -320,7 +324,7 @@ void Program::check_step_finite(size_t step) const {
 void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile) {
   if (arena.bytes() < arena_bytes())
     fail("arena of {} bytes is smaller than the {} bytes this program was planned for", arena.bytes(), arena_bytes());
-  if (bound_store_ != &params || bound_store_size_ != params.entries().size()) bind(params);
+  if (bound_store_ != &params || bound_version_ != params.version()) bind(params);
   for (ValueId v : inputs_) {
     const Feed* feed = nullptr;
     for (const Feed& f : feeds)
@@ -361,6 +365,17 @@ Tensor Program::output(const Arena& arena, ValueId v) const {
   int64_t off = value_offset_.at(size_t(v));
   if (off < 0) fail("'{}' is not an arena value of this program", graph_.name(v));
   return Tensor(arena.base() + off, graph_.type(v).shape, graph_.type(v).dtype);
+}
+
+std::vector<std::string> Program::grad_params() const {
+  std::vector<std::string> names;
+  for (ValueId v : arg_values_) {
+    const Value& val = graph_.values()[v];
+    if (val.kind != ValueKind::param_grad) continue;
+    std::string name = val.name.substr(0, val.name.size() - 5);  // strip "@grad"
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
+  }
+  return names;
 }
 
 size_t Program::persistent_bytes(const ParamStore& params) const {

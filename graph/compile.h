@@ -78,10 +78,12 @@ class Program {
   const Graph& graph() const { return graph_; }
   // Bytes of the ParamStore tensors this program reads or writes (weights, grads, state).
   size_t persistent_bytes(const ParamStore& params) const;
+  // The parameters whose gradients this program accumulates (names without "@grad").
+  std::vector<std::string> grad_params() const;
 
   // Runs every node in order in `arena` (at least arena_bytes()). Parameters are
-  // looked up by name in `params` (once per store), gradients accumulate into
-  // params.grad(). Allocates nothing once bound.
+  // looked up by name in `params` (again when the store's version() changes),
+  // gradients accumulate into params.grad(). Allocates nothing.
   // With `profile`, each node's time is added to it under the node's op name.
   void run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile = nullptr);
   void run(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds, Profile* profile = nullptr) {
@@ -115,7 +117,7 @@ class Program {
   size_t build_order_lower_bound_ = 0;
   std::vector<Tensor> bound_;           // per value: its tensor for params / param grads
   const ParamStore* bound_store_ = nullptr;
-  size_t bound_store_size_ = 0;
+  uint64_t bound_version_ = 0;  // the store's version() when bound
 };
 
 Program compile(const Graph& g, const CompileOptions& options);

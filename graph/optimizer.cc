@@ -28,13 +28,13 @@ void Sgd::step(ParamStore& params) {
   for (const std::string& name : names_) {
     Tensor p = params.get(name), g = params.grad(name);
     float* pw = p.f32();
-    float* gw = g.f32();
+    const float* gw = g.f32();  // nullptr: no storage this step, the gradient is zero
     float* m = o_.momentum != 0.0f ? params.get(state_name("momentum", name)).f32() : nullptr;
     const float lr = lr_, wd = o_.weight_decay, mu = o_.momentum;
     const bool nesterov = o_.nesterov;
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        float grad = gw[i] + wd * pw[i];
+        float grad = (gw ? gw[i] : 0.0f) + wd * pw[i];
         if (m) {
           m[i] = mu * m[i] + grad;
           grad = nesterov ? grad + mu * m[i] : m[i];
@@ -65,12 +65,12 @@ void Adam::step(ParamStore& params) {
   for (const std::string& name : names_) {
     Tensor p = params.get(name);
     float* pw = p.f32();
-    float* gw = params.grad(name).f32();
+    const float* gw = params.grad(name).f32();  // nullptr: no storage this step, the gradient is zero
     float* m = b1 != 0.0f ? params.get(state_name("m", name)).f32() : nullptr;
     float* v = params.get(state_name("v", name)).f32();
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        float grad = gw[i] + wd * pw[i];
+        float grad = (gw ? gw[i] : 0.0f) + wd * pw[i];
         float mi = grad;
         if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
         v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
@@ -84,6 +84,7 @@ double grad_norm(const ParamStore& params, const std::vector<std::string>& names
   double sq = 0.0;
   for (const std::string& name : names) {
     Tensor g = params.grad(name);
+    if (g.empty()) continue;
     sq += kernels::dot(g.numel(), g.f32(), g.f32());
   }
   return std::sqrt(sq);
@@ -95,6 +96,7 @@ double clip_grad_norm(const ParamStore& params, const std::vector<std::string>& 
     float s = float(max_norm / (norm + 1e-6));
     for (const std::string& name : names) {
       Tensor g = params.grad(name);
+      if (g.empty()) continue;
       kernels::scale(g.numel(), s, g.f32(), g.f32());
     }
   }

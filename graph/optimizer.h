@@ -1,7 +1,9 @@
 // Optimizers over a ParamStore: each steps a chosen set of parameters with their
 // gradients (params.grad(name)); state (momentum, Adam moments) lives in the store
 // as ParamKind::state tensors named "<optimizer>.<slot>/<param>", so a checkpoint of
-// the store holds everything needed to resume.
+// the store holds everything needed to resume. A gradient without storage (see
+// ParamStore::set_grad_view) is a zero gradient: the step still applies weight decay
+// and decays the moments, exactly as a stored zero would.
 //
 //   Adam arch({.lr = 3e-4f, .beta1 = 0.5f, .beta2 = 0.999f, .weight_decay = 1e-3f});
 //   arch.add_params(params, ParamKind::arch);        // alpha, beta

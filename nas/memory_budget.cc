@@ -19,13 +19,13 @@ StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& option
   Searcher searcher(space, options, params, seed);  // parameters and optimizer state
   StepEstimate e;
   e.config = options.step;
-  e.persistent_bytes = params.bytes();
   e.recomputed_cells = recomputed_cells(space, options.step);
   for (const Sample& sample : searcher.upcoming_samples(samples)) {
     const Searcher::Passes& p = searcher.prepare(sample);
     e.arena_bytes = std::max({e.arena_bytes, p.weight.arena_bytes(), p.arch.arena_bytes()});
     e.side_bytes = std::max({e.side_bytes, p.weight.side_bytes(), p.arch.side_bytes()});
   }
+  e.persistent_bytes = params.bytes() + searcher.grad_bytes();  // the block: the largest sampled set
   return e;
 }
 

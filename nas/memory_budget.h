@@ -2,8 +2,8 @@
 // variant, micro-batches), pick the fastest whose planned total peak fits a byte
 // budget, or refuse before anything runs.
 //
-// Total peak = persistent bytes (weights, gradients, optimizer state, alpha/beta)
-// + the arena (the largest program's plan) + SBS side storage; all planned, none
+// Total peak = persistent bytes (weights, the gradients of the sampled weights,
+// optimizer state, alpha/beta) + the arena (the largest program's plan) + SBS side storage; all planned, none
 // measured. Samples differ a little in size, so each candidate is planned on a few
 // samples and the largest is used.
 //

@@ -72,6 +72,37 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
   }
   for (const auto& n : weight_names_) w_opt_->add_param(params_, n);
   for (const auto& n : arch_names_) a_opt_.add_param(params_, n);
+  if (options_.sparse_weight_grads)
+    for (const auto& n : weight_names_) params_.set_grad_view(n, nullptr);
+}
+
+void Searcher::lay_out_grads(Passes& p) {
+  std::vector<std::string> trained;
+  for (const GradientPass::Labeled& l : p.weight.programs())
+    for (std::string& name : l.program->grad_params()) trained.push_back(std::move(name));
+  std::sort(trained.begin(), trained.end());
+  size_t floats = 0;
+  for (size_t i = 0; i < weight_names_.size(); ++i) {
+    if (!std::binary_search(trained.begin(), trained.end(), weight_names_[i])) continue;
+    p.grad_layout.emplace_back(i, floats);
+    const size_t n = size_t(params_.get(weight_names_[i]).numel());
+    floats += (n + 15) / 16 * 16;  // each gradient 64-byte aligned
+  }
+  p.grad_bytes = floats * sizeof(float);
+}
+
+// Points the store's weight gradients into the block as `p` lays them out (the rest
+// at nothing). The block is zeroed by the step's zero_grads().
+void Searcher::install_grads(const Passes& p) {
+  if (installed_ == &p) return;
+  float* base = static_cast<float*>(grad_block_.data());
+  size_t next = 0;
+  for (size_t i = 0; i < weight_names_.size(); ++i) {
+    float* at = nullptr;
+    if (next < p.grad_layout.size() && p.grad_layout[next].first == i) at = base + p.grad_layout[next++].second;
+    params_.set_grad_view(weight_names_[i], at);
+  }
+  installed_ = &p;
 }
 
 SamplerOptions Searcher::sampler_options() const {
@@ -151,15 +182,27 @@ Searcher::Passes& Searcher::passes(const Sample& sample) {
   }
   auto p = std::make_unique<Passes>(Passes{
       GradientPass(space_, options_.step, options_.batch, sample, ParamKind::weight, params_),
-      GradientPass(space_, options_.step, options_.batch, sample, ParamKind::arch, params_)});
+      GradientPass(space_, options_.step, options_.batch, sample, ParamKind::arch, params_), {}, 0});
   size_t need = std::max(p->weight.arena_bytes(), p->arch.arena_bytes());
   if (need > arena_.bytes()) {
     arena_ = Arena();  // free the old arena before the larger one is allocated
     arena_ = Arena(need);
   }
   side_bytes_ = std::max({side_bytes_, p->weight.side_bytes(), p->arch.side_bytes()});
+  if (options_.sparse_weight_grads) {
+    lay_out_grads(*p);
+    if (p->grad_bytes > grad_block_.bytes()) {
+      for (const auto& n : weight_names_) params_.set_grad_view(n, nullptr);  // no view into the old block
+      installed_ = nullptr;
+      grad_block_ = Buffer();
+      grad_block_ = Buffer(p->grad_bytes);
+    }
+  }
   cache_.emplace_front(std::move(key), std::move(p));
-  if (cache_.size() > kCacheSize) cache_.pop_back();
+  if (cache_.size() > kCacheSize) {
+    if (installed_ == cache_.back().second.get()) installed_ = nullptr;
+    cache_.pop_back();
+  }
 #ifdef __GLIBC__
   // Compiling leaves the heap fragmented with freed graph copies; hand the free pages
   // back so the process's footprint stays near the planned one.
@@ -193,6 +236,7 @@ StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Te
     sampler_.after_update(params_);
   }
 
+  if (options_.sparse_weight_grads) install_grads(p);
   params_.zero_grads();
   PassResult w = p.weight.run(arena_, params_, train_x, train_y, profile_);
   r.weight_loss = w.loss;

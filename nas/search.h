@@ -46,6 +46,10 @@ struct SearchOptions {
   float a_weight_decay = 1e-3f;
   StepConfig step;             // memory mode, SBS variant, k_grad, micro-batches
   double explore_prob = 0.2;   // sampled modes: per-edge exploration
+  // Weight gradients are stored only for the weights a step's sample trains (one
+  // block, sized by the largest sample seen); the others are exactly zero and have no
+  // storage. Off: every weight keeps its gradient in the store (same results).
+  bool sparse_weight_grads = true;
 };
 
 struct StepResult {
@@ -70,9 +74,16 @@ class Searcher {
   size_t arena_bytes() const { return arena_.bytes(); }
   // The largest SBS side storage of the passes seen (0 without SBS).
   size_t side_bytes() const { return side_bytes_; }
+  // The block holding the weight gradients of a step (sparse_weight_grads: the
+  // largest sampled set seen; 0 when the store holds every gradient itself).
+  size_t grad_bytes() const { return grad_block_.bytes(); }
   // Compiles (or finds) the passes of `sample` without running them.
   struct Passes {
     GradientPass weight, arch;
+    // sparse_weight_grads: where each trained weight's gradient lives in the block
+    // (index into weight_names(), offset in floats), and the block's size in bytes.
+    std::vector<std::pair<size_t, size_t>> grad_layout;
+    size_t grad_bytes = 0;
   };
   const Passes& prepare(const Sample& sample);
   // The samples the next `count` steps would draw if alpha did not move (for
@@ -101,6 +112,8 @@ class Searcher {
  private:
   Passes& passes(const Sample& sample);
   SamplerOptions sampler_options() const;
+  void lay_out_grads(Passes& p);
+  void install_grads(const Passes& p);
 
   static constexpr size_t kCacheSize = 2;
   SearchSpace space_;
@@ -112,6 +125,8 @@ class Searcher {
   std::list<std::pair<std::string, std::unique_ptr<Passes>>> cache_;  // most recent first
   Arena arena_;
   size_t side_bytes_ = 0;
+  Buffer grad_block_;                  // sparse_weight_grads: this step's weight gradients
+  const Passes* installed_ = nullptr;  // whose layout the store's gradient views follow
   std::unique_ptr<graph::Optimizer> w_opt_;
   graph::Adam a_opt_;
   std::vector<std::string> weight_names_, arch_names_;

@@ -22,6 +22,7 @@ Tensor ParamStore::add(const std::string& name, const Shape& shape, ParamKind ki
   e->tensor = Tensor(e->memory.data(), shape, dtype);
   index_.emplace(name, entries_.size());
   entries_.push_back(std::move(e));
+  ++version_;
   return entries_.back()->tensor;
 }
 
@@ -34,10 +35,10 @@ Tensor ParamStore::add_weight(const std::string& name, const Shape& shape, Param
   return t;
 }
 
-bool ParamStore::contains(std::string_view name) const { return index_.count(std::string(name)) != 0; }
+bool ParamStore::contains(std::string_view name) const { return index_.find(name) != index_.end(); }
 
 const ParamStore::Entry* ParamStore::find(std::string_view name) const {
-  auto it = index_.find(std::string(name));
+  auto it = index_.find(name);
   return it == index_.end() ? nullptr : entries_[it->second].get();
 }
 
@@ -66,6 +67,16 @@ size_t ParamStore::bytes(ParamKind kind) const {
   for (const auto& e : entries_)
     if (e->kind == kind) n += e->memory.bytes();
   return n;
+}
+
+void ParamStore::set_grad_view(std::string_view name, float* data) {
+  const Entry& e = entry(name);
+  if (e.grad_index < 0) fail("parameter '{}' ({}) has no gradient", name, param_kind_name(e.kind));
+  Entry& g = *entries_[size_t(e.grad_index)];
+  if (g.tensor.data() == data && g.memory.bytes() == 0) return;
+  g.memory = Buffer();
+  g.tensor = Tensor(data, g.tensor.shape(), g.tensor.dtype());
+  ++version_;
 }
 
 void ParamStore::zero_grads() const {

@@ -2,6 +2,13 @@
 // optimizer state and batch-norm running statistics. Everything here outlives one
 // step and is reported apart from the planned arena.
 //
+// A gradient may live outside the store: set_grad_view() points it into memory the
+// caller owns (the search keeps only the gradients of the ops a step samples, in one
+// block) or at nothing (an empty tensor of the right shape: no storage, reads as
+// zero; optimizers and norms treat it so, and a program that would write it refuses
+// to run). version() changes whenever a tensor is added or a gradient moves, so
+// programs know to look their tensors up again.
+//
 //   ParamStore ps;
 //   Tensor w = ps.add_weight("stem.conv.weight", Shape{48, 1, 3, 3});   // also makes its grad
 //   Tensor g = ps.grad("stem.conv.weight");
@@ -55,9 +62,20 @@ class ParamStore {
   size_t bytes(ParamKind kind) const;
   void zero_grads() const;
 
+  // Points the gradient of weight/arch `name` at `data` (numel floats the caller owns
+  // and keeps alive), or at nothing when data is nullptr. The store's own memory for
+  // that gradient is freed.
+  void set_grad_view(std::string_view name, float* data);
+  uint64_t version() const { return version_; }
+
  private:
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
   std::vector<std::unique_ptr<Entry>> entries_;
-  std::unordered_map<std::string, size_t> index_;
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> index_;  // lookups allocate nothing
+  uint64_t version_ = 0;
 };
 
 }  // namespace onnas

@@ -71,10 +71,11 @@ planner::Strategy strategy_of(const std::string& name) {
 }
 
 // The summary of one compiled program, its plan, and the dumps asked for.
+// grad_block_bytes: the search's block of sampled weight gradients (outside the store).
 void report_program(const PlanArgs& a, const graph::Program& p, const ParamStore& params, const std::string& title,
-                    size_t side_bytes) {
+                    size_t side_bytes, size_t grad_block_bytes) {
   planner::check_plan(p.buffers(), p.plan());
-  const size_t persistent = params.bytes();
+  const size_t persistent = params.bytes() + grad_block_bytes;
   const size_t total = p.arena_bytes() + side_bytes + persistent;
   std::printf("%s\n", title.c_str());
   std::printf("  nodes %zu, buffers %zu\n", p.order().size(), p.buffers().size());
@@ -89,7 +90,7 @@ void report_program(const PlanArgs& a, const graph::Program& p, const ParamStore
   std::printf("  persistent   %12zu bytes  %s  (weights %s, gradients %s, optimizer state %s, arch %s, buffers %s)\n",
               persistent, format_bytes(double(persistent)).c_str(),
               format_bytes(double(params.bytes(ParamKind::weight))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::grad))).c_str(),
+              format_bytes(double(params.bytes(ParamKind::grad) + grad_block_bytes)).c_str(),
               format_bytes(double(params.bytes(ParamKind::state))).c_str(),
               format_bytes(double(params.bytes(ParamKind::arch))).c_str(),
               format_bytes(double(params.bytes(ParamKind::buffer))).c_str());
@@ -169,7 +170,7 @@ void run_plan(const PlanArgs& a) {
     const graph::Program& p = *largest->program;
     title = fmt::format("search step ({} pass, {}; its largest program: {}), {}, batch {}", a.program,
                         so.step.describe(), largest->label, space.describe(), a.batch);
-    report_program(a, p, params, title, pass.side_bytes());
+    report_program(a, p, params, title, pass.side_bytes(), searcher.grad_bytes());
     return;
   }
   if (a.genotype.empty()) fail("--network train needs --genotype FILE");
@@ -185,7 +186,7 @@ void run_plan(const PlanArgs& a) {
   graph::CompileOptions co{.outputs = {net.loss, net.logits}, .strategy = strategy_of(a.strategy)};
   for (size_t i = 0; i < wrt.size(); ++i) co.param_grads.emplace_back(wrt[i], grads[i]);
   graph::Program p = graph::compile(g, co);
-  report_program(a, p, params, title, 0);
+  report_program(a, p, params, title, 0, 0);
 }
 
 }  // namespace

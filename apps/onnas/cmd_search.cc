@@ -42,8 +42,8 @@ void collect_grads(const ParamStore& params, const std::vector<std::string>& nam
                    std::vector<NamedTensor>& out) {
   for (const std::string& n : names) {
     Tensor g = params.grad(n);
-    memory.emplace_back(g.bytes());
-    std::memcpy(memory.back().data(), g.data(), g.bytes());
+    memory.emplace_back(g.bytes());  // zero-filled: a gradient without storage is zero
+    if (!g.empty()) std::memcpy(memory.back().data(), g.data(), g.bytes());
     out.push_back({n + "@grad", Tensor(memory.back().data(), g.shape(), g.dtype())});
   }
 }

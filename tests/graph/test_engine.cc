@@ -178,7 +178,42 @@ TEST_CASE("a parameter missing from the store or of another shape is named") {
                     Catch::Contains("fc.weight") && Catch::Contains("[3, 4]") && Catch::Contains("[4, 3]"));
 }
 
-TEST_CASE("every compiled plan is valid and runs in its arena; in-place ops share storage") {
+TEST_CASE("a gradient without storage is refused by name, and a moved one is found again without allocating") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 3}});
+  ValueId w = g.param("fc.weight", {Shape{4, 3}});
+  ValueId y = ops::linear(g, x, w, graph::kNoValue);
+  ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+  ValueId loss = ops::softmax_cross_entropy(g, y, labels);
+  std::vector<ValueId> grads = graph::backward(g, loss, std::vector<ValueId>{w});
+  graph::Program p = graph::compile(g, {.outputs = {loss}, .param_grads = {{w, grads[0]}}});
+  CHECK(p.grad_params() == std::vector<std::string>{"fc.weight"});
+  Arena arena(p.arena_bytes());
+  float xs[6] = {1, 2, 3, 4, 5, 6};
+  int32_t ys[2] = {1, 3};
+  const Tensor xt(xs, Shape{2, 3}), yt(ys, Shape{2}, DType::i32);
+  ParamStore ps;
+  ps.add_weight("fc.weight", Shape{4, 3});
+  ps.set_grad_view("fc.weight", nullptr);
+  CHECK_THROWS_WITH(p.run(arena, ps, {{x, xt}, {labels, yt}}),
+                    Catch::Contains("fc.weight@grad") && Catch::Contains("no storage"));
+  float first[12] = {}, second[12] = {};
+  ps.set_grad_view("fc.weight", first);
+  p.run(arena, ps, {{x, xt}, {labels, yt}});
+  // Zero weights: uniform softmax, d loss / d w[k] = mean over rows of (1/4 - [y == k]) x.
+  CHECK(first[0] == Approx(0.5f * (0.25f * 1 + 0.25f * 4)));
+  CHECK(first[3] == Approx(0.5f * (-0.75f * 1 + 0.25f * 4)));
+  ps.set_grad_view("fc.weight", second);
+  {
+    test::AllocCounter count;
+    p.run(arena, ps, {{x, xt}, {labels, yt}});
+    CHECK(count.allocations() == 0);
+  }
+  for (int i = 0; i < 12; ++i) CHECK(second[i] == first[i]);
+  CHECK(first[0] == Approx(0.625f));  // untouched by the second run
+}
+
+TEST_CASE("every compiled plan is valid and runs in its arena, in-place ops share storage") {
   Graph g;
   Cnn n = small_cnn(g, 8, 4, true);
   graph::Program p = training_program(g, n);

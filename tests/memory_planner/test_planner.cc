@@ -114,7 +114,7 @@ TEST_CASE("planner: alignment rounds offsets up", "[planner]") {
   CHECK(plan_memory(buffers, Strategy::naive).offsets == std::vector<size_t>{0, 128});
 }
 
-TEST_CASE("planner: greedy by size is not optimal here; best finds the optimum", "[planner]") {
+TEST_CASE("planner: greedy by size is not optimal here, best finds the optimum", "[planner]") {
   // Lower bound 10 at step 1 (a, b, d, e live: 3 + 3 + 2 + 2).
   std::vector<BufferRequest> buffers = {buf("a", 3, 1, 3), buf("b", 3, 1, 1), buf("c", 4, 2, 2), buf("d", 2, 0, 1),
                                         buf("e", 2, 1, 1)};

@@ -114,7 +114,7 @@ TEST_CASE("leading slices copy the right elements of a wider tensor") {
   CHECK(meta[size_t((1 * 4 + 3) * 2 + 1)] == float((1 * 4 + 3) * 2 + 1));  // outside the slice: untouched
 }
 
-TEST_CASE("meta cell: the union of the cells at the widest shapes; unfold gives each cell its slice") {
+TEST_CASE("meta cell: the union of the cells at the widest shapes, unfold gives each cell its slice") {
   SearchSpace s = tiny_space();
   ParamStore params;
   init_search_params(params, s, 7);
@@ -248,7 +248,7 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   CHECK(ml.params().get("alpha.normal").f32()[0] != before["alpha.normal"][0]);
 }
 
-TEST_CASE("warm-up meta steps leave alpha and beta alone; the cell fold keeps every cell on the meta cell") {
+TEST_CASE("warm-up meta steps leave alpha and beta alone, the cell fold keeps every cell on the meta cell") {
   SearchSpace s = tiny_space();
   MetaOptions o = tiny_options();
   o.warmup_steps = 1;
@@ -331,7 +331,7 @@ TEST_CASE("meta-training on synthetic tasks raises the query accuracy after adap
   CHECK(after > before + 0.15);
 }
 
-TEST_CASE("adaptation: a zero classifier starts every task from ties; meta keeps the starting supernet's") {
+TEST_CASE("adaptation: a zero classifier starts every task from ties, meta keeps the starting supernet's") {
   SearchSpace s = tiny_space();
   ParamStore start;
   init_search_params(start, s, 3);

@@ -85,7 +85,7 @@ TEST_CASE("the expectation ranks by alpha_now until 5 deltas exist, then by wher
   CHECK(e[1] == Approx(1.0 + 0.4).epsilon(1e-5));
 }
 
-TEST_CASE("every edge gets k_grad ops; exploration never picks the current top-1") {
+TEST_CASE("every edge gets k_grad ops, exploration never picks the current top-1") {
   SearchSpace s;
   ParamStore ps = arch_params(s);
   Tensor a = ps.get("alpha.reduce");

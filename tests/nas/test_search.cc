@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 
 #include "graph/compile.h"
 #include "nas/genotype.h"
@@ -122,4 +123,60 @@ TEST_CASE("a short search on a tiny synthetic task lowers the loss") {
   for (int64_t i = 0; i < a.numel(); ++i) norm += double(a.f32()[i]) * a.f32()[i];
   CHECK(std::sqrt(norm) > 0.01);
   CHECK(searcher.arena_bytes() > 0);
+}
+
+namespace {
+
+// Runs `steps` search steps of `mode` from seed 7 and returns the store.
+void run_steps(ParamStore& ps, SearchOptions o, int steps, size_t* grad_bytes) {
+  SearchSpace s = tiny_space();
+  const int64_t B = o.batch;
+  Searcher searcher(s, o, ps, 7);
+  Buffer xb(B * 64 * 4), yb(B * 4), vxb(B * 64 * 4), vyb(B * 4);
+  Tensor x(xb.data(), Shape{B, 1, 8, 8}), y(yb.data(), Shape{B}, DType::i32);
+  Tensor vx(vxb.data(), Shape{B, 1, 8, 8}), vy(vyb.data(), Shape{B}, DType::i32);
+  Rng rng(3);
+  for (int t = 0; t < steps; ++t) {
+    fill_task(rng, B, 8, x, y);
+    fill_task(rng, B, 8, vx, vy);
+    searcher.set_progress(t, steps);
+    searcher.step(x, y, vx, vy);
+  }
+  *grad_bytes = searcher.grad_bytes();
+}
+
+}  // namespace
+
+TEST_CASE("sparse weight gradients: only the sampled weights have storage, and the search is unchanged") {
+  for (WeightOptimizer opt : {WeightOptimizer::adam, WeightOptimizer::sgd}) {
+    for (Mode mode : {Mode::ops_pairs_sbs, Mode::ops, Mode::full}) {
+      CAPTURE(int(opt), mode_name(mode));
+      SearchOptions o;
+      o.batch = 6;
+      o.w_optimizer = opt;
+      o.w_weight_decay = 3e-3f;  // non-sampled weights still decay
+      o.step = {.mode = mode, .k_grad = 2, .split = mode == Mode::full ? 1 : 2};
+      ParamStore dense, sparse;
+      size_t dense_block = 1, sparse_block = 0;
+      o.sparse_weight_grads = false;
+      run_steps(dense, o, 6, &dense_block);
+      o.sparse_weight_grads = true;
+      run_steps(sparse, o, 6, &sparse_block);
+      CHECK(dense_block == 0);
+      const size_t weights = dense.bytes(ParamKind::weight);
+      CHECK(dense.bytes(ParamKind::grad) == weights + dense.bytes(ParamKind::arch));
+      CHECK(sparse.bytes(ParamKind::grad) == sparse.bytes(ParamKind::arch));  // no weight gradient in the store
+      if (mode == Mode::full)
+        CHECK(sparse_block >= weights);  // every weight trains
+      else
+        CHECK(sparse_block < weights * 3 / 4);
+      // Same weights, alpha/beta and optimizer state, bit for bit.
+      for (const auto& e : dense.entries()) {
+        if (e->kind == ParamKind::grad) continue;
+        const Tensor t = sparse.get(e->name);
+        REQUIRE(t.bytes() == e->tensor.bytes());
+        CHECK(std::memcmp(t.data(), e->tensor.data(), t.bytes()) == 0);
+      }
+    }
+  }
 }

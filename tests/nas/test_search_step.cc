@@ -156,7 +156,7 @@ TEST_CASE("micro-batches: the split gradient is the mean of the chunks' gradient
   check_same(split, want);
 }
 
-TEST_CASE("non-sampled ops and pairs get exactly zero gradient; the head matches the full backward") {
+TEST_CASE("non-sampled ops and pairs get exactly zero gradient, the head matches the full backward") {
   Fixture f;
   const Sample sample = sampled(f.space, f.params, 9);
   const auto full_w = f.gradients({.mode = Mode::full}, full_sample(f.space), ParamKind::weight);
@@ -213,7 +213,7 @@ TEST_CASE("a sample where every op and pair is a gradient one is the full step")
     check_same(f.gradients({.mode = Mode::ops_pairs}, all, kind), f.gradients({.mode = Mode::full}, all, kind));
 }
 
-TEST_CASE("memory: SBS and sampling shrink the arena; side storage is planned and checked") {
+TEST_CASE("memory: SBS and sampling shrink the arena, side storage is planned and checked") {
   Fixture f;
   f.batch = 6;
   const Sample sample = sampled(f.space, f.params, 3);
@@ -266,7 +266,8 @@ TEST_CASE("the memory budget picks the fastest setting that fits, or refuses nam
   o.step = {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 6};
   const StepEstimate least = estimate_step(s, o, 1);
   CHECK(least.total_bytes() < full.total_bytes());
-  CHECK(least.persistent_bytes == full.persistent_bytes);
+  // Sampled modes store the gradients of the sampled weights only.
+  CHECK(least.persistent_bytes < full.persistent_bytes);
 
   BudgetChoice roomy = choose_step_config(s, o, full.total_bytes(), 1);
   CHECK(roomy.chosen.config.mode == Mode::full);

@@ -111,7 +111,7 @@ TEST_CASE("batch norm running statistics follow PyTorch (momentum 0.1, unbiased 
       batch_norm_forward_train(single, x.data(), nullptr, nullptr, y.data(), &mean, &rstd, nullptr, nullptr), Error);
 }
 
-TEST_CASE("batch norm inference uses the running statistics; non-affine is gamma 1, beta 0") {
+TEST_CASE("batch norm inference uses the running statistics, non-affine is gamma 1, beta 0") {
   BatchNormShape s{.N = 2, .C = 2, .HW = 3};
   const auto x = test::random<float>(12, 61);
   const std::vector<float> rm = {0.5f, -1.0f}, rv = {4.0f, 0.25f}, gamma = {2.0f, 3.0f}, beta = {0.1f, -0.2f};

@@ -25,7 +25,7 @@ TEST_CASE("Shape counts, compares and prints") {
   CHECK_THROWS_WITH((Shape{2, -1}), Catch::Contains("negative"));
 }
 
-TEST_CASE("Buffer is 64-byte aligned and zeroed; Arena views are offsets") {
+TEST_CASE("Buffer is 64-byte aligned and zeroed, Arena views are offsets") {
   Buffer b(100);
   REQUIRE(reinterpret_cast<uintptr_t>(b.data()) % kAlignment == 0);
   for (int i = 0; i < 100; ++i) CHECK(static_cast<unsigned char*>(b.data())[i] == 0);
@@ -58,6 +58,31 @@ TEST_CASE("ParamStore keeps insertion order, grads and kinds") {
                                           "alpha.normal@grad"});
   CHECK(ps.bytes(ParamKind::arch) == 9 * 7 * 4);
   CHECK(ps.bytes() == (6 + 6 + 3 + 63 + 63) * 4);
+}
+
+TEST_CASE("ParamStore gradients can live outside the store, or nowhere") {
+  ParamStore ps;
+  ps.add_weight("a.weight", Shape{3, 2});
+  ps.add("a.running_mean", Shape{3}, ParamKind::buffer);
+  const uint64_t v0 = ps.version();
+  float outside[6] = {1, 2, 3, 4, 5, 6};
+  ps.set_grad_view("a.weight", outside);
+  CHECK(ps.version() != v0);
+  CHECK(ps.grad("a.weight").f32() == outside);
+  CHECK(ps.grad("a.weight").shape() == Shape{3, 2});
+  CHECK(ps.bytes(ParamKind::grad) == 0);  // the store's own copy is freed
+  ps.zero_grads();
+  CHECK(outside[5] == 0.0f);
+  const uint64_t v1 = ps.version();
+  ps.set_grad_view("a.weight", outside);  // no change, no new version
+  CHECK(ps.version() == v1);
+  ps.set_grad_view("a.weight", nullptr);
+  CHECK(ps.version() != v1);
+  CHECK(ps.grad("a.weight").empty());
+  CHECK(ps.grad("a.weight").shape() == Shape{3, 2});
+  ps.zero_grads();  // skips it
+  CHECK_THROWS_WITH(ps.set_grad_view("a.running_mean", outside), Catch::Contains("has no gradient"));
+  CHECK_THROWS_WITH(ps.set_grad_view("b", outside), Catch::Contains("'b'"));
 }
 
 TEST_CASE("Rng is deterministic, forks independently, draws in range") {

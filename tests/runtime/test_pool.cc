@@ -144,7 +144,7 @@ TEST_CASE("max pool: the first maximum wins ties and padding never wins") {
   CHECK(dx[3] == 0.0f);
 }
 
-TEST_CASE("avg pool excludes padding from the count; global avg pool is the plane mean") {
+TEST_CASE("avg pool excludes padding from the count, global avg pool is the plane mean") {
   Pool2dShape s{.N = 1, .C = 2, .H = 3, .W = 3, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
   std::vector<float> x(18, 1.0f), y(18);
   avg_pool2d_forward(s, x.data(), y.data());
