@@ -64,6 +64,26 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     contributions[s.value].push_back(grad);
   }
 
+  // Forward values recomputed in the backward (see GradContext), each once.
+  std::map<ValueId, ValueId> recomputed;
+  const GradContext::Remat remat = [&](ValueId v, ValueId after) -> ValueId {
+    const NodeId producer = g.value(v).producer;
+    if (producer < 0 || producer >= num_nodes) return v;
+    const Node& p = g.node(producer);
+    if (!p.op->recompute || p.outputs.size() != 1) return v;
+    for (ValueId in : p.inputs)
+      if (g.value(in).kind != ValueKind::input && g.value(in).kind != ValueKind::param) return v;
+    if (auto it = recomputed.find(v); it != recomputed.end()) return it->second;
+    std::vector<ValueId> inputs = p.inputs;
+    inputs.push_back(after);
+    const OpDef& op = *p.op->recompute;
+    const std::string name = p.name + ".recomputed";
+    std::any attrs = p.attrs;
+    const ValueId copy = g.add_node1(op, name, std::move(inputs), std::move(attrs));
+    recomputed.emplace(v, copy);
+    return copy;
+  };
+
   for (NodeId n = num_nodes - 1; n >= 0; --n) {
     const Node& node = g.node(n);
     if (node.op->blocks_gradient || node.backward) continue;
@@ -87,7 +107,7 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     if (!any_grad) continue;
     const OpDef* op = g.node(n).op;
     if (!op->gradient) fail("backward: op {} ('{}') has no gradient rule", op->name, g.node(n).name);
-    GradContext ctx(g, n, std::move(out_grads), needs);
+    GradContext ctx(g, n, std::move(out_grads), needs, &remat);
     op->gradient(ctx);
     // `node` may dangle now: the rule appended nodes.
     const Node& same = g.node(n);

@@ -111,9 +111,10 @@ void InferContext::expect_dtype(size_t i, DType dtype) const {
 
 void GradContext::set_input_grad(size_t i, ValueId grad) {
   ONNAS_CHECK(i < input_grads_.size(), "{}: gradient for input {} of {}", node().name, i, input_grads_.size());
-  if (grad != kNoValue && g_.type(grad) != g_.type(input(i)))
+  const ValueId in = node().inputs[i];
+  if (grad != kNoValue && g_.type(grad) != g_.type(in))
     fail("gradient rule of {} '{}': gradient for input {} has shape {}, the input has {}", node().op->name,
-         node().name, i, g_.shape(grad).str(), g_.shape(input(i)).str());
+         node().name, i, g_.shape(grad).str(), g_.shape(in).str());
   input_grads_[i] = grad;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <any>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -69,16 +70,27 @@ struct RunContext {
 // What a gradient rule sees. Rules emit ordinary graph nodes (through the ops/
 // builder functions) for the inputs that need a gradient, and hand them back with
 // set_input_grad. Output gradients that nothing produced are kNoValue (zero).
+//
+// Rematerialization: input(i) and output(i) are the forward values a rule reads. When
+// such a value is the output of an op with a `recompute` form whose inputs all live
+// outside the arena (feeds, parameters), autodiff hands the rule a copy recomputed in
+// the backward instead (one per value, ordered after this node's output gradient), so
+// the forward output dies after its forward readers. A relu of a fed cell input then
+// keeps nothing from the forward to the backward.
 class GradContext {
  public:
-  GradContext(Graph& g, NodeId node, std::vector<ValueId> output_grads, std::vector<bool> needs_grad)
+  // Maps a forward value read by a rule to what the rule should read (`after`: a
+  // value of the backward the recomputation must follow).
+  using Remat = std::function<ValueId(ValueId value, ValueId after)>;
+  GradContext(Graph& g, NodeId node, std::vector<ValueId> output_grads, std::vector<bool> needs_grad,
+              const Remat* remat = nullptr)
       : g_(g), node_(node), output_grads_(std::move(output_grads)), needs_(std::move(needs_grad)),
-        input_grads_(needs_.size(), kNoValue) {}
+        input_grads_(needs_.size(), kNoValue), remat_(remat) {}
 
   Graph& graph() { return g_; }
   const Node& node() const { return g_.node(node_); }
-  ValueId input(size_t i) const { return node().inputs[i]; }
-  ValueId output(size_t i) const { return node().outputs[i]; }
+  ValueId input(size_t i) const { return forward_value(node().inputs[i]); }
+  ValueId output(size_t i) const { return forward_value(node().outputs[i]); }
   ValueId output_grad(size_t i) const { return output_grads_[i]; }
   bool needs_grad(size_t i) const { return needs_[i]; }
   template <typename A>
@@ -91,11 +103,18 @@ class GradContext {
   const std::vector<ValueId>& input_grads() const { return input_grads_; }
 
  private:
+  ValueId forward_value(ValueId v) const {
+    if (!remat_) return v;
+    for (ValueId d : output_grads_)
+      if (d != kNoValue) return (*remat_)(v, d);
+    return v;
+  }
   Graph& g_;
   NodeId node_;
   std::vector<ValueId> output_grads_;
   std::vector<bool> needs_;
   std::vector<ValueId> input_grads_;
+  const Remat* remat_;
 };
 
 struct OpDef {
@@ -117,6 +136,10 @@ struct OpDef {
   bool side_effects = false;
   // Passes gradients through unchanged in no way (stop_gradient): autodiff stops here.
   bool blocks_gradient = false;
+  // The same op with one more input, ignored but read, that orders it: what autodiff
+  // emits to recompute this op's output in the backward (see GradContext). nullptr:
+  // outputs are kept when the backward reads them.
+  const OpDef* recompute = nullptr;
 };
 
 }  // namespace onnas::graph

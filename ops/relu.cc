@@ -1,5 +1,6 @@
 // relu: y = max(x, 0). Its backward reads the output (same mask as the input), so an
-// in-place relu keeps what its backward needs.
+// in-place relu keeps what its backward needs. A relu of a feed or parameter is
+// recomputed in the backward instead of kept (relu_recompute, graph/op.h).
 #include "graph/op.h"
 #include "ops/op_list.h"
 #include "ops/ops.h"
@@ -23,6 +24,17 @@ const graph::OpDef kReluBackward{
     .inplace_input = 1,
 };
 
+// relu(x) again in the backward; input 1 only orders it (see graph::GradContext).
+const graph::OpDef kReluRecompute{
+    .name = "relu_recompute",
+    .infer =
+        [](const InferContext& c) {
+          c.expect_inputs(2);
+          return std::vector<TensorType>{c.input(0)};
+        },
+    .forward = [](const RunContext& c) { kernels::relu_forward(c.outputs[0].numel(), c.inputs[0].f32(), c.outputs[0].f32()); },
+};
+
 const graph::OpDef kRelu{
     .name = "relu",
     .infer =
@@ -37,6 +49,7 @@ const graph::OpDef kRelu{
           c.set_input_grad(0, c.graph().add_node1(kReluBackward, c.grad_name(), {c.output(0), c.output_grad(0)}));
         },
     .inplace_input = 0,
+    .recompute = &kReluRecompute,
 };
 
 ValueId relu(Graph& g, ValueId x, const std::string& name) { return g.add_node1(kRelu, name, {x}); }

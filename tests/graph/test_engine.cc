@@ -9,6 +9,7 @@
 
 #include "graph/autodiff.h"
 #include "graph/compile.h"
+#include "graph/op.h"
 #include "graph/optimizer.h"
 #include "memory_planner/planner.h"
 #include "nas/network.h"
@@ -211,6 +212,33 @@ TEST_CASE("a gradient without storage is refused by name, and a moved one is fou
   }
   for (int i = 0; i < 12; ++i) CHECK(second[i] == first[i]);
   CHECK(first[0] == Approx(0.625f));  // untouched by the second run
+}
+
+TEST_CASE("a relu of a feed is recomputed in the backward, not kept; a relu of an activation is kept") {
+  for (bool fed : {true, false}) {
+    CAPTURE(fed);
+    Graph g;
+    ValueId x = g.input("x", {Shape{2, 3, 6, 6}});
+    ValueId w = g.param("conv.weight", {Shape{4, 3, 3, 3}});
+    ValueId w0 = g.param("conv0.weight", {Shape{3, 3, 1, 1}});
+    ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+    ValueId in = fed ? x : ops::conv2d(g, x, w0, {}, "conv0");
+    ValueId r = ops::relu(g, in, "relu");
+    ValueId y = ops::conv2d(g, r, w, {.pad = 1}, "conv");
+    ValueId logits = ops::global_avg_pool(g, y);
+    ValueId loss = ops::softmax_cross_entropy(g, logits, labels);
+    std::vector<ValueId> wrt{w};
+    if (!fed) wrt.push_back(w0);
+    graph::backward(g, loss, wrt);
+    int recomputes = 0, backward_reads_of_relu = 0;
+    for (const graph::Node& n : g.nodes()) {
+      if (!n.backward) continue;
+      recomputes += std::string(n.op->name) == "relu_recompute";
+      for (ValueId v : n.inputs) backward_reads_of_relu += v == r;
+    }
+    CHECK(recomputes == (fed ? 1 : 0));
+    CHECK((backward_reads_of_relu == 0) == fed);
+  }
 }
 
 TEST_CASE("every compiled plan is valid and runs in its arena, in-place ops share storage") {
