@@ -31,6 +31,8 @@ struct PlanArgs {
   int in_channels = 1, size = 28, classes = 10;
   std::string strategy = "best";
   std::string json, html, dot, buffers;
+  std::string optimizer = "adam";  // the search's weight optimizer: its state is persistent memory
+  float momentum = 0.9f;
 };
 
 // A buffer list's text; at most kMaxListBytes (/dev/zero or a huge file must not
@@ -157,6 +159,8 @@ void run_plan(const PlanArgs& a) {
   if (a.network == "search") {  // planned with the default strategy (best)
     nas::SearchOptions so;
     so.batch = a.batch;
+    so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+    so.w_momentum = a.momentum;
     a.step.apply(space, so, 1);
     print_mode_table(space, so);
     nas::Searcher searcher(space, so, params, 1);  // creates parameters and optimizer state
@@ -200,6 +204,7 @@ void add_plan_command(CLI::App& app) {
       ->check(CLI::IsMember({"search", "train"}));
   cmd->add_option("--program", args->program, "Which search program: weight or arch step")
       ->check(CLI::IsMember({"weight", "arch"}));
+  add_weight_optimizer_options(*cmd, args->optimizer, args->momentum);
   cmd->add_option("--genotype", args->genotype, "Genotype JSON (for --network train)");
   cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
   cmd->add_option("--in-channels", args->in_channels, "Input channels")->check(CLI::Range(1, 64));

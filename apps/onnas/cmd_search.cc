@@ -28,6 +28,7 @@ struct SearchArgs {
   uint64_t seed = 1;
   int threads = 0;
   std::string optimizer = "adam";
+  float momentum = 0.9f;  // sgd
   float w_lr = -1, a_lr = 3e-4f;
   std::string out = "runs/search";
   std::string init, dump_grads;
@@ -61,6 +62,7 @@ void run_search(const SearchArgs& a) {
   so.batch = a.batch;
   so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   so.w_lr = a.w_lr > 0 ? a.w_lr : (a.optimizer == "sgd" ? 0.025f : 3e-3f);
+  so.w_momentum = a.momentum;
   so.a_lr = a.a_lr;
   a.step.apply(space, so, a.seed);
   ParamStore params;
@@ -99,15 +101,17 @@ void run_search(const SearchArgs& a) {
   std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s, SBS side %s, persistent %s, %d threads\n",
                space.describe().c_str(), (long long)a.batch, (long long)total, so.step.describe().c_str(),
                format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.side_bytes())).c_str(),
-               format_bytes(double(params.bytes())).c_str(), num_threads());
+               format_bytes(double(params.bytes() + searcher.grad_bytes())).c_str(), num_threads());
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
-  const std::string signature =
+  nlohmann::json signature_json =
       nlohmann::json{{"space", space.to_json()}, {"data", a.data.format}, {"data_path", a.data.path},
                      {"limit", a.data.limit}, {"batch", a.batch}, {"epochs", a.epochs}, {"steps", per_epoch},
                      {"val_fraction", a.val_fraction}, {"seed", a.seed}, {"optimizer", a.optimizer},
-                     {"w_lr", so.w_lr}, {"a_lr", so.a_lr}, {"mode", so.step.describe()}, {"init", a.init}}
-          .dump();
+                     {"w_lr", so.w_lr}, {"a_lr", so.a_lr}, {"mode", so.step.describe()}, {"init", a.init}};
+  // Only a non-default momentum is recorded, so checkpoints from before --momentum resume.
+  if (a.optimizer == "sgd" && a.momentum != 0.9f) signature_json["momentum"] = a.momentum;
+  const std::string signature = signature_json.dump();
   const std::string ckpt = a.out + "/checkpoint.safetensors";
   std::string log;
   int64_t step = 0;
@@ -196,8 +200,7 @@ void add_search_command(CLI::App& app) {
       ->check(CLI::Range(0.01, 0.99));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  cmd->add_option("--optimizer", args->optimizer, "Weight optimizer: adam (betas 0, 0.999) or sgd (momentum 0.9)")
-      ->check(CLI::IsMember({"adam", "sgd"}));
+  add_weight_optimizer_options(*cmd, args->optimizer, args->momentum);
   cmd->add_option("--w-lr", args->w_lr, "Weight learning rate (default 3e-3 adam, 0.025 sgd; cosine schedule)");
   cmd->add_option("--a-lr", args->a_lr, "Architecture learning rate (Adam, betas 0.5, 0.999)");
   cmd->add_option("-o,--out", args->out, "Output folder");

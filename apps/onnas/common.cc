@@ -41,6 +41,12 @@ void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& optio
 }
 
 
+void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum) {
+  cmd.add_option("--optimizer", optimizer, "Weight optimizer: adam (betas 0, 0.999) or sgd")
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  cmd.add_option("--momentum", momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
+}
+
 void DataOptions::add(CLI::App& cmd) {
   cmd.add_option("--data-format", format, "fashion-mnist, idx (MNIST-style folder), cifar10 or folder (class-per-folder tree)")
       ->check(CLI::IsMember({"fashion-mnist", "idx", "cifar10", "folder"}));

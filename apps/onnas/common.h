@@ -53,6 +53,9 @@ struct StepOptions {
   void apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const;
 };
 
+// --optimizer {adam,sgd} and --momentum M (sgd; 0 keeps no optimizer state at all).
+void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum);
+
 // Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.
 size_t parse_bytes(const std::string& text);
 // Integers from "1,3" (spaces and empty items skipped); an item that is not a whole

@@ -7,6 +7,8 @@
 //   forward          y[n]  (K x PQ)   = w (K x CRS) * cols(x[n]) (CRS x PQ)
 //   backward data    cols (CRS x PQ)  = w^T * dy[n];  dx[n] = col2im(cols)
 //   backward weight  dw   (K x CRS)  += dy[n] * cols(x[n])^T, per lane in order
+// each a tile of output rows at a time (the PQ columns of a tile), so the columns
+// never hold a whole image.
 //
 // A pointwise conv (1x1, stride 1, no pad) is already a GEMM on the input (cols = x[n])
 // and needs no columns. The im2col buffers are the caller's planned workspace, so the
@@ -61,17 +63,18 @@ ColRange valid_cols(const Conv2dShape& s, int64_t Q, int64_t t) {
 // Rows per parallel chunk of im2col / col2im: about 4K floats of columns each.
 int64_t row_grain(int64_t PQ) { return PQ >= 4096 ? 1 : 4096 / PQ; }
 
-// cols[(c*R + r)*S + t][p*Q + q] = x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 in padding.
-void im2col(const Conv2dShape& s, const float* x, float* cols) {
-  const int64_t P = s.P(), Q = s.Q(), RS = s.R * s.S;
-  parallel_for(0, s.C * RS, row_grain(P * Q), [&](int64_t lo, int64_t hi) {
+// The columns of output rows [p0, p1) (a tile):
+// cols[(c*R + r)*S + t][(p - p0)*Q + q] = x[c, p*sh - ph + r*dh, q*sw - pw + t*dw], 0 in padding.
+void im2col(const Conv2dShape& s, const float* x, float* cols, int64_t p0, int64_t p1) {
+  const int64_t Q = s.Q(), RS = s.R * s.S, TQ = (p1 - p0) * Q;
+  parallel_for(0, s.C * RS, row_grain(TQ), [&](int64_t lo, int64_t hi) {
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t c = row / RS, r = (row / s.S) % s.R, t = row % s.S;
       const ColRange cr = valid_cols(s, Q, t);
       const int64_t off = t * s.dil_w - s.pad_w;
-      float* out = cols + row * P * Q;
-      for (int64_t p = 0; p < P; ++p) {
-        float* o = out + p * Q;
+      float* out = cols + row * TQ;
+      for (int64_t p = p0; p < p1; ++p) {
+        float* o = out + (p - p0) * Q;
         const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
         if (h < 0 || h >= s.H) {
           std::memset(o, 0, size_t(Q) * sizeof(float));
@@ -90,25 +93,26 @@ void im2col(const Conv2dShape& s, const float* x, float* cols) {
   });
 }
 
-// dx[c, h, v] = sum of the column entries im2col took from (c, h, v). Parallel over
-// channels: each channel's plane is written by one task, its rows added in order.
-void col2im(const Conv2dShape& s, const float* cols, float* dx) {
-  const int64_t P = s.P(), Q = s.Q(), RS = s.R * s.S, HW = s.H * s.W;
+// dx[c, h, v] += the column entries im2col took from (c, h, v), for the tile of output
+// rows [p0, p1); the first tile (p0 == 0) overwrites. Parallel over channels: each
+// channel's plane is written by one task, its rows added in order.
+void col2im(const Conv2dShape& s, const float* cols, float* dx, int64_t p0, int64_t p1) {
+  const int64_t Q = s.Q(), RS = s.R * s.S, HW = s.H * s.W, TQ = (p1 - p0) * Q;
   const int64_t grain = HW * RS >= 4096 ? 1 : 4096 / (HW * RS);
   parallel_for(0, s.C, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       float* plane = dx + c * HW;
-      std::memset(plane, 0, size_t(HW) * sizeof(float));
+      if (p0 == 0) std::memset(plane, 0, size_t(HW) * sizeof(float));
       for (int64_t r = 0; r < s.R; ++r)
         for (int64_t t = 0; t < s.S; ++t) {
           const ColRange cr = valid_cols(s, Q, t);
           const int64_t off = t * s.dil_w - s.pad_w;
-          const float* in = cols + ((c * s.R + r) * s.S + t) * P * Q;
-          for (int64_t p = 0; p < P; ++p) {
+          const float* in = cols + ((c * s.R + r) * s.S + t) * TQ;
+          for (int64_t p = p0; p < p1; ++p) {
             const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
             if (h < 0 || h >= s.H) continue;
             float* __restrict xr = plane + h * s.W + off;
-            const float* __restrict ir = in + p * Q;
+            const float* __restrict ir = in + (p - p0) * Q;
             if (s.stride_w == 1) {
               for (int64_t q = cr.lo; q < cr.hi; ++q) xr[q] += ir[q];
             } else {
@@ -131,17 +135,23 @@ void col2im(const Conv2dShape& s, const float* cols, float* dx) {
 constexpr int64_t kLanes = 4;
 int64_t lanes(const Conv2dShape& s) { return std::min(kLanes, s.N); }
 size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }  // 64-byte multiples
+// The columns are made a tile of output rows at a time, about kTileColumns output
+// pixels each (at least one row): the columns of a whole image would be CRS x PQ, as
+// large as the input times R*S. GEMM blocks its reduction by 256 anyway, so tiles
+// cost little speed.
+constexpr int64_t kTileColumns = 128;
+int64_t tile_rows(const Conv2dShape& s) { return std::clamp<int64_t>(kTileColumns / s.Q(), 1, s.P()); }
 size_t cols_floats(const Conv2dShape& s) {
-  return pointwise(s) ? 0 : round_floats(size_t(s.C * s.R * s.S) * size_t(s.P() * s.Q()));
+  return pointwise(s) ? 0 : round_floats(size_t(s.C * s.R * s.S) * size_t(tile_rows(s) * s.Q()));
 }
 
-// The GEMM of each direction: C (M x N) = op(A) op(B) over Kd.
+// The GEMM of each direction: C (M x N) = op(A) op(B) over Kd (the largest tile's).
 struct Gemm {
   bool trans_b;
   int64_t M, N, Kd;
 };
 Gemm gemm_of(const Conv2dShape& s, ConvPass pass) {
-  const int64_t CRS = s.C * s.R * s.S, PQ = s.P() * s.Q();
+  const int64_t CRS = s.C * s.R * s.S, PQ = pointwise(s) ? s.P() * s.Q() : tile_rows(s) * s.Q();
   switch (pass) {
     case ConvPass::forward: return {false, s.K, PQ, CRS};
     case ConvPass::backward_data: return {false, CRS, PQ, s.K};
@@ -204,7 +214,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
   check_shape(s);
   if (s.depthwise()) return depthwise::run_forward(s, x, w, y);
   if (s.groups != 1) return ref::conv2d_forward<float>(s, x, w, y);
-  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   for_each_lane(s, [&](int64_t lane, int64_t L) {
     float* cols = lane_cols(s, ConvPass::forward, workspace, lane);
     float* pack = lane_pack(s, ConvPass::forward, workspace, lane);
@@ -213,9 +223,12 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float*
       float* yn = y + n * s.K * PQ;
       if (pointwise(s)) {
         lane_gemm(s, pack, false, false, s.K, HW, s.C, w, s.C, xn, HW, 0.0f, yn, HW);
-      } else {
-        im2col(s, xn, cols);
-        lane_gemm(s, pack, false, false, s.K, PQ, CRS, w, CRS, cols, PQ, 0.0f, yn, PQ);
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < P; p0 += rows) {
+        const int64_t p1 = std::min(P, p0 + rows), TQ = (p1 - p0) * Q;
+        im2col(s, xn, cols, p0, p1);
+        lane_gemm(s, pack, false, false, s.K, TQ, CRS, w, CRS, cols, TQ, 0.0f, yn + p0 * Q, PQ);
       }
     }
   });
@@ -225,7 +238,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   check_shape(s);
   if (s.depthwise()) return depthwise::run_backward_data(s, dy, w, dx);
   if (s.groups != 1) return ref::conv2d_backward_data<float>(s, dy, w, dx);
-  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   for_each_lane(s, [&](int64_t lane, int64_t L) {
     float* cols = lane_cols(s, ConvPass::backward_data, workspace, lane);
     float* pack = lane_pack(s, ConvPass::backward_data, workspace, lane);
@@ -234,9 +247,12 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
       float* dxn = dx + n * s.C * HW;
       if (pointwise(s)) {
         lane_gemm(s, pack, true, false, s.C, HW, s.K, w, s.C, dyn, HW, 0.0f, dxn, HW);
-      } else {
-        lane_gemm(s, pack, true, false, CRS, PQ, s.K, w, CRS, dyn, PQ, 0.0f, cols, PQ);
-        col2im(s, cols, dxn);
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < P; p0 += rows) {
+        const int64_t p1 = std::min(P, p0 + rows), TQ = (p1 - p0) * Q;
+        lane_gemm(s, pack, true, false, CRS, TQ, s.K, w, CRS, dyn + p0 * Q, PQ, 0.0f, cols, TQ);
+        col2im(s, cols, dxn, p0, p1);
       }
     }
   });
@@ -246,7 +262,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   check_shape(s);
   if (s.depthwise()) return depthwise::run_backward_weight(s, x, dy, dw);
   if (s.groups != 1) return ref::conv2d_backward_weight<float>(s, x, dy, dw);
-  const int64_t HW = s.H * s.W, PQ = s.P() * s.Q(), CRS = s.C * s.R * s.S;
+  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   // Lane 0 sums into dw itself, the others into their partials; then dw += partials in
   // lane order.
   for_each_lane(s, [&](int64_t lane, int64_t L) {
@@ -259,9 +275,12 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
       const float beta = n == lane ? 0.0f : 1.0f;  // a lane's first image overwrites
       if (pointwise(s)) {
         lane_gemm(s, pack, false, true, s.K, s.C, HW, dyn, HW, xn, HW, beta, acc, s.C);
-      } else {
-        im2col(s, xn, cols);
-        lane_gemm(s, pack, false, true, s.K, CRS, PQ, dyn, PQ, cols, PQ, beta, acc, CRS);
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < P; p0 += rows) {
+        const int64_t p1 = std::min(P, p0 + rows), TQ = (p1 - p0) * Q;
+        im2col(s, xn, cols, p0, p1);
+        lane_gemm(s, pack, false, true, s.K, CRS, TQ, dyn + p0 * Q, PQ, cols, TQ, p0 == 0 ? beta : 1.0f, acc, CRS);
       }
     }
   });
