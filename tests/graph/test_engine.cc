@@ -214,7 +214,7 @@ TEST_CASE("a gradient without storage is refused by name, and a moved one is fou
   CHECK(first[0] == Approx(0.625f));  // untouched by the second run
 }
 
-TEST_CASE("a relu of a feed is recomputed in the backward, not kept; a relu of an activation is kept") {
+TEST_CASE("a relu of a feed is recomputed in the backward, not kept, and a relu of an activation is kept") {
   for (bool fed : {true, false}) {
     CAPTURE(fed);
     Graph g;
