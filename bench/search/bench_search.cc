@@ -103,8 +103,9 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step) {
   getrusage(RUSAGE_SELF, &ru);
   state.counters["arena_bytes"] = double(searcher.arena_bytes());
   state.counters["side_bytes"] = double(searcher.side_bytes());
-  state.counters["persistent_bytes"] = double(params.bytes());
-  state.counters["total_bytes"] = double(searcher.arena_bytes() + searcher.side_bytes() + params.bytes());
+  const size_t persistent = params.bytes() + searcher.grad_bytes();  // the sampled weights' gradients: a block
+  state.counters["persistent_bytes"] = double(persistent);
+  state.counters["total_bytes"] = double(searcher.arena_bytes() + searcher.side_bytes() + persistent);
   state.counters["peak_rss_bytes"] = double(ru.ru_maxrss) * 1024.0;
   state.counters["threads"] = double(num_threads());
 }

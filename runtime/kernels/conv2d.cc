@@ -139,7 +139,7 @@ size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }  // 64-byte multipl
 // pixels each (at least one row): the columns of a whole image would be CRS x PQ, as
 // large as the input times R*S. GEMM blocks its reduction by 256 anyway, so tiles
 // cost little speed.
-constexpr int64_t kTileColumns = 128;
+constexpr int64_t kTileColumns = 256;
 int64_t tile_rows(const Conv2dShape& s) { return std::clamp<int64_t>(kTileColumns / s.Q(), 1, s.P()); }
 size_t cols_floats(const Conv2dShape& s) {
   return pointwise(s) ? 0 : round_floats(size_t(s.C * s.R * s.S) * size_t(tile_rows(s) * s.Q()));

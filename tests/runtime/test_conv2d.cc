@@ -167,7 +167,7 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
        .pad_w = 1, .groups = 6},
       {.N = 2, .C = 6, .H = 10, .W = 11, .K = 7, .R = 2, .S = 4, .stride_h = 3, .stride_w = 3, .pad_h = 1,
        .pad_w = 1},
-      // Five images in four lanes, columns in tiles of 5 output rows with a remainder of 4.
+      // Five images in four lanes, columns in tiles of 11 output rows with a remainder of 7.
       {.N = 5, .C = 7, .H = 29, .W = 23, .K = 6, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1},
       // Pointwise on the 7x7 map; other group counts fall back to the reference.
       {.N = 3, .C = 17, .H = 7, .W = 7, .K = 9},
@@ -188,12 +188,12 @@ TEST_CASE("conv2d workspace: per image lane its columns and SGEMM packing, then 
                        .groups = 16};
   CHECK(conv2d_workspace_bytes(dw, ConvPass::backward_weight) == 0);
   const Conv2dShape c15{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2};
-  // The columns of a tile of output rows: 128 / 28 -> 4 rows of 28 pixels, not the whole 28 x 28 image.
-  const size_t cols = 16 * 5 * 4 * 28;
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == 4 * (cols + pack(false, 16, 112, 80)) * 4);
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) == 4 * (cols + pack(false, 80, 112, 16)) * 4);
+  // The columns of a tile of output rows: 256 / 28 -> 9 rows of 28 pixels, not the whole 28 x 28 image.
+  const size_t cols = 16 * 5 * 9 * 28;
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == 4 * (cols + pack(false, 16, 252, 80)) * 4);
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) == 4 * (cols + pack(false, 80, 252, 16)) * 4);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) ==
-        (4 * (cols + pack(true, 16, 80, 112)) + 3 * 16 * 80) * 4);
+        (4 * (cols + pack(true, 16, 80, 252)) + 3 * 16 * 80) * 4);
   // A row wider than a tile: one row per tile.
   const Conv2dShape wide{.N = 2, .C = 2, .H = 3, .W = 300, .K = 2, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1};
   CHECK(conv2d_workspace_bytes(wide, ConvPass::forward) == 2 * ((2 * 9 * 300 + 15) / 16 * 16 + pack(false, 2, 300, 18)) * 4);
