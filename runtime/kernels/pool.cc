@@ -137,6 +137,23 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
         const float* r1 = r0 + s.W;
         const float* r2 = r1 + s.W;
         const int64_t sw = s.stride_w;
+        if (sw == 1) {  // contiguous: the compiler vectorizes across q
+          for (int64_t q = iq.lo; q < iq.hi; ++q) {
+            float acc = 0.0f;
+            acc += r0[q];
+            acc += r0[q + 1];
+            acc += r0[q + 2];
+            acc += r1[q];
+            acc += r1[q + 1];
+            acc += r1[q + 2];
+            acc += r2[q];
+            acc += r2[q + 1];
+            acc += r2[q + 2];
+            yp[p * Q + q] = acc / 9.0f;
+          }
+          for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
+          continue;
+        }
         for (int64_t q = iq.lo; q < iq.hi; ++q) {
           const int64_t v = q * sw;
           float acc = 0.0f;
