@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>  // x86-64's baseline: no run-time dispatch needed
+#endif
+
 #include "runtime/error.h"
 #include "runtime/threading.h"
 
@@ -42,6 +46,43 @@ Span interior3(int64_t size, int64_t out, int64_t stride, int64_t pad) {
   return {std::min(lo, hi), hi};
 }
 
+namespace {
+
+// Interior 3x3 windows of one output row at stride 1, four outputs at a time: each tap
+// in row-major order replaces the running maximum where it is strictly larger (the
+// scalar loop's rule, so the same argmax), with compare-and-mask instead of the
+// branches the compiler made of the scalar selects. Returns the first q not done.
+int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w, int64_t q_lo, int64_t q_hi,
+                         float* y, int32_t* argmax) {
+#if defined(__SSE2__)
+  int64_t q = q_lo;
+  for (; q + 4 <= q_hi; q += 4) {
+    const int32_t at0 = int32_t(top * W + q - pad_w);
+    __m128 best = _mm_loadu_ps(xp + at0);
+    __m128i best_at = _mm_add_epi32(_mm_set1_epi32(at0), _mm_setr_epi32(0, 1, 2, 3));
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t) {
+        if (r == 0 && t == 0) continue;
+        const int32_t at = int32_t((top + r) * W + q - pad_w + t);
+        const __m128 v = _mm_loadu_ps(xp + at);
+        const __m128 more = _mm_cmpgt_ps(v, best);
+        const __m128i more_i = _mm_castps_si128(more);
+        best = _mm_or_ps(_mm_and_ps(more, v), _mm_andnot_ps(more, best));
+        const __m128i ats = _mm_add_epi32(_mm_set1_epi32(at), _mm_setr_epi32(0, 1, 2, 3));
+        best_at = _mm_or_si128(_mm_and_si128(more_i, ats), _mm_andnot_si128(more_i, best_at));
+      }
+    _mm_storeu_ps(y + q, best);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + q), best_at);
+  }
+  return q;
+#else
+  (void)xp, (void)W, (void)top, (void)pad_w, (void)q_hi, (void)y, (void)argmax;
+  return q_lo;
+#endif
+}
+
+}  // namespace
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   check_pool(s, "max_pool2d");
   const int64_t P = s.P(), Q = s.Q();
@@ -74,7 +115,9 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
         }
         for (int64_t q = 0; q < iq.lo; ++q) generic(p, q);
         const int64_t top = p * s.stride_h - s.pad_h;
-        for (int64_t q = iq.lo; q < iq.hi; ++q) {
+        int64_t q0 = iq.lo;
+        if (s.stride_w == 1) q0 = max3_row_stride1(xp, s.W, top, s.pad_w, iq.lo, iq.hi, yp + p * Q, ap + p * Q);
+        for (int64_t q = q0; q < iq.hi; ++q) {
           const int64_t left = q * s.stride_w - s.pad_w;
           int32_t best_at = int32_t(top * s.W + left);
           float best = xp[best_at];
