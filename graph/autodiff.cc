@@ -71,8 +71,14 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     if (producer < 0 || producer >= num_nodes) return v;
     const Node& p = g.node(producer);
     if (!p.op->recompute || p.outputs.size() != 1) return v;
-    for (ValueId in : p.inputs)
-      if (g.value(in).kind != ValueKind::input && g.value(in).kind != ValueKind::param) return v;
+    for (ValueId in : p.inputs) {
+      const Value& val = g.value(in);
+      if (val.kind == ValueKind::input || val.kind == ValueKind::param) continue;
+      const bool kept = val.producer >= 0 && val.producer < num_nodes && val.output_index == 0 &&
+                        g.node(val.producer).op->backward_reads_output &&
+                        g.node(val.producer).op->backward_reads_output(g.node(val.producer));
+      if (!kept) return v;
+    }
     if (auto it = recomputed.find(v); it != recomputed.end()) return it->second;
     std::vector<ValueId> inputs = p.inputs;
     inputs.push_back(after);

@@ -73,10 +73,12 @@ struct RunContext {
 //
 // Rematerialization: input(i) and output(i) are the forward values a rule reads. When
 // such a value is the output of an op with a `recompute` form whose inputs all live
-// outside the arena (feeds, parameters), autodiff hands the rule a copy recomputed in
-// the backward instead (one per value, ordered after this node's output gradient), so
-// the forward output dies after its forward readers. A relu of a fed cell input then
-// keeps nothing from the forward to the backward.
+// outside the arena (feeds, parameters) or are kept for the backward anyway (output 0
+// of a node whose OpDef::backward_reads_output says so), autodiff hands the rule a
+// copy recomputed in the backward instead (one per value, ordered after this node's
+// output gradient), so the forward output dies after its forward readers. A relu of
+// a fed cell input, or of a non-affine batch norm, then keeps nothing from the
+// forward to the backward.
 class GradContext {
  public:
   // Maps a forward value read by a rule to what the rule should read (`after`: a
@@ -140,6 +142,9 @@ struct OpDef {
   // emits to recompute this op's output in the backward (see GradContext). nullptr:
   // outputs are kept when the backward reads them.
   const OpDef* recompute = nullptr;
+  // Whether this node's gradient rule reads its output 0 (so that value is kept for
+  // the backward anyway and a recomputation from it costs no memory). nullptr: no.
+  bool (*backward_reads_output)(const Node&) = nullptr;
 };
 
 }  // namespace onnas::graph

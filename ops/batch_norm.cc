@@ -7,7 +7,8 @@
 // when y is unused). Evaluation: the running statistics normalize; y is the only output.
 // gamma / beta are optional (affine = false in DARTS search cells); the node's
 // attributes record which inputs are present, in the order x, gamma, beta,
-// running_mean, running_var.
+// running_mean, running_var. Without them the backward reads y (= xhat) instead of
+// x, so x need not be kept: batch_norm_backward_output.
 //
 // Dimension key: N batch, C channels, HW the product of the spatial sizes, M = N*HW.
 #include <cmath>
@@ -104,6 +105,13 @@ void gradient_train(GradContext& c) {
   ONNAS_CHECK(c.output_grad(1) == kNoValue && c.output_grad(2) == kNoValue,
               "batch_norm '{}': mean and rstd are saved for the backward, not differentiable outputs", c.node().name);
   graph::Graph& g = c.graph();
+  if (!n.has_gamma && !n.has_beta) {
+    // Non-affine (the search cells): the output is xhat, which the weighted sum after
+    // it keeps anyway, so the backward reads it instead of the input.
+    BatchNormBackwardNode b{bn_shape(g.shape(c.input(0)), n.a), false, false};
+    c.set_input_grad(0, g.add_node1(kBatchNormBackwardFromOutput, c.grad_name(), {c.output(0), c.output_grad(0), c.output(2)}, b));
+    return;
+  }
   std::vector<ValueId> inputs{c.input(0), c.output_grad(0), c.output(1), c.output(2)};
   if (n.has_gamma) inputs.push_back(c.input(n.gamma_at()));
   BatchNormBackwardNode b{bn_shape(g.shape(c.input(0)), n.a), n.has_gamma, n.has_gamma || n.has_beta};
@@ -131,6 +139,19 @@ const graph::OpDef kBatchNormBackward{
                                        b.affine ? c.outputs[2].f32() : nullptr);
         },
     .output_names = {"dx", "dgamma", "dbeta"},
+};
+
+// Non-affine training: inputs y (= xhat), dy, rstd; output dx (may take dy's place).
+const graph::OpDef kBatchNormBackwardFromOutput{
+    .name = "batch_norm_backward_output",
+    .infer = [](const InferContext& c) { return std::vector<TensorType>{c.input(0)}; },
+    .forward =
+        [](const RunContext& c) {
+          const BatchNormBackwardNode& b = c.attrs<BatchNormBackwardNode>();
+          kernels::batch_norm_backward_from_output(b.s, c.inputs[0].f32(), c.inputs[1].f32(), c.inputs[2].f32(),
+                                                   c.outputs[0].f32());
+        },
+    .inplace_input = 1,
 };
 
 // In evaluation y = a[c] * x + b[c] with constants a = gamma * rstd_running, so
@@ -171,12 +192,18 @@ const graph::OpDef kBatchNormEvalBackward{
     .output_names = {"dx", "dgamma", "dbeta"},
 };
 
+bool reads_output(const graph::Node& n) {
+  const BatchNormNode& b = *std::any_cast<BatchNormNode>(&n.attrs);
+  return !b.has_gamma && !b.has_beta;
+}
+
 const graph::OpDef kBatchNormTrain{
     .name = "batch_norm_train",
     .infer = infer_train,
     .forward = forward_train,
     .gradient = gradient_train,
     .output_names = {"y", "mean", "rstd"},
+    .backward_reads_output = reads_output,
 };
 
 // Training that also updates running_mean / running_var in place.
@@ -187,6 +214,7 @@ const graph::OpDef kBatchNormTrainUpdate{
     .gradient = gradient_train,
     .output_names = {"y", "mean", "rstd"},
     .side_effects = true,
+    .backward_reads_output = reads_output,
 };
 
 const graph::OpDef kBatchNormEval{

@@ -139,4 +139,28 @@ void batch_norm_backward(const BatchNormShape& s, const float* x, const float* d
   });
 }
 
+void batch_norm_backward_from_output(const BatchNormShape& s, const float* y, const float* dy, const float* rstd,
+                                     float* dx) {
+  const double M = double(s.N * s.HW);
+  parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const double rs = double(rstd[c]);
+      double sdy = 0, sdyy = 0;
+      for (int64_t n = 0; n < s.N; ++n) {
+        const int64_t at = (n * s.C + c) * s.HW;
+        const Moments m = plane_grad_sums(y + at, dy + at, s.HW, 0.0f);
+        sdy += m.s1, sdyy += m.s2;
+      }
+      const float k_dy = float(rs), k_y = float(-rs * sdyy / M), k_0 = float(-rs * sdy / M);
+      for (int64_t n = 0; n < s.N; ++n) {
+        const int64_t at = (n * s.C + c) * s.HW;
+        const float* yp = y + at;
+        const float* dyp = dy + at;
+        float* dxp = dx + at;  // may be dyp: each element is read before it is written
+        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_y * yp[i] + k_0;
+      }
+    }
+  });
+}
+
 }  // namespace onnas::kernels

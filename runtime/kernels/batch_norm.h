@@ -27,5 +27,10 @@ void batch_norm_forward_infer(const BatchNormShape& s, const float* x, const flo
 // dx overwritten; dgamma / dbeta (may be null) overwritten.
 void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                          const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta);
+// The same dx for a non-affine batch norm from its output: y is xhat itself, so
+// dx = rstd * (dy - mean(dy) - y * mean(dy * y)) needs neither x nor the mean (the
+// input can die after the forward). dx may be dy (in place).
+void batch_norm_backward_from_output(const BatchNormShape& s, const float* y, const float* dy, const float* rstd,
+                                     float* dx);
 
 }  // namespace onnas::kernels

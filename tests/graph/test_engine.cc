@@ -241,6 +241,58 @@ TEST_CASE("a relu of a feed is recomputed in the backward, not kept, and a relu 
   }
 }
 
+TEST_CASE("a non-affine batch norm's backward reads its output, not its input") {
+  for (bool affine : {false, true}) {
+    CAPTURE(affine);
+    Graph g;
+    ValueId x = g.input("x", {Shape{2, 3, 6, 6}});
+    ValueId w = g.param("conv.weight", {Shape{4, 3, 3, 3}});
+    ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+    ValueId c = ops::conv2d(g, x, w, {.pad = 1}, "conv");
+    ops::BatchNormParams p;
+    if (affine) {
+      p.gamma = g.param("bn.weight", {Shape{4}});
+      p.beta = g.param("bn.bias", {Shape{4}});
+    }
+    ValueId y = ops::batch_norm(g, c, p, {}, "bn");
+    ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
+    graph::backward(g, loss, std::vector<ValueId>{w});
+    int reads_of_input = 0, reads_of_output = 0;
+    for (const graph::Node& n : g.nodes()) {
+      if (!n.backward || std::string(n.op->name).rfind("batch_norm", 0) != 0) continue;
+      for (ValueId v : n.inputs) reads_of_input += v == c, reads_of_output += v == y;
+    }
+    CHECK(reads_of_input == (affine ? 1 : 0));
+    CHECK(reads_of_output == (affine ? 0 : 1));
+  }
+}
+
+TEST_CASE("a relu of a non-affine batch norm is recomputed from the output that norm keeps anyway") {
+  for (bool affine : {false, true}) {
+    CAPTURE(affine);
+    Graph g;
+    ValueId x = g.input("x", {Shape{2, 3, 6, 6}});
+    ValueId w0 = g.param("conv0.weight", {Shape{4, 3, 1, 1}});
+    ValueId w = g.param("conv.weight", {Shape{4, 4, 3, 3}});
+    ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+    ops::BatchNormParams p;
+    if (affine) p.gamma = g.param("bn.weight", {Shape{4}});
+    ValueId b = ops::batch_norm(g, ops::conv2d(g, x, w0, {}, "conv0"), p, {}, "bn");
+    ValueId r = ops::relu(g, b, "relu");
+    ValueId y = ops::conv2d(g, r, w, {.pad = 1}, "conv");
+    ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
+    graph::backward(g, loss, std::vector<ValueId>{w0, w});
+    int recomputes = 0, backward_reads_of_relu = 0;
+    for (const graph::Node& n : g.nodes()) {
+      if (!n.backward) continue;
+      recomputes += std::string(n.op->name) == "relu_recompute";
+      for (ValueId v : n.inputs) backward_reads_of_relu += v == r;
+    }
+    CHECK(recomputes == (affine ? 0 : 1));
+    CHECK((backward_reads_of_relu == 0) == !affine);
+  }
+}
+
 TEST_CASE("every compiled plan is valid and runs in its arena, in-place ops share storage") {
   Graph g;
   Cnn n = small_cnn(g, 8, 4, true);
