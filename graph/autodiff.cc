@@ -1,5 +1,6 @@
 #include "graph/autodiff.h"
 
+#include <functional>
 #include <map>
 
 #include "graph/builtin_ops.h"
@@ -64,31 +65,48 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     contributions[s.value].push_back(grad);
   }
 
-  // Forward values recomputed in the backward (see GradContext), each once.
-  std::map<ValueId, ValueId> recomputed;
-  const GradContext::Remat remat = [&](ValueId v, ValueId after) -> ValueId {
+  // Rematerialization (see GradContext). A forward value is recomputable when its op
+  // has a recompute form and every input is at hand in the backward: a feed or
+  // parameter, kept anyway (output 0 of a node whose backward reads it, unless that
+  // node is itself recomputed), or recomputable in turn (then its copy is used).
+  std::map<ValueId, bool> recomputable_memo;
+  std::function<bool(ValueId)> recomputable = [&](ValueId v) -> bool {
+    if (auto it = recomputable_memo.find(v); it != recomputable_memo.end()) return it->second;
+    bool ok = false;
     const NodeId producer = g.value(v).producer;
-    if (producer < 0 || producer >= num_nodes) return v;
-    const Node& p = g.node(producer);
-    if (!p.op->recompute || p.outputs.size() != 1) return v;
-    for (ValueId in : p.inputs) {
-      const Value& val = g.value(in);
-      if (val.kind == ValueKind::input || val.kind == ValueKind::param) continue;
-      const bool kept = val.producer >= 0 && val.producer < num_nodes && val.output_index == 0 &&
-                        g.node(val.producer).op->backward_reads_output &&
-                        g.node(val.producer).op->backward_reads_output(g.node(val.producer));
-      if (!kept) return v;
+    if (producer >= 0 && producer < num_nodes) {
+      const Node& p = g.node(producer);
+      ok = p.op->recompute && p.outputs.size() == 1;
+      for (size_t i = 0; ok && i < p.inputs.size(); ++i) {
+        const ValueId in = p.inputs[i];
+        const Value& val = g.value(in);
+        if (val.kind == ValueKind::input || val.kind == ValueKind::param) continue;
+        if (recomputable(in)) continue;
+        const bool kept = val.producer >= 0 && val.producer < num_nodes && val.output_index == 0 &&
+                          g.node(val.producer).op->backward_reads_output &&
+                          g.node(val.producer).op->backward_reads_output(g.node(val.producer));
+        ok = kept;
+      }
     }
+    recomputable_memo[v] = ok;
+    return ok;
+  };
+  std::map<ValueId, ValueId> recomputed;  // forward value -> its copy, made once
+  std::function<ValueId(ValueId, ValueId)> remat_impl = [&](ValueId v, ValueId after) -> ValueId {
+    if (!recomputable(v)) return v;
     if (auto it = recomputed.find(v); it != recomputed.end()) return it->second;
-    std::vector<ValueId> inputs = p.inputs;
-    inputs.push_back(after);
+    const Node& p = g.node(g.value(v).producer);
     const OpDef& op = *p.op->recompute;
     const std::string name = p.name + ".recomputed";
     std::any attrs = p.attrs;
+    std::vector<ValueId> inputs = p.inputs;  // copies: making copies of inputs may move g's nodes
+    for (ValueId& in : inputs) in = remat_impl(in, after);
+    inputs.push_back(after);
     const ValueId copy = g.add_node1(op, name, std::move(inputs), std::move(attrs));
     recomputed.emplace(v, copy);
     return copy;
   };
+  const GradContext::Remat remat = [&](ValueId v, ValueId after) { return remat_impl(v, after); };
 
   for (NodeId n = num_nodes - 1; n >= 0; --n) {
     const Node& node = g.node(n);

@@ -1,6 +1,8 @@
 // crop: y = x[:, :, top:top+h, left:left+w] (aligning feature maps of different
 // sizes). The backward writes dy back into a zeroed tensor of x's shape and reads
-// nothing of the forward.
+// nothing of the forward. A later op's backward that reads y (a conv's weight
+// gradient in a factorized reduce) gets it recomputed when x is at hand anyway
+// (crop_recompute, graph/op.h).
 //
 // Dimension key: N C H W input, h w the crop size.
 #include "graph/op.h"
@@ -39,6 +41,29 @@ const graph::OpDef kCropBackward{
         },
 };
 
+namespace {
+
+void crop_forward(const RunContext& c) {
+  const CropNode& a = c.attrs<CropNode>();
+  const Shape& x = c.inputs[0].shape();
+  kernels::crop2d(x[0], x[1], x[2], x[3], a.top, a.left, a.h, a.w, c.inputs[0].f32(), c.outputs[0].f32());
+}
+
+}  // namespace
+
+// crop(x) again in the backward; input 1 only orders it (see graph::GradContext).
+const graph::OpDef kCropRecompute{
+    .name = "crop_recompute",
+    .infer =
+        [](const InferContext& c) {
+          c.expect_inputs(2);
+          const CropNode& a = c.attrs<CropNode>();
+          const Shape& x = c.shape(0);
+          return std::vector<TensorType>{{Shape{x[0], x[1], a.h, a.w}}};
+        },
+    .forward = crop_forward,
+};
+
 const graph::OpDef kCrop{
     .name = "crop",
     .infer =
@@ -53,17 +78,13 @@ const graph::OpDef kCrop{
                    a.left + a.w, c.input_name(0), x.str());
           return std::vector<TensorType>{{Shape{x[0], x[1], a.h, a.w}}};
         },
-    .forward =
-        [](const RunContext& c) {
-          const CropNode& a = c.attrs<CropNode>();
-          const Shape& x = c.inputs[0].shape();
-          kernels::crop2d(x[0], x[1], x[2], x[3], a.top, a.left, a.h, a.w, c.inputs[0].f32(), c.outputs[0].f32());
-        },
+    .forward = crop_forward,
     .gradient =
         [](GradContext& c) {
-          CropBackwardNode b{c.graph().shape(c.input(0)), c.attrs<CropNode>()};
+          CropBackwardNode b{c.graph().shape(c.node().inputs[0]), c.attrs<CropNode>()};
           c.set_input_grad(0, c.graph().add_node1(kCropBackward, c.grad_name(), {c.output_grad(0)}, b));
         },
+    .recompute = &kCropRecompute,
 };
 
 ValueId crop(Graph& g, ValueId x, int64_t top, int64_t left, int64_t h, int64_t w, const std::string& name) {

@@ -50,6 +50,7 @@ const graph::OpDef kRelu{
         },
     .inplace_input = 0,
     .recompute = &kReluRecompute,
+    .backward_reads_output = [](const graph::Node&) { return true; },
 };
 
 ValueId relu(Graph& g, ValueId x, const std::string& name) { return g.add_node1(kRelu, name, {x}); }

@@ -293,6 +293,31 @@ TEST_CASE("a relu of a non-affine batch norm is recomputed from the output that 
   }
 }
 
+TEST_CASE("a crop of a relu (a factorized reduce's shift) is recomputed with the relu it reads") {
+  Graph g;
+  ValueId x = g.input("x", {Shape{2, 3, 6, 6}});
+  ValueId w = g.param("conv.weight", {Shape{4, 3, 1, 1}});
+  ValueId w2 = g.param("conv2.weight", {Shape{4, 3, 1, 1}});
+  ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+  ValueId r = ops::relu(g, x, "relu");
+  ValueId shifted = ops::crop(g, r, 1, 1, 5, 5, "shift");
+  ValueId a = ops::conv2d(g, r, w, {.stride = 2}, "conv1");
+  ValueId b = ops::conv2d(g, shifted, w2, {.stride = 2}, "conv2");
+  const ValueId both[] = {a, b};
+  ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, ops::concat(g, both)), labels);
+  graph::backward(g, loss, std::vector<ValueId>{w, w2});
+  int crops = 0, relus = 0, forward_reads = 0;
+  for (const graph::Node& n : g.nodes()) {
+    if (!n.backward) continue;
+    crops += std::string(n.op->name) == "crop_recompute";
+    relus += std::string(n.op->name) == "relu_recompute";
+    for (ValueId v : n.inputs) forward_reads += v == r || v == shifted;
+  }
+  CHECK(crops == 1);
+  CHECK(relus == 1);  // one copy of the relu serves conv1's weight gradient and the crop's copy
+  CHECK(forward_reads == 0);
+}
+
 TEST_CASE("every compiled plan is valid and runs in its arena, in-place ops share storage") {
   Graph g;
   Cnn n = small_cnn(g, 8, 4, true);
