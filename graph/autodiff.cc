@@ -76,7 +76,7 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     const NodeId producer = g.value(v).producer;
     if (producer >= 0 && producer < num_nodes) {
       const Node& p = g.node(producer);
-      ok = p.op->recompute && p.outputs.size() == 1;
+      ok = p.op->recompute && (!p.op->recompute_if || p.op->recompute_if(p)) && p.outputs.size() == 1;
       for (size_t i = 0; ok && i < p.inputs.size(); ++i) {
         const ValueId in = p.inputs[i];
         const Value& val = g.value(in);

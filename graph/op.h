@@ -142,6 +142,9 @@ struct OpDef {
   // emits to recompute this op's output in the backward (see GradContext). nullptr:
   // outputs are kept when the backward reads them.
   const OpDef* recompute = nullptr;
+  // With `recompute`: the nodes worth recomputing (cheap ones, e.g. depthwise convs
+  // but not dense ones). nullptr: every node of the op.
+  bool (*recompute_if)(const Node&) = nullptr;
   // Whether this node's gradient rule reads its output 0 (so that value is kept for
   // the backward anyway and a recomputation from it costs no memory). nullptr: no.
   bool (*backward_reads_output)(const Node&) = nullptr;

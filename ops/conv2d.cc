@@ -77,54 +77,77 @@ const graph::OpDef kConv2dBackwardWeight{
     .workspace_bytes = backward_weight_workspace,
 };
 
+namespace {
+
+// Inputs x, w (and, for the recompute form, one more that only orders it).
+std::vector<TensorType> infer_conv(const InferContext& c, size_t inputs) {
+  c.expect_inputs(inputs);
+  c.expect_rank(0, 4);
+  c.expect_rank(1, 4);
+  c.expect_dtype(0, DType::f32);
+  c.expect_dtype(1, DType::f32);
+  const Conv2dAttrs& a = c.attrs<Conv2dAttrs>();
+  if (a.stride < 1 || a.stride_h == 0 || a.stride_w == 0 || a.stride_h < -1 || a.stride_w < -1 || a.dilation < 1 || a.groups < 1 || a.pad < 0)
+    c.fail("stride {}, dilation {}, groups {} must be at least 1 and pad {} at least 0", a.stride, a.dilation,
+           a.groups, a.pad);
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  if (x[1] % a.groups != 0 || w[0] % a.groups != 0)
+    c.fail("input '{}' has {} channels and weight '{}' {} filters; both must divide into {} groups",
+           c.input_name(0), x[1], c.input_name(1), w[0], a.groups);
+  if (w[1] * a.groups != x[1])
+    c.fail("input '{}' has {} channels, weight '{}' {} expects {}", c.input_name(0), x[1], c.input_name(1),
+           w.str(), w[1] * a.groups);
+  const Conv2dShape s = conv_shape(x, w, a);
+  if (s.P() < 1 || s.Q() < 1)
+    c.fail("input '{}' {} is too small for a {}x{} kernel with dilation {} and padding {}x{}", c.input_name(0),
+           x.str(), s.R, s.S, a.dilation, s.pad_h, s.pad_w);
+  return std::vector<TensorType>{{Shape{s.N, s.K, s.P(), s.Q()}, DType::f32}};
+}
+
+void forward_conv(const RunContext& c) {
+  const Conv2dShape s = conv_shape(c.inputs[0].shape(), c.inputs[1].shape(), c.attrs<Conv2dAttrs>());
+  kernels::conv2d_forward(s, c.inputs[0].f32(), c.inputs[1].f32(), c.outputs[0].f32(), c.workspace);
+}
+
+size_t forward_workspace(const graph::Graph& g, const graph::Node& n) {
+  return kernels::conv2d_workspace_bytes(
+      conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), std::any_cast<const Conv2dAttrs&>(n.attrs)),
+      kernels::ConvPass::forward);
+}
+
+// Depthwise convs cost a few operations per output: recomputing one in the backward
+// is cheaper than keeping its output (a dense conv is not).
+bool cheap(const graph::Node& n) { return std::any_cast<const Conv2dAttrs&>(n.attrs).groups > 1; }
+
+}  // namespace
+
+// conv2d(x, w) again in the backward; input 2 only orders it (see graph::GradContext).
+const graph::OpDef kConv2dRecompute{
+    .name = "conv2d_recompute",
+    .infer = [](const InferContext& c) { return infer_conv(c, 3); },
+    .forward = forward_conv,
+    .workspace_bytes = forward_workspace,
+};
+
 const graph::OpDef kConv2d{
     .name = "conv2d",
-    .infer =
-        [](const InferContext& c) {
-          c.expect_inputs(2);
-          c.expect_rank(0, 4);
-          c.expect_rank(1, 4);
-          c.expect_dtype(0, DType::f32);
-          c.expect_dtype(1, DType::f32);
-          const Conv2dAttrs& a = c.attrs<Conv2dAttrs>();
-          if (a.stride < 1 || a.stride_h == 0 || a.stride_w == 0 || a.stride_h < -1 || a.stride_w < -1 || a.dilation < 1 || a.groups < 1 || a.pad < 0)
-            c.fail("stride {}, dilation {}, groups {} must be at least 1 and pad {} at least 0", a.stride, a.dilation,
-                   a.groups, a.pad);
-          const Shape& x = c.shape(0);
-          const Shape& w = c.shape(1);
-          if (x[1] % a.groups != 0 || w[0] % a.groups != 0)
-            c.fail("input '{}' has {} channels and weight '{}' {} filters; both must divide into {} groups",
-                   c.input_name(0), x[1], c.input_name(1), w[0], a.groups);
-          if (w[1] * a.groups != x[1])
-            c.fail("input '{}' has {} channels, weight '{}' {} expects {}", c.input_name(0), x[1], c.input_name(1),
-                   w.str(), w[1] * a.groups);
-          const Conv2dShape s = conv_shape(x, w, a);
-          if (s.P() < 1 || s.Q() < 1)
-            c.fail("input '{}' {} is too small for a {}x{} kernel with dilation {} and padding {}x{}", c.input_name(0),
-                   x.str(), s.R, s.S, a.dilation, s.pad_h, s.pad_w);
-          return std::vector<TensorType>{{Shape{s.N, s.K, s.P(), s.Q()}, DType::f32}};
-        },
-    .forward =
-        [](const RunContext& c) {
-          const Conv2dShape s = conv_shape(c.inputs[0].shape(), c.inputs[1].shape(), c.attrs<Conv2dAttrs>());
-          kernels::conv2d_forward(s, c.inputs[0].f32(), c.inputs[1].f32(), c.outputs[0].f32(), c.workspace);
-        },
+    .infer = [](const InferContext& c) { return infer_conv(c, 2); },
+    .forward = forward_conv,
     .gradient =
         [](GradContext& c) {
           graph::Graph& g = c.graph();
-          const Conv2dShape s = conv_shape(g.shape(c.input(0)), g.shape(c.input(1)), c.attrs<Conv2dAttrs>());
+          const Conv2dShape s =
+              conv_shape(g.shape(c.node().inputs[0]), g.shape(c.node().inputs[1]), c.attrs<Conv2dAttrs>());
           const ValueId dy = c.output_grad(0);
           if (c.needs_grad(0))
             c.set_input_grad(0, g.add_node1(kConv2dBackwardData, c.grad_name(".dx"), {dy, c.input(1)}, s));
           if (c.needs_grad(1))
             c.set_input_grad(1, g.add_node1(kConv2dBackwardWeight, c.grad_name(".dw"), {c.input(0), dy}, s));
         },
-    .workspace_bytes =
-        [](const graph::Graph& g, const graph::Node& n) {
-          return kernels::conv2d_workspace_bytes(
-              conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), std::any_cast<const Conv2dAttrs&>(n.attrs)),
-              kernels::ConvPass::forward);
-        },
+    .workspace_bytes = forward_workspace,
+    .recompute = &kConv2dRecompute,
+    .recompute_if = cheap,
 };
 
 ValueId conv2d(Graph& g, ValueId x, ValueId w, Conv2dAttrs a, const std::string& name) {

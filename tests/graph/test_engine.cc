@@ -318,6 +318,29 @@ TEST_CASE("a crop of a relu (a factorized reduce's shift) is recomputed with the
   CHECK(forward_reads == 0);
 }
 
+TEST_CASE("a depthwise conv feeding a weight gradient is recomputed, a dense one is kept") {
+  for (bool depthwise : {true, false}) {
+    CAPTURE(depthwise);
+    Graph g;
+    ValueId x = g.input("x", {Shape{2, 4, 6, 6}});
+    ValueId w1 = g.param("conv1.weight", {Shape{4, depthwise ? 1 : 4, 3, 3}});
+    ValueId w2 = g.param("conv2.weight", {Shape{4, 4, 1, 1}});
+    ValueId labels = g.input("labels", {Shape{2}, DType::i32});
+    ValueId h = ops::conv2d(g, ops::relu(g, x), w1, {.pad = 1, .groups = depthwise ? 4 : 1}, "conv1");
+    ValueId y = ops::conv2d(g, h, w2, {}, "conv2");
+    ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
+    graph::backward(g, loss, std::vector<ValueId>{w1, w2});
+    int copies = 0, reads = 0;
+    for (const graph::Node& n : g.nodes()) {
+      if (!n.backward) continue;
+      copies += std::string(n.op->name) == "conv2d_recompute";
+      for (ValueId v : n.inputs) reads += v == h;
+    }
+    CHECK(copies == (depthwise ? 1 : 0));
+    CHECK((reads == 0) == depthwise);
+  }
+}
+
 TEST_CASE("every compiled plan is valid and runs in its arena, in-place ops share storage") {
   Graph g;
   Cnn n = small_cnn(g, 8, 4, true);
