@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>  // x86-64's baseline: no run-time dispatch needed
@@ -179,38 +180,27 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
         const float* r0 = xp + (p * s.stride_h - s.pad_h) * s.W - s.pad_w;
         const float* r1 = r0 + s.W;
         const float* r2 = r1 + s.W;
-        const int64_t sw = s.stride_w;
-        if (sw == 1) {  // contiguous: the compiler vectorizes across q
+        auto interior = [&](auto sw) {
           for (int64_t q = iq.lo; q < iq.hi; ++q) {
+            const int64_t v = q * sw;
             float acc = 0.0f;
-            acc += r0[q];
-            acc += r0[q + 1];
-            acc += r0[q + 2];
-            acc += r1[q];
-            acc += r1[q + 1];
-            acc += r1[q + 2];
-            acc += r2[q];
-            acc += r2[q + 1];
-            acc += r2[q + 2];
+            acc += r0[v];
+            acc += r0[v + 1];
+            acc += r0[v + 2];
+            acc += r1[v];
+            acc += r1[v + 1];
+            acc += r1[v + 2];
+            acc += r2[v];
+            acc += r2[v + 1];
+            acc += r2[v + 2];
             yp[p * Q + q] = acc / 9.0f;
           }
-          for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
-          continue;
-        }
-        for (int64_t q = iq.lo; q < iq.hi; ++q) {
-          const int64_t v = q * sw;
-          float acc = 0.0f;
-          acc += r0[v];
-          acc += r0[v + 1];
-          acc += r0[v + 2];
-          acc += r1[v];
-          acc += r1[v + 1];
-          acc += r1[v + 2];
-          acc += r2[v];
-          acc += r2[v + 1];
-          acc += r2[v + 2];
-          yp[p * Q + q] = acc / 9.0f;
-        }
+        };
+        // A stride known to be 1 at compile time lets the compiler vectorize across q.
+        if (s.stride_w == 1)
+          interior(std::integral_constant<int64_t, 1>{});
+        else
+          interior(s.stride_w);
         for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
       }
     }

@@ -2,10 +2,12 @@
 // feeds, allocation-free runs, determinism, optimizers, and a small CNN that learns.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <new>
+#include <string_view>
 
 #include "graph/autodiff.h"
 #include "graph/compile.h"
@@ -214,6 +216,23 @@ TEST_CASE("a gradient without storage is refused by name, and a moved one is fou
   CHECK(first[0] == Approx(0.625f));  // untouched by the second run
 }
 
+namespace {
+
+// Over the backward nodes of g: how many run `op`, and how many inputs read one of `values`.
+int backward_nodes_of(const Graph& g, std::string_view op) {
+  int count = 0;
+  for (const graph::Node& n : g.nodes()) count += n.backward && op == n.op->name;
+  return count;
+}
+int backward_reads(const Graph& g, std::initializer_list<ValueId> values) {
+  int count = 0;
+  for (const graph::Node& n : g.nodes())
+    for (ValueId v : n.inputs) count += n.backward && std::find(values.begin(), values.end(), v) != values.end();
+  return count;
+}
+
+}  // namespace
+
 TEST_CASE("a relu of a feed is recomputed in the backward, not kept, and a relu of an activation is kept") {
   for (bool fed : {true, false}) {
     CAPTURE(fed);
@@ -230,14 +249,8 @@ TEST_CASE("a relu of a feed is recomputed in the backward, not kept, and a relu 
     std::vector<ValueId> wrt{w};
     if (!fed) wrt.push_back(w0);
     graph::backward(g, loss, wrt);
-    int recomputes = 0, backward_reads_of_relu = 0;
-    for (const graph::Node& n : g.nodes()) {
-      if (!n.backward) continue;
-      recomputes += std::string(n.op->name) == "relu_recompute";
-      for (ValueId v : n.inputs) backward_reads_of_relu += v == r;
-    }
-    CHECK(recomputes == (fed ? 1 : 0));
-    CHECK((backward_reads_of_relu == 0) == fed);
+    CHECK(backward_nodes_of(g, "relu_recompute") == (fed ? 1 : 0));
+    CHECK((backward_reads(g, {r}) == 0) == fed);
   }
 }
 
@@ -257,13 +270,9 @@ TEST_CASE("a non-affine batch norm's backward reads its output, not its input") 
     ValueId y = ops::batch_norm(g, c, p, {}, "bn");
     ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
     graph::backward(g, loss, std::vector<ValueId>{w});
-    int reads_of_input = 0, reads_of_output = 0;
-    for (const graph::Node& n : g.nodes()) {
-      if (!n.backward || std::string(n.op->name).rfind("batch_norm", 0) != 0) continue;
-      for (ValueId v : n.inputs) reads_of_input += v == c, reads_of_output += v == y;
-    }
-    CHECK(reads_of_input == (affine ? 1 : 0));
-    CHECK(reads_of_output == (affine ? 0 : 1));
+    CHECK(backward_nodes_of(g, affine ? "batch_norm_backward" : "batch_norm_backward_output") == 1);
+    CHECK(backward_reads(g, {c}) == (affine ? 1 : 0));
+    CHECK(backward_reads(g, {y}) == (affine ? 0 : 1));
   }
 }
 
@@ -282,14 +291,8 @@ TEST_CASE("a relu of a non-affine batch norm is recomputed from the output that 
     ValueId y = ops::conv2d(g, r, w, {.pad = 1}, "conv");
     ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
     graph::backward(g, loss, std::vector<ValueId>{w0, w});
-    int recomputes = 0, backward_reads_of_relu = 0;
-    for (const graph::Node& n : g.nodes()) {
-      if (!n.backward) continue;
-      recomputes += std::string(n.op->name) == "relu_recompute";
-      for (ValueId v : n.inputs) backward_reads_of_relu += v == r;
-    }
-    CHECK(recomputes == (affine ? 0 : 1));
-    CHECK((backward_reads_of_relu == 0) == !affine);
+    CHECK(backward_nodes_of(g, "relu_recompute") == (affine ? 0 : 1));
+    CHECK((backward_reads(g, {r}) == 0) == !affine);
   }
 }
 
@@ -306,16 +309,9 @@ TEST_CASE("a crop of a relu (a factorized reduce's shift) is recomputed with the
   const ValueId both[] = {a, b};
   ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, ops::concat(g, both)), labels);
   graph::backward(g, loss, std::vector<ValueId>{w, w2});
-  int crops = 0, relus = 0, forward_reads = 0;
-  for (const graph::Node& n : g.nodes()) {
-    if (!n.backward) continue;
-    crops += std::string(n.op->name) == "crop_recompute";
-    relus += std::string(n.op->name) == "relu_recompute";
-    for (ValueId v : n.inputs) forward_reads += v == r || v == shifted;
-  }
-  CHECK(crops == 1);
-  CHECK(relus == 1);  // one copy of the relu serves conv1's weight gradient and the crop's copy
-  CHECK(forward_reads == 0);
+  CHECK(backward_nodes_of(g, "crop_recompute") == 1);
+  CHECK(backward_nodes_of(g, "relu_recompute") == 1);  // one copy serves conv1's weight gradient and the crop's copy
+  CHECK(backward_reads(g, {r, shifted}) == 0);
 }
 
 TEST_CASE("a depthwise conv feeding a weight gradient is recomputed, a dense one is kept") {
@@ -330,14 +326,8 @@ TEST_CASE("a depthwise conv feeding a weight gradient is recomputed, a dense one
     ValueId y = ops::conv2d(g, h, w2, {}, "conv2");
     ValueId loss = ops::softmax_cross_entropy(g, ops::global_avg_pool(g, y), labels);
     graph::backward(g, loss, std::vector<ValueId>{w1, w2});
-    int copies = 0, reads = 0;
-    for (const graph::Node& n : g.nodes()) {
-      if (!n.backward) continue;
-      copies += std::string(n.op->name) == "conv2d_recompute";
-      for (ValueId v : n.inputs) reads += v == h;
-    }
-    CHECK(copies == (depthwise ? 1 : 0));
-    CHECK((reads == 0) == depthwise);
+    CHECK(backward_nodes_of(g, "conv2d_recompute") == (depthwise ? 1 : 0));
+    CHECK((backward_reads(g, {h}) == 0) == depthwise);
   }
 }
 
