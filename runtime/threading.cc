@@ -14,8 +14,8 @@
 // Debian's libtbb is not built with ThreadSanitizer, so TSan cannot see the
 // happens-before edges that oneTBB's scheduler gives parallel_for, and reports the
 // loop's own context as racy. Under TSan (CI's build-tsan/) these mark the edges by
-// hand: everything before parallel_for happens before each chunk, and each chunk
-// before parallel_for returns. Chunks stay unordered among themselves, so a race
+// hand: everything before parallel_for happens before each chunk (through every copy
+// of the loop body oneTBB makes), and each chunk before parallel_for returns. Chunks stay unordered among themselves, so a race
 // between two chunks is still reported. Elsewhere they compile to nothing.
 #if defined(__SANITIZE_THREAD__)
 #define ONNAS_TSAN_ANNOTATE 1
@@ -26,8 +26,8 @@
 #endif
 #ifdef ONNAS_TSAN_ANNOTATE
 #include <sanitizer/tsan_interface.h>
-#define ONNAS_HAPPENS_BEFORE(addr) __tsan_release(addr)
-#define ONNAS_HAPPENS_AFTER(addr) __tsan_acquire(addr)
+#define ONNAS_HAPPENS_BEFORE(addr) __tsan_release(const_cast<void*>(static_cast<const void*>(addr)))
+#define ONNAS_HAPPENS_AFTER(addr) __tsan_acquire(const_cast<void*>(static_cast<const void*>(addr)))
 #else
 #define ONNAS_HAPPENS_BEFORE(addr) static_cast<void>(addr)
 #define ONNAS_HAPPENS_AFTER(addr) static_cast<void>(addr)
@@ -81,27 +81,55 @@ int num_threads() {
 
 namespace detail {
 
+// The loop's context, on the caller's stack for the whole parallel_for.
+struct Loop {
+  int64_t begin, end, grain;
+  const std::function<void(int64_t, int64_t)>* fn;
+  char finished = 0;  // address for the TSan annotation: each chunk before the return
+};
+
+// parallel_for's body. oneTBB copies it into every task it spawns or splits off,
+// inside the scheduler, after anything annotated before the call; so each copy marks
+// its own address once written (and its source's before reading it), and a chunk
+// reads its copy only after that mark. The scheduler also reuses a finished task's
+// memory for a new one: a chunk marks its copy's address when done with it, and a
+// new copy at that address waits for the mark before writing.
+class ChunkBody {
+ public:
+  explicit ChunkBody(const Loop* loop) : loop_(loop) { ONNAS_HAPPENS_BEFORE(this); }
+  ChunkBody(const ChunkBody& other) {
+    ONNAS_HAPPENS_AFTER(this);
+    ONNAS_HAPPENS_AFTER(&other);
+    loop_ = other.loop_;
+    ONNAS_HAPPENS_BEFORE(this);
+  }
+  ChunkBody& operator=(const ChunkBody&) = delete;
+
+  void operator()(const tbb::blocked_range<int64_t>& r) const {
+    ONNAS_HAPPENS_AFTER(this);
+    const Loop& l = *loop_;
+    for (int64_t c = r.begin(); c < r.end(); ++c) {
+      const int64_t lo = l.begin + c * l.grain;
+      const int64_t hi = lo + l.grain < l.end ? lo + l.grain : l.end;
+      (*l.fn)(lo, hi);
+    }
+    ONNAS_HAPPENS_BEFORE(&l.finished);
+    ONNAS_HAPPENS_BEFORE(this);
+  }
+
+ private:
+  const Loop* loop_;
+};
+
 // Chunks are [begin + i*grain, begin + (i+1)*grain): we iterate over chunk indices with
 // grain 1 so TBB's splitting cannot change the chunk boundaries.
 void parallel_for_impl(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  int64_t chunks = (end - begin + grain - 1) / grain;
-  [[maybe_unused]] char started = 0, finished = 0;  // addresses for the TSan annotations
-  ONNAS_HAPPENS_BEFORE(&started);
-  current_arena().execute([&] {
-    tbb::parallel_for(
-        tbb::blocked_range<int64_t>(0, chunks, 1),
-        [&](const tbb::blocked_range<int64_t>& r) {
-          ONNAS_HAPPENS_AFTER(&started);
-          for (int64_t c = r.begin(); c < r.end(); ++c) {
-            int64_t lo = begin + c * grain;
-            int64_t hi = lo + grain < end ? lo + grain : end;
-            fn(lo, hi);
-          }
-          ONNAS_HAPPENS_BEFORE(&finished);
-        },
-        tbb::simple_partitioner());
-  });
-  ONNAS_HAPPENS_AFTER(&finished);
+  const int64_t chunks = (end - begin + grain - 1) / grain;
+  Loop loop{begin, end, grain, &fn};
+  const ChunkBody body(&loop);  // after `loop` is written
+  current_arena().execute(
+      [&] { tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1), body, tbb::simple_partitioner()); });
+  ONNAS_HAPPENS_AFTER(&loop.finished);
 }
 
 }  // namespace detail
