@@ -93,6 +93,8 @@ class GradContext {
   const Node& node() const { return g_.node(node_); }
   ValueId input(size_t i) const { return forward_value(node().inputs[i]); }
   ValueId output(size_t i) const { return forward_value(node().outputs[i]); }
+  // The shape of forward input i, for rules that need only that (no recomputation).
+  const Shape& input_shape(size_t i) const { return g_.shape(node().inputs[i]); }
   ValueId output_grad(size_t i) const { return output_grads_[i]; }
   bool needs_grad(size_t i) const { return needs_[i]; }
   template <typename A>

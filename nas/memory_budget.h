@@ -3,8 +3,8 @@
 // budget, or refuse before anything runs.
 //
 // Total peak = persistent bytes (weights, the gradients of the sampled weights,
-// optimizer state, alpha/beta) + the arena (the largest program's plan) + SBS side storage; all planned, none
-// measured. Samples differ a little in size, so each candidate is planned on a few
+// optimizer state, alpha/beta) + the arena (the largest program's plan) + SBS side
+// storage; all planned, none measured. Samples differ a little in size, so each candidate is planned on a few
 // samples and the largest is used.
 //
 // "Fastest" ranks by recomputed forward work first (0 for one-shot modes, n - 1

@@ -72,8 +72,13 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
   }
   for (const auto& n : weight_names_) w_opt_->add_param(params_, n);
   for (const auto& n : arch_names_) a_opt_.add_param(params_, n);
-  if (options_.sparse_weight_grads)
-    for (const auto& n : weight_names_) params_.set_grad_view(n, nullptr);
+  if (options_.sparse_weight_grads) detach_grads();
+}
+
+// No weight gradient has storage until a step installs its sample's layout.
+void Searcher::detach_grads() {
+  for (const auto& n : weight_names_) params_.set_grad_view(n, nullptr);
+  installed_ = nullptr;
 }
 
 void Searcher::lay_out_grads(Passes& p) {
@@ -192,8 +197,7 @@ Searcher::Passes& Searcher::passes(const Sample& sample) {
   if (options_.sparse_weight_grads) {
     lay_out_grads(*p);
     if (p->grad_bytes > grad_block_.bytes()) {
-      for (const auto& n : weight_names_) params_.set_grad_view(n, nullptr);  // no view into the old block
-      installed_ = nullptr;
+      detach_grads();  // no view into the old block
       grad_block_ = Buffer();
       grad_block_ = Buffer(p->grad_bytes);
     }

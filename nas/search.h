@@ -113,6 +113,7 @@ class Searcher {
   Passes& passes(const Sample& sample);
   SamplerOptions sampler_options() const;
   void lay_out_grads(Passes& p);
+  void detach_grads();
   void install_grads(const Passes& p);
 
   static constexpr size_t kCacheSize = 2;

@@ -106,15 +106,16 @@ void gradient_train(GradContext& c) {
               "batch_norm '{}': mean and rstd are saved for the backward, not differentiable outputs", c.node().name);
   graph::Graph& g = c.graph();
   if (!n.has_gamma && !n.has_beta) {
-    // Non-affine (the search cells): the output is xhat, which the weighted sum after
-    // it keeps anyway, so the backward reads it instead of the input.
-    BatchNormBackwardNode b{bn_shape(g.shape(c.input(0)), n.a), false, false};
+    // Non-affine (the search cells): the output is xhat, so the backward reads it
+    // instead of the input; the input (a conv's output) then dies after the forward,
+    // and a relu after the norm is recomputed from the kept output.
+    BatchNormBackwardNode b{bn_shape(c.input_shape(0), n.a), false, false};
     c.set_input_grad(0, g.add_node1(kBatchNormBackwardFromOutput, c.grad_name(), {c.output(0), c.output_grad(0), c.output(2)}, b));
     return;
   }
   std::vector<ValueId> inputs{c.input(0), c.output_grad(0), c.output(1), c.output(2)};
   if (n.has_gamma) inputs.push_back(c.input(n.gamma_at()));
-  BatchNormBackwardNode b{bn_shape(g.shape(c.input(0)), n.a), n.has_gamma, n.has_gamma || n.has_beta};
+  BatchNormBackwardNode b{bn_shape(c.input_shape(0), n.a), n.has_gamma, n.has_gamma || n.has_beta};
   set_grads(c, n, g.add_node(kBatchNormBackward, c.grad_name(), std::move(inputs), b));
 }
 
@@ -242,7 +243,7 @@ const graph::OpDef kBatchNormEval{
           std::vector<ValueId> inputs{c.input(0), c.output_grad(0), c.input(n.running_mean_at()),
                                       c.input(n.running_var_at())};
           if (n.has_gamma) inputs.push_back(c.input(n.gamma_at()));
-          BatchNormBackwardNode b{bn_shape(g.shape(c.input(0)), n.a), n.has_gamma, n.has_gamma || n.has_beta};
+          BatchNormBackwardNode b{bn_shape(c.input_shape(0), n.a), n.has_gamma, n.has_gamma || n.has_beta};
           set_grads(c, n, g.add_node(kBatchNormEvalBackward, c.grad_name(), std::move(inputs), b));
         },
     // y[i] depends on x[i] alone, so y may overwrite x.

@@ -77,7 +77,7 @@ const graph::OpDef kSlice{
     .gradient =
         [](GradContext& c) {
           const SliceNode& a = c.attrs<SliceNode>();
-          SliceBackwardNode b{c.graph().shape(c.input(0)), a.c0, a.channels};
+          SliceBackwardNode b{c.input_shape(0), a.c0, a.channels};
           c.set_input_grad(0, c.graph().add_node1(kSliceBackward, c.grad_name(), {c.output_grad(0)}, b));
         },
 };
@@ -118,7 +118,7 @@ const graph::OpDef kConcat{
           graph::Graph& g = c.graph();
           int64_t c0 = 0;
           for (size_t i = 0; i < c.node().inputs.size(); ++i) {
-            const int64_t channels = g.shape(c.input(i))[1];
+            const int64_t channels = c.input_shape(i)[1];
             if (c.needs_grad(i))
               c.set_input_grad(i, g.add_node1(kSlice, c.grad_name(fmt::format(".d{}", i)), {c.output_grad(0)},
                                               SliceNode{c0, channels}));

@@ -138,7 +138,7 @@ const graph::OpDef kConv2d{
         [](GradContext& c) {
           graph::Graph& g = c.graph();
           const Conv2dShape s =
-              conv_shape(g.shape(c.node().inputs[0]), g.shape(c.node().inputs[1]), c.attrs<Conv2dAttrs>());
+              conv_shape(c.input_shape(0), c.input_shape(1), c.attrs<Conv2dAttrs>());
           const ValueId dy = c.output_grad(0);
           if (c.needs_grad(0))
             c.set_input_grad(0, g.add_node1(kConv2dBackwardData, c.grad_name(".dx"), {dy, c.input(1)}, s));

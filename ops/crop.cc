@@ -81,7 +81,7 @@ const graph::OpDef kCrop{
     .forward = crop_forward,
     .gradient =
         [](GradContext& c) {
-          CropBackwardNode b{c.graph().shape(c.node().inputs[0]), c.attrs<CropNode>()};
+          CropBackwardNode b{c.input_shape(0), c.attrs<CropNode>()};
           c.set_input_grad(0, c.graph().add_node1(kCropBackward, c.grad_name(), {c.output_grad(0)}, b));
         },
     .recompute = &kCropRecompute,

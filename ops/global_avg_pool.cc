@@ -45,7 +45,7 @@ const graph::OpDef kGlobalAvgPool{
     .gradient =
         [](GradContext& c) {
           c.set_input_grad(0, c.graph().add_node1(kGlobalAvgPoolBackward, c.grad_name(), {c.output_grad(0)},
-                                                  c.graph().shape(c.input(0))));
+                                                  c.input_shape(0)));
         },
 };
 

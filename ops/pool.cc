@@ -76,7 +76,7 @@ const graph::OpDef kMaxPool2d{
         },
     .gradient =
         [](GradContext& c) {
-          const Pool2dShape s = pool_shape(c.graph().shape(c.input(0)), c.attrs<Pool2dAttrs>());
+          const Pool2dShape s = pool_shape(c.input_shape(0), c.attrs<Pool2dAttrs>());
           c.set_input_grad(0, c.graph().add_node1(kMaxPool2dBackward, c.grad_name(), {c.output_grad(0), c.output(1)}, s));
         },
     .output_names = {"y", "argmax"},
@@ -106,7 +106,7 @@ const graph::OpDef kAvgPool2d{
         },
     .gradient =
         [](GradContext& c) {
-          const Pool2dShape s = pool_shape(c.graph().shape(c.input(0)), c.attrs<Pool2dAttrs>());
+          const Pool2dShape s = pool_shape(c.input_shape(0), c.attrs<Pool2dAttrs>());
           c.set_input_grad(0, c.graph().add_node1(kAvgPool2dBackward, c.grad_name(), {c.output_grad(0)}, s));
         },
 };

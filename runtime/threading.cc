@@ -15,8 +15,9 @@
 // happens-before edges that oneTBB's scheduler gives parallel_for, and reports the
 // loop's own context as racy. Under TSan (CI's build-tsan/) these mark the edges by
 // hand: everything before parallel_for happens before each chunk (through every copy
-// of the loop body oneTBB makes), and each chunk before parallel_for returns. Chunks stay unordered among themselves, so a race
-// between two chunks is still reported. Elsewhere they compile to nothing.
+// of the loop body oneTBB makes), and each chunk before parallel_for returns. Chunks
+// stay unordered among themselves, so a race between two chunks is still reported.
+// Elsewhere they compile to nothing.
 #if defined(__SANITIZE_THREAD__)
 #define ONNAS_TSAN_ANNOTATE 1
 #elif defined(__has_feature)

@@ -108,59 +108,52 @@ void batch_norm_forward_infer(const BatchNormShape& s, const float* x, const flo
   });
 }
 
+namespace {
+
 // dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * rstd / M * (M dy - dbeta - xhat dgamma),
-// written as dx = k_dy * dy + k_x * (x - mean) + k_0.
-void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
-                         const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta) {
+// written as dx = k_dy * dy + k_v * (v - centre) + k_0, where v holds xhat up to a
+// per-channel centre and scale: xhat = (v - centre) * v_scale, with (v, centre,
+// v_scale) = (x, mean, rstd), or (y, 0, 1) when v is the output itself (mean null).
+// dx may be dy (in place): each element is read before it is written.
+void backward_channels(const BatchNormShape& s, const float* v, const float* dy, const float* gamma,
+                       const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta) {
   const double M = double(s.N * s.HW);
   parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
-      const float mu = mean[c];
-      const double rs = double(rstd[c]);
-      double sdy = 0, sdyxm = 0;
+      const float centre = mean ? mean[c] : 0.0f;
+      const double rs = double(rstd[c]), v_scale = mean ? rs : 1.0;
+      double sdy = 0, sdyvc = 0;
       for (int64_t n = 0; n < s.N; ++n) {
         const int64_t at = (n * s.C + c) * s.HW;
-        const Moments m = plane_grad_sums(x + at, dy + at, s.HW, mu);
-        sdy += m.s1, sdyxm += m.s2;
+        const Moments m = plane_grad_sums(v + at, dy + at, s.HW, centre);
+        sdy += m.s1, sdyvc += m.s2;
       }
-      const double sdyx = sdyxm * rs;  // sum dy * xhat
+      const double sdyx = sdyvc * v_scale;  // sum dy * xhat
       if (dgamma) dgamma[c] = float(sdyx);
       if (dbeta) dbeta[c] = float(sdy);
       const double g = gamma ? double(gamma[c]) : 1.0;
-      const float k_dy = float(g * rs), k_x = float(-g * rs * rs * sdyx / M), k_0 = float(-g * rs * sdy / M);
+      const float k_dy = float(g * rs), k_v = float(-g * rs * v_scale * sdyx / M), k_0 = float(-g * rs * sdy / M);
       for (int64_t n = 0; n < s.N; ++n) {
         const int64_t at = (n * s.C + c) * s.HW;
-        const float* __restrict xp = x + at;
-        const float* __restrict dyp = dy + at;
-        float* __restrict dxp = dx + at;
-        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_x * (xp[i] - mu) + k_0;
+        const float* vp = v + at;
+        const float* dyp = dy + at;
+        float* dxp = dx + at;
+        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_v * (vp[i] - centre) + k_0;
       }
     }
   });
 }
 
+}  // namespace
+
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta) {
+  backward_channels(s, x, dy, gamma, mean, rstd, dx, dgamma, dbeta);
+}
+
 void batch_norm_backward_from_output(const BatchNormShape& s, const float* y, const float* dy, const float* rstd,
                                      float* dx) {
-  const double M = double(s.N * s.HW);
-  parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) {
-      const double rs = double(rstd[c]);
-      double sdy = 0, sdyy = 0;
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t at = (n * s.C + c) * s.HW;
-        const Moments m = plane_grad_sums(y + at, dy + at, s.HW, 0.0f);
-        sdy += m.s1, sdyy += m.s2;
-      }
-      const float k_dy = float(rs), k_y = float(-rs * sdyy / M), k_0 = float(-rs * sdy / M);
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t at = (n * s.C + c) * s.HW;
-        const float* yp = y + at;
-        const float* dyp = dy + at;
-        float* dxp = dx + at;  // may be dyp: each element is read before it is written
-        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_y * yp[i] + k_0;
-      }
-    }
-  });
+  backward_channels(s, y, dy, nullptr, nullptr, rstd, dx, nullptr, nullptr);
 }
 
 }  // namespace onnas::kernels
