@@ -531,6 +531,10 @@ void validate(std::span<const BufferRequest> buffers) {
 size_t lower_bound(std::span<const BufferRequest> buffers) { return prepare(buffers).lower_bound; }
 
 Plan plan_memory(std::span<const BufferRequest> buffers, Strategy strategy) {
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].choice != -1)
+      throw std::invalid_argument(fmt::format("{}: lives under choice {}; plan it with plan_with_choices",
+                                              label(buffers, i), buffers[i].choice));
   Problem p = prepare(buffers);
   if (strategy != Strategy::best) return plan_one(buffers, p, strategy);
   Plan best;

@@ -92,6 +92,7 @@ struct BufferRequest {
   int32_t may_share_with = -1; // index of a buffer whose storage this one may take over
   std::string op;              // label: the op that produces it
   std::string kind;            // label: "activation", "gradient", "workspace", "saved", ...
+  int32_t choice = -1;         // a run-time choice this buffer exists under (memory_planner/choices.h), or -1
 };
 
 enum class Strategy {
@@ -117,15 +118,27 @@ std::string_view strategy_name(Strategy strategy);
 // The strategy with that name ("greedy_by_size", "best", ...), or nullopt.
 std::optional<Strategy> strategy_from_name(std::string_view name);
 
+// What a plan says about a group of run-time choices (choices.h); Plan::groups.
+struct GroupRegion {
+  size_t offset = 0;     // from the base of the parent choice (or of the arena, at the top)
+  size_t bytes = 0;      // its `capacity` largest choices together
+  int32_t first_step = 0, last_step = -1;  // last < first: nothing under it has storage
+  size_t alignment = 64;
+};
+
 struct Plan {
   std::vector<size_t> offsets;  // one per buffer, in input order
   size_t arena_bytes = 0;
   size_t lower_bound_bytes = 0;
   Strategy strategy = Strategy::best;  // the strategy that produced the offsets (never `best`)
   int32_t peak_step = 0;               // a step where the live bytes reach the lower bound
+  // With run-time choices (choices.h): each group's region and each choice's size.
+  std::vector<GroupRegion> groups;
+  std::vector<size_t> choice_bytes;
 };
 
-// Plans the buffers. Throws std::invalid_argument on invalid input (see validate).
+// Plans the buffers. Throws std::invalid_argument on invalid input (see validate) and on
+// a buffer under a choice (those are planned by plan_with_choices, choices.h).
 Plan plan_memory(std::span<const BufferRequest> buffers, Strategy strategy = Strategy::best);
 
 // The largest sum of bytes live at any one step (fused in-place blocks counted once).
