@@ -1,5 +1,6 @@
 #include "graph/autodiff.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -43,13 +44,27 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
   }
 
   Graph::BackwardScope scope(g);
-  // Gradient contributions per value, summed when first read.
-  std::map<ValueId, std::vector<ValueId>> contributions;
+  // The gradient of each value, summed as its contributions arrive (a running sum, so
+  // each contribution dies as soon as it is added, instead of all of them living until
+  // one sum at the end). Contributions made under different run-time gates are added
+  // by a gated sum, which adds the ones that exist in the run (graph/gates.h).
+  std::map<ValueId, ValueId> sum_of;
+  auto contribute = [&](ValueId v, ValueId grad) {
+    auto [it, fresh] = sum_of.emplace(v, grad);
+    if (fresh) return;
+    const ValueId terms[] = {it->second, grad};
+    const GateId gates[] = {g.gate_of(it->second), g.gate_of(grad)};
+    const std::string name = "grad/" + g.name(v) + ".sum";
+    if (gates[0] == gates[1]) {
+      Graph::GateScope scope(g, gates[0], /*exact=*/true);
+      it->second = add_n(g, terms, name);
+    } else {
+      it->second = add_n_gated(g, terms, gates, name);
+    }
+  };
   auto grad_of = [&](ValueId v) -> ValueId {
-    auto it = contributions.find(v);
-    if (it == contributions.end() || it->second.empty()) return kNoValue;
-    if (it->second.size() > 1) it->second = {add_n(g, it->second, "grad/" + g.name(v) + ".sum")};
-    return it->second[0];
+    auto it = sum_of.find(v);
+    return it == sum_of.end() ? kNoValue : it->second;
   };
 
   for (const Seed& s : seeds) {
@@ -62,7 +77,7 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
       fail("backward: seed gradient '{}' {} does not match '{}' {}", g.name(grad), g.shape(grad).str(),
            g.name(s.value), g.shape(s.value).str());
     }
-    contributions[s.value].push_back(grad);
+    contribute(s.value, grad);
   }
 
   // Rematerialization (see GradContext). A forward value is recomputable when its op
@@ -91,10 +106,13 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     recomputable_memo[v] = ok;
     return ok;
   };
-  std::map<ValueId, ValueId> recomputed;  // forward value -> its copy, made once
+  // Forward value -> its copy, made once per gate (a copy made behind one gate does not
+  // exist in runs where only another is open).
+  std::map<std::pair<ValueId, GateId>, ValueId> recomputed;
   std::function<ValueId(ValueId, ValueId)> remat_impl = [&](ValueId v, ValueId after) -> ValueId {
     if (!recomputable(v)) return v;
-    if (auto it = recomputed.find(v); it != recomputed.end()) return it->second;
+    const auto key = std::make_pair(v, g.current_gate());
+    if (auto it = recomputed.find(key); it != recomputed.end()) return it->second;
     const Node& p = g.node(g.value(v).producer);
     const OpDef& op = *p.op->recompute;
     const std::string name = p.name + ".recomputed";
@@ -103,7 +121,7 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     for (ValueId& in : inputs) in = remat_impl(in, after);
     inputs.push_back(after);
     const ValueId copy = g.add_node1(op, name, std::move(inputs), std::move(attrs));
-    recomputed.emplace(v, copy);
+    recomputed.emplace(key, copy);
     return copy;
   };
   const GradContext::Remat remat = [&](ValueId v, ValueId after) { return remat_impl(v, after); };
@@ -131,12 +149,28 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     if (!any_grad) continue;
     const OpDef* op = g.node(n).op;
     if (!op->gradient) fail("backward: op {} ('{}') has no gradient rule", op->name, g.node(n).name);
-    GradContext ctx(g, n, std::move(out_grads), needs, &remat);
-    op->gradient(ctx);
-    // `node` may dangle now: the rule appended nodes.
-    const Node& same = g.node(n);
-    for (size_t i = 0; i < same.inputs.size(); ++i)
-      if (needs[i] && ctx.input_grads()[i] != kNoValue) contributions[same.inputs[i]].push_back(ctx.input_grads()[i]);
+    // The rule's nodes exist when its output gradients do.
+    GateId gate = kAlways;
+    bool first_grad = true;
+    for (ValueId d : out_grads) {
+      if (d == kNoValue) continue;
+      if (!first_grad && g.gate_of(d) != gate)
+        fail("backward: node '{}' receives gradients under different run-time gates ('{}' and '{}')", g.node(n).name,
+             gate == kAlways ? "always" : g.gates()->name(gate), g.gates()->name(g.gate_of(d)));
+      gate = g.gate_of(d);
+      first_grad = false;
+    }
+    std::vector<ValueId> input_grads;
+    {
+      Graph::GateScope gate_scope(g, gate);
+      GradContext ctx(g, n, std::move(out_grads), needs, &remat);
+      op->gradient(ctx);
+      input_grads = ctx.input_grads();
+    }
+    // `node` may dangle now: the rule appended nodes (and contribute() appends more).
+    const std::vector<ValueId> inputs = g.node(n).inputs;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (needs[i] && input_grads[i] != kNoValue) contribute(inputs[i], input_grads[i]);
   }
 
   std::vector<ValueId> result;

@@ -34,6 +34,35 @@ const OpDef kAddN{
     .inplace_input = 0,
 };
 
+namespace {
+struct GatedTerms {
+  std::vector<GateId> gates;  // per input
+};
+}  // namespace
+
+const OpDef kAddNGated{
+    .name = "add_n_gated",
+    .infer = kAddN.infer,
+    .forward =
+        [](const RunContext& c) {
+          const std::vector<GateId>& gates = c.attrs<GatedTerms>().gates;
+          const int64_t n = c.outputs[0].numel();
+          float* y = c.outputs[0].f32();
+          bool first = true;
+          for (size_t i = 0; i < c.inputs.size(); ++i) {
+            if (!c.open(gates[i])) continue;
+            if (first) {
+              if (y != c.inputs[i].f32()) std::memcpy(y, c.inputs[i].f32(), size_t(n) * 4);
+              first = false;
+            } else {
+              kernels::accumulate(n, c.inputs[i].f32(), y);
+            }
+          }
+          ONNAS_DCHECK(!first, "add_n_gated ran with every term closed");
+        },
+    .inplace_input = 0,
+};
+
 const OpDef kAccumulateGrad{
     .name = "accumulate_grad",
     .infer =
@@ -69,7 +98,16 @@ ValueId add_n(Graph& g, std::span<const ValueId> values, const std::string& name
   return g.add_node1(kAddN, name, std::vector<ValueId>(values.begin(), values.end()));
 }
 
+ValueId add_n_gated(Graph& g, std::span<const ValueId> values, std::span<const GateId> gates, const std::string& name) {
+  ONNAS_CHECK(values.size() == gates.size() && values.size() > 1, "add_n_gated '{}': {} values, {} gates", name,
+              values.size(), gates.size());
+  Graph::GateScope scope(g, g.gates()->any_of(gates), /*exact=*/true);
+  return g.add_node1(kAddNGated, name, std::vector<ValueId>(values.begin(), values.end()),
+                     GatedTerms{std::vector<GateId>(gates.begin(), gates.end())});
+}
+
 void accumulate_grad(Graph& g, ValueId param, ValueId grad) {
+  Graph::GateScope scope(g, g.gate_of(grad), /*exact=*/true);
   ValueId dst = g.param_grad(param);
   g.add_node(kAccumulateGrad, "accumulate/" + g.name(param), {grad, dst});
 }

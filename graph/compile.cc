@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "graph/builtin_ops.h"
 #include "graph/op.h"
@@ -133,12 +134,65 @@ std::vector<NodeId> memory_aware_order(const Graph& g, const std::vector<NodeId>
   return order;
 }
 
+// The leaf whose open state keeps a value for its gated readers: the deepest leaf
+// implied by every gated reader's gate, and not implied by the producer's (or -1).
+GateId keeping_leaf(const GateSpace& space, GateId producer, const std::vector<GateId>& reader_gates,
+                    std::map<GateId, std::vector<GateId>>& memo) {
+  auto leaves = [&](GateId g) -> const std::vector<GateId>& { return space.implied_leaves(g); };
+  std::vector<GateId> common = leaves(reader_gates[0]);
+  for (size_t i = 1; i < reader_gates.size() && !common.empty(); ++i) {
+    const std::vector<GateId>& other = leaves(reader_gates[i]);
+    std::vector<GateId> both;
+    std::set_intersection(common.begin(), common.end(), other.begin(), other.end(), std::back_inserter(both));
+    common = std::move(both);
+  }
+  const std::vector<GateId>& given = leaves(producer);
+  GateId best = -1;
+  int best_depth = -1;
+  for (GateId l : common) {
+    if (std::binary_search(given.begin(), given.end(), l)) continue;
+    const int d = space.depth(l);
+    if (d > best_depth) best = l, best_depth = d;
+  }
+  return best;
+}
+
+uint32_t append_name(std::string& names, std::string_view name) {
+  const size_t at = names.size();
+  names.append(name);
+  return uint32_t(at);
+}
+
 }  // namespace
 
-Program compile(const Graph& source, const CompileOptions& options) {
-  Program p;
-  p.graph_ = source;
-  Graph& g = p.graph_;
+Program::Program() : running_(std::make_unique<std::atomic<bool>>(false)) {}
+Program::Program(Program&&) noexcept = default;
+Program& Program::operator=(Program&&) noexcept = default;
+Program::~Program() = default;
+
+// The program for one order of the nodes. `gated_temporaries`: a gated node's outputs
+// and workspace live in its gate's region (else they are planned as if every node ran).
+Program lower_in_order(const Graph& g, const CompileOptions& options, const std::vector<bool>& is_output,
+                       std::vector<NodeId> order_in, size_t build_order_bound, bool gated_temporaries);
+
+namespace {
+std::atomic<int64_t> g_compile_ns{0};
+struct CompileTimer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~CompileTimer() {
+    g_compile_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count(),
+        std::memory_order_relaxed);
+  }
+};
+}  // namespace
+
+double compile_seconds_total() { return double(g_compile_ns.load(std::memory_order_relaxed)) * 1e-9; }
+
+Program lower(const Graph& source, const CompileOptions& options) {
+  CompileTimer timer;
+  // A copy to add the gradient accumulations to; dropped when the tables are built.
+  Graph g = source;
   for (auto [param, grad] : options.param_grads) {
     if (g.value(param).kind != ValueKind::param) fail("compile: '{}' is not a parameter", g.name(param));
     if (grad != kNoValue) accumulate_grad(g, param, grad);
@@ -148,25 +202,115 @@ Program compile(const Graph& source, const CompileOptions& options) {
     if (v < 0 || size_t(v) >= g.num_values()) fail("compile: output {} is not a value of the graph", v);
     is_output[size_t(v)] = true;
   }
-
   std::vector<NodeId> live = live_nodes(g, options.outputs);
-  p.build_order_lower_bound_ = peak_live_bytes(g, live, is_output);
-  p.order_ = live;
-  if (options.reorder) {
-    std::vector<NodeId> reordered = memory_aware_order(g, live, is_output);
-    if (peak_live_bytes(g, reordered, is_output) < p.build_order_lower_bound_) p.order_ = std::move(reordered);
+  const size_t build_bound = peak_live_bytes(g, live, is_output);
+  if (!options.reorder) return lower_in_order(g, options, is_output, live, build_bound, true);
+  std::vector<NodeId> reordered = memory_aware_order(g, live, is_output);
+  bool gated = false;
+  for (NodeId n : live) gated = gated || g.node(n).gate != kAlways;
+  if (!gated) {
+    const bool better = peak_live_bytes(g, reordered, is_output) < build_bound;
+    return lower_in_order(g, options, is_output, better ? reordered : live, build_bound, true);
   }
+  // With run-time gates the peak of live bytes says little (it counts every gated node
+  // as running): plan each way and keep the smallest arena.
+  Program best;
+  size_t best_bytes = 0;
+  for (const std::vector<NodeId>* order : {&live, &reordered})
+    for (bool temporaries : {true, false}) {
+      Program p = lower_in_order(g, options, is_output, *order, build_bound, temporaries);
+      const planner::Plan plan = planner::plan_with_choices(p.buffers_, p.tree_, planner::Strategy::greedy_by_size);
+      if (best_bytes == 0 || plan.arena_bytes < best_bytes) {
+        best_bytes = plan.arena_bytes;
+        best = std::move(p);
+      }
+    }
+  return best;
+}
+
+Program lower_in_order(const Graph& g, const CompileOptions& options, const std::vector<bool>& is_output,
+                       std::vector<NodeId> order_in, size_t build_order_bound, bool gated_temporaries) {
+  Program p;
+  p.gates_ = g.gate_space();
+  p.build_order_lower_bound_ = build_order_bound;
+  p.order_ = std::move(order_in);
   const std::vector<NodeId>& order = p.order_;
   const int32_t last_step = int32_t(order.size()) - 1;
 
-  // Liveness.
-  std::vector<int32_t> first(g.num_values(), -1), last(g.num_values(), -1);
+  // Liveness. A value's readers split into those that run whenever it exists (their
+  // gate is implied by its producer's) and gated ones; the latter may keep it longer.
+  std::vector<int32_t> first(g.num_values(), -1), last(g.num_values(), -1), base_last(g.num_values(), -1);
+  std::vector<std::vector<GateId>> late_gates(g.num_values());
+  const GateSpace* space = g.gates();
   for (size_t s = 0; s < order.size(); ++s) {
     const Node& n = g.node(order[s]);
-    for (ValueId in : n.inputs) last[size_t(in)] = int32_t(s);
+    for (ValueId in : n.inputs) {
+      last[size_t(in)] = int32_t(s);
+      const GateId pg = g.gate_of(in);
+      if (!space || n.gate == kAlways || n.gate == pg || space->implies(pg, n.gate))
+        base_last[size_t(in)] = int32_t(s);
+      else
+        late_gates[size_t(in)].push_back(n.gate);
+    }
     for (ValueId out : n.outputs) first[size_t(out)] = int32_t(s);
   }
-  p.value_offset_.assign(g.num_values(), -1);
+
+  // Values: one entry per value of the graph, so programs are addressed by ValueId.
+  p.vals_.resize(g.num_values());
+  for (size_t v = 0; v < g.num_values(); ++v) {
+    const Value& val = g.values()[v];
+    Program::Val& pv = p.vals_[v];
+    pv.type = val.type;
+    pv.kind = val.kind;
+    pv.producer_step = first[v];
+    pv.last_step = last[v];
+    pv.name_at = append_name(p.names_, val.name);
+    pv.name_len = uint32_t(val.name.size());
+    if (val.kind == ValueKind::param || val.kind == ValueKind::param_grad) {
+      std::string_view name = val.name;
+      if (val.kind == ValueKind::param_grad) name = name.substr(0, name.size() - 5);  // strip "@grad"
+      Program::Binding b;
+      b.name_at = append_name(p.names_, name);
+      b.name_len = uint32_t(name.size());
+      b.grad = val.kind == ValueKind::param_grad;
+      pv.binding = int32_t(p.bindings_.size());
+      p.bindings_.push_back(b);
+    } else if (val.kind == ValueKind::input) {
+      pv.binding = int32_t(p.bindings_.size());
+      p.bindings_.emplace_back();
+      if (last[v] >= 0) p.inputs_.push_back(ValueId(v));
+    }
+  }
+
+  // Which leaf keeps each late-read value, and the choice tree of those leaves (with
+  // their ancestors, so nested groups stay nested).
+  std::vector<GateId> keeper(g.num_values(), -1);
+  std::map<GateId, std::vector<GateId>> memo;
+  GateChoices choices;
+  // Tags of the two regions a leaf may have: values kept for its nodes, and the
+  // temporaries of its nodes (shorter lives, planned apart).
+  constexpr int kKept = 0, kTemporary = 1;
+  // A node behind a gate runs only in runs where the gate's deepest leaf is open: its
+  // outputs and workspace live in that leaf's share of its group's region (the node's
+  // "home"), so the backward of the ops a step did not sample costs no memory.
+  std::vector<GateId> home(g.num_nodes(), -1);
+  if (space) {
+    std::vector<std::pair<GateId, int>> leaves;
+    for (NodeId n : order) {
+      if (g.node(n).gate == kAlways || !gated_temporaries) continue;
+      home[size_t(n)] = space->deepest_leaf(g.node(n).gate);
+      if (home[size_t(n)] >= 0) leaves.emplace_back(home[size_t(n)], kTemporary);
+    }
+    for (size_t v = 0; v < g.num_values(); ++v) {
+      if (late_gates[v].empty() || !in_arena(g.values()[v]) || is_output[v] || last[v] <= base_last[v]) continue;
+      keeper[v] = keeping_leaf(*space, g.gate_of(ValueId(v)), late_gates[v], memo);
+      if (keeper[v] >= 0) leaves.emplace_back(keeper[v], kKept);
+    }
+    choices = gate_choices(*space, std::move(leaves));
+    p.tree_ = choices.tree;
+    p.choice_gate_ = choices.gate_of_choice;
+  }
+
   std::vector<int32_t> buffer_of(g.num_values(), -1);
   for (size_t s = 0; s < order.size(); ++s) {
     const Node& n = g.node(order[s]);
@@ -178,21 +322,55 @@ Program compile(const Graph& source, const CompileOptions& options) {
       b.name = v.name;
       b.bytes = v.type.bytes();
       b.first_step = int32_t(s);
-      b.last_step = is_output[size_t(out)] ? last_step : std::max(last[size_t(out)], int32_t(s));
       b.op = n.op->name;
       b.kind = v.kind == ValueKind::gradient ? "gradient" : "activation";
+      Program::Val& pv = p.vals_[size_t(out)];
+      if (home[size_t(order[s])] >= 0 && !is_output[size_t(out)]) {
+        b.choice = choices.at(home[size_t(order[s])], kTemporary);
+        pv.home = b.choice;
+      }
+      if (keeper[size_t(out)] >= 0) {
+        // Two places: the short one (closed runs), and the choice's (open runs).
+        planner::BufferRequest kept = b;
+        kept.last_step = last[size_t(out)];
+        kept.choice = choices.at(keeper[size_t(out)], kKept);
+        kept.may_share_with = -1;
+        kept.kind += " (kept)";
+        b.last_step = std::max(base_last[size_t(out)], int32_t(s));
+        pv.choice = kept.choice;
+        pv.choice_buffer = int32_t(p.buffers_.size()) + 1;
+        pv.buffer = int32_t(p.buffers_.size());
+        p.buffers_.push_back(std::move(b));
+        p.buffers_.push_back(std::move(kept));
+        continue;
+      }
+      b.last_step = is_output[size_t(out)] ? last_step : std::max(last[size_t(out)], int32_t(s));
       if (options.inplace && k == 0 && n.op->inplace_input >= 0 && size_t(n.op->inplace_input) < n.inputs.size()) {
         ValueId in = n.inputs[size_t(n.op->inplace_input)];
         int32_t in_buffer = buffer_of[size_t(in)];
-        if (in_buffer >= 0 && last[size_t(in)] == int32_t(s) && !is_output[size_t(in)] &&
-            g.value(in).type.bytes() >= b.bytes &&
-            std::count(n.inputs.begin(), n.inputs.end(), in) == 1)
+        if (in_buffer >= 0 && last[size_t(in)] == int32_t(s) && !is_output[size_t(in)] && keeper[size_t(in)] < 0 &&
+            g.value(in).type.bytes() >= b.bytes && std::count(n.inputs.begin(), n.inputs.end(), in) == 1)
           b.may_share_with = in_buffer;
       }
       buffer_of[size_t(out)] = int32_t(p.buffers_.size());
+      pv.buffer = int32_t(p.buffers_.size());
       p.buffers_.push_back(std::move(b));
-      p.buffer_value_.push_back(out);
     }
+    Program::Step step;
+    step.op = n.op;
+    step.attrs = n.attrs;
+    step.first_arg = uint32_t(p.arg_values_.size());
+    step.num_inputs = uint32_t(n.inputs.size());
+    step.num_outputs = uint32_t(n.outputs.size());
+    step.gate = n.gate;
+    step.backward = n.backward;
+    step.name_at = append_name(p.names_, n.name);
+    step.name_len = uint32_t(n.name.size());
+    for (ValueId in : n.inputs) {
+      p.arg_values_.push_back(in);
+      step.writes_param_grad = step.writes_param_grad || g.value(in).kind == ValueKind::param_grad;
+    }
+    for (ValueId out : n.outputs) p.arg_values_.push_back(out);
     if (size_t ws = workspace_of(g, n); ws > 0) {
       planner::BufferRequest b;
       b.name = n.name + ".workspace";
@@ -200,53 +378,72 @@ Program compile(const Graph& source, const CompileOptions& options) {
       b.first_step = b.last_step = int32_t(s);
       b.op = n.op->name;
       b.kind = "workspace";
+      if (home[size_t(order[s])] >= 0) b.choice = step.workspace_choice = choices.at(home[size_t(order[s])], kTemporary);
+      step.workspace_buffer = int32_t(p.buffers_.size());
       p.buffers_.push_back(std::move(b));
-      p.buffer_value_.push_back(kNoValue);
     }
-  }
-  p.plan_ = planner::plan_memory(p.buffers_, options.strategy);
-
-  // Binding tables.
-  std::vector<int64_t> workspace_offset(order.size(), -1);
-  for (size_t b = 0; b < p.buffers_.size(); ++b) {
-    if (p.buffer_value_[b] != kNoValue)
-      p.value_offset_[size_t(p.buffer_value_[b])] = int64_t(p.plan_.offsets[b]);
-    else
-      workspace_offset[size_t(p.buffers_[b].first_step)] = int64_t(p.plan_.offsets[b]);
-  }
-  for (size_t s = 0; s < order.size(); ++s) {
-    const Node& n = g.node(order[s]);
-    Program::Step step{order[s], uint32_t(p.arg_values_.size()), uint32_t(n.inputs.size()),
-                       uint32_t(n.outputs.size()), workspace_offset[s]};
-    for (ValueId in : n.inputs) p.arg_values_.push_back(in);
-    for (ValueId out : n.outputs) p.arg_values_.push_back(out);
-    p.steps_.push_back(step);
+    p.steps_.push_back(std::move(step));
   }
   p.args_.resize(p.arg_values_.size());
-  for (size_t v = 0; v < g.num_values(); ++v)
-    if (g.values()[v].kind == ValueKind::input && last[v] >= 0) p.inputs_.push_back(ValueId(v));
-  p.bound_.resize(g.num_values());
+  p.bound_.resize(p.bindings_.size());
+  p.choice_open_.assign(p.tree_.choices.size(), 0);
+  p.choice_base_.assign(p.tree_.choices.size(), -1);
+  p.names_.shrink_to_fit();
   return p;
 }
 
-void Program::bind(const ParamStore& params) {
-  for (size_t v = 0; v < graph_.num_values(); ++v) {
-    const Value& val = graph_.values()[v];
-    if (val.kind != ValueKind::param && val.kind != ValueKind::param_grad) continue;
-    std::string_view name = val.name;
-    if (val.kind == ValueKind::param_grad) name = name.substr(0, name.size() - 5);  // strip "@grad"
-    Tensor t = val.kind == ValueKind::param ? params.get(name) : params.grad(name);
-    if (t.shape() != val.type.shape || t.dtype() != val.type.dtype)
-      fail("parameter '{}' in the store has shape {}, the graph expects {}", val.name, t.shape().str(),
-           val.type.shape.str());
-    bound_[v] = t;
+void Program::apply_plan() {
+  for (Val& v : vals_) {
+    if (v.buffer >= 0) v.offset = int64_t(plan_.offsets[size_t(v.buffer)]);
+    if (v.choice_buffer >= 0) v.choice_offset = int64_t(plan_.offsets[size_t(v.choice_buffer)]);
   }
-  for (ValueId v : arg_values_)
-    if (graph_.values()[v].kind == ValueKind::param_grad && bound_[v].empty())
-      fail("the gradient '{}' has no storage in the parameter store now (a program compiled for another sample of "
-           "the search?)", graph_.name(v));
+  for (Step& s : steps_)
+    if (s.workspace_buffer >= 0) s.workspace_offset = int64_t(plan_.offsets[size_t(s.workspace_buffer)]);
+}
+
+Program compile(const Graph& g, const CompileOptions& options) {
+  Program p = lower(g, options);
+  CompileTimer timer;
+  p.plan_ = planner::plan_with_choices(p.buffers_, p.tree_, options.strategy);
+  p.apply_plan();
+  return p;
+}
+
+const char* Program::step_op(size_t s) const { return steps_[s].op->name; }
+
+std::string_view Program::step_name(size_t s) const {
+  return std::string_view(names_).substr(steps_[s].name_at, steps_[s].name_len);
+}
+
+std::string_view Program::name(ValueId v) const {
+  return std::string_view(names_).substr(vals_[size_t(v)].name_at, vals_[size_t(v)].name_len);
+}
+
+std::span<const ValueId> Program::step_inputs(size_t s) const {
+  return std::span<const ValueId>(arg_values_.data() + steps_[s].first_arg, steps_[s].num_inputs);
+}
+
+std::span<const ValueId> Program::step_outputs(size_t s) const {
+  return std::span<const ValueId>(arg_values_.data() + steps_[s].first_arg + steps_[s].num_inputs,
+                                  steps_[s].num_outputs);
+}
+
+void Program::bind(const ParamStore& params) {
+  for (size_t v = 0; v < vals_.size(); ++v) {
+    const Val& val = vals_[v];
+    if (val.kind != ValueKind::param && val.kind != ValueKind::param_grad) continue;
+    Binding& b = bindings_[size_t(val.binding)];
+    const std::string_view name = std::string_view(names_).substr(b.name_at, b.name_len);
+    const ParamStore::Entry& e = params.entry(name);
+    if (b.grad && e.grad_index < 0) fail("parameter '{}' ({}) has no gradient", name, param_kind_name(e.kind));
+    b.entry = b.grad ? params.entries()[size_t(e.grad_index)].get() : &e;
+    const Tensor& t = b.entry->tensor;
+    if (t.shape() != val.type.shape || t.dtype() != val.type.dtype)
+      fail("parameter '{}' in the store has shape {}, the graph expects {}", this->name(ValueId(v)), t.shape().str(),
+           val.type.shape.str());
+  }
   bound_store_ = &params;
-  bound_version_ = params.version();
+  bound_layout_ = params.layout_version();
 }
 
 void Profile::add(const char* op, double seconds) {
@@ -289,6 +486,12 @@ int64_t first_non_finite(const Tensor& t) {
     if (!std::isfinite(p[i])) return i;
   return -1;
 }
+
+// Clears the re-entrancy flag when run() leaves, by return or by throw.
+struct RunningGuard {
+  std::atomic<bool>& flag;
+  ~RunningGuard() { flag.store(false, std::memory_order_release); }
+};
 }  // namespace
 
 void set_check_numerics(bool on) { g_check_numerics.store(on, std::memory_order_relaxed); }
@@ -297,93 +500,141 @@ bool check_numerics() { return g_check_numerics.load(std::memory_order_relaxed);
 void Program::check_inputs_finite(const ParamStore& params, std::span<const Feed> feeds) const {
   for (const Feed& f : feeds)
     if (int64_t i = first_non_finite(f.tensor); i >= 0)
-      fail("check-numerics: input '{}' holds a non-finite value ({} at element {})", graph_.name(f.value),
+      fail("check-numerics: input '{}' holds a non-finite value ({} at element {})", name(f.value),
            f.tensor.f32()[i], i);
-  for (const Value& v : graph_.values()) {
-    if (v.kind != ValueKind::param) continue;
-    const ParamStore::Entry* e = params.find(v.name);
-    if (!e) continue;
-    if (int64_t i = first_non_finite(e->tensor); i >= 0)
-      fail("check-numerics: parameter '{}' holds a non-finite value ({} at element {}) before the run", v.name,
-           e->tensor.f32()[i], i);
+  for (const Binding& b : bindings_) {
+    if (!b.entry || b.grad) continue;
+    if (int64_t i = first_non_finite(b.entry->tensor); i >= 0)
+      fail("check-numerics: parameter '{}' holds a non-finite value ({} at element {}) before the run",
+           std::string_view(names_).substr(b.name_at, b.name_len), b.entry->tensor.f32()[i], i);
   }
 }
 
 void Program::check_step_finite(size_t step) const {
   const Step& s = steps_[step];
-  const Node& n = graph_.node(s.node);
-  for (int j = 0; j < s.num_outputs; ++j) {
+  for (uint32_t j = 0; j < s.num_outputs; ++j) {
     const size_t a = s.first_arg + size_t(s.num_inputs) + size_t(j);
     if (int64_t i = first_non_finite(args_[a]); i >= 0)
       fail("check-numerics: op {} (node '{}', step {} of {}) produced a non-finite value in '{}' ({} at element {}); "
            "its inputs were finite",
-           n.op->name, n.name, step, steps_.size(), graph_.name(arg_values_[a]), args_[a].f32()[i], i);
+           s.op->name, step_name(step), step, steps_.size(), name(arg_values_[a]), args_[a].f32()[i], i);
   }
 }
 
-void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile) {
+// The base of choice c in this run, or 0 when it is closed (nothing that runs then
+// touches memory placed under it).
+int64_t Program::base_of(int32_t c) const { return c >= 0 ? std::max<int64_t>(choice_base_[size_t(c)], 0) : 0; }
+
+Tensor Program::tensor_of(ValueId v, std::byte* base) const {
+  const Val& val = vals_[size_t(v)];
+  if (val.choice >= 0 && choice_base_[size_t(val.choice)] >= 0)
+    return Tensor(base + choice_base_[size_t(val.choice)] + val.choice_offset, val.type.shape, val.type.dtype);
+  if (val.offset >= 0) return Tensor(base + base_of(val.home) + val.offset, val.type.shape, val.type.dtype);
+  return val.binding >= 0 ? bound_[size_t(val.binding)] : Tensor();
+}
+
+void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, const GateValues* gates,
+                  Profile* profile) {
+  if (running_->exchange(true, std::memory_order_acq_rel))
+    fail("Program::run: this program is already running on another thread (a Program is not re-entrant)");
+  RunningGuard guard{*running_};
   if (arena.bytes() < arena_bytes())
     fail("arena of {} bytes is smaller than the {} bytes this program was planned for", arena.bytes(), arena_bytes());
-  if (bound_store_ != &params || bound_version_ != params.version()) bind(params);
+  if (bound_store_ != &params || bound_layout_ != params.layout_version()) bind(params);
+  if (gates && gates->space() != gates_.get() && gates_)
+    fail("run: the gate values are for another gate space than this program's");
+  if (!tree_.empty()) {
+    if (!gates) fail("run: this program's memory depends on run-time gates; pass the run's gate values");
+    for (size_t c = 0; c < choice_gate_.size(); ++c) choice_open_[c] = gates->open(choice_gate_[c]) ? 1 : 0;
+    planner::place_choices(tree_, plan_, choice_open_, choice_base_);
+  }
+  const uint8_t* open = gates && !gates->open().empty() ? gates->open().data() : nullptr;
   for (ValueId v : inputs_) {
+    const Val& val = vals_[size_t(v)];
+    if (val.handed) continue;
     const Feed* feed = nullptr;
     for (const Feed& f : feeds)
       if (f.value == v) feed = &f;
-    if (!feed) fail("run: no feed for input '{}'", graph_.name(v));
-    if (feed->tensor.shape() != graph_.shape(v) || feed->tensor.dtype() != graph_.type(v).dtype)
-      fail("run: input '{}' expects {} {}, was fed {} {}", graph_.name(v), dtype_name(graph_.type(v).dtype),
-           graph_.shape(v).str(), dtype_name(feed->tensor.dtype()), feed->tensor.shape().str());
-    bound_[size_t(v)] = feed->tensor;
+    if (!feed) fail("run: no feed for input '{}'", name(v));
+    if (feed->tensor.shape() != val.type.shape || feed->tensor.dtype() != val.type.dtype)
+      fail("run: input '{}' expects {} {}, was fed {} {}", name(v), dtype_name(val.type.dtype), val.type.shape.str(),
+           dtype_name(feed->tensor.dtype()), feed->tensor.shape().str());
+    bound_[size_t(val.binding)] = feed->tensor;
   }
+  for (const Binding& b : bindings_)
+    if (b.entry) bound_[size_t(&b - bindings_.data())] = b.entry->tensor;
   std::byte* base = arena.base();
-  for (size_t a = 0; a < arg_values_.size(); ++a) {
-    ValueId v = arg_values_[a];
-    int64_t off = value_offset_[size_t(v)];
-    args_[a] = off >= 0 ? Tensor(base + off, graph_.type(v).shape, graph_.type(v).dtype) : bound_[size_t(v)];
-  }
+  for (size_t a = 0; a < arg_values_.size(); ++a) args_[a] = tensor_of(arg_values_[a], base);
   const bool checking = check_numerics();
   if (checking) check_inputs_finite(params, feeds);
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& s = steps_[k];
-    const Node& n = graph_.node(s.node);
-    RunContext ctx{n, std::span<const Tensor>(args_.data() + s.first_arg, s.num_inputs),
+    if (s.gate != kAlways && open && !open[size_t(s.gate)]) continue;
+    if (s.writes_param_grad)
+      for (uint32_t i = 0; i < s.num_inputs; ++i)
+        if (args_[s.first_arg + i].empty())
+          fail("run: the gradient '{}' has no storage in the parameter store in this run (its gate is open, so a "
+               "step writes it)", name(arg_values_[s.first_arg + i]));
+    RunContext ctx{s.attrs, std::span<const Tensor>(args_.data() + s.first_arg, s.num_inputs),
                    std::span<const Tensor>(args_.data() + s.first_arg + s.num_inputs, s.num_outputs),
-                   s.workspace_offset >= 0 ? static_cast<void*>(base + s.workspace_offset) : nullptr};
+                   s.workspace_offset >= 0 ? static_cast<void*>(base + base_of(s.workspace_choice) + s.workspace_offset)
+                                           : nullptr,
+                   open};
     if (!profile) {
-      n.op->forward(ctx);
+      s.op->forward(ctx);
       if (checking) check_step_finite(k);
       continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    n.op->forward(ctx);
-    profile->add(n.op->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    s.op->forward(ctx);
+    profile->add(s.op->name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (checking) check_step_finite(k);
   }
 }
 
 Tensor Program::output(const Arena& arena, ValueId v) const {
-  int64_t off = value_offset_.at(size_t(v));
-  if (off < 0) fail("'{}' is not an arena value of this program", graph_.name(v));
-  return Tensor(arena.base() + off, graph_.type(v).shape, graph_.type(v).dtype);
+  if (v < 0 || size_t(v) >= vals_.size()) fail("output: {} is not a value of this program", v);
+  const Val& val = vals_[size_t(v)];
+  if (val.offset < 0) fail("'{}' is not an arena value of this program", name(v));
+  return tensor_of(v, arena.base());
 }
 
 std::vector<std::string> Program::grad_params() const {
   std::vector<std::string> names;
-  for (ValueId v : arg_values_) {
-    const Value& val = graph_.values()[v];
-    if (val.kind != ValueKind::param_grad) continue;
-    std::string name = val.name.substr(0, val.name.size() - 5);  // strip "@grad"
-    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(std::move(name));
-  }
+  for (const GradTarget& t : grad_targets())
+    if (std::find(names.begin(), names.end(), t.param) == names.end()) names.push_back(t.param);
   return names;
+}
+
+std::vector<Program::GradTarget> Program::grad_targets() const {
+  std::vector<GradTarget> out;
+  for (const Step& s : steps_) {
+    if (!s.writes_param_grad) continue;
+    for (uint32_t i = 0; i < s.num_inputs; ++i) {
+      const Val& val = vals_[size_t(arg_values_[s.first_arg + i])];
+      if (val.kind != ValueKind::param_grad) continue;
+      const Binding& b = bindings_[size_t(val.binding)];
+      out.push_back({std::string(std::string_view(names_).substr(b.name_at, b.name_len)), s.gate});
+    }
+  }
+  return out;
 }
 
 size_t Program::persistent_bytes(const ParamStore& params) const {
   size_t total = 0;
-  for (const Value& v : graph_.values()) {
+  for (const Val& v : vals_)
     if (v.kind == ValueKind::param || v.kind == ValueKind::param_grad) total += v.type.bytes();
-  }
   return total;
+}
+
+size_t Program::table_bytes() const {
+  size_t bytes = steps_.capacity() * sizeof(Step) + order_.capacity() * sizeof(NodeId) +
+                 arg_values_.capacity() * sizeof(ValueId) + args_.capacity() * sizeof(Tensor) +
+                 vals_.capacity() * sizeof(Val) + bindings_.capacity() * sizeof(Binding) +
+                 bound_.capacity() * sizeof(Tensor) + names_.capacity() + plan_.offsets.capacity() * sizeof(size_t);
+  for (const planner::BufferRequest& b : buffers_)
+    bytes += sizeof(b) + b.name.capacity() + b.op.capacity() + b.kind.capacity();
+  return bytes;
 }
 
 }  // namespace onnas::graph

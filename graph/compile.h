@@ -6,28 +6,45 @@
 //   3. order: the build order, or a greedy memory-aware topological order, whichever
 //      has the lower peak of live bytes (both are reported);
 //   4. liveness: each arena value lives from its producer's step to its last
-//      consumer's step (outputs to the end); each node's workspace for its step;
+//      consumer's step (outputs to the end); each node's workspace for its step. A
+//      value read later only by nodes behind a run-time gate (graph/gates.h) gets two
+//      places: a short one for the runs where the gate is closed, and one in the
+//      gate's share of a choice region for the runs where it is open;
 //   5. in-place marking: an op's output may take over an input that dies there;
-//   6. memory plan (memory_planner/): an offset per buffer, the arena size;
-//   7. binding tables for run().
+//   6. memory plan (memory_planner/, with choices.h for gated values): an offset per
+//      buffer, the arena size, sound for every admissible run;
+//   7. a compact step table for run(): op, attributes, argument offsets, shapes, gate.
+//      The program does not keep the graph it came from.
 //
 //   Program p = compile(g, {.outputs = {loss}, .param_grads = {{w, dw}}});
 //   Arena arena(p.arena_bytes());
 //   p.run(arena, params, {{x, images}, {y, labels}});
 //   float loss = p.output(arena, loss).f32()[0];
+//
+// Threading: run() uses the oneTBB arena for the kernels, but a Program is not
+// re-entrant: its argument table is scratch written by run(), so two threads must not
+// run the same Program at once (a debug check catches it); distinct Programs may run
+// concurrently in distinct arenas.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "graph/gates.h"
 #include "graph/ir.h"
+#include "memory_planner/choices.h"
 #include "memory_planner/planner.h"
 #include "runtime/param_store.h"
 #include "runtime/tensor.h"
 
 namespace onnas::graph {
+
+struct OpDef;
 
 struct Feed {
   ValueId value;
@@ -52,7 +69,7 @@ struct Profile {
 
 struct CompileOptions {
   std::vector<ValueId> outputs;                          // readable after run()
-  std::vector<std::pair<ValueId, ValueId>> param_grads;  // (param, gradient): params.grad += gradient
+  std::vector<std::pair<ValueId, ValueId>> param_grads = {};  // (param, gradient): params.grad += gradient
   planner::Strategy strategy = planner::Strategy::best;
   bool reorder = true;  // memory-aware order; false keeps the build order
   bool inplace = true;  // let outputs take over dying inputs
@@ -68,58 +85,141 @@ bool check_numerics();
 
 class Program {
  public:
+  Program();
+  Program(Program&&) noexcept;
+  Program& operator=(Program&&) noexcept;
+  ~Program();
+
   size_t arena_bytes() const { return plan_.arena_bytes; }
   size_t lower_bound_bytes() const { return plan_.lower_bound_bytes; }
   // The lower bound of the plain build order (for comparison with the chosen order).
   size_t build_order_lower_bound_bytes() const { return build_order_lower_bound_; }
   const planner::Plan& plan() const { return plan_; }
   const std::vector<planner::BufferRequest>& buffers() const { return buffers_; }
+  // The run-time choices (gate leaves) this program's memory depends on; empty without gates.
+  const planner::ChoiceTree& choices() const { return tree_; }
+  // The gate of each choice of choices().
+  const std::vector<GateId>& choice_gates() const { return choice_gate_; }
+  const std::shared_ptr<GateSpace>& gates() const { return gates_; }
+
+  // The steps in run order, each a node of the source graph.
+  size_t num_steps() const { return steps_.size(); }
   const std::vector<NodeId>& order() const { return order_; }
-  const Graph& graph() const { return graph_; }
+  const char* step_op(size_t s) const;
+  std::string_view step_name(size_t s) const;
+  bool step_backward(size_t s) const { return steps_[s].backward; }
+  GateId step_gate(size_t s) const { return steps_[s].gate; }
+  std::span<const ValueId> step_inputs(size_t s) const;
+  std::span<const ValueId> step_outputs(size_t s) const;
+  // Values, by the source graph's ids.
+  size_t num_values() const { return vals_.size(); }
+  const TensorType& type(ValueId v) const { return vals_[size_t(v)].type; }
+  ValueKind kind(ValueId v) const { return vals_[size_t(v)].kind; }
+  std::string_view name(ValueId v) const;
+  int32_t producer_step(ValueId v) const { return vals_[size_t(v)].producer_step; }
+
   // Bytes of the ParamStore tensors this program reads or writes (weights, grads, state).
   size_t persistent_bytes(const ParamStore& params) const;
-  // The parameters whose gradients this program accumulates (names without "@grad").
+  // The parameters whose gradients this program accumulates (names without "@grad"),
+  // and the gate under which each accumulation runs.
   std::vector<std::string> grad_params() const;
+  struct GradTarget {
+    std::string param;
+    GateId gate;
+  };
+  std::vector<GradTarget> grad_targets() const;
+  // Heap bytes of the step tables (what a compiled program costs besides its arena).
+  size_t table_bytes() const;
 
-  // Runs every node in order in `arena` (at least arena_bytes()). Parameters are
-  // looked up by name in `params` (again when the store's version() changes),
-  // gradients accumulate into params.grad(). Allocates nothing.
-  // With `profile`, each node's time is added to it under the node's op name.
-  void run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, Profile* profile = nullptr);
-  void run(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds, Profile* profile = nullptr) {
-    run(arena, params, std::span<const Feed>(feeds.begin(), feeds.size()), profile);
+  // Runs every node in order in `arena` (at least arena_bytes()), skipping the nodes
+  // whose gate is closed in `gates` (nullptr: every gate open; a program whose memory
+  // depends on choices needs them). Parameters are looked up by name in `params` when
+  // the store's layout changes; gradients accumulate into params.grad(). Allocates
+  // nothing. With `profile`, each node's time is added to it under its op's name.
+  void run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, const GateValues* gates = nullptr,
+           Profile* profile = nullptr);
+  void run(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds,
+           const GateValues* gates = nullptr, Profile* profile = nullptr) {
+    run(arena, params, std::span<const Feed>(feeds.begin(), feeds.size()), gates, profile);
   }
   // A view of an output (or any arena value still live at the end) after run().
   Tensor output(const Arena& arena, ValueId v) const;
 
  private:
   friend Program compile(const Graph& g, const CompileOptions& options);
+  friend Program lower(const Graph& g, const CompileOptions& options);
+  friend Program lower_in_order(const Graph& g, const CompileOptions& options, const std::vector<bool>& is_output,
+                                std::vector<NodeId> order, size_t build_order_bound, bool gated_temporaries);
+  friend class Schedule;
+
   struct Step {
-    NodeId node;
-    uint32_t first_arg;  // into args_: inputs then outputs
-    uint32_t num_inputs, num_outputs;
-    int64_t workspace_offset;  // -1: none
+    const OpDef* op = nullptr;
+    std::any attrs;
+    uint32_t first_arg = 0;    // into arg_values_: inputs then outputs
+    uint32_t num_inputs = 0, num_outputs = 0;
+    int64_t workspace_offset = -1;   // from its choice's base when workspace_choice >= 0
+    int32_t workspace_buffer = -1, workspace_choice = -1;
+    GateId gate = kAlways;
+    uint32_t name_at = 0, name_len = 0;  // into names_
+    bool backward = false;
+    bool writes_param_grad = false;  // its output storage is a ParamStore gradient
   };
+  struct Val {
+    TensorType type;
+    ValueKind kind = ValueKind::activation;
+    int64_t offset = -1;         // arena offset (from home's base, if any), -1: not in the arena
+    int32_t home = -1;           // the choice its producer runs under (it exists only then), or -1
+    int64_t choice_offset = 0;   // from its choice's base, when the choice is open
+    int32_t choice = -1;         // the choice (of tree_) whose runs keep it longer, or -1
+    int32_t buffer = -1, choice_buffer = -1;
+    int32_t producer_step = -1, last_step = -1;
+    int32_t binding = -1;        // into bindings_: parameters, their gradients, inputs
+    uint32_t name_at = 0, name_len = 0;
+    bool handed = false;         // an input whose storage another program of a schedule wrote
+  };
+  struct Binding {
+    uint32_t name_at = 0, name_len = 0;  // the store's name (without "@grad")
+    bool grad = false;
+    const ParamStore::Entry* entry = nullptr;  // resolved by bind()
+  };
+
+  // Offsets of the values from plan_ (after planning alone or in a schedule).
+  void apply_plan();
   void bind(const ParamStore& params);
+  Tensor tensor_of(ValueId v, std::byte* base) const;
+  int64_t base_of(int32_t choice) const;
   void check_inputs_finite(const ParamStore& params, std::span<const Feed> feeds) const;
   void check_step_finite(size_t step) const;
 
-  Graph graph_;
-  std::vector<NodeId> order_;
   std::vector<Step> steps_;
-  std::vector<ValueId> arg_values_;     // per step argument: the value
-  std::vector<Tensor> args_;            // per step argument: the bound tensor (scratch)
-  std::vector<int64_t> value_offset_;   // per value: arena offset, -1 if not in the arena
-  std::vector<ValueId> inputs_;         // values of kind input
+  std::vector<NodeId> order_;
+  std::vector<ValueId> arg_values_;    // per step argument: the value
+  std::vector<Tensor> args_;           // per step argument: the bound tensor (scratch)
+  std::vector<Val> vals_;
+  std::vector<ValueId> inputs_;        // values of kind input that some step reads
+  std::vector<Binding> bindings_;
+  std::vector<Tensor> bound_;          // per binding: this run's tensor (scratch)
+  std::string names_;                  // every name, one after the other
   std::vector<planner::BufferRequest> buffers_;
-  std::vector<ValueId> buffer_value_;   // per buffer: its value, or kNoValue for workspaces
+  planner::ChoiceTree tree_;
+  std::vector<GateId> choice_gate_;
+  std::vector<uint8_t> choice_open_;   // scratch per run
+  std::vector<int64_t> choice_base_;   // scratch per run (kept for output())
   planner::Plan plan_;
   size_t build_order_lower_bound_ = 0;
-  std::vector<Tensor> bound_;           // per value: its tensor for params / param grads
+  std::shared_ptr<GateSpace> gates_;
   const ParamStore* bound_store_ = nullptr;
-  uint64_t bound_version_ = 0;  // the store's version() when bound
+  uint64_t bound_layout_ = 0;          // the store's layout_version() when bound
+  std::unique_ptr<std::atomic<bool>> running_;  // the re-entrancy check
 };
 
+// Seconds this process has spent compiling programs (lowering and planning), for
+// measurements: a search step that compiles nothing leaves it unchanged.
+double compile_seconds_total();
+
 Program compile(const Graph& g, const CompileOptions& options);
+// compile() without the memory plan (steps, liveness and buffers only), for a
+// Schedule that plans several programs together (graph/schedule.h).
+Program lower(const Graph& g, const CompileOptions& options);
 
 }  // namespace onnas::graph

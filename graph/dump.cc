@@ -23,25 +23,24 @@ std::string size_text(size_t bytes) {
 }  // namespace
 
 std::string program_to_dot(const Program& program) {
-  const Graph& g = program.graph();
   std::string out = "digraph program {\n  rankdir=TB;\n  node [shape=box, fontsize=9];\n";
-  for (size_t s = 0; s < program.order().size(); ++s) {
-    const Node& n = g.node(program.order()[s]);
-    out += fmt::format("  n{} [label=\"{}: {}\\n{}\"{}];\n", program.order()[s], s, n.op->name, escape(n.name),
-                       n.backward ? ", style=filled, fillcolor=\"#fde2e2\"" : "");
-  }
-  std::vector<bool> declared(g.num_values(), false);
-  for (NodeId n : program.order()) {
-    for (ValueId in : g.node(n).inputs) {
-      const Value& val = g.value(in);
-      std::string from = val.producer >= 0 ? fmt::format("n{}", val.producer) : fmt::format("v{}", in);
-      if (val.producer < 0 && !declared[size_t(in)]) {
+  for (size_t s = 0; s < program.num_steps(); ++s)
+    out += fmt::format("  n{} [label=\"{}: {}\\n{}\"{}];\n", s, s, program.step_op(s),
+                       escape(std::string(program.step_name(s))),
+                       program.step_backward(s) ? ", style=filled, fillcolor=\"#fde2e2\"" : "");
+  std::vector<bool> declared(program.num_values(), false);
+  for (size_t s = 0; s < program.num_steps(); ++s) {
+    for (ValueId in : program.step_inputs(s)) {
+      const TensorType& type = program.type(in);
+      const int32_t producer = program.producer_step(in);
+      std::string from = producer >= 0 ? fmt::format("n{}", producer) : fmt::format("v{}", in);
+      if (producer < 0 && !declared[size_t(in)]) {
         declared[size_t(in)] = true;
-        out += fmt::format("  v{} [shape=ellipse, label=\"{}\\n{} {}\"];\n", in, escape(val.name),
-                           val.type.shape.str(), size_text(val.type.bytes()));
+        out += fmt::format("  v{} [shape=ellipse, label=\"{}\\n{} {}\"];\n", in, escape(std::string(program.name(in))),
+                           type.shape.str(), size_text(type.bytes()));
       }
-      out += fmt::format("  {} -> n{} [label=\"{} {}\", fontsize=8];\n", from, n, val.type.shape.str(),
-                         size_text(val.type.bytes()));
+      out += fmt::format("  {} -> n{} [label=\"{} {}\", fontsize=8];\n", from, s, type.shape.str(),
+                         size_text(type.bytes()));
     }
   }
   return out + "}\n";

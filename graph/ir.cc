@@ -77,6 +77,7 @@ std::vector<ValueId> Graph::add_node(const OpDef& op, const std::string& name, s
   n.inputs = std::move(inputs);
   n.attrs = std::move(attrs);
   n.backward = in_backward_;
+  n.gate = gate_;
   NodeId id = NodeId(nodes_.size());
   for (size_t i = 0; i < types.size(); ++i) {
     Value v;
@@ -93,6 +94,17 @@ std::vector<ValueId> Graph::add_node(const OpDef& op, const std::string& name, s
   }
   nodes_.push_back(std::move(n));
   return nodes_.back().outputs;
+}
+
+Graph::GateScope::GateScope(Graph& g, GateId gate, bool exact) : g_(g), prev_(g.gate_) {
+  if (exact) {
+    if (gate != kAlways && !g.gate_space_) fail("gate {} used in a graph without a gate space (Graph::use_gates)", gate);
+    g.gate_ = gate;
+    return;
+  }
+  if (gate == kAlways) return;
+  if (!g.gate_space_) fail("gate {} used in a graph without a gate space (Graph::use_gates)", gate);
+  g.gate_ = g.gate_space_->all_of(prev_, gate);
 }
 
 void InferContext::expect_inputs(size_t count) const {

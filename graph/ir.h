@@ -12,11 +12,13 @@
 #pragma once
 
 #include <any>
+#include <memory>
 #include <unordered_map>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "graph/gates.h"
 #include "runtime/param_store.h"
 #include "runtime/shape.h"
 
@@ -59,6 +61,7 @@ struct Node {
   std::vector<ValueId> outputs;
   std::any attrs;
   bool backward = false;  // emitted by autodiff
+  GateId gate = kAlways;  // runs only when this gate is open (graph/gates.h)
 };
 
 class Graph {
@@ -101,6 +104,32 @@ class Graph {
     bool prev_;
   };
 
+  // Run-time gates (graph/gates.h): the space this graph's gates live in, shared with
+  // the other graphs of a schedule. Nodes added while a GateScope lives carry its gate
+  // (nested scopes: all of them).
+  void use_gates(std::shared_ptr<GateSpace> space) { gate_space_ = std::move(space); }
+  GateSpace* gates() const { return gate_space_.get(); }
+  const std::shared_ptr<GateSpace>& gate_space() const { return gate_space_; }
+  GateId current_gate() const { return gate_; }
+  // The gate under which `v` exists: its producer's (kAlways for inputs and parameters).
+  GateId gate_of(ValueId v) const {
+    const NodeId p = value(v).producer;
+    return p < 0 ? kAlways : node(p).gate;
+  }
+  // Nodes added while it lives carry all of the enclosing scopes' gates and `gate`;
+  // with exact = true, `gate` alone.
+  class GateScope {
+   public:
+    GateScope(Graph& g, GateId gate, bool exact = false);
+    ~GateScope() { g_.gate_ = prev_; }
+    GateScope(const GateScope&) = delete;
+    GateScope& operator=(const GateScope&) = delete;
+
+   private:
+    Graph& g_;
+    GateId prev_;
+  };
+
   // A name not used yet: `base`, or `base#2`, `base#3`, ...
   std::string unique_name(const std::string& base);
 
@@ -128,6 +157,8 @@ class Graph {
   std::unordered_map<std::string, int> name_count_;
   bool in_backward_ = false;
   std::string prefix_;
+  std::shared_ptr<GateSpace> gate_space_;
+  GateId gate_ = kAlways;
 };
 
 }  // namespace onnas::graph

@@ -57,14 +57,17 @@ class InferContext {
 };
 
 struct RunContext {
-  const Node& node;
+  const std::any& attributes;
   std::span<const Tensor> inputs;
   std::span<const Tensor> outputs;
-  void* workspace;  // workspace_bytes() bytes of planned scratch, 64-byte aligned
+  void* workspace;               // workspace_bytes() bytes of planned scratch, 64-byte aligned
+  const uint8_t* gates = nullptr;  // this run's open gates by GateId; nullptr: every gate open
   template <typename A>
   const A& attrs() const {
-    return *std::any_cast<A>(&node.attrs);
+    return *std::any_cast<A>(&attributes);
   }
+  // For ops whose attributes name gates (a term or element that exists only in some runs).
+  bool open(GateId g) const { return g == kAlways || !gates || gates[size_t(g)] != 0; }
 };
 
 // What a gradient rule sees. Rules emit ordinary graph nodes (through the ops/

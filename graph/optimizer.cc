@@ -14,27 +14,37 @@ void Optimizer::add_params(ParamStore& params, ParamKind kind) {
   for (const auto& n : names) add_param(params, n);
 }
 
-void Optimizer::add_param(ParamStore& params, const std::string& name) {
+void Optimizer::add_param(ParamStore& params, const std::string& name, const uint8_t* element_mask) {
   params.grad(name);  // throws if it has none
   names_.push_back(name);
-  add_state(params, name);
+  trained_.push_back(1);
+  masks_.push_back(element_mask);
+  add_state(params, name, element_mask != nullptr);
 }
 
-void Sgd::add_state(ParamStore& params, const std::string& name) {
+bool Optimizer::stepped(const ParamStore& params, size_t i) const {
+  return trained_[i] && params.grad(names_[i]).data() != nullptr;
+}
+
+void Sgd::add_state(ParamStore& params, const std::string& name, bool) {
   if (o_.momentum != 0.0f) params.add(state_name("momentum", name), params.get(name).shape(), ParamKind::state);
 }
 
 void Sgd::step(ParamStore& params) {
-  for (const std::string& name : names_) {
+  for (size_t k = 0; k < names_.size(); ++k) {
+    if (!stepped(params, k)) continue;
+    const std::string& name = names_[k];
     Tensor p = params.get(name), g = params.grad(name);
     float* pw = p.f32();
-    const float* gw = g.f32();  // nullptr: no storage this step, the gradient is zero
+    const float* gw = g.f32();
+    const uint8_t* mask = masks_[k];
     float* m = o_.momentum != 0.0f ? params.get(state_name("momentum", name)).f32() : nullptr;
     const float lr = lr_, wd = o_.weight_decay, mu = o_.momentum;
     const bool nesterov = o_.nesterov;
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        float grad = (gw ? gw[i] : 0.0f) + wd * pw[i];
+        if (mask && !mask[i]) continue;
+        float grad = gw[i] + wd * pw[i];
         if (m) {
           m[i] = mu * m[i] + grad;
           grad = nesterov ? grad + mu * m[i] : m[i];
@@ -45,32 +55,48 @@ void Sgd::step(ParamStore& params) {
   }
 }
 
-void Adam::add_state(ParamStore& params, const std::string& name) {
+void Adam::add_state(ParamStore& params, const std::string& name, bool per_element) {
   // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
   // itself: no state is kept for it, which saves a copy of the weights.
-  if (o_.beta1 != 0.0f) params.add(state_name("m", name), params.get(name).shape(), ParamKind::state);
-  params.add(state_name("v", name), params.get(name).shape(), ParamKind::state);
-  if (!params.contains(prefix_ + ".step")) params.add(prefix_ + ".step", Shape{1}, ParamKind::state);
+  const Shape shape = params.get(name).shape();
+  if (o_.beta1 != 0.0f) params.add(state_name("m", name), shape, ParamKind::state);
+  params.add(state_name("v", name), shape, ParamKind::state);
+  params.add(state_name("step", name), per_element ? shape : Shape{1}, ParamKind::state);
 }
 
 void Adam::step(ParamStore& params) {
-  if (names_.empty()) return;
-  float& t = params.get(prefix_ + ".step").f32()[0];
-  t += 1.0f;
-  const double bc1 = 1.0 - std::pow(double(o_.beta1), double(t));
-  const double bc2 = 1.0 - std::pow(double(o_.beta2), double(t));
-  const float step_size = float(lr_ / bc1);
-  const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
-  const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.eps, wd = o_.weight_decay;
-  for (const std::string& name : names_) {
+  const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.eps, wd = o_.weight_decay, lr = lr_;
+  for (size_t k = 0; k < names_.size(); ++k) {
+    if (!stepped(params, k)) continue;
+    const std::string& name = names_[k];
     Tensor p = params.get(name);
     float* pw = p.f32();
-    const float* gw = params.grad(name).f32();  // nullptr: no storage this step, the gradient is zero
+    const float* gw = params.grad(name).f32();
     float* m = b1 != 0.0f ? params.get(state_name("m", name)).f32() : nullptr;
     float* v = params.get(state_name("v", name)).f32();
+    float* t = params.get(state_name("step", name)).f32();
+    const uint8_t* mask = masks_[k];
+    auto update = [&](int64_t i, float step) {
+      const float bc1 = float(1.0 - std::pow(double(b1), double(step)));
+      const float inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(b2), double(step))));
+      float grad = gw[i] + wd * pw[i];
+      float mi = grad;
+      if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
+      v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
+      pw[i] -= (lr / bc1) * mi / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+    };
+    if (mask) {  // a small tensor (alpha, beta): one step count per element
+      for (int64_t i = 0; i < p.numel(); ++i)
+        if (mask[i]) update(i, t[i] += 1.0f);
+      continue;
+    }
+    const float step = t[0] += 1.0f;
+    const float bc1 = float(1.0 - std::pow(double(b1), double(step)));
+    const float step_size = lr / bc1;
+    const float inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(b2), double(step))));
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        float grad = (gw ? gw[i] : 0.0f) + wd * pw[i];
+        float grad = gw[i] + wd * pw[i];
         float mi = grad;
         if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
         v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;

@@ -1,13 +1,18 @@
 // Optimizers over a ParamStore: each steps a chosen set of parameters with their
-// gradients (params.grad(name)); state (momentum, Adam moments) lives in the store
-// as ParamKind::state tensors named "<optimizer>.<slot>/<param>", so a checkpoint of
-// the store holds everything needed to resume. A gradient without storage (see
-// ParamStore::set_grad_view) is a zero gradient: the step still applies weight decay
-// and decays the moments, exactly as a stored zero would.
+// gradients (params.grad(name)); state (momentum, Adam moments and step counts) lives
+// in the store as ParamKind::state tensors named "<optimizer>.<slot>/<param>", so a
+// checkpoint of the store holds everything needed to resume.
+//
+// A parameter that got no gradient in a step is left untouched, as PyTorch's
+// optimizers skip a parameter whose gradient is None: no weight decay, no moment
+// update, its step count does not advance. "No gradient" is a gradient without
+// storage (ParamStore::set_grad_view), a parameter marked untrained for the step
+// (set_trained), or, for a parameter added with per-element masks, each element whose
+// mask flag is 0 (alpha entries of the ops a step did not sample).
 //
 //   Adam arch({.lr = 3e-4f, .beta1 = 0.5f, .beta2 = 0.999f, .weight_decay = 1e-3f});
-//   arch.add_params(params, ParamKind::arch);        // alpha, beta
-//   ... run the program (gradients accumulate) ...
+//   arch.add_param(params, "alpha.normal", /*element_mask=*/mask.data());
+//   ... run the program (gradients accumulate), update mask ...
 //   clip_grad_norm(params, arch.params(), 5.0f);
 //   arch.step(params);                               // and zero the gradients yourself
 #pragma once
@@ -22,23 +27,31 @@ namespace onnas::graph {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // Adds every entry of `kind` (weight or arch), or one by name.
+  // Adds every entry of `kind` (weight or arch), or one by name. With `element_mask`
+  // (numel flags the caller owns and updates before each step), only the elements
+  // whose flag is 1 are stepped, each with its own step count.
   void add_params(ParamStore& params, ParamKind kind);
-  void add_param(ParamStore& params, const std::string& name);
+  void add_param(ParamStore& params, const std::string& name, const uint8_t* element_mask = nullptr);
   const std::vector<std::string>& params() const { return names_; }
+  // Whether parameter i (in params() order) got a gradient this step (default: yes).
+  void set_trained(size_t i, bool trained) { trained_[i] = trained ? 1 : 0; }
   void set_lr(float lr) { lr_ = lr; }
   float lr() const { return lr_; }
   virtual void step(ParamStore& params) = 0;
 
  protected:
   explicit Optimizer(std::string prefix, float lr) : prefix_(std::move(prefix)), lr_(lr) {}
-  virtual void add_state(ParamStore& params, const std::string& name) = 0;
+  virtual void add_state(ParamStore& params, const std::string& name, bool per_element) = 0;
+  // Whether parameter i is stepped at all this step (trained, with gradient storage).
+  bool stepped(const ParamStore& params, size_t i) const;
   std::string state_name(const std::string& slot, const std::string& param) const {
     return prefix_ + "." + slot + "/" + param;
   }
   std::string prefix_;
   float lr_;
   std::vector<std::string> names_;
+  std::vector<uint8_t> trained_;
+  std::vector<const uint8_t*> masks_;
 };
 
 struct SgdOptions {
@@ -56,7 +69,7 @@ class Sgd : public Optimizer {
   void step(ParamStore& params) override;
 
  private:
-  void add_state(ParamStore& params, const std::string& name) override;
+  void add_state(ParamStore& params, const std::string& name, bool per_element) override;
   SgdOptions o_;
 };
 
@@ -69,14 +82,15 @@ struct AdamOptions {
   std::string name = "adam";
 };
 
-// PyTorch's Adam with bias correction. The method's weight step uses betas (0, 0.999).
+// PyTorch's Adam with bias correction, one step count per parameter (per element for a
+// masked one). The method's weight step uses betas (0, 0.999).
 class Adam : public Optimizer {
  public:
   explicit Adam(AdamOptions o) : Optimizer(o.name, o.lr), o_(std::move(o)) {}
   void step(ParamStore& params) override;
 
  private:
-  void add_state(ParamStore& params, const std::string& name) override;
+  void add_state(ParamStore& params, const std::string& name, bool per_element) override;
   AdamOptions o_;
 };
 

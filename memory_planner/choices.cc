@@ -50,12 +50,17 @@ struct Content {
 // regions as rectangles.
 Content content_of(std::span<const BufferRequest> buffers, const ChoiceTree& tree, const Plan& plan, int32_t choice) {
   Content c;
+  std::vector<int32_t> at(buffers.size(), -1);
   for (size_t i = 0; i < buffers.size(); ++i)
     if (buffers[i].choice == choice) {
+      at[i] = int32_t(c.buffers.size());
       c.buffers.push_back(buffers[i]);
       c.buffers.back().choice = -1;
       c.own.push_back(uint32_t(i));
     }
+  // In-place hints between buffers of this content, renumbered; others dropped.
+  for (BufferRequest& b : c.buffers)
+    b.may_share_with = b.may_share_with >= 0 ? at[size_t(b.may_share_with)] : -1;
   for (size_t g = 0; g < tree.groups.size(); ++g) {
     if (tree.groups[g].parent != choice) continue;
     const GroupRegion& r = plan.groups[g];
@@ -252,6 +257,26 @@ std::optional<std::string> find_choice_overlap(std::span<const BufferRequest> bu
 
 void check_choice_plan(std::span<const BufferRequest> buffers, const ChoiceTree& tree, const Plan& plan) {
   if (auto problem = find_choice_overlap(buffers, tree, plan)) throw std::invalid_argument("memory plan: " + *problem);
+}
+
+std::vector<uint8_t> largest_choices(const ChoiceTree& tree, const Plan& plan) {
+  std::vector<uint8_t> open(tree.choices.size(), 0);
+  // Choices are listed group by group, each group after its parent choice (validate).
+  for (size_t first = 0; first < tree.choices.size();) {
+    const int32_t g = tree.choices[first].group;
+    size_t end = first;
+    while (end < tree.choices.size() && tree.choices[end].group == g) ++end;
+    const int32_t parent = tree.groups[size_t(g)].parent;
+    if (parent < 0 || open[size_t(parent)]) {
+      std::vector<size_t> members;
+      for (size_t c = first; c < end; ++c) members.push_back(c);
+      std::stable_sort(members.begin(), members.end(),
+                       [&](size_t a, size_t b) { return plan.choice_bytes[a] > plan.choice_bytes[b]; });
+      for (size_t i = 0; i < members.size() && i < size_t(tree.groups[size_t(g)].capacity); ++i) open[members[i]] = 1;
+    }
+    first = end;
+  }
+  return open;
 }
 
 ConcretePlan concretize(std::span<const BufferRequest> buffers, const ChoiceTree& tree, const Plan& plan,

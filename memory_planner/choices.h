@@ -89,6 +89,10 @@ std::optional<std::string> find_choice_overlap(std::span<const BufferRequest> bu
                                                const Plan& plan);
 void check_choice_plan(std::span<const BufferRequest> buffers, const ChoiceTree& tree, const Plan& plan);
 
+// The run that fills every region: in each group, its `capacity` largest choices open
+// (under open parents). What dumps draw to show the worst case.
+std::vector<uint8_t> largest_choices(const ChoiceTree& tree, const Plan& plan);
+
 // One run made concrete: the buffers that exist under `open`, at absolute offsets, as a
 // plan of their own (for find_overlap in tests, and for dumps). `index` maps each
 // concrete buffer to its input index.

@@ -35,7 +35,7 @@ FewShotAdapter::FewShotAdapter(SearchSpace space, AdaptOptions options, const Pa
   searcher_ = std::make_unique<Searcher>(space_, options_.search, work_, 0);
 
   graph::Graph g;
-  query_net_ = emit_search_net(g, space_, e.n_way * e.q_query, full_sample(space_));
+  query_net_ = emit_search_net(g, space_, e.n_way * e.q_query);
   query_ = graph::compile(g, {.outputs = {query_net_.logits}});
 }
 

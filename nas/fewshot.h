@@ -49,11 +49,12 @@ class FewShotAdapter {
 
   AdaptResult adapt(const Task& task, uint64_t seed);
 
-  // Planned memory of the search on the device: the arena of its passes (the largest
-  // seen), SBS side storage, and the supernet's persistent bytes.
+  // Planned memory of the search on the device: the arena of its passes (values handed
+  // between SBS phases included), and the persistent bytes: the supernet, its optimizer
+  // state and the gradient block.
   size_t search_arena_bytes() const { return searcher_->arena_bytes(); }
-  size_t search_side_bytes() const { return searcher_->side_bytes(); }
-  size_t search_persistent_bytes() const { return work_.bytes(); }
+  size_t search_handed_bytes() const { return searcher_->handed_bytes(); }
+  size_t search_persistent_bytes() const { return work_.bytes() + searcher_->grad_bytes(); }
   // The largest arena of a discrete network's fine-tuning or query evaluation so far.
   size_t discrete_arena_bytes() const { return discrete_arena_bytes_; }
   Searcher& searcher() { return *searcher_; }

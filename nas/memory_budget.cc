@@ -14,18 +14,22 @@ int64_t recomputed_cells(const SearchSpace& space, const StepConfig& c) { return
 
 }  // namespace
 
-StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& options, uint64_t seed, int samples) {
-  ParamStore params;
-  Searcher searcher(space, options, params, seed);  // parameters and optimizer state
+StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& options, const ParamStore& params) {
+  CompiledStep step(space, options, params);
   StepEstimate e;
   e.config = options.step;
   e.recomputed_cells = recomputed_cells(space, options.step);
-  for (const Sample& sample : searcher.upcoming_samples(samples)) {
-    const Searcher::Passes& p = searcher.prepare(sample);
-    e.arena_bytes = std::max({e.arena_bytes, p.weight.arena_bytes(), p.arch.arena_bytes()});
-    e.side_bytes = std::max({e.side_bytes, p.weight.side_bytes(), p.arch.side_bytes()});
+  e.arena_bytes = step.arena_bytes();
+  e.handed_bytes = step.handed_bytes();
+  e.grad_bytes = step.grad_bytes();
+  e.table_bytes = step.table_bytes();
+  size_t weights = 0, arch = 0;
+  for (const auto& en : params.entries()) {
+    if (en->kind == ParamKind::weight) weights += en->tensor.bytes();
+    if (en->kind == ParamKind::arch) arch += en->tensor.bytes();
   }
-  e.persistent_bytes = params.bytes() + searcher.grad_bytes();  // the block: the largest sampled set
+  e.persistent_bytes = weights + 2 * arch + (options.sparse_weight_grads ? e.grad_bytes : weights) +
+                       optimizer_state_bytes(params, options);
   return e;
 }
 
@@ -48,13 +52,16 @@ std::vector<StepConfig> candidate_configs(const SearchSpace& space, const Search
 BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& options, size_t budget_bytes,
                                 uint64_t seed) {
   BudgetChoice choice;
+  ParamStore params;  // weights and alpha/beta once, for every candidate
+  params.store_weight_gradients(false);
+  init_search_params(params, space, seed);
   // Refuse at once if even the most frugal settings (SBS with the most micro-batches)
   // do not fit.
   std::vector<StepEstimate> frugal;
   for (SbsVariant v : {SbsVariant::recompute, SbsVariant::checkpoint}) {
     SearchOptions o = options;
     o.step = {.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = options.step.k_grad, .split = int(options.batch)};
-    frugal.push_back(estimate_step(space, o, seed));
+    frugal.push_back(estimate_step(space, o, params));
   }
   auto smaller = [](const StepEstimate& a, const StepEstimate& b) { return a.total_bytes() < b.total_bytes(); };
   const StepEstimate& least = *std::min_element(frugal.begin(), frugal.end(), smaller);
@@ -66,13 +73,13 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
   for (const StepConfig& c : candidate_configs(space, options)) {
     SearchOptions o = options;
     o.step = c;
-    StepEstimate e = estimate_step(space, o, seed);
+    StepEstimate e = estimate_step(space, o, params);
     if (e.total_bytes() <= budget_bytes) {
       choice.chosen = e;
       choice.why = fmt::format(
-          "{} plans a peak of {} (arena {}, SBS side storage {}, persistent {}) within the budget of {}; {} faster "
+          "{} plans a peak of {} (arena {}, persistent {}) within the budget of {}; {} faster "
           "setting(s) did not fit{}",
-          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.side_bytes), mib(e.persistent_bytes),
+          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.persistent_bytes),
           mib(budget_bytes), choice.rejected.size(),
           choice.rejected.empty()
               ? std::string()

@@ -2,10 +2,10 @@
 // variant, micro-batches), pick the fastest whose planned total peak fits a byte
 // budget, or refuse before anything runs.
 //
-// Total peak = persistent bytes (weights, the gradients of the sampled weights,
-// optimizer state, alpha/beta) + the arena (the largest program's plan) + SBS side
-// storage; all planned, none measured. Samples differ a little in size, so each candidate is planned on a few
-// samples and the largest is used.
+// Total peak = persistent bytes (weights, alpha/beta, optimizer state, the gradient
+// block sized for the worst sample) + the arena (both passes' schedules, planned for
+// every admissible sample: activations, kept values, values handed between SBS
+// phases, workspaces). Exact: the plan of the compiled step, which every step keeps to.
 //
 // "Fastest" ranks by recomputed forward work first (0 for one-shot modes, n - 1
 // cells for SBS checkpoint, n(n - 1)/2 for SBS recompute), then by fewer
@@ -26,14 +26,18 @@ namespace onnas::nas {
 
 struct StepEstimate {
   StepConfig config;
-  size_t arena_bytes = 0, side_bytes = 0, persistent_bytes = 0;
+  size_t arena_bytes = 0;       // the plan both passes run in
+  size_t handed_bytes = 0;      // of the arena: values handed between SBS phases
+  size_t grad_bytes = 0;        // the weight-gradient block (in persistent_bytes)
+  size_t persistent_bytes = 0;  // weights, alpha/beta and their gradients, optimizer state
+  size_t table_bytes = 0;       // the compiled step's tables (heap, not planned)
   int64_t recomputed_cells = 0;  // per chunk
-  size_t total_bytes() const { return arena_bytes + side_bytes + persistent_bytes; }
+  size_t total_bytes() const { return arena_bytes + persistent_bytes; }
 };
 
-// Plans one configuration (weight and architecture passes, on the first `samples`
-// samples a Searcher with this seed would draw).
-StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& options, uint64_t seed, int samples = 3);
+// Plans one configuration. `params`: the supernet's weights and alpha/beta (their
+// values do not matter; init_search_params makes them).
+StepEstimate estimate_step(const SearchSpace& space, const SearchOptions& options, const ParamStore& params);
 
 // Every configuration the chooser considers, fastest first: the four modes, both
 // SBS variants, and every split that divides the batch (k_grad from options.step).

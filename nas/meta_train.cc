@@ -48,8 +48,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
     fold_size_ += size_t(en->tensor.numel());
   }
 
-  searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);
-  searcher_->prepare(full_sample(space_));  // compile before the first task
+  searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);  // compiled once, here
 
   const Shape image{space_.in_channels, space_.height, space_.width};
   const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query;
@@ -62,7 +61,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
 
   // The query set is evaluated with the batch's statistics (search BN keeps none).
   graph::Graph g;
-  query_net_ = emit_search_net(g, space_, nq, full_sample(space_));
+  query_net_ = emit_search_net(g, space_, nq);
   query_ = graph::compile(g, {.outputs = {query_net_.logits, query_net_.loss}});
   query_arena_ = Arena(query_.arena_bytes());
 }

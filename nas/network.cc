@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "ops/ops.h"
 #include "runtime/error.h"
@@ -63,66 +64,85 @@ ValueId factorized_reduce(Graph& g, ValueId x, int64_t out, const std::string& s
   return bn(g, ops::concat(g, parts, "concat"), "bn", mode);
 }
 
-// One candidate op on an input x with C channels (C out), stride s. `relu_x` is the
-// ReLU of x, shared by every op that starts with one. kNoValue for `none`.
-ValueId emit_op(Graph& g, OpKind kind, ValueId x, ValueId relu_x, int64_t stride, BnMode mode) {
-  const int64_t C = channels_of(g, x);
-  Graph::Scope s(g, op_kind_name(kind));
-  auto dw_pw = [&](ValueId y, int64_t k, int64_t dil, int64_t st, const std::string& dw, const std::string& pw) {
-    y = conv(g, y, dw, C, k, k, {.stride = st, .pad = dil * (k - 1) / 2, .dilation = dil, .groups = C});
-    return conv(g, y, pw, C, 1, 1, {});
-  };
-  switch (kind) {
-    case OpKind::none: return kNoValue;
-    case OpKind::max_pool_3x3:
-      return bn(g, ops::max_pool2d(g, x, {.kernel = 3, .stride = stride, .pad = 1}), "bn", mode);
-    case OpKind::avg_pool_3x3:
-      return bn(g, ops::avg_pool2d(g, x, {.kernel = 3, .stride = stride, .pad = 1}), "bn", mode);
-    case OpKind::skip_connect: {
-      if (stride == 1) return x;
-      // Not a nested scope: factorized_reduce names its layers under "skip_connect".
-      const Shape sh = g.shape(x);  // a copy: emitting nodes may move the graph's values
-      ValueId a = conv(g, relu_x, "conv1", C / 2, 1, 1, {.stride = 2});
-      ValueId shifted = ops::crop(g, relu_x, 1, 1, sh[2] - 1, sh[3] - 1, "shift");
-      ValueId b = conv(g, shifted, "conv2", C - C / 2, 1, 1, {.stride = 2});
-      ValueId parts[] = {a, b};
-      return bn(g, ops::concat(g, parts, "concat"), "bn", mode);
-    }
-    case OpKind::conv_1x5_5x1: {
-      ValueId y = conv(g, relu_x, "conv1x5", C, 1, 5, {.pad_h = 0, .pad_w = 2, .stride_h = 1, .stride_w = stride});
-      y = conv(g, y, "conv5x1", C, 5, 1, {.pad_h = 2, .pad_w = 0, .stride_h = stride, .stride_w = 1});
-      return bn(g, y, "bn", mode);
-    }
-    case OpKind::conv_3x3: return bn(g, dw_pw(relu_x, 3, 1, stride, "dw", "pw"), "bn", mode);
-    case OpKind::dil_conv_3x3: return bn(g, dw_pw(relu_x, 3, 2, stride, "dw", "pw"), "bn", mode);
-    case OpKind::dil_conv_5x5: return bn(g, dw_pw(relu_x, 5, 2, stride, "dw", "pw"), "bn", mode);
-    case OpKind::sep_conv_3x3:
-    case OpKind::sep_conv_5x5: {
-      int64_t k = kind == OpKind::sep_conv_3x3 ? 3 : 5;
-      ValueId y = bn(g, dw_pw(relu_x, k, 1, stride, "dw1", "pw1"), "bn1", mode);
-      y = ops::relu(g, y, "relu2");
-      return bn(g, dw_pw(y, k, 1, 1, "dw2", "pw2"), "bn2", mode);
-    }
-  }
-  fail("unhandled op kind {}", int(kind));
+// The candidate ops, one emitter each (the list: nas/candidate_ops.inc). Each reads its
+// input state x with C channels (C out) at stride 1 or 2, and `relu_x`, the ReLU of x
+// shared by the ops of x's edges (kNoValue for ops that do not read it).
+using CandidateEmitter = ValueId (*)(Graph& g, ValueId x, ValueId relu_x, int64_t stride, BnMode mode);
+enum class Relu { never, always, at_stride_2 };
+
+// A depthwise k x k conv (dilation d, stride s) followed by a pointwise 1x1 conv.
+ValueId dw_pw(Graph& g, ValueId y, int64_t k, int64_t dil, int64_t stride, const std::string& dw,
+              const std::string& pw) {
+  const int64_t C = channels_of(g, y);
+  y = conv(g, y, dw, C, k, k, {.stride = stride, .pad = dil * (k - 1) / 2, .dilation = dil, .groups = C});
+  return conv(g, y, pw, C, 1, 1, {});
 }
 
-// sum_i s[idx_i] * v_i, with the terms whose flag is 0 added as a constant (no
-// gradient reaches them, their inputs or their weights).
-ValueId mix(Graph& g, const std::vector<ValueId>& values, ValueId weights, const std::vector<int64_t>& indices,
-            const std::vector<uint8_t>& grad, const std::string& name) {
-  std::vector<ValueId> gv, cv;
-  std::vector<int64_t> gi, ci;
-  for (size_t t = 0; t < values.size(); ++t) {
-    (grad[t] ? gv : cv).push_back(values[t]);
-    (grad[t] ? gi : ci).push_back(indices[t]);
-  }
-  std::vector<ValueId> parts;
-  if (!gv.empty()) parts.push_back(ops::weighted_sum(g, gv, weights, gi, name));
-  if (!cv.empty())
-    parts.push_back(ops::stop_gradient(g, ops::weighted_sum(g, cv, weights, ci, name + "_const"), name + "_stop"));
-  ONNAS_CHECK(!parts.empty(), "{}: nothing to mix", name);
-  return parts.size() == 1 ? parts[0] : ops::add(g, parts[0], parts[1], name + "_total");
+ValueId emit_none(Graph&, ValueId, ValueId, int64_t, BnMode) { return kNoValue; }
+ValueId emit_max_pool_3x3(Graph& g, ValueId x, ValueId, int64_t stride, BnMode mode) {
+  return bn(g, ops::max_pool2d(g, x, {.kernel = 3, .stride = stride, .pad = 1}), "bn", mode);
+}
+ValueId emit_avg_pool_3x3(Graph& g, ValueId x, ValueId, int64_t stride, BnMode mode) {
+  return bn(g, ops::avg_pool2d(g, x, {.kernel = 3, .stride = stride, .pad = 1}), "bn", mode);
+}
+ValueId emit_skip_connect(Graph& g, ValueId x, ValueId relu_x, int64_t stride, BnMode mode) {
+  if (stride == 1) return x;
+  // Not a nested scope: the factorized reduce names its layers under "skip_connect".
+  const int64_t C = channels_of(g, x);
+  const Shape sh = g.shape(x);  // a copy: emitting nodes may move the graph's values
+  ValueId a = conv(g, relu_x, "conv1", C / 2, 1, 1, {.stride = 2});
+  ValueId shifted = ops::crop(g, relu_x, 1, 1, sh[2] - 1, sh[3] - 1, "shift");
+  ValueId b = conv(g, shifted, "conv2", C - C / 2, 1, 1, {.stride = 2});
+  ValueId parts[] = {a, b};
+  return bn(g, ops::concat(g, parts, "concat"), "bn", mode);
+}
+ValueId emit_conv_1x5_5x1(Graph& g, ValueId x, ValueId relu_x, int64_t stride, BnMode mode) {
+  const int64_t C = channels_of(g, x);
+  ValueId y = conv(g, relu_x, "conv1x5", C, 1, 5, {.pad_h = 0, .pad_w = 2, .stride_h = 1, .stride_w = stride});
+  y = conv(g, y, "conv5x1", C, 5, 1, {.pad_h = 2, .pad_w = 0, .stride_h = stride, .stride_w = 1});
+  return bn(g, y, "bn", mode);
+}
+ValueId emit_conv_3x3(Graph& g, ValueId, ValueId relu_x, int64_t stride, BnMode mode) {
+  return bn(g, dw_pw(g, relu_x, 3, 1, stride, "dw", "pw"), "bn", mode);
+}
+ValueId emit_dil_conv_3x3(Graph& g, ValueId, ValueId relu_x, int64_t stride, BnMode mode) {
+  return bn(g, dw_pw(g, relu_x, 3, 2, stride, "dw", "pw"), "bn", mode);
+}
+ValueId emit_dil_conv_5x5(Graph& g, ValueId, ValueId relu_x, int64_t stride, BnMode mode) {
+  return bn(g, dw_pw(g, relu_x, 5, 2, stride, "dw", "pw"), "bn", mode);
+}
+ValueId sep_conv(Graph& g, ValueId relu_x, int64_t k, int64_t stride, BnMode mode) {
+  ValueId y = bn(g, dw_pw(g, relu_x, k, 1, stride, "dw1", "pw1"), "bn1", mode);
+  y = ops::relu(g, y, "relu2");
+  return bn(g, dw_pw(g, y, k, 1, 1, "dw2", "pw2"), "bn2", mode);
+}
+ValueId emit_sep_conv_3x3(Graph& g, ValueId, ValueId relu_x, int64_t stride, BnMode mode) {
+  return sep_conv(g, relu_x, 3, stride, mode);
+}
+ValueId emit_sep_conv_5x5(Graph& g, ValueId, ValueId relu_x, int64_t stride, BnMode mode) {
+  return sep_conv(g, relu_x, 5, stride, mode);
+}
+
+struct Candidate {
+  CandidateEmitter emit;
+  Relu relu;
+};
+constexpr Candidate kCandidates[] = {
+#define ONNAS_CANDIDATE(kind, name, relu) {emit_##kind, Relu::relu},
+#include "nas/candidate_ops.inc"
+#undef ONNAS_CANDIDATE
+};
+static_assert(std::size(kCandidates) == kNumOpKinds, "one emitter per candidate op");
+
+bool reads_relu(OpKind kind, int64_t stride) {
+  const Relu r = kCandidates[size_t(kind)].relu;
+  return r == Relu::always || (r == Relu::at_stride_2 && stride == 2);
+}
+
+// One candidate op of an edge, in its own name scope.
+ValueId emit_candidate(Graph& g, OpKind kind, ValueId x, ValueId relu_x, int64_t stride, BnMode mode) {
+  Graph::Scope s(g, op_kind_name(kind));
+  return kCandidates[size_t(kind)].emit(g, x, relu_x, stride, mode);
 }
 
 }  // namespace
@@ -142,95 +162,38 @@ Sample full_sample(const SearchSpace& space) {
   return {c, c};
 }
 
+bool CellGates::gated() const {
+  for (graph::GateId g : ops)
+    if (g != graph::kAlways) return true;
+  for (const auto& node : pairs)
+    for (graph::GateId g : node)
+      if (g != graph::kAlways) return true;
+  return false;
+}
+
+MixGates ungated(const SearchSpace& space) {
+  CellGates c;
+  c.ops.assign(size_t(space.num_edges() * space.num_ops()), graph::kAlways);
+  for (int j = 0; j < space.nodes; ++j) c.pairs.emplace_back(space.pairs(j).size(), graph::kAlways);
+  return {c, c};
+}
+
 ValueId emit_stem(Graph& g, const SearchSpace& space, ValueId x, BnMode mode) {
   Graph::Scope s(g, "stem");
   ValueId y = conv(g, x, "conv", int64_t(space.stem_multiplier) * space.channels, 3, 3, {.pad = 1});
   return bn(g, y, "bn", mode);
 }
 
-ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1,
-                         const CellSample& sample) {
-  const BnMode mode{};
-  const bool reduction = space.is_reduction(cell);
+ValueId emit_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, BnMode mode,
+                  const CellBody& body) {
   const bool reduction_prev = cell > 0 && space.is_reduction(cell - 1);
   const int64_t C = space.cell_channels(cell);
-  const int64_t k = space.num_ops();
   Graph::Scope scope(g, fmt::format("cells.{}", cell));
-
-  std::vector<ValueId> states;
-  states.push_back(reduction_prev ? factorized_reduce(g, s0, C, "pre0", mode) : relu_conv_bn(g, s0, C, "pre0", mode));
-  states.push_back(relu_conv_bn(g, s1, C, "pre1", mode));
-  std::vector<ValueId> relu_of;  // the ReLU of each state, emitted once when an op first needs it
-  auto relu_state = [&](int a) {
-    if (relu_of[size_t(a)] == kNoValue) relu_of[size_t(a)] = ops::relu(g, states[size_t(a)], fmt::format("relu_s{}", a));
-    return relu_of[size_t(a)];
-  };
-
-  const std::string kind = reduction ? "reduce" : "normal";
-  ValueId alpha = g.param("alpha." + kind, {Shape{space.num_edges(), k}});
-  // Entries of non-sampled ops (or of edges outside the node's gradient pair) get no
-  // gradient, although the softmax couples every entry of a row.
-  std::vector<uint8_t> alpha_mask(size_t(space.num_edges() * k), 1);
-  for (int j = 0; j < space.nodes; ++j) {
-    const int gp = sample.grad_pair[size_t(j)];
-    const auto pairs = space.pairs(j);
-    for (int a = 0; a < 2 + j; ++a) {
-      const int e = space.first_edge(j) + a;
-      const bool in_pair = gp < 0 || pairs[size_t(gp)].first == a || pairs[size_t(gp)].second == a;
-      for (int64_t o = 0; o < k; ++o)
-        alpha_mask[size_t(e * k + o)] = in_pair && sample.grad_ops[size_t(e)][size_t(o)] ? 1 : 0;
-    }
-  }
-  if (std::find(alpha_mask.begin(), alpha_mask.end(), 0) != alpha_mask.end())
-    alpha = ops::mask_gradient(g, alpha, alpha_mask, "alpha_mask");
-  ValueId op_weights = ops::softmax(g, alpha, "alpha_softmax");
-
-  for (int j = 0; j < space.nodes; ++j) {
-    Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
-    relu_of.resize(states.size(), kNoValue);
-    const auto pairs = space.pairs(j);
-    const int gp = sample.grad_pair[size_t(j)];
-    std::vector<ValueId> edges;
-    for (int a = 0; a < 2 + j; ++a) {
-      const int e = space.first_edge(j) + a;
-      const bool edge_in_grad_pair = gp < 0 || pairs[size_t(gp)].first == a || pairs[size_t(gp)].second == a;
-      Graph::Scope edge_scope(g, fmt::format("edges.{}", e));
-      const int64_t stride = reduction && a < 2 ? 2 : 1;
-      std::vector<ValueId> values;
-      std::vector<int64_t> indices;
-      std::vector<uint8_t> grad;
-      for (int64_t o = 0; o < k; ++o) {
-        OpKind op = space.ops[size_t(o)];
-        if (op == OpKind::none) continue;
-        bool needs_relu = op != OpKind::max_pool_3x3 && op != OpKind::avg_pool_3x3 &&
-                          !(op == OpKind::skip_connect && stride == 1);
-        ValueId v = emit_op(g, op, states[size_t(a)], needs_relu ? relu_state(a) : kNoValue, stride, mode);
-        values.push_back(v);
-        indices.push_back(int64_t(e) * k + o);
-        grad.push_back(edge_in_grad_pair && sample.grad_ops[size_t(e)][size_t(o)] ? 1 : 0);
-      }
-      edges.push_back(mix(g, values, op_weights, indices, grad, "mixed"));
-    }
-    ValueId beta = g.param(fmt::format("beta.{}.{}", kind, j), {Shape{int64_t(pairs.size())}});
-    if (gp >= 0) {
-      std::vector<uint8_t> beta_mask(pairs.size(), 0);
-      beta_mask[size_t(gp)] = 1;
-      beta = ops::mask_gradient(g, beta, beta_mask, "beta_mask");
-    }
-    ValueId pair_weights = ops::softmax(g, beta, "beta_softmax");
-    std::vector<ValueId> values;
-    std::vector<int64_t> indices;
-    std::vector<uint8_t> grad;
-    for (size_t p = 0; p < pairs.size(); ++p) {
-      for (int a : {pairs[p].first, pairs[p].second}) {
-        values.push_back(edges[size_t(a)]);
-        indices.push_back(int64_t(p));
-        grad.push_back(gp < 0 || gp == int(p) ? 1 : 0);
-      }
-    }
-    states.push_back(mix(g, values, pair_weights, indices, grad, "pairs"));
-  }
-  std::vector<ValueId> nodes(states.begin() + 2, states.end());
+  const ValueId state0 = reduction_prev ? factorized_reduce(g, s0, C, "pre0", mode) : relu_conv_bn(g, s0, C, "pre0", mode);
+  const ValueId state1 = relu_conv_bn(g, s1, C, "pre1", mode);
+  const std::vector<ValueId> nodes = body(g, cell, state0, state1);
+  ONNAS_CHECK(nodes.size() == size_t(space.nodes), "cell {}: {} nodes, the space has {}", cell, nodes.size(),
+              space.nodes);
   return ops::concat(g, nodes, "out");
 }
 
@@ -244,16 +207,16 @@ Head emit_head(Graph& g, const SearchSpace& space, ValueId s_last, ValueId label
   return {logits, ops::softmax_cross_entropy(g, logits, labels, "loss")};
 }
 
-SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch, const Sample& sample) {
+SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode mode, const CellBody& body) {
   space.validate();
   SearchNet net;
   net.x = g.input("x", {Shape{batch, space.in_channels, space.height, space.width}});
   net.labels = g.input("labels", {Shape{batch}, DType::i32});
-  ValueId stem = emit_stem(g, space, net.x, {});
+  ValueId stem = emit_stem(g, space, net.x, mode);
   net.states.push_back(stem);
   ValueId s0 = stem, s1 = stem;
   for (int i = 0; i < space.cells; ++i) {
-    ValueId out = emit_search_cell(g, space, i, s0, s1, sample.of(space.is_reduction(i)));
+    ValueId out = emit_cell(g, space, i, s0, s1, mode, body);
     net.states.push_back(out);
     s0 = s1;
     s1 = out;
@@ -264,25 +227,70 @@ SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch, con
   return net;
 }
 
-SearchNet emit_discrete_net(Graph& g, const SearchSpace& space, const Genotype& genotype, int64_t batch,
-                            bool training) {
-  space.validate();
-  genotype.validate(space, "genotype");
-  const BnMode mode{.affine = true, .track_running = true, .training = training};
-  SearchNet net;
-  net.x = g.input("x", {Shape{batch, space.in_channels, space.height, space.width}});
-  net.labels = g.input("labels", {Shape{batch}, DType::i32});
-  ValueId stem = emit_stem(g, space, net.x, mode);
-  net.states.push_back(stem);
-  ValueId s0 = stem, s1 = stem;
-  for (int i = 0; i < space.cells; ++i) {
-    const bool reduction = space.is_reduction(i);
-    const bool reduction_prev = i > 0 && space.is_reduction(i - 1);
-    const int64_t C = space.cell_channels(i);
-    Graph::Scope scope(g, fmt::format("cells.{}", i));
-    std::vector<ValueId> states;
-    states.push_back(reduction_prev ? factorized_reduce(g, s0, C, "pre0", mode) : relu_conv_bn(g, s0, C, "pre0", mode));
-    states.push_back(relu_conv_bn(g, s1, C, "pre1", mode));
+CellBody search_body(const SearchSpace& space, const MixGates& gates) {
+  return [space, gates](Graph& g, int cell, ValueId state0, ValueId state1) {
+    const BnMode mode{};
+    const bool reduction = space.is_reduction(cell);
+    const CellGates& cg = gates.of(reduction);
+    const int64_t k = space.num_ops();
+    const std::string kind = reduction ? "reduce" : "normal";
+    std::vector<ValueId> states{state0, state1};
+    std::vector<ValueId> relu_of;  // the ReLU of each state, emitted once when an op first needs it
+    auto relu_state = [&](int a) {
+      if (relu_of[size_t(a)] == kNoValue) relu_of[size_t(a)] = ops::relu(g, states[size_t(a)], fmt::format("relu_s{}", a));
+      return relu_of[size_t(a)];
+    };
+    // An entry of alpha gets a gradient only in runs where its op's gate is open,
+    // although the softmax couples every entry of a row.
+    ValueId alpha = g.param("alpha." + kind, {Shape{space.num_edges(), k}});
+    if (cg.gated()) alpha = ops::mask_gradient(g, alpha, cg.ops, "alpha_mask");
+    const ValueId op_weights = ops::softmax(g, alpha, "alpha_softmax");
+    for (int j = 0; j < space.nodes; ++j) {
+      Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
+      relu_of.resize(states.size(), kNoValue);
+      std::vector<ValueId> edges;
+      for (int a = 0; a < 2 + j; ++a) {
+        const int e = space.first_edge(j) + a;
+        Graph::Scope edge_scope(g, fmt::format("edges.{}", e));
+        const int64_t stride = reduction && a < 2 ? 2 : 1;
+        std::vector<ValueId> values;
+        std::vector<int64_t> indices;
+        std::vector<graph::GateId> term_gates;
+        for (int64_t o = 0; o < k; ++o) {
+          const OpKind op = space.ops[size_t(o)];
+          if (op == OpKind::none) continue;
+          const ValueId relu_x = reads_relu(op, stride) ? relu_state(a) : kNoValue;
+          values.push_back(emit_candidate(g, op, states[size_t(a)], relu_x, stride, mode));
+          indices.push_back(int64_t(e) * k + o);
+          term_gates.push_back(cg.ops[size_t(e * k + o)]);
+        }
+        edges.push_back(ops::weighted_sum(g, values, op_weights, indices, "mixed", term_gates));
+      }
+      const auto pairs = space.pairs(j);
+      ValueId beta = g.param(fmt::format("beta.{}.{}", kind, j), {Shape{int64_t(pairs.size())}});
+      const std::vector<graph::GateId>& pair_gates = cg.pairs[size_t(j)];
+      if (std::any_of(pair_gates.begin(), pair_gates.end(), [](graph::GateId x) { return x != graph::kAlways; }))
+        beta = ops::mask_gradient(g, beta, pair_gates, "beta_mask");
+      const ValueId pair_weights = ops::softmax(g, beta, "beta_softmax");
+      std::vector<ValueId> values;
+      std::vector<int64_t> indices;
+      std::vector<graph::GateId> term_gates;
+      for (size_t p = 0; p < pairs.size(); ++p)
+        for (int a : {pairs[p].first, pairs[p].second}) {
+          values.push_back(edges[size_t(a)]);
+          indices.push_back(int64_t(p));
+          term_gates.push_back(pair_gates[p]);
+        }
+      states.push_back(ops::weighted_sum(g, values, pair_weights, indices, "pairs", term_gates));
+    }
+    return std::vector<ValueId>(states.begin() + 2, states.end());
+  };
+}
+
+CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMode mode) {
+  return [space, genotype, mode](Graph& g, int cell, ValueId state0, ValueId state1) {
+    const bool reduction = space.is_reduction(cell);
+    std::vector<ValueId> states{state0, state1};
     const auto& nodes = genotype.of(reduction);
     for (int j = 0; j < space.nodes; ++j) {
       Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
@@ -291,26 +299,36 @@ SearchNet emit_discrete_net(Graph& g, const SearchSpace& space, const Genotype& 
         const int e = space.first_edge(j) + edge.input;
         Graph::Scope edge_scope(g, fmt::format("edges.{}", e));
         const int64_t stride = reduction && edge.input < 2 ? 2 : 1;
-        ValueId x = states[size_t(edge.input)];
-        bool needs_relu = edge.op != OpKind::max_pool_3x3 && edge.op != OpKind::avg_pool_3x3 &&
-                          !(edge.op == OpKind::skip_connect && stride == 1) && edge.op != OpKind::none;
-        ValueId r = needs_relu ? ops::relu(g, x, "relu") : kNoValue;
-        ValueId v = emit_op(g, edge.op, x, r, stride, mode);
+        const ValueId x = states[size_t(edge.input)];
+        const ValueId r = reads_relu(edge.op, stride) ? ops::relu(g, x, "relu") : kNoValue;
+        const ValueId v = emit_candidate(g, edge.op, x, r, stride, mode);
         if (v != kNoValue) terms.push_back(v);
       }
-      if (terms.empty()) fail("genotype: node {} of cell {} has only 'none' edges", j, i);
+      if (terms.empty()) fail("genotype: node {} of cell {} has only 'none' edges", j, cell);
       states.push_back(terms.size() == 1 ? terms[0] : ops::add(g, terms[0], terms[1], "sum"));
     }
-    std::vector<ValueId> outs(states.begin() + 2, states.end());
-    ValueId out = ops::concat(g, outs, "out");
-    net.states.push_back(out);
-    s0 = s1;
-    s1 = out;
-  }
-  Head h = emit_head(g, space, s1, net.labels);
-  net.logits = h.logits;
-  net.loss = h.loss;
-  return net;
+    return std::vector<ValueId>(states.begin() + 2, states.end());
+  };
+}
+
+SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch, const MixGates& gates) {
+  return emit_network(g, space, batch, {}, search_body(space, gates));
+}
+
+SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch) {
+  return emit_search_net(g, space, batch, ungated(space));
+}
+
+ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, const MixGates& gates) {
+  return emit_cell(g, space, cell, s0, s1, {}, search_body(space, gates));
+}
+
+SearchNet emit_discrete_net(Graph& g, const SearchSpace& space, const Genotype& genotype, int64_t batch,
+                            bool training) {
+  space.validate();
+  genotype.validate(space, "genotype");
+  const BnMode mode{.affine = true, .track_running = true, .training = training};
+  return emit_network(g, space, batch, mode, discrete_body(space, genotype, mode));
 }
 
 void init_params(ParamStore& params, const Graph& g, Rng& rng) {
@@ -355,7 +373,7 @@ void init_params(ParamStore& params, const Graph& g, Rng& rng) {
 
 void init_search_params(ParamStore& params, const SearchSpace& space, uint64_t seed) {
   Graph g;
-  emit_search_net(g, space, /*batch=*/2, full_sample(space));  // shapes of parameters do not depend on the batch
+  emit_search_net(g, space, /*batch=*/2);  // shapes of parameters do not depend on the batch
   Rng rng(seed);
   init_params(params, g, rng);
 }

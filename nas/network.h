@@ -1,19 +1,29 @@
-// Graph emitters for the networks of the search: the supernet of ONNAS.md section 2
-// (mixed ops over every edge, nodes over edge pairs) and the discrete network of a
-// genotype, plus the parameter initialization both share. Names follow
-// docs/PARAMS.md exactly, so checkpoints move between the two and to PyTorch.
+// Graph emitters for the networks of the search: one skeleton (stem, cells of
+// preprocessed inputs and m nodes, head) that serves both the supernet of ONNAS.md
+// section 2 (every edge a mixed op over the candidates, every node a mix over pairs of
+// edges) and the discrete network of a genotype (two edges of one op per node), plus
+// the parameter initialization both share. Names follow docs/PARAMS.md exactly, so
+// checkpoints move between the two and to PyTorch.
 //
 //   SearchSpace space;                       // defaults: 7 ops, C = 16, 4 cells
 //   ParamStore params;
 //   Graph g;
-//   SearchNet net = emit_search_net(g, space, batch, full_sample(space));
+//   SearchNet net = emit_search_net(g, space, batch);   // the full DARTS step's supernet
 //   init_params(params, g, rng);             // creates every param the graph uses
+//
+// The sampled search (sections 4-5) emits the same supernet with run-time gates
+// (graph/gates.h) on its mixes: MixGates says, for every op of every edge and every
+// pair of every node, the gate under which it gets gradients; a step's sample only
+// sets the gates' flags (nas/search_step.h builds them).
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "graph/gates.h"
 #include "graph/ir.h"
 #include "nas/genotype.h"
 #include "nas/search_space.h"
@@ -37,6 +47,20 @@ struct Sample {
 };
 Sample full_sample(const SearchSpace& space);
 
+// The gate of every term of a cell type's mixes; kAlways: the term always gets
+// gradients. The gate of an op must imply the gate of its edge's pairs (nested gates).
+struct CellGates {
+  std::vector<graph::GateId> ops;                 // [edge * k + op]
+  std::vector<std::vector<graph::GateId>> pairs;  // [node][pair]
+  bool gated() const;
+};
+struct MixGates {
+  CellGates normal, reduce;
+  const CellGates& of(bool reduction) const { return reduction ? reduce : normal; }
+};
+// Every term always gets gradients: the full DARTS step.
+MixGates ungated(const SearchSpace& space);
+
 // How batch norm behaves: search nets use no affine parameters and batch statistics;
 // discrete nets are affine and track running statistics (training or inference).
 struct BnMode {
@@ -51,17 +75,30 @@ struct SearchNet {
   std::vector<ValueId> states;  // stem output, then each cell's output
 };
 
-// The whole supernet: stem, cells, head and loss, on a batch of `batch` images.
-SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch, const Sample& sample);
-
-// Pieces, for step-by-step back-propagation (nas/search_step.cc).
+// The skeleton. A cell preprocesses its inputs s0, s1 into states 0 and 1 (ReLU, 1x1
+// conv, BN; a factorized reduce for s0 after a reduction cell), computes its m nodes
+// from them with `body` (node j reads states 0..j+1; state j + 2 is node j), and
+// concatenates the nodes.
+using CellBody = std::function<std::vector<ValueId>(Graph& g, int cell, ValueId state0, ValueId state1)>;
 ValueId emit_stem(Graph& g, const SearchSpace& space, ValueId x, BnMode bn);
-ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1,
-                         const CellSample& sample);
+ValueId emit_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, BnMode bn,
+                  const CellBody& body);
 struct Head {
   ValueId logits, loss;
 };
 Head emit_head(Graph& g, const SearchSpace& space, ValueId s_last, ValueId labels);
+// Stem, cells, head and loss on a batch of `batch` images.
+SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode bn, const CellBody& body);
+
+// The supernet's cell body (every edge a mixed op, every node a mix over pairs), with its gates.
+CellBody search_body(const SearchSpace& space, const MixGates& gates);
+// A genotype's cell body (affine BN in `bn`).
+CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMode bn);
+// The supernet on a batch; `gates` from nas/search_step.h for the sampled modes.
+SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch, const MixGates& gates);
+SearchNet emit_search_net(Graph& g, const SearchSpace& space, int64_t batch);
+// One search cell (for step-by-step back-propagation, nas/search_step.cc).
+ValueId emit_search_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, const MixGates& gates);
 
 // The discrete network of a genotype (affine BN; `training` selects batch or running
 // statistics). The genotype must fit the space (same nodes); it is validated here.

@@ -4,25 +4,31 @@
 //   (b) weight step — loss on a training batch, gradient w.r.t. the weights only,
 //       Adam with betas (0, 0.999) (the research code's choice) or SGD with momentum.
 // Both are backward passes through the same supernet, in the memory mode of
-// `options.step` (nas/search_step.h): with sampling, one sample per step (drawn by
-// the ArchSampler of nas/sampler.h) serves both passes. Compiled passes are cached
-// by the sample's structure (a bounded LRU); one arena (the largest plan seen)
-// serves every program.
+// `options.step` (nas/search_step.h): with sampling, one sample per step (drawn by the
+// ArchSampler of nas/sampler.h) serves both passes, as run-time data of programs
+// compiled once.
+//
+// The jobs are split: CompiledStep is the plan (gates, the two passes, the gradient
+// block's layout; no memory), ArchSampler the sampling, GradientBlock the gradient
+// storage, search_checkpoint.h the checkpoints; Searcher owns one of each, the arena,
+// and the optimizers, and runs the steps. Everything is allocated when it is built:
+// a step allocates nothing, and the memory it uses never grows.
 //
 //   Searcher s(space, options, params, seed);
-//   s.set_progress(step, total);                        // cosine lr, expected alpha
-//   auto r = s.step(train_x, train_y, val_x, val_y);   // tensors [B, C, H, W] / [B]
+//   s.set_progress(0, total);                           // cosine lr, expected alpha
+//   auto r = s.step(train_x, train_y, val_x, val_y);   // tensors [B, C, H, W] / [B]; next step
 //   Genotype g = derive_genotype(space, params);
 #pragma once
 
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "graph/compile.h"
+#include "graph/gates.h"
 #include "graph/optimizer.h"
+#include "nas/grad_block.h"
 #include "nas/network.h"
 #include "nas/sampler.h"
 #include "nas/search_space.h"
@@ -47,8 +53,8 @@ struct SearchOptions {
   StepConfig step;             // memory mode, SBS variant, k_grad, micro-batches
   double explore_prob = 0.2;   // sampled modes: per-edge exploration
   // Weight gradients are stored only for the weights a step's sample trains (one
-  // block, sized by the largest sample seen); the others are exactly zero and have no
-  // storage. Off: every weight keeps its gradient in the store (same results).
+  // block, sized for the worst sample); the others have no storage. Off: every weight
+  // keeps its gradient in the store (same results, more memory).
   bool sparse_weight_grads = true;
 };
 
@@ -58,45 +64,72 @@ struct StepResult {
   float weight_accuracy = 0;  // on the training batch, before the update
 };
 
+// The compiled step of a configuration: its gates, the weight and architecture passes,
+// the layout of the gradient block. Holds no arena and no parameters (it reads the
+// store's names and kinds). What `onnas plan` and the memory budget look at.
+class CompiledStep {
+ public:
+  // `weight_names`: the order of the gradient block's trained() flags (empty: the
+  // store's weights in its order).
+  CompiledStep(const SearchSpace& space, const SearchOptions& options, const ParamStore& params,
+               bool allocate_grad_block = false, std::span<const std::string> weight_names = {});
+  const StepGates& gates() const { return gates_; }
+  GradientPass& weight() { return weight_; }
+  GradientPass& arch() { return arch_; }
+  const GradientPass& weight() const { return weight_; }
+  const GradientPass& arch() const { return arch_; }
+  // The arena both passes run in (one after the other): the larger plan.
+  size_t arena_bytes() const { return std::max(weight_.arena_bytes(), arch_.arena_bytes()); }
+  size_t handed_bytes() const { return std::max(weight_.handed_bytes(), arch_.handed_bytes()); }
+  // The weight-gradient block (0 without sparse gradients: the store holds them).
+  size_t grad_bytes() const { return sparse_ ? block_.bytes() : 0; }
+  GradientBlock& block() { return block_; }
+  // Heap bytes of the compiled tables (both passes).
+  size_t table_bytes() const;
+
+ private:
+  StepGates gates_;
+  GradientPass weight_, arch_;
+  bool sparse_;
+  GradientBlock block_;
+};
+
+// Bytes of the optimizer state a search keeps for `params` (by the options' optimizers).
+size_t optimizer_state_bytes(const ParamStore& params, const SearchOptions& options);
+
 class Searcher {
  public:
-  // Creates the supernet's parameters in `params` where missing (seeded by `seed`).
+  // Creates the supernet's parameters in `params` where missing (seeded by `seed`),
+  // compiles the step and allocates its arena and gradient block.
   Searcher(SearchSpace space, SearchOptions options, ParamStore& params, uint64_t seed);
 
+  // Step next_step() of the total: draws its sample, runs both steps, and advances.
   StepResult step(const Tensor& train_x, const Tensor& train_y, const Tensor& val_x, const Tensor& val_y);
-  // Step t of `total`: the weight step's cosine learning rate, and the horizon of the
-  // expected-alpha ranking.
+  // The next step's index and the total number of steps: the weight step's cosine
+  // learning rate and the horizon of the expected-alpha ranking.
   void set_progress(int64_t step, int64_t total);
+  int64_t next_step() const { return step_; }
+  int64_t total_steps() const { return total_; }
 
   const SearchSpace& space() const { return space_; }
   const SearchOptions& options() const { return options_; }
-  // The arena every program of this searcher runs in (the largest plan seen).
+  const CompiledStep& compiled() const { return *compiled_; }
+  // The arena both passes run in, allocated once.
   size_t arena_bytes() const { return arena_.bytes(); }
-  // The largest SBS side storage of the passes seen (0 without SBS).
-  size_t side_bytes() const { return side_bytes_; }
-  // The block holding the weight gradients of a step (sparse_weight_grads: the
-  // largest sampled set seen; 0 when the store holds every gradient itself).
-  size_t grad_bytes() const { return grad_block_.bytes(); }
-  // Compiles (or finds) the passes of `sample` without running them.
-  struct Passes {
-    GradientPass weight, arch;
-    // sparse_weight_grads: where each trained weight's gradient lives in the block
-    // (index into weight_names(), offset in floats), and the block's size in bytes.
-    std::vector<std::pair<size_t, size_t>> grad_layout;
-    size_t grad_bytes = 0;
-  };
-  const Passes& prepare(const Sample& sample);
-  // The samples the next `count` steps would draw if alpha did not move (for
-  // planning before the run); the full sample in full mode.
-  std::vector<Sample> upcoming_samples(int count) const;
+  // Of the arena, the values handed between SBS phases (0 without SBS).
+  size_t handed_bytes() const { return compiled_->handed_bytes(); }
+  // The block holding the weight gradients of a step (0 when the store holds them).
+  size_t grad_bytes() const { return compiled_->grad_bytes(); }
+  // The sample of the last step (the full sample in full mode).
+  const Sample& last_sample() const { return sample_; }
   // Called after each backward pass, before its optimizer step (arch = true for the
   // architecture step): the gradients are in params.grad(). For --dump-grads.
   void set_gradient_hook(std::function<void(const ParamStore&, bool arch)> hook) { hook_ = std::move(hook); }
   // Every later step adds the time of each op it runs to `profile` (nullptr: off).
   void set_profile(graph::Profile* profile) { profile_ = profile; }
   // Starts over on a new task (the inner loop of meta-learning): optimizer state is
-  // zeroed, the sampler's alpha history dropped and its draws reseeded by `seed`.
-  // Compiled passes and the arena are kept. Parameter values are the caller's.
+  // zeroed, the sampler's alpha history dropped and its draws reseeded by `seed`, the
+  // step counter reset. Compiled passes and memory are kept. Parameter values are the caller's.
   void reset(uint64_t seed);
   // Checkpoints (atomic): every weight, alpha/beta and optimizer state of the store,
   // the sampler's alpha history, and `metadata`. load_checkpoint checks every tensor
@@ -107,37 +140,31 @@ class Searcher {
   void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
-  size_t compiled_samples() const { return cache_.size(); }
+  const ArchSampler& sampler() const { return sampler_; }
 
  private:
-  Passes& passes(const Sample& sample);
   SamplerOptions sampler_options() const;
-  void lay_out_grads(Passes& p);
-  void detach_grads();
-  void install_grads(const Passes& p);
 
-  static constexpr size_t kCacheSize = 2;
   SearchSpace space_;
   SearchOptions options_;
   ParamStore& params_;
   Rng rng_;
   ArchSampler sampler_;
   int64_t step_ = 0, total_ = 1;
-  std::list<std::pair<std::string, std::unique_ptr<Passes>>> cache_;  // most recent first
+  std::unique_ptr<CompiledStep> compiled_;
+  graph::GateValues gate_values_;
   Arena arena_;
-  size_t side_bytes_ = 0;
-  Buffer grad_block_;                  // sparse_weight_grads: this step's weight gradients
-  const Passes* installed_ = nullptr;  // whose layout the store's gradient views follow
+  Sample sample_;
   std::unique_ptr<graph::Optimizer> w_opt_;
   graph::Adam a_opt_;
   std::vector<std::string> weight_names_, arch_names_;
+  // Which arch entries got a gradient this step: alpha [2][E * k], beta [2][node][pairs].
+  std::vector<uint8_t> alpha_trained_[2];
+  std::vector<std::vector<uint8_t>> beta_trained_[2];
   std::function<void(const ParamStore&, bool)> hook_;
   graph::Profile* profile_ = nullptr;
   bool arch_frozen_ = false;
 };
-
-// A key naming a sample's structure (which ops and pairs get gradients).
-std::string sample_key(const Sample& sample);
 
 // Fraction of rows whose argmax of logits [N, K] equals the label (rows with label < 0 skipped).
 float accuracy(const Tensor& logits, const Tensor& labels);

@@ -1,31 +1,29 @@
 #include "nas/search_space.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "runtime/error.h"
 
 namespace onnas::nas {
 
 namespace {
-constexpr OpKind kAllOps[] = {OpKind::none,         OpKind::max_pool_3x3, OpKind::avg_pool_3x3, OpKind::skip_connect,
-                              OpKind::conv_1x5_5x1, OpKind::conv_3x3,     OpKind::sep_conv_3x3, OpKind::dil_conv_3x3,
-                              OpKind::sep_conv_5x5, OpKind::dil_conv_5x5};
-}
+constexpr OpKind kAllOps[] = {
+#define ONNAS_CANDIDATE(kind, name, relu) OpKind::kind,
+#include "nas/candidate_ops.inc"
+#undef ONNAS_CANDIDATE
+};
+constexpr const char* kOpNames[] = {
+#define ONNAS_CANDIDATE(kind, name, relu) name,
+#include "nas/candidate_ops.inc"
+#undef ONNAS_CANDIDATE
+};
+static_assert(std::size(kAllOps) == kNumOpKinds && std::size(kOpNames) == kNumOpKinds);
+}  // namespace
 
 const char* op_kind_name(OpKind k) {
-  switch (k) {
-    case OpKind::none: return "none";
-    case OpKind::max_pool_3x3: return "max_pool_3x3";
-    case OpKind::avg_pool_3x3: return "avg_pool_3x3";
-    case OpKind::skip_connect: return "skip_connect";
-    case OpKind::conv_1x5_5x1: return "conv_1x5_5x1";
-    case OpKind::conv_3x3: return "conv_3x3";
-    case OpKind::sep_conv_3x3: return "sep_conv_3x3";
-    case OpKind::dil_conv_3x3: return "dil_conv_3x3";
-    case OpKind::sep_conv_5x5: return "sep_conv_5x5";
-    case OpKind::dil_conv_5x5: return "dil_conv_5x5";
-  }
-  return "?";
+  const int i = int(k);
+  return i >= 0 && i < kNumOpKinds ? kOpNames[i] : "?";
 }
 
 OpKind op_kind_from_name(const std::string& name) {

@@ -18,18 +18,17 @@
 
 namespace onnas::nas {
 
+// The candidate ops, from nas/candidate_ops.inc.
 enum class OpKind {
-  none,
-  max_pool_3x3,
-  avg_pool_3x3,
-  skip_connect,
-  conv_1x5_5x1,
-  conv_3x3,
-  sep_conv_3x3,
-  dil_conv_3x3,
-  sep_conv_5x5,
-  dil_conv_5x5,
+#define ONNAS_CANDIDATE(kind, name, relu) kind,
+#include "nas/candidate_ops.inc"
+#undef ONNAS_CANDIDATE
 };
+inline constexpr int kNumOpKinds = 0
+#define ONNAS_CANDIDATE(kind, name, relu) +1
+#include "nas/candidate_ops.inc"
+#undef ONNAS_CANDIDATE
+    ;
 const char* op_kind_name(OpKind k);
 // Throws onnas::Error naming the unknown op and the known ones.
 OpKind op_kind_from_name(const std::string& name);

@@ -1,27 +1,26 @@
-// The programs of one gradient pass and the order they run in. Dimension key: n cells,
-// S micro-batches of b = batch / S images; state k is the stem output (k = 0) or the
-// output of cell k - 1; cell i reads s0 = state max(i - 1, 0) and s1 = state i.
+// The schedule of one gradient pass. Dimension key: n cells, S micro-batches of
+// b = batch / S images; state k is the stem output (k = 0) or the output of cell k - 1;
+// cell i reads s0 = state max(i - 1, 0) and s1 = state i.
 //
-// SBS timeline of one chunk (t is the planner's step for the side storage):
-//   t = 0             checkpoint: forward x -> stem -> cells 0..n-2, keep states 0..n-1
-//   t = 1 + (n-1-i)   phase of cell i: [recompute: forward up to cell i - 1 for s0, s1]
-//                     then cell i (+ head and loss for the last cell) and its backward,
-//                     seeded by the gradient of state i + 1; adds d s0, d s1 into the
-//                     gradients of states max(i - 1, 0) and i
-//   t = n + 1         stem phase (weights only): stem and its backward, seeded by d state 0
-// The side buffers (kept states, recompute's s0/s1, the handed-on gradients) get
-// their offsets from the memory planner like any arena value.
+// SBS schedule of one chunk, in run order (recompute variant; checkpoint runs one
+// forward to state n - 1 first and no forward before each phase):
+//   forward to cell i's inputs    x -> stem -> cells 0..i-1: states max(i-1, 0) and i
+//   cell i phase                  cell i (+ head and loss for the last) and its backward,
+//                                 seeded by the gradient of state i + 1; outputs the
+//                                 gradient of state i (its s1 gradient plus the s0
+//                                 gradient cell i + 1 handed on) and its own s0 gradient
+//   stem phase (weights only)     stem and its backward, seeded by the gradient of state 0
+// for i = n - 1 down to 0. Every value between programs is a handoff of the schedule
+// (graph/schedule.h), planned with everything else in one arena.
 #include "nas/search_step.h"
 
 #include <cmath>
 #include <cstring>
 
 #include "graph/autodiff.h"
-#include "memory_planner/planner.h"
 #include "nas/search.h"
 #include "ops/ops.h"
 #include "runtime/error.h"
-#include "runtime/kernels/elementwise.h"
 
 namespace onnas::nas {
 namespace {
@@ -49,10 +48,6 @@ ValueId scaled_loss(Graph& g, ValueId loss, int split) {
   return split == 1 ? loss : ops::scale(g, loss, 1.0f / float(split), "loss_per_chunk");
 }
 
-void add_into(const Tensor& dst, const Tensor& src) {
-  ONNAS_CHECK(dst.numel() == src.numel(), "gradient hand-on: {} vs {} elements", dst.numel(), src.numel());
-  kernels::accumulate(src.numel(), src.f32(), dst.f32());
-}
 
 }  // namespace
 
@@ -88,241 +83,257 @@ void StepConfig::validate(const SearchSpace& space, int64_t batch) const {
          split);
 }
 
-struct GradientPass::Impl {
-  struct Phase {
-    int cell = -1;             // -1: the stem phase
-    int t = 0;                 // side-storage step
-    Program prefix;            // recompute: the forward up to s0, s1
-    bool has_prefix = false;
-    Program program;
-    ValueId s0 = kNoValue, s1 = kNoValue, seed = kNoValue, x = kNoValue, labels = kNoValue;
-    ValueId d_s0 = kNoValue, d_s1 = kNoValue, loss = kNoValue, logits = kNoValue;
-    ValueId prefix_s0 = kNoValue, prefix_s1 = kNoValue, prefix_x = kNoValue;
-  };
+StepGates::StepGates(const SearchSpace& space, const StepConfig& config)
+    : space_config_(space), config_(config), mix_(ungated(space)) {
+  for (int j = 0; j < space.nodes; ++j) pairs_.push_back(space.pairs(j));
+  if (!config.samples_ops()) return;
+  space_ = std::make_shared<graph::GateSpace>();
+  const int k = space.num_ops();
+  for (int r = 0; r < 2; ++r) {
+    const std::string kind = r ? "reduce" : "normal";
+    CellGates& cg = r ? mix_.reduce : mix_.normal;
+    edge_gates_[r].assign(size_t(space.num_edges()), graph::kAlways);
+    for (int j = 0; j < space.nodes; ++j) {
+      const int edges = 2 + j;
+      if (config.samples_pairs()) {
+        // The node's gradient pair: two of its edges.
+        const int32_t group = space_->add_group(fmt::format("{}.nodes.{}", kind, j), graph::kAlways, std::min(edges, 2));
+        for (int a = 0; a < edges; ++a) {
+          const int e = space.first_edge(j) + a;
+          edge_gates_[r][size_t(e)] = space_->add_leaf(group, fmt::format("{}.edges.{}", kind, e));
+        }
+        const auto pairs = space.pairs(j);
+        for (size_t p = 0; p < pairs.size(); ++p)
+          cg.pairs[size_t(j)][p] = space_->all_of(edge_gates_[r][size_t(space.first_edge(j) + pairs[p].first)],
+                                                  edge_gates_[r][size_t(space.first_edge(j) + pairs[p].second)]);
+      }
+      for (int a = 0; a < edges; ++a) {
+        const int e = space.first_edge(j) + a;
+        const int32_t group = space_->add_group(fmt::format("{}.edges.{}.ops", kind, e), edge_gates_[r][size_t(e)],
+                                                std::min(config.k_grad, k));
+        for (int o = 0; o < k; ++o)
+          cg.ops[size_t(e * k + o)] =
+              space_->add_leaf(group, fmt::format("{}.edges.{}.{}", kind, e, op_kind_name(space.ops[size_t(o)])));
+      }
+    }
+  }
+}
 
+void StepGates::apply(const Sample& sample, graph::GateValues& values) const {
+  if (!space_) return;
+  values.clear();
+  const SearchSpace& space = space_config_;
+  const int k = space.num_ops();
+  for (int r = 0; r < 2; ++r) {
+    const CellSample& c = sample.of(r == 1);
+    const CellGates& cg = mix_.of(r == 1);
+    for (int j = 0; j < space.nodes; ++j) {
+      const int gp = c.grad_pair[size_t(j)];
+      const auto& pairs = pairs_[size_t(j)];
+      if (gp >= int(pairs.size())) fail("sample: pair {} of node {} does not exist ({} pairs)", gp, j, pairs.size());
+      for (int a = 0; a < 2 + j; ++a) {
+        const int e = space.first_edge(j) + a;
+        if (config_.samples_pairs())
+          values.set(edge_gates_[r][size_t(e)],
+                     gp < 0 || pairs[size_t(gp)].first == a || pairs[size_t(gp)].second == a);
+        for (int o = 0; o < k; ++o) values.set(cg.ops[size_t(e * k + o)], c.grad_ops[size_t(e)][size_t(o)] != 0);
+      }
+    }
+  }
+  values.evaluate();
+}
+
+void StepGates::alpha_trained(const graph::GateValues& values, bool reduction, std::span<uint8_t> out) const {
+  const std::vector<graph::GateId>& ops = mix_.of(reduction).ops;
+  for (size_t i = 0; i < ops.size(); ++i) out[i] = values.open(ops[i]) ? 1 : 0;
+}
+
+void StepGates::beta_trained(const graph::GateValues& values, bool reduction, int node, std::span<uint8_t> out) const {
+  const std::vector<graph::GateId>& pairs = mix_.of(reduction).pairs[size_t(node)];
+  for (size_t p = 0; p < pairs.size(); ++p) out[p] = values.open(pairs[p]) ? 1 : 0;
+}
+
+struct GradientPass::Impl {
   SearchSpace space;
   StepConfig config;
   int64_t batch = 0, chunk = 0;
   ParamKind kind = ParamKind::weight;
+  graph::Schedule schedule;
+  std::vector<graph::Schedule::Feed> feeds;  // x and labels of each program that reads them
+  std::vector<uint8_t> feeds_labels;         // per feed: 1 labels, 0 images
+  int loss_program = 0;
+  ValueId loss = kNoValue, logits = kNoValue;
 
-  // One-shot modes.
-  Program one_shot;
-  SearchNet net;
-
-  // SBS.
-  Program checkpoint;  // forward keeping states 0..n-1
-  ValueId checkpoint_x = kNoValue;
-  std::vector<ValueId> checkpoint_states;
-  std::vector<Phase> phases;  // in run order
-  // Side storage: one planned block. Buffers: grad[k] (k < n), then kept states
-  // (checkpoint, k < n) or recompute's s0/s1 per phase.
-  std::vector<planner::BufferRequest> side;
-  planner::Plan side_plan;
-  Buffer side_memory;
-  std::vector<int> grad_buffer, state_buffer;  // per state k: index into side, or -1
-  std::vector<int> slot_s0, slot_s1;           // recompute, per cell: index into side
-
-  Tensor side_tensor(int buffer, const Shape& shape) const {
-    return Tensor(static_cast<std::byte*>(side_memory.data()) + side_plan.offsets[size_t(buffer)], shape);
+  Graph new_graph(const StepGates& gates) const {
+    Graph g;
+    if (gates.space()) g.use_gates(gates.space());
+    return g;
   }
 
-  void build_one_shot(const Sample& sample, const ParamStore& params) {
-    Graph g;
-    net = emit_search_net(g, space, chunk, sample);
+  void feed(int program, ValueId v, bool labels) {
+    feeds.push_back({program, v, Tensor()});
+    feeds_labels.push_back(labels ? 1 : 0);
+  }
+
+  void build_one_shot(const StepGates& gates, const ParamStore& params) {
+    Graph g = new_graph(gates);
+    SearchNet net = emit_search_net(g, space, chunk, gates.mix());
     std::vector<ValueId> wrt = params_of_kind(g, params, kind);
     std::vector<ValueId> grads = graph::backward(g, scaled_loss(g, net.loss, config.split), wrt);
     graph::CompileOptions o;
     o.outputs = {net.loss, net.logits};
     add_param_grads(o, wrt, grads);
-    one_shot = graph::compile(g, o);
+    std::vector<graph::Schedule::Part> parts;
+    parts.push_back({"one-shot", std::move(g), std::move(o)});
+    feed(0, net.x, false);
+    feed(0, net.labels, true);
+    loss_program = 0;
+    loss = net.loss;
+    logits = net.logits;
+    schedule = graph::Schedule(std::move(parts), {}, {{0, net.loss}, {0, net.logits}});
   }
 
-  // x -> stem -> cells 0..last_cell; the states listed become outputs.
-  Program forward_states(const Sample& sample, int last_cell, std::span<const int> keep, ValueId& x,
-                         std::vector<ValueId>& kept) {
-    Graph g;
+  // x -> stem -> cells 0..last_cell; the states listed become outputs (in that order).
+  graph::Schedule::Part forward_states(const StepGates& gates, int last_cell, std::span<const int> keep, ValueId& x,
+                                       std::vector<ValueId>& kept, std::string label) {
+    Graph g = new_graph(gates);
     x = g.input("x", {Shape{chunk, space.in_channels, space.height, space.width}});
     std::vector<ValueId> states{emit_stem(g, space, x, {})};
     for (int i = 0; i <= last_cell; ++i)
-      states.push_back(emit_search_cell(g, space, i, states[size_t(std::max(i - 1, 0))], states[size_t(i)],
-                                        sample.of(space.is_reduction(i))));
+      states.push_back(emit_search_cell(g, space, i, states[size_t(std::max(i - 1, 0))], states[size_t(i)], gates.mix()));
     kept.clear();
     for (int k : keep) kept.push_back(states[size_t(k)]);
-    return graph::compile(g, {.outputs = kept});
+    graph::CompileOptions o;
+    o.outputs = kept;
+    return {std::move(label), std::move(g), std::move(o)};
   }
 
-  void build_sbs(const Sample& sample, const ParamStore& params) {
+  void build_sbs(const StepGates& gates, const ParamStore& params) {
     const int n = space.cells;
-    // Side buffers: gradients of states 0..n-1 (state n's comes from the head).
-    auto add_side = [&](std::string name, int k, int first, int last, const char* what) {
-      planner::BufferRequest b;
-      b.name = std::move(name);
-      b.bytes = size_t(state_shape(space, chunk, k).numel()) * 4;
-      b.first_step = first;
-      b.last_step = last;
-      b.kind = what;
-      b.op = "sbs";
-      side.push_back(std::move(b));
-      return int(side.size()) - 1;
-    };
-    grad_buffer.assign(size_t(n), -1);
-    state_buffer.assign(size_t(n), -1);
-    auto t_of = [&](int cell) { return 1 + (n - 1 - cell); };
-    for (int k = 0; k < n; ++k) {
-      // Written by cell k + 1 (as its s0; k + 1 < n) and by cell k (as its s1); read
-      // by cell k - 1 (as its seed) or, for the stem, by the stem phase.
-      const int first = k + 1 < n ? t_of(k + 1) : t_of(k);
-      const int last = k == 0 ? n + 1 : t_of(k - 1);
-      grad_buffer[size_t(k)] = add_side(fmt::format("grad/state{}", k), k, first, last, "gradient");
-    }
+    std::vector<graph::Schedule::Part> parts;
+    std::vector<graph::Schedule::Handoff> handoffs;
+    // Whether phase i hands the gradients of its inputs on (the architecture pass has no
+    // parameters before cell 0, so its phase 0 does not).
+    auto hands_on = [&](int i) { return kind != ParamKind::arch || i > 0; };
+    int checkpoint = -1;
+    std::vector<ValueId> checkpoint_states;
     if (config.sbs == SbsVariant::checkpoint) {
-      for (int k = 0; k < n; ++k)  // read by cell k + 1 (as s0), then last by cell k (as s1)
-        state_buffer[size_t(k)] = add_side(fmt::format("state{}", k), k, 0, t_of(k), "activation");
       std::vector<int> keep;
       for (int k = 0; k < n; ++k) keep.push_back(k);
-      checkpoint = forward_states(sample, n - 2, keep, checkpoint_x, checkpoint_states);
-    } else {
-      slot_s0.assign(size_t(n), -1);
-      slot_s1.assign(size_t(n), -1);
-      for (int i = 0; i < n; ++i) {
-        slot_s0[size_t(i)] = add_side(fmt::format("cells.{}.s0", i), std::max(i - 1, 0), t_of(i), t_of(i), "activation");
-        slot_s1[size_t(i)] = add_side(fmt::format("cells.{}.s1", i), i, t_of(i), t_of(i), "activation");
-      }
+      ValueId x;
+      parts.push_back(forward_states(gates, n - 2, keep, x, checkpoint_states, "forward to cell outputs"));
+      checkpoint = 0;
+      feed(0, x, false);
     }
-
+    // Per phase (by cell): program index, its gradient outputs, its seed/partial inputs.
+    std::vector<int> program_of(size_t(n), -1);
+    std::vector<ValueId> full_grad(size_t(n), kNoValue), d_s0_out(size_t(n), kNoValue);
+    std::vector<ValueId> seed_in(size_t(n), kNoValue), partial_in(size_t(n), kNoValue);
     for (int i = n - 1; i >= 0; --i) {
-      Phase ph;
-      ph.cell = i;
-      ph.t = t_of(i);
-      if (config.sbs == SbsVariant::recompute) {
-        const int keep[] = {std::max(i - 1, 0), i};
-        std::vector<ValueId> kept;
-        ph.prefix = forward_states(sample, i - 1, keep, ph.prefix_x, kept);
-        ph.prefix_s0 = kept[0];
-        ph.prefix_s1 = kept[1];
-        ph.has_prefix = true;
-      }
-      Graph g;
       const int k0 = std::max(i - 1, 0);
-      ph.s0 = g.input(fmt::format("state{}", k0), {state_shape(space, chunk, k0)});
-      ph.s1 = g.input(fmt::format("state{}", i), {state_shape(space, chunk, i)});
-      const ValueId out = emit_search_cell(g, space, i, ph.s0, ph.s1, sample.of(space.is_reduction(i)));
-      ValueId root = kNoValue;  // the last cell's (scaled) loss, else seeded from d out
+      int prefix = -1;
+      std::vector<ValueId> prefix_states;
+      if (config.sbs == SbsVariant::recompute) {
+        const int keep[] = {k0, i};
+        ValueId x;
+        parts.push_back(forward_states(gates, i - 1, keep, x, prefix_states, fmt::format("forward to cell {}", i)));
+        prefix = int(parts.size()) - 1;
+        feed(prefix, x, false);
+      }
+      Graph g = new_graph(gates);
+      const ValueId s0 = g.input(fmt::format("state{}", k0), {state_shape(space, chunk, k0)});
+      const ValueId s1 = g.input(fmt::format("state{}", i), {state_shape(space, chunk, i)});
+      const ValueId out = emit_search_cell(g, space, i, s0, s1, gates.mix());
       graph::CompileOptions o;
+      graph::Seed seed{out, kNoValue};
+      ValueId labels = kNoValue;
       if (i == n - 1) {
-        ph.labels = g.input("labels", {Shape{chunk}, DType::i32});
-        Head h = emit_head(g, space, out, ph.labels);
-        ph.loss = h.loss;
-        ph.logits = h.logits;
-        root = scaled_loss(g, h.loss, config.split);
+        labels = g.input("labels", {Shape{chunk}, DType::i32});
+        Head h = emit_head(g, space, out, labels);
+        loss = h.loss;
+        logits = h.logits;
+        seed = {scaled_loss(g, h.loss, config.split), kNoValue};
         o.outputs = {h.loss, h.logits};
       } else {
-        ph.seed = g.input(fmt::format("grad/state{}", i + 1), {g.type(out)});
+        seed_in[size_t(i)] = g.input(fmt::format("grad/state{}", i + 1), {g.type(out)});
+        seed.gradient = seed_in[size_t(i)];
       }
       std::vector<ValueId> wrt = params_of_kind(g, params, kind);
       const size_t num_params = wrt.size();
-      // The inputs' gradients are handed on unless nothing before this cell needs them
-      // (the architecture pass has no parameters in the stem).
-      const bool hand_on = kind != ParamKind::arch || i > 0;
-      if (hand_on) {
-        wrt.push_back(ph.s0);
-        wrt.push_back(ph.s1);
+      if (hands_on(i)) {
+        wrt.push_back(s0);
+        wrt.push_back(s1);
       }
-      const graph::Seed seed = root != kNoValue ? graph::Seed{root, kNoValue} : graph::Seed{out, ph.seed};
       const std::vector<ValueId> grads = graph::backward(g, std::span<const graph::Seed>(&seed, 1), wrt);
       add_param_grads(o, std::span(wrt).first(num_params), std::span(grads).first(num_params));
-      if (hand_on) {
-        ph.d_s0 = grads[num_params];
-        ph.d_s1 = grads[num_params + 1];
-        for (ValueId d : {ph.d_s0, ph.d_s1})
-          if (d != kNoValue) o.outputs.push_back(d);
+      if (hands_on(i)) {
+        const ValueId d_s0 = grads[num_params], d_s1 = grads[num_params + 1];
+        ONNAS_CHECK(d_s0 != kNoValue && d_s1 != kNoValue, "cell {}: an input without a gradient", i);
+        // The gradient of state i: this cell's s1 gradient, plus the s0 gradient cell
+        // i + 1 handed on (and, for cell 0, whose s0 is state 0 too, its own s0 gradient).
+        ValueId full = d_s1;
+        if (i + 1 < n && hands_on(i + 1)) {
+          partial_in[size_t(i)] = g.input(fmt::format("grad/state{}.from_cell{}", i, i + 1), {g.type(d_s1)});
+          full = ops::add(g, full, partial_in[size_t(i)], fmt::format("grad/state{}", i));
+        }
+        if (i == 0) full = ops::add(g, full, d_s0, "grad/state0.total");
+        full_grad[size_t(i)] = full;
+        o.outputs.push_back(full);
+        if (i > 0 && hands_on(i - 1)) {
+          d_s0_out[size_t(i)] = d_s0;
+          o.outputs.push_back(d_s0);
+        }
       }
-      ph.program = graph::compile(g, o);
-      phases.push_back(std::move(ph));
+      parts.push_back({fmt::format("cell {} phase", i), std::move(g), std::move(o)});
+      const int me = int(parts.size()) - 1;
+      program_of[size_t(i)] = me;
+      if (labels != kNoValue) {
+        feed(me, labels, true);
+        loss_program = me;
+      }
+      if (prefix >= 0) {
+        handoffs.push_back({prefix, prefix_states[0], me, s0});
+        handoffs.push_back({prefix, prefix_states[1], me, s1});
+      } else {
+        handoffs.push_back({checkpoint, checkpoint_states[size_t(k0)], me, s0});
+        handoffs.push_back({checkpoint, checkpoint_states[size_t(i)], me, s1});
+      }
+      if (i + 1 < n) {
+        const int next = program_of[size_t(i + 1)];
+        handoffs.push_back({next, full_grad[size_t(i + 1)], me, seed_in[size_t(i)]});
+        if (partial_in[size_t(i)] != kNoValue) handoffs.push_back({next, d_s0_out[size_t(i + 1)], me, partial_in[size_t(i)]});
+      }
     }
     if (kind == ParamKind::weight) {
-      Phase ph;
-      ph.t = n + 1;
-      Graph g;
-      ph.x = g.input("x", {Shape{chunk, space.in_channels, space.height, space.width}});
-      const ValueId stem = emit_stem(g, space, ph.x, {});
-      ph.seed = g.input("grad/state0", {g.type(stem)});
+      Graph g = new_graph(gates);
+      const ValueId x = g.input("x", {Shape{chunk, space.in_channels, space.height, space.width}});
+      const ValueId stem = emit_stem(g, space, x, {});
+      const ValueId seed_value = g.input("grad/state0", {g.type(stem)});
       std::vector<ValueId> wrt = params_of_kind(g, params, kind);
-      const graph::Seed seed{stem, ph.seed};
+      const graph::Seed seed{stem, seed_value};
       std::vector<ValueId> grads = graph::backward(g, std::span<const graph::Seed>(&seed, 1), wrt);
       graph::CompileOptions o;
       add_param_grads(o, wrt, grads);
-      ph.program = graph::compile(g, o);
-      phases.push_back(std::move(ph));
+      parts.push_back({"stem phase", std::move(g), std::move(o)});
+      const int me = int(parts.size()) - 1;
+      feed(me, x, false);
+      handoffs.push_back({program_of[0], full_grad[0], me, seed_value});
     }
-    side_plan = planner::plan_memory(side);
-    planner::check_plan(side, side_plan);
-    side_memory = Buffer(std::max<size_t>(side_plan.arena_bytes, kAlignment));
+    schedule = graph::Schedule(std::move(parts), std::move(handoffs), {{loss_program, loss}, {loss_program, logits}});
   }
 
-  PassResult run_chunk(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y, graph::Profile* profile) {
+  PassResult run_chunk(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y,
+                       const graph::GateValues* gates, graph::Profile* profile) {
+    for (size_t f = 0; f < feeds.size(); ++f) feeds[f].tensor = feeds_labels[f] ? y : x;
+    schedule.run(arena, params, feeds, gates, profile);
     PassResult r;
-    if (!config.sbs_on()) {
-      one_shot.run(arena, params, {{net.x, x}, {net.labels, y}}, profile);
-      r.loss = one_shot.output(arena, net.loss).f32()[0];
-      r.correct = std::lround(accuracy(one_shot.output(arena, net.logits), y) * double(chunk));
-      return r;
-    }
-    const int n = space.cells;
-    if (config.sbs == SbsVariant::checkpoint) {
-      checkpoint.run(arena, params, {{checkpoint_x, x}}, profile);
-      for (int k = 0; k < n; ++k) {
-        const Tensor src = checkpoint.output(arena, checkpoint_states[size_t(k)]);
-        std::memcpy(side_tensor(state_buffer[size_t(k)], src.shape()).data(), src.data(), src.bytes());
-      }
-    }
-    auto zero_grads_starting_at = [&](int t) {
-      for (int k = 0; k < n; ++k) {
-        const planner::BufferRequest& b = side[size_t(grad_buffer[size_t(k)])];
-        if (b.first_step == t) std::memset(side_tensor(grad_buffer[size_t(k)], Shape{1}).data(), 0, b.bytes);
-      }
-    };
-    for (Phase& ph : phases) {
-      zero_grads_starting_at(ph.t);
-      if (ph.cell < 0) {  // stem
-        const Tensor seed = side_tensor(grad_buffer[0], state_shape(space, chunk, 0));
-        ph.program.run(arena, params, {{ph.x, x}, {ph.seed, seed}}, profile);
-        continue;
-      }
-      const int i = ph.cell, k0 = std::max(i - 1, 0);
-      Tensor s0, s1;
-      if (config.sbs == SbsVariant::checkpoint) {
-        s0 = side_tensor(state_buffer[size_t(k0)], state_shape(space, chunk, k0));
-        s1 = side_tensor(state_buffer[size_t(i)], state_shape(space, chunk, i));
-      } else {
-        ph.prefix.run(arena, params, {{ph.prefix_x, x}}, profile);
-        for (auto [value, slot, k] : {std::tuple{ph.prefix_s0, slot_s0[size_t(i)], k0},
-                                      std::tuple{ph.prefix_s1, slot_s1[size_t(i)], i}}) {
-          const Tensor src = ph.prefix.output(arena, value);
-          std::memcpy(side_tensor(slot, src.shape()).data(), src.data(), src.bytes());
-        }
-        s0 = side_tensor(slot_s0[size_t(i)], state_shape(space, chunk, k0));
-        s1 = side_tensor(slot_s1[size_t(i)], state_shape(space, chunk, i));
-      }
-      graph::Feed feeds[4];
-      size_t nf = 0;
-      feeds[nf++] = {ph.s0, s0};
-      feeds[nf++] = {ph.s1, s1};
-      if (ph.labels != kNoValue) feeds[nf++] = {ph.labels, y};
-      if (ph.seed != kNoValue) feeds[nf++] = {ph.seed, side_tensor(grad_buffer[size_t(i + 1)], state_shape(space, chunk, i + 1))};
-      ph.program.run(arena, params, std::span<const graph::Feed>(feeds, nf), profile);
-      if (ph.loss != kNoValue) {
-        r.loss = ph.program.output(arena, ph.loss).f32()[0];
-        r.correct = std::lround(accuracy(ph.program.output(arena, ph.logits), y) * double(chunk));
-      }
-      if (ph.d_s0 != kNoValue) add_into(side_tensor(grad_buffer[size_t(k0)], state_shape(space, chunk, k0)), ph.program.output(arena, ph.d_s0));
-      if (ph.d_s1 != kNoValue) add_into(side_tensor(grad_buffer[size_t(i)], state_shape(space, chunk, i)), ph.program.output(arena, ph.d_s1));
-    }
+    r.loss = schedule.output(arena, loss_program, loss).f32()[0];
+    r.correct = std::lround(accuracy(schedule.output(arena, loss_program, logits), y) * double(chunk));
     return r;
   }
 };
 
-GradientPass::GradientPass(const SearchSpace& space, const StepConfig& config, int64_t batch, const Sample& sample,
+GradientPass::GradientPass(const SearchSpace& space, const StepConfig& config, int64_t batch, const StepGates& gates,
                            ParamKind kind, const ParamStore& params)
     : impl_(std::make_unique<Impl>()) {
   config.validate(space, batch);
@@ -332,9 +343,9 @@ GradientPass::GradientPass(const SearchSpace& space, const StepConfig& config, i
   impl_->chunk = batch / config.split;
   impl_->kind = kind;
   if (config.sbs_on())
-    impl_->build_sbs(sample, params);
+    impl_->build_sbs(gates, params);
   else
-    impl_->build_one_shot(sample, params);
+    impl_->build_one_shot(gates, params);
 }
 
 GradientPass::GradientPass(GradientPass&&) noexcept = default;
@@ -342,8 +353,8 @@ GradientPass& GradientPass::operator=(GradientPass&&) noexcept = default;
 GradientPass::~GradientPass() = default;
 
 PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, const Tensor& y,
-                             graph::Profile* profile) {
-  const Impl& m = *impl_;
+                             const graph::GateValues* gates, graph::Profile* profile) {
+  Impl& m = *impl_;
   if (x.shape()[0] != m.batch || y.shape()[0] != m.batch)
     fail("search step: batch of {} images and {} labels, the step was compiled for {}", x.shape()[0], y.shape()[0],
          m.batch);
@@ -354,30 +365,21 @@ PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, 
     xs[0] = m.chunk;
     const Tensor xc(x.f32() + c * m.chunk * per_image, xs);
     const Tensor yc(y.i32() + c * m.chunk, Shape{m.chunk}, DType::i32);
-    PassResult r = impl_->run_chunk(arena, params, xc, yc, profile);
+    PassResult r = m.run_chunk(arena, params, xc, yc, gates, profile);
     total.loss += r.loss / float(m.config.split);
     total.correct += r.correct;
   }
   return total;
 }
 
-size_t GradientPass::arena_bytes() const {
-  size_t bytes = 0;
-  for (const Labeled& l : programs()) bytes = std::max(bytes, l.program->arena_bytes());
-  return bytes;
-}
-
-size_t GradientPass::side_bytes() const { return impl_->config.sbs_on() ? impl_->side_plan.arena_bytes : 0; }
+size_t GradientPass::arena_bytes() const { return impl_->schedule.arena_bytes(); }
+size_t GradientPass::handed_bytes() const { return impl_->schedule.handed_bytes(); }
+const graph::Schedule& GradientPass::schedule() const { return impl_->schedule; }
 
 std::vector<GradientPass::Labeled> GradientPass::programs() const {
   std::vector<Labeled> out;
-  const Impl& m = *impl_;
-  if (!m.config.sbs_on()) return {{"one-shot", &m.one_shot}};
-  if (m.config.sbs == SbsVariant::checkpoint) out.push_back({"checkpoint forward", &m.checkpoint});
-  for (const Impl::Phase& ph : m.phases) {
-    if (ph.has_prefix) out.push_back({fmt::format("cell {} recompute", ph.cell), &ph.prefix});
-    out.push_back({ph.cell < 0 ? std::string("stem phase") : fmt::format("cell {} phase", ph.cell), &ph.program});
-  }
+  const graph::Schedule& s = impl_->schedule;
+  for (size_t i = 0; i < s.num_programs(); ++i) out.push_back({s.label(i), &s.program(i)});
   return out;
 }
 

@@ -3,14 +3,20 @@
 //
 //   mul(x, s, i)                 y = s[i] * x
 //   weighted_sum(v, s, idx)      y = sum_j s[idx[j]] * v[j], in one pass (no partial sums kept)
+//   weighted_sum(v, s, idx, gates)   the same forward; term j gets gradients only in runs where
+//                                    gates[j] is open (graph/gates.h): the sampled search's
+//                                    gradient ops and pairs, chosen at run time
 //
 // Gradients: the values get s[i] * dy (a mul node on dy); s gets one [k] vector node,
 // zero except at the indices used, where it holds dot(dy, value) (summed over the
-// values sharing an index). The dot products run in double in fixed chunks.
+// values sharing an index). The dot products run in double in fixed chunks. With
+// gates, both are emitted per gate, behind it, so a term's value is read by the
+// backward only in runs where its gate is open (the planner keeps it only then).
 //
 // Dimension key: k the length of s, n the number of elements of a value.
 #include <algorithm>
 
+#include "graph/builtin_ops.h"
 #include "graph/op.h"
 #include "ops/op_list.h"
 #include "ops/ops.h"
@@ -23,6 +29,11 @@ using graph::GradContext;
 using graph::InferContext;
 using graph::RunContext;
 using graph::TensorType;
+
+struct WeightedSumAttrs {
+  std::vector<int64_t> indices;     // into s, per value
+  std::vector<graph::GateId> gates;  // per value, or empty: every term always gets gradients
+};
 
 // Checks that input `at` is f32 and every (flat) index is inside it. Any rank: the
 // mixed ops index the row-wise softmax of alpha [E, k] at e * k + o.
@@ -81,7 +92,7 @@ const graph::OpDef kWeightedSumBackwardScalars{
     .infer = [](const InferContext& c) { return std::vector<TensorType>{c.input(c.num_inputs() - 1)}; },
     .forward =
         [](const RunContext& c) {
-          const std::vector<int64_t>& indices = c.attrs<std::vector<int64_t>>();
+          const std::vector<int64_t>& indices = c.attrs<WeightedSumAttrs>().indices;
           const Tensor& ds = c.outputs[0];
           const Tensor& dy = c.inputs[0];
           kernels::fill(ds.numel(), 0.0f, ds.f32());
@@ -90,13 +101,16 @@ const graph::OpDef kWeightedSumBackwardScalars{
         },
 };
 
-// Inputs: values..., s; attributes: the index into s of each value.
+// Inputs: values..., s; attributes: the index into s of each value (and its gate).
 const graph::OpDef kWeightedSum{
     .name = "weighted_sum",
     .infer =
         [](const InferContext& c) {
-          const std::vector<int64_t>& indices = c.attrs<std::vector<int64_t>>();
+          const WeightedSumAttrs& a = c.attrs<WeightedSumAttrs>();
+          const std::vector<int64_t>& indices = a.indices;
           if (indices.empty()) c.fail("needs at least one value");
+          if (!a.gates.empty() && a.gates.size() != indices.size())
+            c.fail("{} gates for {} values", a.gates.size(), indices.size());
           c.expect_inputs(indices.size() + 1);
           for (size_t j = 0; j < indices.size(); ++j) {
             c.expect_dtype(j, DType::f32);
@@ -109,7 +123,7 @@ const graph::OpDef kWeightedSum{
         },
     .forward =
         [](const RunContext& c) {
-          const std::vector<int64_t>& indices = c.attrs<std::vector<int64_t>>();
+          const std::vector<int64_t>& indices = c.attrs<WeightedSumAttrs>().indices;
           const float* s = c.inputs[indices.size()].f32();
           const int64_t n = c.outputs[0].numel();
           float* y = c.outputs[0].f32();
@@ -120,17 +134,36 @@ const graph::OpDef kWeightedSum{
     .gradient =
         [](GradContext& c) {
           graph::Graph& g = c.graph();
-          const std::vector<int64_t>& indices = c.attrs<std::vector<int64_t>>();
+          const WeightedSumAttrs& a = c.attrs<WeightedSumAttrs>();
+          const std::vector<int64_t>& indices = a.indices;
+          auto gate = [&](size_t j) { return a.gates.empty() ? graph::kAlways : a.gates[j]; };
           const size_t s_at = indices.size();
           const ValueId dy = c.output_grad(0);
           for (size_t j = 0; j < indices.size(); ++j)
-            if (c.needs_grad(j))
+            if (c.needs_grad(j)) {
+              Graph::GateScope scope(g, gate(j));
               c.set_input_grad(j, g.add_node1(kMul, c.grad_name(fmt::format(".d{}", j)), {dy, c.input(s_at)}, indices[j]));
-          if (c.needs_grad(s_at)) {
+            }
+          if (!c.needs_grad(s_at)) return;
+          // One node per distinct gate, reading only that gate's values.
+          std::vector<graph::GateId> order;
+          for (size_t j = 0; j < indices.size(); ++j)
+            if (std::find(order.begin(), order.end(), gate(j)) == order.end()) order.push_back(gate(j));
+          std::vector<ValueId> parts;
+          for (graph::GateId gj : order) {
+            Graph::GateScope scope(g, gj);
             std::vector<ValueId> inputs{dy};
-            for (size_t j = 0; j <= s_at; ++j) inputs.push_back(c.input(j));
-            c.set_input_grad(s_at, g.add_node1(kWeightedSumBackwardScalars, c.grad_name(".ds"), std::move(inputs), indices));
+            WeightedSumAttrs part;
+            for (size_t j = 0; j < indices.size(); ++j)
+              if (gate(j) == gj) inputs.push_back(c.input(j)), part.indices.push_back(indices[j]);
+            inputs.push_back(c.input(s_at));
+            const std::string suffix = order.size() == 1 ? ".ds" : fmt::format(".ds{}", parts.size());
+            parts.push_back(g.add_node1(kWeightedSumBackwardScalars, c.grad_name(suffix), std::move(inputs), part));
           }
+          if (parts.size() == 1) return c.set_input_grad(s_at, parts[0]);
+          std::vector<graph::GateId> gates;
+          for (ValueId p : parts) gates.push_back(g.gate_of(p));
+          c.set_input_grad(s_at, graph::add_n_gated(g, parts, gates, c.grad_name(".ds")));
         },
     .inplace_input = 0,
 };
@@ -140,12 +173,15 @@ ValueId mul(Graph& g, ValueId x, ValueId s, int64_t index, const std::string& na
 }
 
 ValueId weighted_sum(Graph& g, std::span<const ValueId> values, ValueId s, std::span<const int64_t> indices,
-                     const std::string& name) {
+                     const std::string& name, std::span<const graph::GateId> gates) {
   if (values.size() != indices.size())
     fail("weighted_sum '{}': {} values and {} indices into '{}'", name, values.size(), indices.size(), g.name(s));
   std::vector<ValueId> inputs(values.begin(), values.end());
   inputs.push_back(s);
-  return g.add_node1(kWeightedSum, name, std::move(inputs), std::vector<int64_t>(indices.begin(), indices.end()));
+  WeightedSumAttrs a{std::vector<int64_t>(indices.begin(), indices.end()), {}};
+  if (std::any_of(gates.begin(), gates.end(), [](graph::GateId x) { return x != graph::kAlways; }))
+    a.gates.assign(gates.begin(), gates.end());
+  return g.add_node1(kWeightedSum, name, std::move(inputs), std::move(a));
 }
 
 }  // namespace onnas::ops

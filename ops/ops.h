@@ -45,14 +45,19 @@ ValueId sum(Graph& g, std::span<const ValueId> values, const std::string& name =
 ValueId scale(Graph& g, ValueId x, float s, const std::string& name = "scale");           // s * x, s constant
 // s[index] * x, where s is any value indexed flat (the softmax weights of a mixed op).
 ValueId mul(Graph& g, ValueId x, ValueId s, int64_t index, const std::string& name = "mul");
-// sum_i s[indices[i]] * values[i] (a mixed op's weighted sum in one pass).
+// sum_i s[indices[i]] * values[i] (a mixed op's weighted sum in one pass). With gates,
+// term i gets gradients (and so keeps its value for the backward) only in runs where
+// gates[i] is open.
 ValueId weighted_sum(Graph& g, std::span<const ValueId> values, ValueId s, std::span<const int64_t> indices,
-                     const std::string& name = "weighted_sum");
+                     const std::string& name = "weighted_sum", std::span<const graph::GateId> gates = {});
 // Identity forward; no gradient flows through it, so nothing before it keeps
 // activations for the backward.
 ValueId stop_gradient(Graph& g, ValueId x, const std::string& name = "stop_gradient");
 // Identity forward; the backward keeps the gradient only where mask[i] (flat index) is 1.
 ValueId mask_gradient(Graph& g, ValueId x, std::vector<uint8_t> mask, const std::string& name = "mask_gradient");
+// The same with the mask decided at run time: element i passes its gradient in runs
+// where gates[i] is open (graph/gates.h).
+ValueId mask_gradient(Graph& g, ValueId x, std::vector<graph::GateId> gates, const std::string& name);
 
 // --- normalization ---------------------------------------------------------------------
 // gamma/beta kNoValue: affine = false. running_mean/var: ParamStore buffers (params of

@@ -1,6 +1,13 @@
 #include "runtime/param_store.h"
 
+#include <atomic>
+
 namespace onnas {
+
+uint64_t ParamStore::next_layout_version() {
+  static std::atomic<uint64_t> counter{1};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
 
 const char* param_kind_name(ParamKind k) {
   switch (k) {
@@ -23,6 +30,7 @@ Tensor ParamStore::add(const std::string& name, const Shape& shape, ParamKind ki
   index_.emplace(name, entries_.size());
   entries_.push_back(std::move(e));
   ++version_;
+  layout_version_ = next_layout_version();
   return entries_.back()->tensor;
 }
 
@@ -30,7 +38,12 @@ Tensor ParamStore::add_weight(const std::string& name, const Shape& shape, Param
   ONNAS_CHECK(kind == ParamKind::weight || kind == ParamKind::arch, "add_weight('{}') needs kind weight or arch", name);
   Tensor t = add(name, shape, kind);
   size_t self = entries_.size() - 1;
-  add(name + "@grad", shape, ParamKind::grad);
+  if (kind == ParamKind::weight && !store_weight_grads_) {
+    add(name + "@grad", Shape{0}, ParamKind::grad);  // no storage; the right shape below
+    entries_.back()->tensor = Tensor(nullptr, shape);
+  } else {
+    add(name + "@grad", shape, ParamKind::grad);
+  }
   entries_[self]->grad_index = int(entries_.size() - 1);
   return t;
 }

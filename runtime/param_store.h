@@ -47,8 +47,12 @@ class ParamStore {
 
   // Adds a tensor (zero-filled). Throws if the name exists.
   Tensor add(const std::string& name, const Shape& shape, ParamKind kind, DType dtype = DType::f32);
-  // Adds a trainable tensor and its gradient (kind weight or arch).
+  // Adds a trainable tensor and its gradient (kind weight or arch). The gradient of a
+  // weight has no storage while gradients_of_weights_stored() is false (a search that
+  // keeps them in a block of its own; see set_grad_view).
   Tensor add_weight(const std::string& name, const Shape& shape, ParamKind kind = ParamKind::weight);
+  void store_weight_gradients(bool on) { store_weight_grads_ = on; }
+  bool gradients_of_weights_stored() const { return store_weight_grads_; }
 
   bool contains(std::string_view name) const;
   // Throws onnas::Error naming the missing tensor.
@@ -67,6 +71,9 @@ class ParamStore {
   // that gradient is freed.
   void set_grad_view(std::string_view name, float* data);
   uint64_t version() const { return version_; }
+  // Changes only when a tensor is added (entries keep their addresses otherwise): what a
+  // compiled program's look-ups depend on. Never the same for two stores.
+  uint64_t layout_version() const { return layout_version_; }
 
  private:
   struct NameHash {
@@ -76,6 +83,9 @@ class ParamStore {
   std::vector<std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> index_;  // lookups allocate nothing
   uint64_t version_ = 0;
+  bool store_weight_grads_ = true;
+  uint64_t layout_version_ = next_layout_version();  // unique across stores
+  static uint64_t next_layout_version();
 };
 
 }  // namespace onnas

@@ -659,14 +659,14 @@ void run_adapt(const AdaptArgs& a, Distributed& dist) {
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
   std::fprintf(stderr,
-               "adapt: %s\n  from %s\n  meta-test task %llu%s, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s + SBS side %s + persistent %s = %s; "
+               "adapt: %s\n  from %s\n  meta-test task %llu%s, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s (of which handed between SBS phases %s) + persistent %s = %s; "
                "discrete arena %s; peak RSS %s\n",
                ad.space.describe().c_str(), ad.start.c_str(), (unsigned long long)a.task, d.test_classes_text().c_str(),
                a.episode.way, a.episode.shot,
                a.episode.query, ad.procedure.c_str(), format_bytes(double(ada.search_arena_bytes())).c_str(),
-               format_bytes(double(ada.search_side_bytes())).c_str(),
+               format_bytes(double(ada.search_handed_bytes())).c_str(),
                format_bytes(double(ada.search_persistent_bytes())).c_str(),
-               format_bytes(double(ada.search_arena_bytes() + ada.search_side_bytes() + ada.search_persistent_bytes()))
+               format_bytes(double(ada.search_arena_bytes() + ada.search_persistent_bytes()))
                    .c_str(),
                format_bytes(double(ada.discrete_arena_bytes())).c_str(), format_bytes(double(peak_rss_bytes())).c_str());
   std::printf("%s\nquery accuracy %.4f (supernet after search %.4f), %.2f s\n", r.genotype.str().c_str(), r.accuracy,
@@ -676,7 +676,7 @@ void run_adapt(const AdaptArgs& a, Distributed& dist) {
                                        {"accuracy", r.accuracy},
                                        {"supernet_accuracy", r.supernet_accuracy},
                                        {"search_arena_bytes", ada.search_arena_bytes()},
-                                       {"search_side_bytes", ada.search_side_bytes()},
+                                       {"search_handed_bytes", ada.search_handed_bytes()},
                                        {"search_persistent_bytes", ada.search_persistent_bytes()},
                                        {"discrete_arena_bytes", ada.discrete_arena_bytes()},
                                        {"peak_rss_bytes", peak_rss_bytes()},

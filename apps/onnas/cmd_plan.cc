@@ -1,6 +1,7 @@
 // `onnas plan`: plans the memory of a configured step and prints it before running
 // anything; dumps the plan as JSON, a self-contained HTML timeline, or Graphviz.
 // `--buffers FILE.json` plans an arbitrary buffer list instead.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "graph/dump.h"
 #include "graph/optimizer.h"
 #include "memory_planner/dump.h"
+#include "memory_planner/choices.h"
 #include "memory_planner/planner.h"
 #include "nas/genotype.h"
 #include "nas/memory_budget.h"
@@ -72,49 +74,65 @@ planner::Strategy strategy_of(const std::string& name) {
   return *s;
 }
 
-// The summary of one compiled program, its plan, and the dumps asked for.
-// grad_block_bytes: the search's block of sampled weight gradients (outside the store).
-void report_program(const PlanArgs& a, const graph::Program& p, const ParamStore& params, const std::string& title,
-                    size_t side_bytes, size_t grad_block_bytes) {
-  planner::check_plan(p.buffers(), p.plan());
-  const size_t persistent = params.bytes() + grad_block_bytes;
-  const size_t total = p.arena_bytes() + side_bytes + persistent;
+// A plan's buffers made concrete for printing and dumps: with run-time choices, the
+// run that fills every region (each group's largest choices open).
+planner::ConcretePlan concrete(const std::vector<planner::BufferRequest>& buffers, const planner::ChoiceTree& tree,
+                               const planner::Plan& plan) {
+  planner::check_choice_plan(buffers, tree, plan);
+  return planner::concretize(buffers, tree, plan, planner::largest_choices(tree, plan));
+}
+
+struct Persistent {
+  size_t weights = 0, grads = 0, state = 0, arch = 0, buffers = 0;
+  size_t total() const { return weights + grads + state + arch + buffers; }
+};
+
+// The summary of a plan (one program or a schedule), and the dumps asked for.
+void report_plan(const PlanArgs& a, const std::vector<planner::BufferRequest>& buffers,
+                 const planner::ChoiceTree& tree, const planner::Plan& plan, const std::string& title,
+                 const Persistent& persistent, size_t handed_bytes, size_t table_bytes, const graph::Program* dot) {
+  const planner::ConcretePlan c = concrete(buffers, tree, plan);
+  const size_t total = plan.arena_bytes + persistent.total();
   std::printf("%s\n", title.c_str());
-  std::printf("  nodes %zu, buffers %zu\n", p.order().size(), p.buffers().size());
-  std::printf("  arena        %12zu bytes  %s\n", p.arena_bytes(), format_bytes(double(p.arena_bytes())).c_str());
-  std::printf("  lower bound  %12zu bytes  %s  (arena / bound %.3f; build order's bound %s)\n", p.lower_bound_bytes(),
-              format_bytes(double(p.lower_bound_bytes())).c_str(),
-              double(p.arena_bytes()) / double(std::max<size_t>(1, p.lower_bound_bytes())),
-              format_bytes(double(p.build_order_lower_bound_bytes())).c_str());
-  if (side_bytes > 0)
-    std::printf("  SBS side     %12zu bytes  %s  (kept cell outputs and handed-on gradients, planned)\n", side_bytes,
-                format_bytes(double(side_bytes)).c_str());
+  std::printf("  steps %d, buffers %zu, run-time choices %zu in %zu groups\n",
+              buffers.empty() ? 0 : 1 + std::max_element(buffers.begin(), buffers.end(), [](const auto& x, const auto& y) {
+                                      return x.last_step < y.last_step;
+                                    })->last_step,
+              buffers.size(), tree.choices.size(), tree.groups.size());
+  std::printf("  arena        %12zu bytes  %s  (every admissible sample; lower bound %s, ratio %.3f)\n",
+              plan.arena_bytes, format_bytes(double(plan.arena_bytes)).c_str(),
+              format_bytes(double(plan.lower_bound_bytes)).c_str(),
+              double(plan.arena_bytes) / double(std::max<size_t>(1, plan.lower_bound_bytes)));
+  if (handed_bytes > 0)
+    std::printf("    of which   %12zu bytes  %s  handed between SBS phases (cell inputs, gradients of cell outputs)\n",
+                handed_bytes, format_bytes(double(handed_bytes)).c_str());
   std::printf("  persistent   %12zu bytes  %s  (weights %s, gradients %s, optimizer state %s, arch %s, buffers %s)\n",
-              persistent, format_bytes(double(persistent)).c_str(),
-              format_bytes(double(params.bytes(ParamKind::weight))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::grad) + grad_block_bytes)).c_str(),
-              format_bytes(double(params.bytes(ParamKind::state))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::arch))).c_str(),
-              format_bytes(double(params.bytes(ParamKind::buffer))).c_str());
-  std::printf("  total        %12zu bytes  %s\n\n", total, format_bytes(double(total)).c_str());
-  std::printf("%s", planner::plan_summary(p.buffers(), p.plan()).c_str());
-  write_dumps(a, p.buffers(), p.plan(), title,
-              {{"persistent_bytes", persistent},
-               {"side_bytes", side_bytes},
+              persistent.total(), format_bytes(double(persistent.total())).c_str(),
+              format_bytes(double(persistent.weights)).c_str(), format_bytes(double(persistent.grads)).c_str(),
+              format_bytes(double(persistent.state)).c_str(), format_bytes(double(persistent.arch)).c_str(),
+              format_bytes(double(persistent.buffers)).c_str());
+  std::printf("  total        %12zu bytes  %s\n", total, format_bytes(double(total)).c_str());
+  std::printf("  step tables  %12zu bytes  %s  (heap of the compiled programs, not planned)\n\n", table_bytes,
+              format_bytes(double(table_bytes)).c_str());
+  if (!tree.empty()) std::printf("drawn with the largest choice of each group open (the worst case)\n");
+  std::printf("%s", planner::plan_summary(c.buffers, c.plan).c_str());
+  write_dumps(a, c.buffers, c.plan, title,
+              {{"persistent_bytes", persistent.total()},
+               {"handed_bytes", handed_bytes},
                {"total_bytes", total},
-               {"build_order_lower_bound_bytes", p.build_order_lower_bound_bytes()},
+               {"choices", tree.choices.size()},
                {"title", title}});
-  if (!a.dot.empty()) {
-    write_file_atomic(a.dot, graph::program_to_dot(p));
+  if (!a.dot.empty() && dot) {
+    write_file_atomic(a.dot, graph::program_to_dot(*dot));
     std::fprintf(stderr, "wrote %s\n", a.dot.c_str());
   }
 }
 
 // Every memory mode side by side for this configuration (k_grad and split as given).
-void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& options) {
-  std::printf("memory modes, %s, batch %lld (planned; sampled modes: the largest of 3 samples)\n",
-              space.describe().c_str(), (long long)options.batch);
-  std::printf("  %-44s %12s %12s %12s %12s %8s\n", "mode", "arena", "SBS side", "persistent", "total", "vs full");
+void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& options, const ParamStore& params) {
+  std::printf("memory modes, %s, batch %lld (planned for every admissible sample)\n", space.describe().c_str(),
+              (long long)options.batch);
+  std::printf("  %-44s %12s %12s %12s %12s %8s\n", "mode", "arena", "of it handed", "persistent", "total", "vs full");
   size_t full_total = 0;
   const nas::StepConfig base = options.step;
   std::vector<nas::StepConfig> configs = {{.mode = nas::Mode::full, .k_grad = base.k_grad, .split = 1}};
@@ -127,10 +145,10 @@ void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& o
   for (const nas::StepConfig& c : configs) {
     nas::SearchOptions o = options;
     o.step = c;
-    const nas::StepEstimate e = nas::estimate_step(space, o, 1);
+    const nas::StepEstimate e = nas::estimate_step(space, o, params);
     if (full_total == 0) full_total = e.total_bytes();  // the first row: full, one batch
     std::printf("  %-44s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
-                format_bytes(double(e.arena_bytes)).c_str(), format_bytes(double(e.side_bytes)).c_str(),
+                format_bytes(double(e.arena_bytes)).c_str(), format_bytes(double(e.handed_bytes)).c_str(),
                 format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.total_bytes())).c_str(),
                 double(full_total) / double(e.total_bytes()));
   }
@@ -152,45 +170,52 @@ void run_plan(const PlanArgs& a) {
   shape_only.num_classes = a.classes;
   nas::SearchSpace space = a.space.space(shape_only);
   ParamStore params;
-  graph::Graph g;
-  std::vector<graph::ValueId> wrt;
-  nas::SearchNet net;
-  std::string title;
   if (a.network == "search") {  // planned with the default strategy (best)
     nas::SearchOptions so;
     so.batch = a.batch;
     so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
     so.w_momentum = a.momentum;
     a.step.apply(space, so, 1);
-    print_mode_table(space, so);
-    nas::Searcher searcher(space, so, params, 1);  // creates parameters and optimizer state
-    // The largest program of the chosen mode's pass, for the detailed plan and dumps.
-    const nas::Searcher::Passes& passes = searcher.prepare(searcher.upcoming_samples(1)[0]);
-    const nas::GradientPass& pass = a.program == "arch" ? passes.arch : passes.weight;
-    const nas::GradientPass::Labeled* largest = nullptr;
-    const auto programs = pass.programs();
-    for (const auto& l : programs)
-      if (!largest || l.program->arena_bytes() > largest->program->arena_bytes()) largest = &l;
-    const graph::Program& p = *largest->program;
-    title = fmt::format("search step ({} pass, {}; its largest program: {}), {}, batch {}", a.program,
-                        so.step.describe(), largest->label, space.describe(), a.batch);
-    report_program(a, p, params, title, pass.side_bytes(), searcher.grad_bytes());
+    params.store_weight_gradients(false);  // the plan counts them in the gradient block
+    nas::init_search_params(params, space, 1);
+    print_mode_table(space, so, params);
+    // The chosen mode's pass: its whole schedule, planned, nothing allocated.
+    const nas::CompiledStep step(space, so, params);
+    const nas::StepEstimate e = nas::estimate_step(space, so, params);
+    const nas::GradientPass& pass = a.program == "arch" ? step.arch() : step.weight();
+    const graph::Schedule& s = pass.schedule();
+    Persistent p;
+    for (const auto& en : params.entries()) {
+      if (en->kind == ParamKind::weight) p.weights += en->tensor.bytes();
+      if (en->kind == ParamKind::arch) p.arch += 2 * en->tensor.bytes();  // and its gradient
+    }
+    p.grads = so.sparse_weight_grads ? e.grad_bytes : p.weights;
+    p.state = nas::optimizer_state_bytes(params, so);
+    const std::string title = fmt::format("search step ({} pass, {}; a schedule of {} program{}), {}, batch {}",
+                                          a.program, so.step.describe(), s.num_programs(),
+                                          s.num_programs() == 1 ? "" : "s", space.describe(), a.batch);
+    report_plan(a, s.buffers(), s.choices(), s.plan(), title, p, s.handed_bytes(), step.table_bytes(),
+                s.num_programs() == 1 ? &s.program(0) : nullptr);
     return;
   }
   if (a.genotype.empty()) fail("--network train needs --genotype FILE");
   nas::Genotype genotype = nas::Genotype::load(a.genotype);
-  net = nas::emit_discrete_net(g, space, genotype, a.batch, true);
+  graph::Graph g;
+  nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, a.batch, true);
   Rng rng(1);
   nas::init_params(params, g, rng);
   graph::Sgd sgd({.momentum = 0.9f});
   sgd.add_params(params, ParamKind::weight);
-  wrt = nas::params_of_kind(g, params, ParamKind::weight);
-  title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
+  std::vector<graph::ValueId> wrt = nas::params_of_kind(g, params, ParamKind::weight);
+  const std::string title = fmt::format("training step, {}, batch {}", space.describe(), a.batch);
   std::vector<graph::ValueId> grads = graph::backward(g, net.loss, wrt);
   graph::CompileOptions co{.outputs = {net.loss, net.logits}, .strategy = strategy_of(a.strategy)};
   for (size_t i = 0; i < wrt.size(); ++i) co.param_grads.emplace_back(wrt[i], grads[i]);
-  graph::Program p = graph::compile(g, co);
-  report_program(a, p, params, title, 0, 0);
+  graph::Program prog = graph::compile(g, co);
+  Persistent p{.weights = params.bytes(ParamKind::weight), .grads = params.bytes(ParamKind::grad),
+               .state = params.bytes(ParamKind::state), .arch = params.bytes(ParamKind::arch),
+               .buffers = params.bytes(ParamKind::buffer)};
+  report_plan(a, prog.buffers(), prog.choices(), prog.plan(), title, p, 0, prog.table_bytes(), &prog);
 }
 
 }  // namespace

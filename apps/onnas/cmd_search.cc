@@ -97,10 +97,10 @@ void run_search(const SearchArgs& a) {
   graph::Profile profile;
   if (a.profile) searcher.set_profile(&profile);
   searcher.set_progress(0, total);
-  searcher.prepare(searcher.upcoming_samples(1)[0]);
-  std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s, SBS side %s, persistent %s, %d threads\n",
+  std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s (of which handed between SBS "
+               "phases %s), persistent %s, %d threads\n",
                space.describe().c_str(), (long long)a.batch, (long long)total, so.step.describe().c_str(),
-               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.side_bytes())).c_str(),
+               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.handed_bytes())).c_str(),
                format_bytes(double(params.bytes() + searcher.grad_bytes())).c_str(), num_threads());
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
@@ -177,7 +177,7 @@ void run_search(const SearchArgs& a) {
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"genotype", g.to_json()},
                                        {"arena_bytes", searcher.arena_bytes()},
-                                       {"side_bytes", searcher.side_bytes()},
+                                       {"handed_bytes", searcher.handed_bytes()},
                                        {"persistent_bytes", params.bytes()},
                                        {"mode", so.step.describe()},
                                        {"steps", total}}

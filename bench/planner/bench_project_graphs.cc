@@ -16,6 +16,7 @@
 
 #include "graph/autodiff.h"
 #include "graph/compile.h"
+#include "memory_planner/choices.h"
 #include "memory_planner/planner.h"
 #include "nas/genotype.h"
 #include "nas/network.h"
@@ -38,7 +39,7 @@ std::vector<Case> project_cases() {
   ParamStore params;
   {
     graph::Graph g;
-    nas::emit_search_net(g, space, batch, nas::full_sample(space));
+    nas::emit_search_net(g, space, batch);
     Rng rng(1);
     nas::init_params(params, g, rng);
   }
@@ -56,34 +57,28 @@ std::vector<Case> project_cases() {
     for (size_t i = 0; i < wrt.size(); ++i) o.param_grads.emplace_back(wrt[i], grads[i]);
     cases.push_back({"discrete_train_step", graph::compile(g, o).buffers()});
   }
-  nas::ArchSampler sampler(space, {}, 3);
-  const nas::Sample sampled = sampler.draw(params, 0, 100);
+  // Each pass's schedule, with the largest choices open (the worst sample), as a flat list.
   struct PassCase {
     const char* name;
     nas::StepConfig config;
-    const nas::Sample* sample;
   };
-  const nas::Sample full = nas::full_sample(space);
   const PassCase passes[] = {
-      {"full", {.mode = nas::Mode::full}, &full},
-      {"ops+pairs", {.mode = nas::Mode::ops_pairs}, &sampled},
-      {"sbs_recompute", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute}, &sampled},
-      {"sbs_checkpoint", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint}, &sampled},
-      {"sbs_recompute_split4",
-       {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 4},
-       &sampled},
+      {"full", {.mode = nas::Mode::full}},
+      {"ops+pairs", {.mode = nas::Mode::ops_pairs}},
+      {"sbs_recompute", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute}},
+      {"sbs_checkpoint", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint}},
+      {"sbs_recompute_split4", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 4}},
   };
-  for (const PassCase& pc : passes)
+  for (const PassCase& pc : passes) {
+    nas::StepGates gates(space, pc.config);
     for (ParamKind kind : {ParamKind::weight, ParamKind::arch}) {
-      nas::GradientPass pass(space, pc.config, batch, *pc.sample, kind, params);
-      for (const auto& l : pass.programs()) {
-        std::string label = l.label;
-        for (char& ch : label)
-          if (ch == ' ') ch = '_';
-        cases.push_back({std::string(pc.name) + (kind == ParamKind::weight ? "/weight/" : "/arch/") + label,
-                         l.program->buffers()});
-      }
+      nas::GradientPass pass(space, pc.config, batch, gates, kind, params);
+      const graph::Schedule& s = pass.schedule();
+      planner::ConcretePlan c =
+          planner::concretize(s.buffers(), s.choices(), s.plan(), planner::largest_choices(s.choices(), s.plan()));
+      cases.push_back({std::string(pc.name) + (kind == ParamKind::weight ? "/weight" : "/arch"), std::move(c.buffers)});
     }
+  }
   return cases;
 }
 

@@ -15,6 +15,7 @@
 #include "graph/optimizer.h"
 #include "memory_planner/planner.h"
 #include "nas/network.h"
+#include "nas/sampler.h"
 #include "nas/search_step.h"
 #include "nas/search.h"
 #include "ops/ops.h"
@@ -92,7 +93,7 @@ TEST_CASE("compile removes dead code and runs what the outputs need") {
   ValueId b = ops::scale(g, a, 2.0f, "b");
   graph::Program p = graph::compile(g, {.outputs = {b}});
   CHECK(p.order().size() == 2);
-  for (graph::NodeId n : p.order()) CHECK(p.graph().node(n).outputs[0] != dead);
+  for (size_t step = 0; step < p.num_steps(); ++step) CHECK(p.step_outputs(step)[0] != dead);
   Arena arena(p.arena_bytes());
   float xs[6] = {-1, 2, -3, 4, 0.5f, -0.5f};
   ParamStore ps;
@@ -113,8 +114,8 @@ TEST_CASE("a profiled run counts every node under its op and leaves the results 
   float xs[6] = {-1, 2, -3, 4, 0.5f, -0.5f};
   ParamStore ps;
   graph::Profile profile;
-  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, &profile);
-  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, &profile);
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, nullptr, &profile);
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}}, nullptr, &profile);
   REQUIRE(profile.entries.size() == 2);
   CHECK(profile.entries[0].op == "relu");
   CHECK(profile.entries[0].calls == 2);
@@ -400,7 +401,7 @@ TEST_CASE("Program::run allocates nothing once bound (CNN step and a search step
   s.height = s.width = 8;
   s.classes = 4;
   Graph sg;
-  nas::SearchNet net = nas::emit_search_net(sg, s, 8, nas::full_sample(s));
+  nas::SearchNet net = nas::emit_search_net(sg, s, 8);
   std::vector<ValueId> wrt;
   for (size_t v = 0; v < sg.num_values(); ++v)
     if (sg.values()[v].kind == graph::ValueKind::param) wrt.push_back(ValueId(v));
@@ -421,13 +422,21 @@ TEST_CASE("Program::run allocates nothing once bound (CNN step and a search step
 
   // A whole step-by-step pass (phases, recompute forwards, hand-on of gradients) with
   // micro-batches allocates nothing either.
-  nas::GradientPass pass(s, {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 2}, 8,
-                         nas::full_sample(s), ParamKind::weight, sps);
+  const nas::StepConfig sbs{.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 2};
+  nas::StepGates gates(s, sbs);
+  nas::GradientPass pass(s, sbs, 8, gates, ParamKind::weight, sps);
+  graph::GateValues values(*gates.space());
+  nas::ArchSampler sampler(s, {.k_grad = 2}, 3);
+  nas::Sample sample = nas::full_sample(s);
+  sampler.draw(sps, 0, 10, sample);
+  gates.apply(sample, values);
   Arena pa(pass.arena_bytes());
-  pass.run(pa, sps, x, y);
+  pass.run(pa, sps, x, y, &values);
   {
     test::AllocCounter count;
-    pass.run(pa, sps, x, y);
+    sampler.draw(sps, 1, 10, sample);  // another sample: data for the same programs
+    gates.apply(sample, values);
+    pass.run(pa, sps, x, y, &values);
     const int64_t news = count.allocations();
     CHECK(news == 0);
   }
@@ -526,4 +535,54 @@ TEST_CASE("SGD, Adam, clipping and the cosine schedule match hand-computed value
   CHECK(graph::cosine_lr(0.1f, 0.0f, 0, 11) == Approx(0.1f));
   CHECK(graph::cosine_lr(0.1f, 0.0f, 5, 11) == Approx(0.05f));
   CHECK(graph::cosine_lr(0.1f, 0.0f, 10, 11) == Approx(0.0f).margin(1e-7));
+}
+
+TEST_CASE("a parameter or element without a gradient is left untouched: no decay, no moment, no step count") {
+  for (bool adam : {true, false}) {
+    CAPTURE(adam);
+    ParamStore ps;
+    Tensor a = ps.add_weight("a", Shape{2});
+    Tensor b = ps.add_weight("b", Shape{3});
+    for (int i = 0; i < 2; ++i) a.f32()[i] = 1.0f + float(i);
+    for (int i = 0; i < 3; ++i) b.f32()[i] = -1.0f - float(i);
+    std::unique_ptr<graph::Optimizer> opt;
+    if (adam)
+      opt = std::make_unique<graph::Adam>(graph::AdamOptions{.lr = 0.1f, .beta1 = 0.5f, .weight_decay = 0.1f});
+    else
+      opt = std::make_unique<graph::Sgd>(graph::SgdOptions{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.1f});
+    opt->add_param(ps, "a");
+    uint8_t mask[3] = {1, 0, 1};
+    opt->add_param(ps, "b", mask);
+    const std::vector<float> state_before = [&] {
+      std::vector<float> v;
+      for (const auto& e : ps.entries())
+        if (e->kind == ParamKind::state) v.insert(v.end(), e->tensor.f32(), e->tensor.f32() + e->tensor.numel());
+      return v;
+    }();
+    ps.grad("a").f32()[0] = 0.5f;
+    for (int i = 0; i < 3; ++i) ps.grad("b").f32()[i] = 0.25f;
+    opt->set_trained(0, false);  // "a" got no gradient this step
+    opt->step(ps);
+    CHECK(a.f32()[0] == 1.0f);  // no step, no weight decay
+    CHECK(a.f32()[1] == 2.0f);
+    CHECK(b.f32()[0] != -1.0f);
+    CHECK(b.f32()[1] == -2.0f);  // masked element: untouched
+    CHECK(b.f32()[2] != -3.0f);
+    // The state of "a" and of b[1] did not move.
+    std::vector<float> after;
+    for (const auto& e : ps.entries()) {
+      if (e->kind != ParamKind::state) continue;
+      const bool of_a = e->name.find("/a") != std::string::npos;
+      for (int64_t i = 0; i < e->tensor.numel(); ++i) {
+        if (of_a) CHECK(e->tensor.f32()[i] == 0.0f);
+        if (!of_a && i == 1 && e->tensor.numel() == 3) CHECK(e->tensor.f32()[i] == 0.0f);
+      }
+    }
+    // A gradient without storage counts as none, too.
+    opt->set_trained(0, true);
+    ps.set_grad_view("a", nullptr);
+    opt->step(ps);
+    CHECK(a.f32()[0] == 1.0f);
+    CHECK(state_before.size() > 0);
+  }
 }

@@ -56,14 +56,14 @@ TEST_CASE("the expectation ranks by alpha_now until 5 deltas exist, then by wher
     sampler.after_update(ps);
   }
   // Four deltas: still alpha_now (op 0 1.0, op 3 0.95, op 1 0.9) -> ops 0 and 3.
-  CHECK(sampler.deltas_recorded() == 4);
+  CHECK(sampler.recorded(false, 1) == 4);
   Sample early = sampler.draw(ps, 4, 100);
   CHECK(early.normal.grad_ops[0] == std::vector<uint8_t>{1, 0, 0, 1, 0, 0, 0});
   sampler.before_update(ps);
   a.f32()[1] += 0.1f;
   a.f32()[2] -= 0.05f;
   sampler.after_update(ps);
-  CHECK(sampler.deltas_recorded() == 5);
+  CHECK(sampler.recorded(false, 1) == 5);
   // Expected final alpha with 10 steps left: op 0 1.0, op 1 1.0 + 10 * 0.1 = 2.0,
   // op 2 0.55 - 10 * 0.05 = 0.05, op 3 0.95 -> ops 1 and 0, where alpha_now says 0 and 3.
   std::vector<double> e = sampler.expected_alpha(ps, false, 10);
@@ -79,10 +79,35 @@ TEST_CASE("the expectation ranks by alpha_now until 5 deltas exist, then by wher
     sampler.before_update(ps);
     sampler.after_update(ps);
   }
-  CHECK(sampler.deltas_recorded() == 5);
+  CHECK(sampler.recorded(false, 1) == 5);
   // the three zero deltas now dilute the mean: op 1's mean delta is 0.2 / 5 = 0.04.
   e = sampler.expected_alpha(ps, false, 10);
   CHECK(e[1] == Approx(1.0 + 0.4).epsilon(1e-5));
+}
+
+TEST_CASE("an entry's history counts only the steps in which it got a gradient") {
+  SearchSpace s;
+  ParamStore ps = arch_params(s);
+  ArchSampler sampler(s, {.k_grad = 2, .explore_prob = 0.0}, 1);
+  Tensor a = ps.get("alpha.normal");
+  const size_t n = size_t(a.numel());
+  std::vector<uint8_t> trained(n, 0), all(n, 1);
+  trained[1] = 1;  // entry 1 trained every step, entry 2 only every other step
+  for (int t = 0; t < 10; ++t) {
+    trained[2] = t % 2;
+    sampler.before_update(ps);
+    a.f32()[1] += 0.1f;
+    if (t % 2) a.f32()[2] -= 0.2f;  // an optimizer moves only what got a gradient
+    sampler.after_update(ps, trained, all);
+  }
+  CHECK(sampler.recorded(false, 1) == 5);  // at most the history's length
+  CHECK(sampler.recorded(false, 2) == 5);  // five steps with a gradient, no zero deltas between them
+  CHECK(sampler.recorded(false, 3) == 0);  // never trained: ranks by alpha_now
+  const std::vector<double> e = sampler.expected_alpha(ps, false, 10);
+  CHECK(e[1] == Approx(a.f32()[1] + 10 * 0.1).epsilon(1e-5));
+  CHECK(e[2] == Approx(a.f32()[2] - 10 * 0.2).epsilon(1e-5));  // not diluted by the untrained steps
+  CHECK(e[3] == Approx(a.f32()[3]));
+  CHECK(sampler.recorded(true, 0) == 5);  // the reduction cell: every entry trained
 }
 
 TEST_CASE("every edge gets k_grad ops, exploration never picks the current top-1") {

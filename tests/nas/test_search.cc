@@ -154,7 +154,7 @@ TEST_CASE("sparse weight gradients: only the sampled weights have storage, and t
       SearchOptions o;
       o.batch = 6;
       o.w_optimizer = opt;
-      o.w_weight_decay = 3e-3f;  // non-sampled weights still decay
+      o.w_weight_decay = 3e-3f;  // trained weights decay, untrained ones are left alone
       o.step = {.mode = mode, .k_grad = 2, .split = mode == Mode::full ? 1 : 2};
       ParamStore dense, sparse;
       size_t dense_block = 1, sparse_block = 0;
@@ -169,7 +169,7 @@ TEST_CASE("sparse weight gradients: only the sampled weights have storage, and t
       if (mode == Mode::full)
         CHECK(sparse_block >= weights);  // every weight trains
       else
-        CHECK(sparse_block < weights * 3 / 4);
+        CHECK(sparse_block < weights);   // the worst sample's weights: k_grad largest ops per edge
       // Same weights, alpha/beta and optimizer state, bit for bit.
       for (const auto& e : dense.entries()) {
         if (e->kind == ParamKind::grad) continue;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "graph/compile.h"
+#include "memory_planner/choices.h"
 #include "nas/network.h"
 #include "nas/sampler.h"
 #include "nas/memory_budget.h"
@@ -39,7 +40,7 @@ struct Fixture {
 
   Fixture() : x_mem(size_t(6 * 64) * 4), y_mem(6 * 4) {
     Graph g;
-    emit_search_net(g, space, batch, full_sample(space));
+    emit_search_net(g, space, batch);
     Rng rng(17);
     init_params(params, g, rng);
     // Architecture weights away from uniform, so every softmax entry matters.
@@ -57,14 +58,16 @@ struct Fixture {
   // Runs one pass; returns every gradient of `kind` by name.
   std::map<std::string, std::vector<float>> gradients(const StepConfig& config, const Sample& sample, ParamKind kind,
                                                       PassResult* result = nullptr) {
-    GradientPass pass(space, config, batch, sample, kind, params);
-    for (const auto& p : pass.programs()) {
-      INFO(p.label);
-      planner::check_plan(p.program->buffers(), p.program->plan());
-    }
+    StepGates gates(space, config);
+    GradientPass pass(space, config, batch, gates, kind, params);
+    const graph::Schedule& s = pass.schedule();
+    planner::check_choice_plan(s.buffers(), s.choices(), s.plan());
+    graph::GateValues values;
+    if (gates.space()) values = graph::GateValues(*gates.space());
+    gates.apply(sample, values);
     Arena arena(std::max<size_t>(pass.arena_bytes(), kAlignment));
     params.zero_grads();
-    PassResult r = pass.run(arena, params, x, y);
+    PassResult r = pass.run(arena, params, x, y, gates.space() ? &values : nullptr);
     if (result) *result = r;
     std::map<std::string, std::vector<float>> out;
     for (const auto& e : params.entries()) {
@@ -120,15 +123,19 @@ TEST_CASE("step-by-step back-propagation equals the one-shot backward, weights a
   const auto variant = GENERATE(SbsVariant::recompute, SbsVariant::checkpoint);
   const bool full = GENERATE(true, false);
   const int split = GENERATE(1, 3);
-  INFO(sbs_variant_name(variant) << (full ? ", full sample" : ", sampled") << ", split " << split);
-  const Sample sample = full ? full_sample(f.space) : sampled(f.space, f.params, 5);
+  INFO(sbs_variant_name(variant) << (full ? ", every op" : ", sampled ops") << ", split " << split);
+  Sample sample = sampled(f.space, f.params, 5);
+  const int k_grad = full ? f.space.num_ops() : 2;
+  if (full)
+    for (CellSample* c : {&sample.normal, &sample.reduce})
+      for (auto& edge : c->grad_ops) std::fill(edge.begin(), edge.end(), 1);
   for (ParamKind kind : {ParamKind::weight, ParamKind::arch}) {
     INFO((kind == ParamKind::weight ? "weights" : "alpha/beta"));
     PassResult one_r, sbs_r;
     const auto one_shot =
-        f.gradients({.mode = Mode::ops_pairs, .split = split}, sample, kind, &one_r);
-    const auto sbs =
-        f.gradients({.mode = Mode::ops_pairs_sbs, .sbs = variant, .split = split}, sample, kind, &sbs_r);
+        f.gradients({.mode = Mode::ops_pairs, .k_grad = k_grad, .split = split}, sample, kind, &one_r);
+    const auto sbs = f.gradients({.mode = Mode::ops_pairs_sbs, .sbs = variant, .k_grad = k_grad, .split = split},
+                                 sample, kind, &sbs_r);
     check_same(sbs, one_shot);
     CHECK(sbs_r.loss == Approx(one_r.loss).epsilon(1e-5));
     CHECK(sbs_r.correct == one_r.correct);
@@ -204,39 +211,43 @@ TEST_CASE("non-sampled ops and pairs get exactly zero gradient, the head matches
   CHECK(relative_error(w.at("classifier.bias"), full_w.at("classifier.bias")) < 1e-4);
 }
 
-TEST_CASE("a sample where every op and pair is a gradient one is the full step") {
+TEST_CASE("with every op a gradient op, the sampled step is the full step") {
   Fixture f;
-  Sample all = full_sample(f.space);
-  for (CellSample* c : {&all.normal, &all.reduce})
-    for (int j = 0; j < f.space.nodes; ++j) c->grad_pair[size_t(j)] = -1;
+  const Sample all = full_sample(f.space);
+  const int k = f.space.num_ops();
   for (ParamKind kind : {ParamKind::weight, ParamKind::arch})
-    check_same(f.gradients({.mode = Mode::ops_pairs}, all, kind), f.gradients({.mode = Mode::full}, all, kind));
+    check_same(f.gradients({.mode = Mode::ops, .k_grad = k}, all, kind), f.gradients({.mode = Mode::full}, all, kind));
 }
 
-TEST_CASE("memory: SBS and sampling shrink the arena, side storage is planned and checked") {
+TEST_CASE("memory: SBS and sampling shrink the arena, planned for every sample, handed values included") {
   Fixture f;
-  f.batch = 6;
-  const Sample sample = sampled(f.space, f.params, 3);
-  GradientPass full(f.space, {.mode = Mode::full}, 6, full_sample(f.space), ParamKind::weight, f.params);
-  GradientPass ops(f.space, {.mode = Mode::ops_pairs}, 6, sample, ParamKind::weight, f.params);
-  GradientPass rec(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute}, 6, sample,
-                   ParamKind::weight, f.params);
-  GradientPass ckpt(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::checkpoint}, 6, sample,
-                    ParamKind::weight, f.params);
-  GradientPass rec3(f.space, {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 3}, 6, sample,
-                    ParamKind::weight, f.params);
+  const StepConfig full_c{.mode = Mode::full}, ops_c{.mode = Mode::ops_pairs},
+      rec_c{.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute},
+      ckpt_c{.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::checkpoint},
+      rec3_c{.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 3};
+  StepGates gf(f.space, full_c), go(f.space, ops_c), gr(f.space, rec_c), gk(f.space, ckpt_c), g3(f.space, rec3_c);
+  GradientPass full(f.space, full_c, 6, gf, ParamKind::weight, f.params);
+  GradientPass ops(f.space, ops_c, 6, go, ParamKind::weight, f.params);
+  GradientPass rec(f.space, rec_c, 6, gr, ParamKind::weight, f.params);
+  GradientPass ckpt(f.space, ckpt_c, 6, gk, ParamKind::weight, f.params);
+  GradientPass rec3(f.space, rec3_c, 6, g3, ParamKind::weight, f.params);
   CHECK(ops.arena_bytes() < full.arena_bytes());
   CHECK(rec.arena_bytes() < ops.arena_bytes());
-  CHECK(rec.arena_bytes() + rec.side_bytes() < ops.arena_bytes());
-  CHECK(ckpt.side_bytes() >= rec.side_bytes());
   CHECK(rec3.arena_bytes() < rec.arena_bytes());
-  CHECK(full.side_bytes() == 0);
+  CHECK(full.handed_bytes() == 0);
+  CHECK(rec.handed_bytes() > 0);
+  CHECK(ckpt.handed_bytes() > 0);
   CHECK(full.cell_forwards() == 3);
   CHECK(ckpt.cell_forwards() == 5);
   CHECK(rec.cell_forwards() == 6);
   // One program per phase (3 cells + stem), each after its recompute forward.
   CHECK(rec.programs().size() == 3 + 3 + 1);
   CHECK(ckpt.programs().size() == 1 + 3 + 1);
+  for (const GradientPass* p : {&full, &ops, &rec, &ckpt, &rec3}) {
+    const graph::Schedule& s = p->schedule();
+    CHECK_FALSE(planner::find_choice_overlap(s.buffers(), s.choices(), s.plan()));
+    CHECK(p->arena_bytes() == s.plan().arena_bytes);
+  }
 }
 
 TEST_CASE("step configurations are validated") {
@@ -261,10 +272,13 @@ TEST_CASE("the memory budget picks the fastest setting that fits, or refuses nam
   CHECK(order.back().sbs == SbsVariant::recompute);
   CHECK(order.back().split == 6);
 
+  ParamStore params;
+  params.store_weight_gradients(false);
+  init_search_params(params, s, 1);
   o.step = {.mode = Mode::full};
-  const StepEstimate full = estimate_step(s, o, 1);
+  const StepEstimate full = estimate_step(s, o, params);
   o.step = {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 6};
-  const StepEstimate least = estimate_step(s, o, 1);
+  const StepEstimate least = estimate_step(s, o, params);
   CHECK(least.total_bytes() < full.total_bytes());
   // Sampled modes store the gradients of the sampled weights only.
   CHECK(least.persistent_bytes < full.persistent_bytes);

@@ -54,20 +54,17 @@ TEST_CASE("a stop-gradient region gets zero gradient and keeps no activation for
   REQUIRE(t.gradient_value(w2) != graph::kNoValue);
 
   const graph::Program& p = t.program();
-  const Graph& pg = p.graph();
-  const std::vector<graph::NodeId>& order = p.order();
-  const auto first_backward =
-      std::find_if(order.begin(), order.end(), [&](graph::NodeId n) { return pg.node(n).backward; }) - order.begin();
-  REQUIRE(first_backward < std::ptrdiff_t(order.size()));
+  std::ptrdiff_t first_backward = 0;
+  while (size_t(first_backward) < p.num_steps() && !p.step_backward(size_t(first_backward))) ++first_backward;
+  REQUIRE(size_t(first_backward) < p.num_steps());
 
   SECTION("no backward node reads a value of the region, and none was emitted for it") {
-    for (graph::NodeId n : order) {
-      const graph::Node& node = pg.node(n);
-      if (!node.backward) continue;
-      CHECK_FALSE(starts_with(node.name, "grad/frozen."));
-      for (ValueId in : node.inputs) {
-        INFO(node.name << " reads " << pg.name(in));
-        CHECK_FALSE(starts_with(pg.name(in), "frozen."));
+    for (size_t step = 0; step < p.num_steps(); ++step) {
+      if (!p.step_backward(step)) continue;
+      CHECK_FALSE(starts_with(std::string(p.step_name(step)), "grad/frozen."));
+      for (ValueId in : p.step_inputs(step)) {
+        INFO(p.step_name(step) << " reads " << p.name(in));
+        CHECK_FALSE(starts_with(std::string(p.name(in)), "frozen."));
       }
     }
   }

@@ -1,0 +1,24 @@
+// Checkpoints of a search (atomic safetensors files): every weight, alpha/beta and
+// optimizer state of the store, the sampler's alpha history, and metadata. Loading
+// checks every tensor before it copies any, so a checkpoint of another configuration
+// changes nothing.
+//
+//   save_search_checkpoint(path, params, sampler, {{"step", "120"}});
+//   auto metadata = load_search_checkpoint(path, params, sampler);
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "nas/sampler.h"
+#include "runtime/param_store.h"
+
+namespace onnas::nas {
+
+void save_search_checkpoint(const std::string& path, const ParamStore& params, const ArchSampler& sampler,
+                            const std::map<std::string, std::string>& metadata);
+// Throws onnas::Error naming the file and the tensor that is missing or does not fit.
+std::map<std::string, std::string> load_search_checkpoint(const std::string& path, ParamStore& params,
+                                                          ArchSampler& sampler);
+
+}  // namespace onnas::nas
