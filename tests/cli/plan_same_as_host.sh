@@ -14,15 +14,16 @@ trap 'rm -rf "$work"' EXIT
 
 # A genotype for the discrete network's plan, from a one-step search by the host tool
 # (tiny; it only has to be a valid genotype of this version of the tool).
-"$host" search --steps 1 --epochs 1 -C 4 --cells 2 --reductions 1 --nodes 2 --batch 8 --threads 1 \
-  --out "$work/search" > "$work/search.log" 2>&1 || { cat "$work/search.log" >&2; exit 1; }
+tiny=(-C 4 --cells 2 --reductions 1 --nodes 2)
+"$host" search --steps 1 --epochs 1 "${tiny[@]}" --batch 8 --threads 1 --out "$work/search" > "$work/search.log" 2>&1 ||
+  { cat "$work/search.log" >&2; exit 1; }
 
 configs=(
   ""
   "--program arch"
   "--mode ops+pairs+sbs --split 5 --channels 28 --classes 5 --batch 25"
   "--mode ops+pairs+sbs --sbs recompute --k-grad 1 --split 2 --channels 16 --batch 32 --optimizer sgd"
-  "--network train --genotype $work/search/genotype.json --batch 64"
+  "--network train --genotype $work/search/genotype.json ${tiny[*]} --batch 64"
 )
 # The number after a key in a JSON dump (first occurrence).
 json_number() { grep -m1 "\"$2\":" "$1" | tr -dc '0-9'; }
