@@ -9,6 +9,8 @@
 #                                   compares the two tools' plans
 #   ONNAS_TESTS="test_sgemm test_pool plan_same_as_host" scripts/test.sh ...
 #                                   builds and runs only these test programs / tests
+#   ONNAS_TESTS_EXCLUDE="cli_kill_resume" scripts/test.sh ...
+#                                   builds everything, runs all tests but these
 # --portable combines with the others (build-aarch64-portable/, build-asan-portable/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,4 +69,5 @@ ONNAS_BUILD_DIR=$dir "$root/scripts/build.sh" "${args[@]}"
 cd "$dir"
 ctest_args=(--output-on-failure --parallel "$(nproc)" --timeout 900)
 [[ -n $regex ]] && ctest_args+=(-R "$regex" --no-tests=error)
+[[ -n "${ONNAS_TESTS_EXCLUDE:-}" ]] && ctest_args+=(-E "^(${ONNAS_TESTS_EXCLUDE// /|})(:|\$)")
 ctest "${ctest_args[@]}"
