@@ -1,9 +1,10 @@
-// Depthwise convolution loops, compiled three times: baseline x86-64
-// (conv2d_depthwise.cc), AVX2+FMA (conv2d_depthwise_avx2.cc) and AVX-512
-// (conv2d_depthwise_avx512.cc). Each file defines ONNAS_DW_ISA (the namespace of its
-// entry points) and includes this header; the loops are written so the compiler
-// vectorizes them for whatever flags the file has. conv2d_depthwise.cc picks one at
-// run time with onnas::active_isa().
+// Depthwise convolution loops, compiled once per ISA of the build: the target's baseline
+// (conv2d_depthwise.cc, every build), AVX2+FMA (conv2d_depthwise_avx2.cc) and AVX-512
+// (conv2d_depthwise_avx512.cc) on x86-64, NEON (conv2d_depthwise_neon.cc) on aarch64.
+// Each file defines ONNAS_DW_ISA (the namespace of its entry points) and includes this
+// header; the loops are written so the compiler vectorizes them for whatever flags the
+// file has. conv2d_depthwise.cc picks one at run time with onnas::active_isa(). The
+// plain reference they are tested against is ref::conv2d_* in reference.h.
 //
 // Dimension key: N batch, C channels (= K = groups), H W input, P Q output, R S kernel,
 // sh sw stride, ph pw pad, dh dw dilation. A plane is one (n, c) image channel.
@@ -49,6 +50,7 @@ struct Args {
 ONNAS_DW_DECLARE(baseline)
 ONNAS_DW_DECLARE(avx2)
 ONNAS_DW_DECLARE(avx512)
+ONNAS_DW_DECLARE(neon)
 #undef ONNAS_DW_DECLARE
 
 }  // namespace onnas::kernels::depthwise

@@ -4,18 +4,27 @@
 //
 // Dimension key: N batch, C channels, H W input, R S window, P Q output; stride and
 // pad per axis; HW = H*W.
+//
+// The loops are plain so the compiler vectorizes them for the target (SSE2 on x86-64,
+// NEON on aarch64), except the max-pool interior, which needs compare-and-select written
+// out (max3_row_stride1: SSE2 or NEON, whichever the build has; the scalar loop beside
+// it under Isa::reference). The plain references are ref::*pool* in reference.h.
 #include "runtime/kernels/pool.h"
 
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>  // x86-64's baseline: no run-time dispatch needed
-#endif
-
+#include "runtime/cpu.h"
 #include "runtime/error.h"
+#include "runtime/kernels/cpu_features.h"
 #include "runtime/threading.h"
+
+#if defined(ONNAS_KERNELS_X86)
+#include <emmintrin.h>  // SSE2: x86-64's baseline, no flags needed
+#elif defined(ONNAS_KERNELS_NEON)
+#include <arm_neon.h>
+#endif
 
 namespace onnas::kernels {
 namespace {
@@ -52,10 +61,11 @@ namespace {
 // Interior 3x3 windows of one output row at stride 1, four outputs at a time: each tap
 // in row-major order replaces the running maximum where it is strictly larger (the
 // scalar loop's rule, so the same argmax), with compare-and-mask instead of the
-// branches the compiler made of the scalar selects. Returns the first q not done.
+// branches the compiler made of the scalar selects. Returns the first q not done (q_lo
+// when the build has no such loop: the caller's scalar loop does the row).
 int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w, int64_t q_lo, int64_t q_hi,
                          float* y, int32_t* argmax) {
-#if defined(__SSE2__)
+#if defined(ONNAS_KERNELS_X86)
   int64_t q = q_lo;
   for (; q + 4 <= q_hi; q += 4) {
     const int32_t at0 = int32_t(top * W + q - pad_w);
@@ -76,6 +86,26 @@ int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w,
     _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + q), best_at);
   }
   return q;
+#elif defined(ONNAS_KERNELS_NEON)
+  const int32x4_t lane = {0, 1, 2, 3};
+  int64_t q = q_lo;
+  for (; q + 4 <= q_hi; q += 4) {
+    const int32_t at0 = int32_t(top * W + q - pad_w);
+    float32x4_t best = vld1q_f32(xp + at0);
+    int32x4_t best_at = vaddq_s32(vdupq_n_s32(at0), lane);
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t) {
+        if (r == 0 && t == 0) continue;
+        const int32_t at = int32_t((top + r) * W + q - pad_w + t);
+        const float32x4_t v = vld1q_f32(xp + at);
+        const uint32x4_t more = vcgtq_f32(v, best);  // false for NaN, as the scalar '>'
+        best = vbslq_f32(more, v, best);
+        best_at = vbslq_s32(more, vaddq_s32(vdupq_n_s32(at), lane), best_at);
+      }
+    vst1q_f32(y + q, best);
+    vst1q_s32(argmax + q, best_at);
+  }
+  return q;
 #else
   (void)xp, (void)W, (void)top, (void)pad_w, (void)q_hi, (void)y, (void)argmax;
   return q_lo;
@@ -91,6 +121,7 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
   const bool fast = s.R == 3 && s.S == 3;
   const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};
   const Span ip = fast ? interior3(s.H, P, s.stride_h, s.pad_h) : Span{0, 0};
+  const bool simd_rows = fast && s.stride_w == 1 && active_isa() != Isa::reference;
   parallel_for(0, s.N * s.C, plane_grain(s.H * s.W), [&](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {
       const float* xp = x + nc * s.H * s.W;
@@ -117,7 +148,7 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
         for (int64_t q = 0; q < iq.lo; ++q) generic(p, q);
         const int64_t top = p * s.stride_h - s.pad_h;
         int64_t q0 = iq.lo;
-        if (s.stride_w == 1) q0 = max3_row_stride1(xp, s.W, top, s.pad_w, iq.lo, iq.hi, yp + p * Q, ap + p * Q);
+        if (simd_rows) q0 = max3_row_stride1(xp, s.W, top, s.pad_w, iq.lo, iq.hi, yp + p * Q, ap + p * Q);
         for (int64_t q = q0; q < iq.hi; ++q) {
           const int64_t left = q * s.stride_w - s.pad_w;
           int32_t best_at = int32_t(top * s.W + left);

@@ -28,18 +28,22 @@
 #include <cstddef>
 #include <new>
 
-#if defined(__SSE2__)
-#include <xmmintrin.h>
-#endif
-
 #include "runtime/cpu.h"
 #include "runtime/error.h"
+#include "runtime/kernels/cpu_features.h"
 #include "runtime/kernels/sgemm_internal.h"
 #include "runtime/threading.h"
+
+#if defined(ONNAS_KERNELS_X86)
+#include <xmmintrin.h>  // SSE: x86-64's baseline, no run-time choice needed
+#elif defined(ONNAS_KERNELS_NEON)
+#include <arm_neon.h>
+#endif
 
 namespace onnas::kernels {
 namespace {
 
+using sgemm_detail::Blocking;
 using sgemm_detail::MicroKernel;
 
 // Below this many flops a second thread costs more to wake than it saves.
@@ -51,11 +55,11 @@ constexpr int64_t kParallelMinPack = 64 * 1024;
 // Tasks per thread: enough that uneven tasks (edges) still balance.
 constexpr int64_t kTasksPerThread = 4;
 
-// The portable micro-kernel used when the CPU has neither AVX2 nor AVX-512: plain
-// loops the compiler may vectorize for the baseline ISA. 4 x 16 keeps its
-// accumulators within the 16 SSE registers.
-constexpr int kGenericMR = 4;
-constexpr int kGenericNR = 16;
+// The portable micro-kernel (Isa::reference: a portable build, or a CPU without the
+// build's fast kernels): plain loops the compiler may vectorize for the baseline ISA.
+// 4 x 16 keeps its accumulators within the 16 SSE registers.
+constexpr int kGenericMR = sgemm_detail::kGenericBlocking.mr;
+constexpr int kGenericNR = sgemm_detail::kGenericBlocking.nr;
 
 template <int R>
 void generic_tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols,
@@ -89,15 +93,18 @@ void generic_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, flo
   }
 }
 
+// The micro-kernel of `isa` (one the build has: active_isa() never names another).
 const MicroKernel& kernel_for(Isa isa) {
+  static const MicroKernel generic = {sgemm_detail::kGenericBlocking, &generic_tile};
+#if defined(ONNAS_KERNELS_X86)
   static const MicroKernel avx512 = sgemm_detail::avx512_kernel();
   static const MicroKernel avx2 = sgemm_detail::avx2_kernel();
-  static const MicroKernel generic = {kGenericMR, kGenericNR, 256, 32 * kGenericNR, &generic_tile};
-  switch (isa) {
-    case Isa::avx512: return avx512;
-    case Isa::avx2: return avx2;
-    case Isa::reference: break;
-  }
+  if (isa == Isa::avx512) return avx512;
+  if (isa == Isa::avx2) return avx2;
+#elif defined(ONNAS_KERNELS_NEON)
+  static const MicroKernel neon = sgemm_detail::neon_kernel();
+  if (isa == Isa::neon) return neon;
+#endif
   return generic;
 }
 
@@ -156,41 +163,57 @@ Scratch& b_scratch() {
   return s;
 }
 
+// Transposes the 4 x 4 block at s0..s3 (rows ld apart, 4 floats each) into 4 rows
+// `width` apart at out: out[k * width + l] = s_l[k]. SSE on x86-64 and NEON on aarch64
+// (both baseline, no run-time choice); a portable build has no block transpose.
+#if defined(ONNAS_KERNELS_X86)
+constexpr bool kHasTranspose4 = true;
+inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
+  __m128 x0 = _mm_loadu_ps(s0), x1 = _mm_loadu_ps(s0 + ld);
+  __m128 x2 = _mm_loadu_ps(s0 + 2 * ld), x3 = _mm_loadu_ps(s0 + 3 * ld);
+  _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+  _mm_storeu_ps(out, x0);
+  _mm_storeu_ps(out + width, x1);
+  _mm_storeu_ps(out + 2 * width, x2);
+  _mm_storeu_ps(out + 3 * width, x3);
+}
+#elif defined(ONNAS_KERNELS_NEON)
+constexpr bool kHasTranspose4 = true;
+inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
+  // Rows a, b, c, d. vtrn pairs lanes: (a0 b0 a2 b2), (a1 b1 a3 b3); then the halves
+  // of the two pairs make the columns.
+  const float32x4x2_t ab = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s0 + ld));
+  const float32x4x2_t cd = vtrnq_f32(vld1q_f32(s0 + 2 * ld), vld1q_f32(s0 + 3 * ld));
+  vst1q_f32(out, vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0])));
+  vst1q_f32(out + width, vcombine_f32(vget_low_f32(ab.val[1]), vget_low_f32(cd.val[1])));
+  vst1q_f32(out + 2 * width, vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0])));
+  vst1q_f32(out + 3 * width, vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1])));
+}
+#else
+constexpr bool kHasTranspose4 = false;
+inline void transpose4(const float*, int64_t, float*, int64_t) {}
+#endif
+
 // Copies a panel of `lanes` rows or columns of a matrix over kc steps of K into
 // out[k * width + lane]. With k_contiguous, lane l at step k is src[l * ld + k] (the
-// panel is transposed, 4 x 4 at a time with SSE, baseline x86-64: done one float at a
-// time this copy cost about a tenth of a large SGEMM); otherwise it is src[k * ld + l]
-// (a plain row copy). Lanes past `lanes` are not written.
+// panel is transposed, 4 x 4 at a time where the build has a block transpose: done one
+// float at a time this copy cost about a tenth of a large SGEMM on x86); otherwise it is
+// src[k * ld + l] (a plain row copy). Lanes past `lanes` are not written.
 void pack_panel(const float* src, int64_t ld, bool k_contiguous, int lanes, int64_t kc, int width, float* out) {
   if (!k_contiguous) {
     for (int64_t k = 0; k < kc; ++k) std::copy_n(src + k * ld, lanes, out + k * width);
     return;
   }
   int l = 0;
-#if defined(__SSE2__)
-  for (; l + 4 <= lanes; l += 4) {
-    const float* s0 = src + l * ld;
-    const float* s1 = s0 + ld;
-    const float* s2 = s1 + ld;
-    const float* s3 = s2 + ld;
-    int64_t k = 0;
-    for (; k + 4 <= kc; k += 4) {
-      __m128 x0 = _mm_loadu_ps(s0 + k), x1 = _mm_loadu_ps(s1 + k);
-      __m128 x2 = _mm_loadu_ps(s2 + k), x3 = _mm_loadu_ps(s3 + k);
-      _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-      _mm_storeu_ps(out + (k + 0) * width + l, x0);
-      _mm_storeu_ps(out + (k + 1) * width + l, x1);
-      _mm_storeu_ps(out + (k + 2) * width + l, x2);
-      _mm_storeu_ps(out + (k + 3) * width + l, x3);
-    }
-    for (; k < kc; ++k) {
-      out[k * width + l + 0] = s0[k];
-      out[k * width + l + 1] = s1[k];
-      out[k * width + l + 2] = s2[k];
-      out[k * width + l + 3] = s3[k];
+  if constexpr (kHasTranspose4) {
+    for (; l + 4 <= lanes; l += 4) {
+      const float* s0 = src + l * ld;
+      int64_t k = 0;
+      for (; k + 4 <= kc; k += 4) transpose4(s0 + k, ld, out + k * width + l, width);
+      for (; k < kc; ++k)
+        for (int j = 0; j < 4; ++j) out[k * width + l + j] = s0[j * ld + k];
     }
   }
-#endif
   for (; l < lanes; ++l) {
     const float* s = src + l * ld;
     for (int64_t k = 0; k < kc; ++k) out[k * width + l] = s[k];
@@ -230,11 +253,11 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Packing sizes of one call under micro-kernel `mk`.
+// Packing sizes of one call under a micro-kernel's blocking.
 struct PackSizes {
   size_t a_floats, b_floats;
 };
-PackSizes pack_sizes(const MicroKernel& mk, bool trans_b, int64_t M, int64_t N, int64_t K) {
+PackSizes pack_sizes(const Blocking& mk, bool trans_b, int64_t M, int64_t N, int64_t K) {
   const int64_t k_passes = ceil_div(K, mk.kc);
   const int64_t kc_max = ceil_div(K, k_passes);
   const int64_t n_blocks = ceil_div(N, mk.nc);
@@ -365,8 +388,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K) {
   size_t most = 0;
-  for (Isa isa : {Isa::reference, Isa::avx2, Isa::avx512}) {
-    const PackSizes p = pack_sizes(kernel_for(isa), trans_b, M, N, K);
+  // Every micro-kernel's, not only this build's: the plan must not depend on the machine.
+  for (const Blocking& b : sgemm_detail::kAllBlockings) {
+    const PackSizes p = pack_sizes(b, trans_b, M, N, K);
     most = std::max(most, round16(p.a_floats) + round16(p.b_floats));
   }
   return most;

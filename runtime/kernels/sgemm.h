@@ -5,8 +5,8 @@
 // op(B) is B (K x N, ldb) or, with trans_b, B^T where B is N x K.
 //
 // sgemm() packs A and B into cache-sized panels and runs an AVX-512 (8 x 48 tile) or
-// AVX2+FMA (6 x 16) micro-kernel chosen at run time (runtime/cpu.h; a portable tile
-// when the CPU has neither), parallel over tiles of C with onnas::parallel_for once
+// AVX2+FMA (6 x 16) micro-kernel chosen at run time on x86-64, a NEON one (8 x 12) on
+// aarch64 (runtime/cpu.h; a portable tile when the build or CPU has none), parallel over tiles of C with onnas::parallel_for once
 // a call exceeds about 1 MFLOP. When M is small (<= 128) and B is not transposed, B
 // is read in place instead of packed. Results do not depend on the thread count:
 // each element of C is one FMA chain over k in order, cut only at block boundaries
@@ -30,7 +30,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // and plan the packing memory. Same results as sgemm() bit for bit.
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack);
-// Floats of packing memory sgemm_serial needs for these sizes (under any ISA).
+// Floats of packing memory sgemm_serial needs for these sizes under any ISA of any
+// architecture (the same number on every machine, so plans are too).
 size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K);
 
 // Plain triple loop (double accumulation), for tests.

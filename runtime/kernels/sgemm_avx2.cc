@@ -14,12 +14,10 @@
 namespace onnas::kernels::sgemm_detail {
 namespace {
 
-constexpr int kMR = 6;
+constexpr int kMR = kAvx2Blocking.mr;
 constexpr int kVec = 8;
 constexpr int kMaxV = 2;
-constexpr int kNR = kMaxV * kVec;
-constexpr int kKC = 256;
-constexpr int kNC = 32 * kNR;  // 512 columns: a 256 x 512 packed block is 512 KiB, inside a 1 MiB L2
+static_assert(kAvx2Blocking.nr == kMaxV * kVec);
 
 template <int R, int V>
 void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
@@ -88,6 +86,6 @@ void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* 
 
 }  // namespace
 
-MicroKernel avx2_kernel() { return {kMR, kNR, kKC, kNC, &tile_any}; }
+MicroKernel avx2_kernel() { return {kAvx2Blocking, &tile_any}; }
 
 }  // namespace onnas::kernels::sgemm_detail

@@ -14,12 +14,10 @@
 namespace onnas::kernels::sgemm_detail {
 namespace {
 
-constexpr int kMR = 8;
+constexpr int kMR = kAvx512Blocking.mr;
 constexpr int kVec = 16;
 constexpr int kMaxV = 3;
-constexpr int kNR = kMaxV * kVec;
-constexpr int kKC = 256;
-constexpr int kNC = 12 * kNR;  // 576 columns: a 256 x 576 packed block is 576 KiB, inside a 1 MiB L2
+static_assert(kAvx512Blocking.nr == kMaxV * kVec);
 
 template <int R, int V>
 void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
@@ -139,6 +137,6 @@ void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* 
 
 }  // namespace
 
-MicroKernel avx512_kernel() { return {kMR, kNR, kKC, kNC, &tile_any}; }
+MicroKernel avx512_kernel() { return {kAvx512Blocking, &tile_any}; }
 
 }  // namespace onnas::kernels::sgemm_detail

@@ -1,5 +1,5 @@
 // Private to the SGEMM kernels: the contract between the driver (sgemm.cc) and the
-// ISA-specific micro-kernels (sgemm_avx2.cc, sgemm_avx512.cc).
+// ISA-specific micro-kernels (sgemm_avx2.cc, sgemm_avx512.cc, sgemm_neon.cc).
 //
 // Dimension key: MR x NR is the register tile of C a micro-kernel computes, KC the
 // depth of one pass over K, NC the width of one packed block of B.
@@ -13,24 +13,40 @@
 //
 // Every element of C is the same FMA chain whichever tile, panel or thread computes
 // it, so the result depends on KC alone, never on the tiling or the thread count.
+//
+// The blockings of all micro-kernels are listed here, whichever ones this build
+// compiles: planned packing memory (sgemm_pack_floats) is the largest over all of them,
+// so a plan made on one machine holds on every other (x86 or ARM, any ISA).
 #pragma once
 
 #include <cstdint>
 
 namespace onnas::kernels::sgemm_detail {
 
-using TileFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
-                        int cols, float alpha, float beta);
-
-struct MicroKernel {
+struct Blocking {
   int mr;  // rows of the register tile; packed A panels hold mr floats per k step
   int nr;  // columns of the register tile; packed B panels hold nr floats per k step
   int kc;  // K is cut into passes of at most kc steps (A panel of mr*kc floats stays in L1)
   int nc;  // B is packed nc columns at a time (kc*nc floats stay in L2), a multiple of nr
+};
+
+inline constexpr Blocking kAvx512Blocking{8, 48, 256, 12 * 48};  // 576 KiB B block, 1 MiB L2
+inline constexpr Blocking kAvx2Blocking{6, 16, 256, 32 * 16};    // 512 KiB B block, 1 MiB L2
+inline constexpr Blocking kNeonBlocking{8, 12, 256, 32 * 12};    // 384 KiB B block: a quarter of a
+                                                                 // Cortex-A57's shared 2 MiB L2
+inline constexpr Blocking kGenericBlocking{4, 16, 256, 32 * 16};
+inline constexpr Blocking kAllBlockings[] = {kGenericBlocking, kAvx2Blocking, kAvx512Blocking, kNeonBlocking};
+
+using TileFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
+                        int cols, float alpha, float beta);
+
+struct MicroKernel : Blocking {
   TileFn tile;
 };
 
+// Defined only in builds that compile them (runtime/kernels/cpu_features.h).
 MicroKernel avx512_kernel();  // sgemm_avx512.cc, needs AVX-512F
 MicroKernel avx2_kernel();    // sgemm_avx2.cc, needs AVX2 + FMA
+MicroKernel neon_kernel();    // sgemm_neon.cc, aarch64
 
 }  // namespace onnas::kernels::sgemm_detail

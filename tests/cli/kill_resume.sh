@@ -35,7 +35,8 @@ kill_and_resume() {
   "$onnas" "$@" --out "$a" > /dev/null 2> "$work/$name.a.err" || fail "$name: uninterrupted run failed: $(tail -3 "$work/$name.a.err")"
   "$onnas" "$@" --out "$b" > /dev/null 2> "$work/$name.b.err" &
   local pid=$!
-  for _ in $(seq 1 600); do
+  # Up to 10 minutes for the first checkpoint: seconds natively, minutes under emulation.
+  for _ in $(seq 1 12000); do
     [[ -e "$b/checkpoint.safetensors" ]] && break
     kill -0 "$pid" 2> /dev/null || break
     sleep 0.05

@@ -101,11 +101,12 @@ std::vector<double> masked(std::vector<double> v, Skip&& skip) {
   return v;
 }
 
-// The ISAs this machine can run, each a separate code path in the kernels.
+// The ISAs this build and machine can run, each a separate code path in the kernels:
+// reference everywhere, AVX2 / AVX-512 on x86-64, NEON on aarch64 (also under QEMU).
 inline std::vector<Isa> available_isas() {
-  std::vector<Isa> out{Isa::reference};
-  if (detected_isa() >= Isa::avx2) out.push_back(Isa::avx2);
-  if (detected_isa() >= Isa::avx512) out.push_back(Isa::avx512);
+  std::vector<Isa> out;
+  for (Isa isa : kAllIsas)
+    if (isa_available(isa)) out.push_back(isa);
   return out;
 }
 

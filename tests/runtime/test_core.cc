@@ -131,8 +131,21 @@ TEST_CASE("parallel_for covers the range once, with chunks independent of the th
 
 TEST_CASE("ISA detection and override") {
   Isa best = detected_isa();
+  CHECK(isa_available(best));
+  CHECK(isa_available(Isa::reference));
   set_isa(Isa::reference);
   CHECK(active_isa() == Isa::reference);
-  set_isa(Isa::avx512);
-  CHECK(active_isa() == best);
+  // Forcing what the build or CPU lacks gives the detected ISA, never a missing kernel.
+  for (Isa isa : kAllIsas) {
+    set_isa(isa);
+    CHECK(active_isa() == (isa_available(isa) ? isa : best));
+  }
+  // An aarch64 build always has NEON; a portable build has no fast kernels at all.
+#if ONNAS_PORTABLE_BUILD
+  CHECK(best == Isa::reference);
+#elif defined(__aarch64__)
+  CHECK(best == Isa::neon);
+#endif
+  CHECK(!(isa_available(Isa::neon) && isa_available(Isa::avx2)));
+  set_isa(best);
 }
