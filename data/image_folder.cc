@@ -194,7 +194,7 @@ ImageFolderIndex list_image_folder(const std::string& root, int class_depth) {
 }
 
 void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
-                  float* out) {
+                  uint8_t* out) {
   check_options(options);
   if (bytes.size() > size_t(std::numeric_limits<int>::max()))
     fail("cannot decode image '{}': {} bytes is too large for the decoder", source, bytes.size());
@@ -228,33 +228,49 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
   const int c = options.channels;
   const int oh = int(options.height), ow = int(options.width);
   const size_t n_pixels = size_t(w) * size_t(h);
-  std::vector<float> hwc(n_pixels * size_t(c));
-  const stbi_uc* px = pixels.get();
-  for (size_t i = 0; i < n_pixels; ++i, px += in_file) {
-    const bool colour = in_file >= 3;
-    if (c == 1) {
-      const int y = colour ? (px[0] * 77 + px[1] * 150 + px[2] * 29) >> 8 : px[0];
-      hwc[i] = float(y) * (1.0f / 255.0f);
-    } else {
-      for (int ch = 0; ch < 3; ++ch) hwc[i * 3 + size_t(ch)] = float(px[colour ? ch : 0]) * (1.0f / 255.0f);
-    }
-  }
-  pixels.reset();
-  std::vector<float> resized;
-  const float* src = hwc.data();
-  if (w != ow || h != oh) {
-    resized.resize(size_t(ow) * size_t(oh) * size_t(c));
-    if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
-      fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
-    src = resized.data();
-  }
-  // Interleaved HWC -> planar CHW; the resize filters may overshoot [0, 1] at edges.
   const size_t plane = size_t(oh) * size_t(ow);
+  // The byte of pixel i, channel ch, in the caller's channel count.
+  const bool colour = in_file >= 3;
+  const stbi_uc* px = pixels.get();
+  auto value = [&](size_t i, int ch) -> uint8_t {
+    const stbi_uc* p = px + i * size_t(in_file);
+    if (c == 1) return colour ? uint8_t((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
+    return p[colour ? ch : 0];
+  };
+  if (w == ow && h == oh) {  // interleaved HWC -> planar CHW, the bytes as stored
+    for (size_t i = 0; i < plane; ++i)
+      for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + i] = value(i, ch);
+    return;
+  }
+  std::vector<float> hwc(n_pixels * size_t(c));
+  for (size_t i = 0; i < n_pixels; ++i)
+    for (int ch = 0; ch < c; ++ch) hwc[i * size_t(c) + size_t(ch)] = kByteToUnit[value(i, ch)];
+  pixels.reset();
+  std::vector<float> resized(plane * size_t(c));
+  if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
+    fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
+  // Back to bytes (as an 8-bit resize would store them); the filters may overshoot [0, 1] at edges.
   for (size_t p = 0; p < plane; ++p)
-    for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + p] = std::clamp(src[p * size_t(c) + size_t(ch)], 0.0f, 1.0f);
+    for (int ch = 0; ch < c; ++ch)
+      out[size_t(ch) * plane + p] = uint8_t(std::lround(std::clamp(resized[p * size_t(c) + size_t(ch)], 0.0f, 1.0f) * 255.0f));
+}
+
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  float* out) {
+  check_options(options);
+  std::vector<uint8_t> stored(size_t(options.channels * options.height * options.width));
+  decode_image(bytes, source, options, stored.data());
+  for (size_t p = 0; p < stored.size(); ++p) out[p] = kByteToUnit[stored[p]];
 }
 
 void load_image(const std::string& path, const ImageLoadOptions& options, float* out) {
+  check_options(options);
+  std::vector<uint8_t> stored(size_t(options.channels * options.height * options.width));
+  load_image(path, options, stored.data());
+  for (size_t p = 0; p < stored.size(); ++p) out[p] = kByteToUnit[stored[p]];
+}
+
+void load_image(const std::string& path, const ImageLoadOptions& options, uint8_t* out) {
   check_options(options);
   std::error_code ec;
   const auto status = fs::status(path, ec);
@@ -290,12 +306,12 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
       fail("image folder '{}': class id {} is outside [0, {})", index.root, c, index.num_classes());
     total += int64_t(index.files[size_t(c)].size());
   }
-  d.images.resize(size_t(total * d.image_elems()));
+  d.pixels.resize(size_t(total * d.image_elems()));
   d.labels.reserve(size_t(total));
   for (int32_t c : chosen) {
     for (const std::string& path : index.files[size_t(c)]) {
       try {
-        load_image(path, options, d.image(d.N));
+        load_image(path, options, d.pixels_of(d.N));
       } catch (const Error&) {
         if (!options.skip_undecodable) throw;
         if (skipped) skipped->push_back(path);
@@ -306,7 +322,8 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
     }
   }
   if (d.N == 0) fail("image folder '{}': no image could be decoded", index.root);
-  d.images.resize(size_t(d.N * d.image_elems()));
+  d.pixels.resize(size_t(d.N * d.image_elems()));
+  if (d.N < total) d.pixels.shrink_to_fit();  // skipped files left slack
   return d;
 }
 

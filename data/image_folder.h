@@ -1,6 +1,6 @@
 // Class-per-folder image trees (root/<class>/<image files>), the way users keep
 // Omniglot and miniImageNet: PNG, JPEG, BMP, PGM/PPM decoded with stb_image, converted
-// to the caller's channel count (1 grey or 3 colour), resized to H x W, values in [0, 1].
+// to the caller's channel count (1 grey or 3 colour), resized to H x W, kept as bytes.
 //
 //   ImageLoadOptions opt{.channels = 1, .height = 28, .width = 28};
 //   Dataset d = load_image_folder("omniglot/images_background", opt);   // everything
@@ -48,9 +48,15 @@ struct ImageLoadOptions {
 constexpr int64_t kMaxImagePixels = int64_t(1) << 25;      // 32 megapixels (a 6000 x 5000 photo fits)
 constexpr uint64_t kMaxImageFileBytes = uint64_t(1) << 28;  // 256 MiB
 
-// Decodes one image into out[C * H * W] (CHW, [0, 1]). Throws naming the file.
-void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
+// Decodes one image into out[C * H * W] (CHW, bytes as a Dataset stores them). An
+// image already H x W keeps its bytes; a resized one is resized in float and rounded
+// back to bytes. Throws naming the file.
+void load_image(const std::string& path, const ImageLoadOptions& options, uint8_t* out);
 // The same for an image file's bytes already in memory; `source` names it in messages.
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  uint8_t* out);
+// The same as floats in [0, 1] (kByteToUnit of those bytes).
+void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
 void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
                   float* out);
 

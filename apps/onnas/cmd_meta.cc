@@ -134,7 +134,7 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
       std::vector<int64_t> meta_train_images;
       for (int64_t i = 0; i < d.train->N; ++i)
-        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->labels[size_t(i)]) != cs.meta_train.end())
+        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->label(i)) != cs.meta_train.end())
           meta_train_images.push_back(i);
       d.stats = data::channel_stats(*d.train, meta_train_images);
       data::normalize(*d.train, d.stats);
