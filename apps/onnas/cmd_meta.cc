@@ -34,6 +34,7 @@
 #include "data/episode_sampler.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
+#include "nas/confidence.h"
 #include "nas/fewshot.h"
 #include "nas/meta_train.h"
 #include "runtime/error.h"
@@ -227,19 +228,12 @@ struct EpisodeOptions {
 };
 
 struct Interval {
-  double mean = 0, half = 0;  // mean +- half: the 95% confidence interval
+  double mean = 0, half = 0;  // mean +- half: the 95% confidence interval (0 with fewer than 2 values)
 };
+// Student's t with n - 1 degrees of freedom (nas/confidence.h), not the normal 1.96.
 Interval confidence95(const std::vector<double>& xs) {
-  Interval r;
-  if (xs.empty()) return r;
-  for (double x : xs) r.mean += x;
-  r.mean /= double(xs.size());
-  if (xs.size() < 2) return r;
-  double var = 0;
-  for (double x : xs) var += (x - r.mean) * (x - r.mean);
-  var /= double(xs.size() - 1);
-  r.half = 1.96 * std::sqrt(var / double(xs.size()));
-  return r;
+  const nas::MeanInterval r = nas::mean_interval(xs);
+  return {r.mean, r.half_width};
 }
 
 // ---------------------------------------------------------------------------------
@@ -560,7 +554,7 @@ struct AdaptArgs {
   float search_lr = 0;
   std::string search_optimizer;
   uint64_t task = 0;
-  int tasks = 100;
+  int tasks = 600;  // the published protocols' number of meta-test tasks
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
@@ -725,9 +719,14 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   Interval ci = confidence95(acc), si = confidence95(sup);
   if (!root) return;
   bar->finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
-  std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% interval); supernet after "
-              "search %.2f%% +- %.2f%%\n",
-              a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
+  if (a.tasks < 2)
+    std::printf("%d-way %d-shot over 1 meta-test task: accuracy %.2f%% (no interval from one task); supernet after "
+                "search %.2f%%\n",
+                a.episode.way, a.episode.shot, 100 * ci.mean, 100 * si.mean);
+  else
+    std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% Student-t interval); "
+                "supernet after search %.2f%% +- %.2f%%\n",
+                a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"accuracy", ci.mean},
                                        {"interval95", ci.half},
@@ -828,7 +827,9 @@ void add_meta_commands(CLI::App& app) {
   auto e = std::make_shared<AdaptArgs>();
   CLI::App* ecmd = app.add_subcommand("eval-fewshot", "Adapt to many meta-test tasks: mean accuracy and 95% interval");
   add_adapt_options(ecmd, *e);
-  ecmd->add_option("--tasks", e->tasks, "Meta-test tasks")->check(CLI::Range(1, 1000000));
+  ecmd->add_option("--tasks", e->tasks,
+                   "Meta-test tasks (default 600, the published protocols' number; mean and 95% Student-t interval)")
+      ->check(CLI::Range(1, 1000000));
   ecmd->callback([e] {
     Distributed& dist = Distributed::world();
     dist.run_slot("eval-fewshot", [&] { run_eval_fewshot(*e, dist); });
