@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -330,6 +331,124 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
 Dataset load_image_folder(const std::string& root, const ImageLoadOptions& options) {
   check_options(options);  // before listing a tree that may be large
   return load_image_folder(list_image_folder(root), options);
+}
+
+}  // namespace onnas::data
+
+namespace onnas::data {
+
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return s.substr(i);
+}
+
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+}  // namespace
+
+ImageFolderIndex list_csv_split(const std::string& csv_path, const std::vector<std::string>& image_dirs) {
+  std::ifstream in(csv_path);
+  if (!in) fail("split file '{}' cannot be read", csv_path);
+  std::map<std::string, std::vector<std::string>> by_label;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    line = trim(line);
+    if (line.empty()) continue;
+    const size_t comma = line.find(',');
+    if (comma == std::string::npos || line.find(',', comma + 1) != std::string::npos)
+      fail("split file '{}' line {}: '{}' is not 'filename,label'", csv_path, line_no, line);
+    const std::string name = trim(line.substr(0, comma)), label = trim(line.substr(comma + 1));
+    if (line_no == 1 && name == "filename") continue;  // the header
+    if (name.empty() || label.empty()) fail("split file '{}' line {}: an empty file name or label", csv_path, line_no);
+    std::string found;
+    for (const std::string& dir : image_dirs) {
+      for (const fs::path& p : {fs::path(dir) / name, fs::path(dir) / label / name})
+        if (is_file(p)) {
+          found = p.string();
+          break;
+        }
+      if (!found.empty()) break;
+    }
+    if (found.empty())
+      fail("split file '{}' line {}: image '{}' is in none of the folders {} (nor in a sub-folder named after its label)",
+           csv_path, line_no, name, fmt::join(image_dirs, ", "));
+    by_label[label].push_back(found);
+  }
+  if (by_label.empty()) fail("split file '{}' lists no images", csv_path);
+  ImageFolderIndex index;
+  index.root = csv_path;
+  for (auto& [label, files] : by_label) {  // std::map: labels sorted
+    std::sort(files.begin(), files.end());
+    index.class_names.push_back(label);
+    index.files.push_back(std::move(files));
+  }
+  return index;
+}
+
+std::vector<ListedClass> read_class_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("class list '{}' cannot be read", path);
+  std::vector<ListedClass> out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    ListedClass c;
+    const size_t slash = line.rfind('/');
+    if (slash != std::string::npos && line.compare(slash + 1, 3, "rot") == 0) {
+      const std::string angle = line.substr(slash + 4);
+      static const char* kAngles[] = {"000", "090", "180", "270"};
+      for (int t = 0; t < 4; ++t)
+        if (angle == kAngles[t]) c.quarter_turns = t;
+      if (c.quarter_turns < 0)
+        fail("class list '{}' line {}: rotation 'rot{}' is not one of rot000, rot090, rot180, rot270", path, line_no, angle);
+      line = line.substr(0, slash);
+    }
+    while (!line.empty() && line.back() == '/') line.pop_back();
+    if (line.empty()) fail("class list '{}' line {}: no class folder", path, line_no);
+    c.folder = line;
+    out.push_back(c);
+  }
+  if (out.empty()) fail("class list '{}' lists no classes", path);
+  return out;
+}
+
+ImageFolderIndex list_listed_classes(const std::vector<ListedClass>& classes, const std::vector<std::string>& roots,
+                                     const std::string& list_path) {
+  ImageFolderIndex index;
+  index.root = list_path;
+  for (const ListedClass& c : classes) {
+    if (std::find(index.class_names.begin(), index.class_names.end(), c.folder) != index.class_names.end()) continue;
+    fs::path dir;
+    std::error_code ec;
+    for (const std::string& root : roots)
+      if (fs::is_directory(fs::path(root) / c.folder, ec)) {
+        dir = fs::path(root) / c.folder;
+        break;
+      }
+    if (dir.empty())
+      fail("class list '{}': class folder '{}' is under none of {}", list_path, c.folder, fmt::join(roots, ", "));
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.is_regular_file() && !hidden(e.path()) && is_image_file(e.path())) files.push_back(e.path().string());
+    if (ec) fail("class list '{}': cannot list '{}': {}", list_path, dir.string(), ec.message());
+    if (files.empty()) fail("class list '{}': class folder '{}' holds no image files", list_path, dir.string());
+    std::sort(files.begin(), files.end());
+    index.class_names.push_back(c.folder);
+    index.files.push_back(std::move(files));
+  }
+  return index;
 }
 
 }  // namespace onnas::data

@@ -66,4 +66,31 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
                           std::span<const int32_t> classes = {}, std::vector<std::string>* skipped = nullptr);
 Dataset load_image_folder(const std::string& root, const ImageLoadOptions& options);
 
+// ---------------------------------------------------------------------------------
+// Few-shot split files: which images form which class, as an ImageFolderIndex.
+
+// miniImageNet's split files (Ravi & Larochelle): a CSV with the header
+// "filename,label" and one "<file name>,<class label>" line per image. Each file is
+// looked for as <dir>/<file name>, then <dir>/<label>/<file name>, in each of
+// `image_dirs` in turn (e.g. {"mini-imagenet/images", "mini-imagenet"}); one found in
+// none is an error naming the line. Classes are the labels sorted by name, files sorted
+// within a class, as list_image_folder orders a tree.
+ImageFolderIndex list_csv_split(const std::string& csv_path, const std::vector<std::string>& image_dirs);
+
+// A class list (ProtoNets' Omniglot split files, e.g. "Greek/character01/rot090"): one
+// class folder per line, relative to a root, optionally followed by "/rotDDD" (DDD one
+// of 000 090 180 270: the class is that rotation of the folder's images). Empty lines
+// and lines starting with '#' are skipped.
+struct ListedClass {
+  std::string folder;  // e.g. "Greek/character01"
+  int quarter_turns = -1;  // 0..3 counter-clockwise, or -1 when the line names no rotation
+};
+std::vector<ListedClass> read_class_list(const std::string& path);
+// The distinct folders of `classes` (in the list's order), each looked for under each of
+// `roots` in turn (Omniglot keeps them in images_background or images_evaluation), as an
+// index whose class i is the i-th distinct folder. A folder found under no root, or
+// holding no images, is an error naming it.
+ImageFolderIndex list_listed_classes(const std::vector<ListedClass>& classes, const std::vector<std::string>& roots,
+                                     const std::string& list_path);
+
 }  // namespace onnas::data
