@@ -33,7 +33,7 @@ int main(int argc, char** argv) try {
   app.add_option("--min-characters", o.min_characters, "Leave out alphabets with fewer usable characters")->check(CLI::Range(1, 10000));
   app.add_option("--alphabets", alphabets, "Only these alphabets, comma-separated (default: the whole table)");
   app.add_flag("--list", list, "Print the alphabets and characters, write nothing");
-  app.add_flag("--force", force, "Replace an existing output folder");
+  app.add_flag("--force", force, "Replace an existing glyph benchmark (a folder with glyphs.json) at --out");
   app.add_option("--threads", threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_num_threads(threads);
@@ -56,7 +56,12 @@ int main(int argc, char** argv) try {
                 (long long)r.plan().classes(true));
     return 0;
   }
-  if (force) std::filesystem::remove_all(out);
+  if (force && std::filesystem::exists(out)) {
+    // Only a folder this tool made: --force must not be a way to delete anything else.
+    if (data::read_glyph_manifest(out).empty())
+      fail("--force: '{}' holds no glyphs.json, so it is not a glyph benchmark; not removing it", out);
+    std::filesystem::remove_all(out);
+  }
   data::GlyphSummary s = data::write_glyph_benchmark(o, out);
   std::printf("glyphs: %s\n  background: %d alphabets, %lld characters; evaluation: %d alphabets, %lld characters\n"
               "  %lld images of %dx%d (%d per character), %.1f MiB of PNG, made in %.1f s; images hash %016llx (seed %llu)\n",
