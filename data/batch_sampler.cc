@@ -8,7 +8,7 @@
 
 namespace onnas::data {
 
-BatchSampler::BatchSampler(const Dataset& data, std::vector<int64_t> indices, BatchOptions options, uint64_t seed)
+BatchSampler::BatchSampler(const ImageSet& data, std::vector<int64_t> indices, BatchOptions options, uint64_t seed)
     : data_(data), indices_(std::move(indices)), options_(options), base_(seed), epoch_rng_(seed) {
   data_.check();
   if (indices_.empty()) {
@@ -26,6 +26,12 @@ BatchSampler::BatchSampler(const Dataset& data, std::vector<int64_t> indices, Ba
     fail("BatchSampler over '{}': crop padding {} is outside [0, {}]", data_.source, options_.augment.crop_padding,
          std::min(data_.H, data_.W));
   order_ = indices_;
+  raw_.resize(size_t(data_.image_elems()));
+  if (options_.augment.crop_padding > 0 || options_.augment.horizontal_flip) row_.resize(size_t(data_.image_elems()));
+}
+
+size_t BatchSampler::bytes() const {
+  return (indices_.capacity() + order_.capacity()) * sizeof(int64_t) + raw_.capacity() + row_.capacity() * sizeof(float);
 }
 
 int64_t BatchSampler::batches_per_epoch() const {
@@ -44,12 +50,13 @@ void BatchSampler::start_epoch() {
 
 void BatchSampler::fill_row(int64_t src, float* dst) {
   const int64_t C = data_.C, H = data_.H, W = data_.W;
-  const float* img = data_.image(src);
   const Augmentation& a = options_.augment;
   if (a.crop_padding == 0 && !a.horizontal_flip) {
-    std::memcpy(dst, img, size_t(C * H * W) * sizeof(float));
+    data_.read_image(src, dst, raw_.data());
     return;
   }
+  data_.read_image(src, row_.data(), raw_.data());
+  const float* img = row_.data();
   const int64_t p = a.crop_padding;
   // Offsets into the padded (H+2p) x (W+2p) image; dy = dx = p is the centre.
   const int64_t dy = p ? epoch_rng_.uniform_int(2 * p + 1) - p : 0;

@@ -13,7 +13,6 @@ Dataset load_cifar10(std::span<const std::string> batch_files) {
   d.W = kCifarSide;
   d.num_classes = kCifar10Classes;
   d.source = batch_files[0];
-  constexpr float kScale = 1.0f / 255.0f;
   for (const std::string& path : batch_files) {
     GzFile f(path, "CIFAR-10 batch");
     // A plain file's size tells at once whether it holds whole records.
@@ -21,6 +20,10 @@ Dataset load_cifar10(std::span<const std::string> batch_files) {
       fail("CIFAR-10 batch file '{}' is {} bytes, not a multiple of the {}-byte record (1 label + {} pixels): truncated "
            "or not a CIFAR-10 batch",
            path, f.size(), kCifarRecordBytes, kCifarImageBytes);
+    if (f.plain()) {  // exact sizes, so the pixels hold no slack (Dataset::bytes)
+      d.pixels.reserve(d.pixels.size() + size_t(f.size() / uint64_t(kCifarRecordBytes)) * size_t(kCifarImageBytes));
+      d.labels.reserve(d.labels.size() + size_t(f.size() / uint64_t(kCifarRecordBytes)));
+    }
     std::vector<uint8_t> record(static_cast<size_t>(kCifarRecordBytes));
     int64_t records = 0;
     for (;;) {
@@ -32,14 +35,14 @@ Dataset load_cifar10(std::span<const std::string> batch_files) {
       if (record[0] >= kCifar10Classes)
         fail("CIFAR-10 batch file '{}': record {} has label {}, expected 0..9", path, records, int(record[0]));
       d.labels.push_back(record[0]);
-      size_t at = d.images.size();
-      d.images.resize(at + size_t(kCifarImageBytes));
-      for (int64_t i = 0; i < kCifarImageBytes; ++i) d.images[at + size_t(i)] = float(record[size_t(1 + i)]) * kScale;
+      d.pixels.insert(d.pixels.end(), record.begin() + 1, record.end());  // kept as stored
       ++records;
     }
     if (records == 0) fail("CIFAR-10 batch file '{}' is empty", path);
     d.N += records;
   }
+  d.pixels.shrink_to_fit();  // a gzip'ed batch grew them geometrically
+  d.labels.shrink_to_fit();
   return d;
 }
 

@@ -4,34 +4,30 @@
 #include <cstring>
 #include <numeric>
 
+#include "data/streaming.h"
 #include "runtime/error.h"
 
 namespace onnas::data {
 
-EpisodeSampler::EpisodeSampler(const Dataset& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed)
+EpisodeSampler::EpisodeSampler(const ImageSet& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed)
     : data_(&data), classes_(std::move(classes)), shape_(shape), C_(data.C), H_(data.H), W_(data.W), source_(data.source),
       rng_(seed) {
-  data.check();
-  std::vector<int64_t> sizes = data.class_counts();
-  init(data.num_classes, sizes);
-  for (auto& pool : pools_) pool.clear();
-  for (int64_t i = 0; i < data.N; ++i) pools_[size_t(data.label(i))].push_back(i);
+  init();
 }
 
 EpisodeSampler::EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions options, std::vector<int32_t> classes,
                                EpisodeShape shape, uint64_t seed)
-    : tree_(&tree), load_options_(options), classes_(std::move(classes)), shape_(shape), C_(options.channels),
-      H_(options.height), W_(options.width), source_(tree.root), rng_(seed) {
-  std::vector<int64_t> sizes;
-  for (const auto& f : tree.files) sizes.push_back(int64_t(f.size()));
-  init(tree.num_classes(), sizes);
-  for (size_t c = 0; c < pools_.size(); ++c) {
-    pools_[c].resize(size_t(sizes[c]));
-    std::iota(pools_[c].begin(), pools_[c].end(), 0);
-  }
+    : owned_(std::make_unique<FolderImages>(tree, options, StreamOptions{.temp_dir = {}, .cache_bytes = 0})),
+      data_(owned_.get()), classes_(std::move(classes)), shape_(shape), C_(options.channels), H_(options.height), W_(options.width),
+      source_(tree.root), rng_(seed) {
+  init();
 }
 
-void EpisodeSampler::init(int32_t num_classes, const std::vector<int64_t>& class_sizes) {
+EpisodeSampler::~EpisodeSampler() = default;
+
+void EpisodeSampler::init() {
+  data_->check();
+  const int32_t num_classes = data_->num_classes;
   const int64_t n = shape_.n_way, k = shape_.k_shot, q = shape_.q_query;
   if (n < 1 || k < 1 || q < 0) fail("episodes over '{}': {}-way {}-shot with {} queries is not an episode", source_, n, k, q);
   if (classes_.empty())
@@ -41,16 +37,27 @@ void EpisodeSampler::init(int32_t num_classes, const std::vector<int64_t>& class
     if (c < 0 || c >= num_classes) fail("episodes over '{}': class {} is outside [0, {})", source_, c, num_classes);
     if (seen[size_t(c)]) fail("episodes over '{}': class {} is listed twice in the class split", source_, c);
     seen[size_t(c)] = true;
-    if (class_sizes[size_t(c)] < k + q)
-      fail("episodes over '{}': class {} has {} images, fewer than the {} support + {} query an episode needs", source_, c,
-           class_sizes[size_t(c)], k, q);
   }
   if (int64_t(classes_.size()) < n)
     fail("episodes over '{}': {}-way episodes need {} classes, the class split has {}", source_, n, n, classes_.size());
-  pools_.assign(size_t(num_classes), {});
+  // Every class's images, ascending; only the split's classes are kept.
+  pools_ = data_->indices_by_class();
+  for (int32_t c = 0; c < num_classes; ++c)
+    if (!seen[size_t(c)]) std::vector<int64_t>().swap(pools_[size_t(c)]);
+  for (int32_t c : classes_)
+    if (int64_t(pools_[size_t(c)].size()) < k + q)
+      fail("episodes over '{}': class {} has {} images, fewer than the {} support + {} query an episode needs", source_, c,
+           pools_[size_t(c)].size(), k, q);
+  raw_.resize(size_t(C_ * H_ * W_));
   episode_.classes.resize(size_t(n));
   episode_.support.resize(size_t(n * k));
   episode_.query.resize(size_t(n * q));
+}
+
+size_t EpisodeSampler::bytes() const {
+  size_t b = raw_.capacity() + classes_.capacity() * sizeof(int32_t) + pools_.capacity() * sizeof(pools_[0]);
+  for (const auto& p : pools_) b += p.capacity() * sizeof(int64_t);
+  return b + (episode_.support.capacity() + episode_.query.capacity()) * sizeof(int64_t);
 }
 
 const Episode& EpisodeSampler::next() {
@@ -76,14 +83,6 @@ const Episode& EpisodeSampler::next() {
   return episode_;
 }
 
-void EpisodeSampler::copy_image(int32_t cls, int64_t item, float* out) {
-  if (data_) {
-    std::memcpy(out, data_->image(item), size_t(data_->image_elems()) * sizeof(float));
-  } else {
-    load_image(tree_->files[size_t(cls)][size_t(item)], load_options_, out);
-  }
-}
-
 void EpisodeSampler::fill(const std::vector<int64_t>& items, int64_t per_class, Tensor x, Tensor y, const char* what) {
   const int64_t rows = shape_.n_way * per_class;
   const Shape want{rows, C_, H_, W_};
@@ -94,7 +93,7 @@ void EpisodeSampler::fill(const std::vector<int64_t>& items, int64_t per_class, 
   const int64_t elems = C_ * H_ * W_;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t j = r / per_class;
-    copy_image(episode_.classes[size_t(j)], items[size_t(r)], static_cast<float*>(x.data()) + r * elems);
+    data_->read_image(items[size_t(r)], static_cast<float*>(x.data()) + r * elems, raw_.data());
     static_cast<int32_t*>(y.data())[r] = int32_t(j);
   }
 }

@@ -8,13 +8,15 @@
 //   const Episode& e = episodes.next(support_x, support_y, query_x, query_y);
 //
 // Buffers are class-major: rows k*... of class j are rows j*K .. j*K+K-1 of support and
-// j*Q .. j*Q+Q-1 of query, with label j. Images come from an in-memory Dataset, or are
-// decoded on demand from an image tree (big Omniglot / miniImageNet trees need not fit
-// in memory). Drawing an episode allocates nothing; the sequence of episodes is a
-// function of the seed.
+// j*Q .. j*Q+Q-1 of query, with label j. Images come from any ImageSet: an in-memory
+// Dataset, or a streamed set (data/streaming.h), e.g. an image tree decoded on demand
+// (big Omniglot / miniImageNet trees need not fit in memory); they are converted to float
+// and normalized (ImageSet::read_image) as they are copied. Drawing an episode allocates
+// nothing; the sequence of episodes is a function of the seed.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "data/dataset.h"
@@ -36,19 +38,22 @@ struct EpisodeShape {
 
 struct Episode {
   std::vector<int32_t> classes;  // original class ids; episode label j means classes[j]
-  // Items per slot, class-major. For a Dataset source, dataset indices; for an image
-  // tree, the position of the file in its class's file list.
+  // Items per slot, class-major: image indices in the ImageSet (for an image tree, the
+  // tree's images numbered class by class, files in their sorted order).
   std::vector<int64_t> support;  // N*K
   std::vector<int64_t> query;    // N*Q
 };
 
 class EpisodeSampler {
  public:
-  // Over a Dataset (which must outlive the sampler), restricted to `classes`.
-  EpisodeSampler(const Dataset& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed);
-  // Over an image tree; images are decoded with `options` when an episode is filled.
+  // Over an ImageSet (which must outlive the sampler), restricted to `classes` (all
+  // classes when empty).
+  EpisodeSampler(const ImageSet& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed);
+  // Over an image tree (which must outlive the sampler); images are decoded with
+  // `options` when an episode is filled (a FolderImages set without a cache).
   EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions options, std::vector<int32_t> classes, EpisodeShape shape,
                  uint64_t seed);
+  ~EpisodeSampler();
 
   const EpisodeShape& shape() const { return shape_; }
   Shape image_shape() const { return Shape{C_, H_, W_}; }
@@ -58,14 +63,17 @@ class EpisodeSampler {
   // Draws the next episode and fills the buffers (shapes as in the header comment).
   const Episode& next(Tensor support_x, Tensor support_y, Tensor query_x, Tensor query_y);
 
- private:
-  void init(int32_t num_classes, const std::vector<int64_t>& class_sizes);
-  void fill(const std::vector<int64_t>& items, int64_t per_class, Tensor x, Tensor y, const char* what);
-  void copy_image(int32_t cls, int64_t item, float* out);
+  // Bytes the sampler holds: its per-class index pools (they scale with the images of
+  // the set) and one image of scratch; not the ImageSet's own (ImageSet::bytes).
+  size_t bytes() const;
 
-  const Dataset* data_ = nullptr;
-  const ImageFolderIndex* tree_ = nullptr;
-  ImageLoadOptions load_options_;
+ private:
+  void init();
+  void fill(const std::vector<int64_t>& items, int64_t per_class, Tensor x, Tensor y, const char* what);
+
+  std::unique_ptr<ImageSet> owned_;  // the tree's set, for the tree constructor
+  const ImageSet* data_ = nullptr;
+  std::vector<uint8_t> raw_;                 // one image's bytes, for sets that read files
   std::vector<int32_t> classes_;             // the class split, drawn from in place
   std::vector<std::vector<int64_t>> pools_;  // per class id: its items, drawn from in place
   EpisodeShape shape_;

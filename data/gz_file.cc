@@ -99,6 +99,10 @@ std::vector<uint8_t> GzFile::read_payload(uint64_t n, const char* what) {
   uint64_t done = 0;
   while (done < n) {
     uint64_t step = std::min(n - done, kChunkBytes);
+    // Grow geometrically but never past n, so the vector ends exactly n bytes large
+    // (a data set keeps it as its pixels: no slack).
+    if (done + step > bytes.capacity())
+      bytes.reserve(size_t(std::min(n, std::max<uint64_t>(2 * bytes.capacity(), done + step))));
     bytes.resize(size_t(done + step));
     read_exact(bytes.data() + done, step, what);
     done += step;

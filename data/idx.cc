@@ -13,6 +13,8 @@ uint32_t big_endian_u32(const uint8_t* b) {
   return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | uint32_t(b[3]);
 }
 
+}  // namespace
+
 // Reads the magic and the dims; refuses anything but u8 data of `ndim` dimensions.
 std::vector<uint32_t> read_idx_header(GzFile& f, uint32_t expected_magic, int ndim) {
   uint8_t b[4];
@@ -33,8 +35,6 @@ std::vector<uint32_t> read_idx_header(GzFile& f, uint32_t expected_magic, int nd
   }
   return dims;
 }
-
-}  // namespace
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes) {
   if (num_classes < 0 || num_classes > 256) fail("load_idx: num_classes {} is outside [0, 256]", num_classes);
@@ -78,9 +78,7 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
     }
   }
   d.labels.assign(raw_labels.begin(), raw_labels.end());
-  d.images.resize(size_t(pixels));
-  constexpr float kScale = 1.0f / 255.0f;
-  for (size_t i = 0; i < raw.size(); ++i) d.images[i] = float(raw[i]) * kScale;
+  d.pixels = std::move(raw);  // kept as stored; scaled to [0, 1] when a batch is read
   return d;
 }
 

@@ -12,10 +12,13 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 
 namespace onnas::data {
+
+class GzFile;
 
 constexpr uint32_t kIdxImagesMagic = 0x00000803;
 constexpr uint32_t kIdxLabelsMagic = 0x00000801;
@@ -23,6 +26,12 @@ constexpr uint32_t kIdxLabelsMagic = 0x00000801;
 constexpr uint32_t kIdxMaxSide = 1u << 16;
 
 // num_classes = 0 infers it as max label + 1; otherwise every label must be below it.
+// The pixels are kept as stored (uint8), Dataset::pixels.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0);
+
+// Reads an IDX header (magic, then `ndim` dimensions) from the start of `f`; refuses
+// another magic and zero dimensions, naming the file (shared with the streamed reader,
+// data/streaming.h).
+std::vector<uint32_t> read_idx_header(GzFile& f, uint32_t expected_magic, int ndim);
 
 }  // namespace onnas::data

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -194,7 +195,7 @@ ImageFolderIndex list_image_folder(const std::string& root, int class_depth) {
 }
 
 void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
-                  float* out) {
+                  uint8_t* out) {
   check_options(options);
   if (bytes.size() > size_t(std::numeric_limits<int>::max()))
     fail("cannot decode image '{}': {} bytes is too large for the decoder", source, bytes.size());
@@ -228,33 +229,49 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
   const int c = options.channels;
   const int oh = int(options.height), ow = int(options.width);
   const size_t n_pixels = size_t(w) * size_t(h);
-  std::vector<float> hwc(n_pixels * size_t(c));
-  const stbi_uc* px = pixels.get();
-  for (size_t i = 0; i < n_pixels; ++i, px += in_file) {
-    const bool colour = in_file >= 3;
-    if (c == 1) {
-      const int y = colour ? (px[0] * 77 + px[1] * 150 + px[2] * 29) >> 8 : px[0];
-      hwc[i] = float(y) * (1.0f / 255.0f);
-    } else {
-      for (int ch = 0; ch < 3; ++ch) hwc[i * 3 + size_t(ch)] = float(px[colour ? ch : 0]) * (1.0f / 255.0f);
-    }
-  }
-  pixels.reset();
-  std::vector<float> resized;
-  const float* src = hwc.data();
-  if (w != ow || h != oh) {
-    resized.resize(size_t(ow) * size_t(oh) * size_t(c));
-    if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
-      fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
-    src = resized.data();
-  }
-  // Interleaved HWC -> planar CHW; the resize filters may overshoot [0, 1] at edges.
   const size_t plane = size_t(oh) * size_t(ow);
+  // The byte of pixel i, channel ch, in the caller's channel count.
+  const bool colour = in_file >= 3;
+  const stbi_uc* px = pixels.get();
+  auto value = [&](size_t i, int ch) -> uint8_t {
+    const stbi_uc* p = px + i * size_t(in_file);
+    if (c == 1) return colour ? uint8_t((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
+    return p[colour ? ch : 0];
+  };
+  if (w == ow && h == oh) {  // interleaved HWC -> planar CHW, the bytes as stored
+    for (size_t i = 0; i < plane; ++i)
+      for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + i] = value(i, ch);
+    return;
+  }
+  std::vector<float> hwc(n_pixels * size_t(c));
+  for (size_t i = 0; i < n_pixels; ++i)
+    for (int ch = 0; ch < c; ++ch) hwc[i * size_t(c) + size_t(ch)] = kByteToUnit[value(i, ch)];
+  pixels.reset();
+  std::vector<float> resized(plane * size_t(c));
+  if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
+    fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
+  // Back to bytes (as an 8-bit resize would store them); the filters may overshoot [0, 1] at edges.
   for (size_t p = 0; p < plane; ++p)
-    for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + p] = std::clamp(src[p * size_t(c) + size_t(ch)], 0.0f, 1.0f);
+    for (int ch = 0; ch < c; ++ch)
+      out[size_t(ch) * plane + p] = uint8_t(std::lround(std::clamp(resized[p * size_t(c) + size_t(ch)], 0.0f, 1.0f) * 255.0f));
+}
+
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  float* out) {
+  check_options(options);
+  std::vector<uint8_t> stored(size_t(options.channels * options.height * options.width));
+  decode_image(bytes, source, options, stored.data());
+  for (size_t p = 0; p < stored.size(); ++p) out[p] = kByteToUnit[stored[p]];
 }
 
 void load_image(const std::string& path, const ImageLoadOptions& options, float* out) {
+  check_options(options);
+  std::vector<uint8_t> stored(size_t(options.channels * options.height * options.width));
+  load_image(path, options, stored.data());
+  for (size_t p = 0; p < stored.size(); ++p) out[p] = kByteToUnit[stored[p]];
+}
+
+void load_image(const std::string& path, const ImageLoadOptions& options, uint8_t* out) {
   check_options(options);
   std::error_code ec;
   const auto status = fs::status(path, ec);
@@ -290,12 +307,12 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
       fail("image folder '{}': class id {} is outside [0, {})", index.root, c, index.num_classes());
     total += int64_t(index.files[size_t(c)].size());
   }
-  d.images.resize(size_t(total * d.image_elems()));
+  d.pixels.resize(size_t(total * d.image_elems()));
   d.labels.reserve(size_t(total));
   for (int32_t c : chosen) {
     for (const std::string& path : index.files[size_t(c)]) {
       try {
-        load_image(path, options, d.image(d.N));
+        load_image(path, options, d.pixels_of(d.N));
       } catch (const Error&) {
         if (!options.skip_undecodable) throw;
         if (skipped) skipped->push_back(path);
@@ -306,13 +323,132 @@ Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions&
     }
   }
   if (d.N == 0) fail("image folder '{}': no image could be decoded", index.root);
-  d.images.resize(size_t(d.N * d.image_elems()));
+  d.pixels.resize(size_t(d.N * d.image_elems()));
+  if (d.N < total) d.pixels.shrink_to_fit();  // skipped files left slack
   return d;
 }
 
 Dataset load_image_folder(const std::string& root, const ImageLoadOptions& options) {
   check_options(options);  // before listing a tree that may be large
   return load_image_folder(list_image_folder(root), options);
+}
+
+}  // namespace onnas::data
+
+namespace onnas::data {
+
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return s.substr(i);
+}
+
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+}  // namespace
+
+ImageFolderIndex list_csv_split(const std::string& csv_path, const std::vector<std::string>& image_dirs) {
+  std::ifstream in(csv_path);
+  if (!in) fail("split file '{}' cannot be read", csv_path);
+  std::map<std::string, std::vector<std::string>> by_label;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    line = trim(line);
+    if (line.empty()) continue;
+    const size_t comma = line.find(',');
+    if (comma == std::string::npos || line.find(',', comma + 1) != std::string::npos)
+      fail("split file '{}' line {}: '{}' is not 'filename,label'", csv_path, line_no, line);
+    const std::string name = trim(line.substr(0, comma)), label = trim(line.substr(comma + 1));
+    if (line_no == 1 && name == "filename") continue;  // the header
+    if (name.empty() || label.empty()) fail("split file '{}' line {}: an empty file name or label", csv_path, line_no);
+    std::string found;
+    for (const std::string& dir : image_dirs) {
+      for (const fs::path& p : {fs::path(dir) / name, fs::path(dir) / label / name})
+        if (is_file(p)) {
+          found = p.string();
+          break;
+        }
+      if (!found.empty()) break;
+    }
+    if (found.empty())
+      fail("split file '{}' line {}: image '{}' is in none of the folders {} (nor in a sub-folder named after its label)",
+           csv_path, line_no, name, fmt::join(image_dirs, ", "));
+    by_label[label].push_back(found);
+  }
+  if (by_label.empty()) fail("split file '{}' lists no images", csv_path);
+  ImageFolderIndex index;
+  index.root = csv_path;
+  for (auto& [label, files] : by_label) {  // std::map: labels sorted
+    std::sort(files.begin(), files.end());
+    index.class_names.push_back(label);
+    index.files.push_back(std::move(files));
+  }
+  return index;
+}
+
+std::vector<ListedClass> read_class_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("class list '{}' cannot be read", path);
+  std::vector<ListedClass> out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    ListedClass c;
+    const size_t slash = line.rfind('/');
+    if (slash != std::string::npos && line.compare(slash + 1, 3, "rot") == 0) {
+      const std::string angle = line.substr(slash + 4);
+      static const char* kAngles[] = {"000", "090", "180", "270"};
+      for (int t = 0; t < 4; ++t)
+        if (angle == kAngles[t]) c.quarter_turns = t;
+      if (c.quarter_turns < 0)
+        fail("class list '{}' line {}: rotation 'rot{}' is not one of rot000, rot090, rot180, rot270", path, line_no, angle);
+      line = line.substr(0, slash);
+    }
+    while (!line.empty() && line.back() == '/') line.pop_back();
+    if (line.empty()) fail("class list '{}' line {}: no class folder", path, line_no);
+    c.folder = line;
+    out.push_back(c);
+  }
+  if (out.empty()) fail("class list '{}' lists no classes", path);
+  return out;
+}
+
+ImageFolderIndex list_listed_classes(const std::vector<ListedClass>& classes, const std::vector<std::string>& roots,
+                                     const std::string& list_path) {
+  ImageFolderIndex index;
+  index.root = list_path;
+  for (const ListedClass& c : classes) {
+    if (std::find(index.class_names.begin(), index.class_names.end(), c.folder) != index.class_names.end()) continue;
+    fs::path dir;
+    std::error_code ec;
+    for (const std::string& root : roots)
+      if (fs::is_directory(fs::path(root) / c.folder, ec)) {
+        dir = fs::path(root) / c.folder;
+        break;
+      }
+    if (dir.empty())
+      fail("class list '{}': class folder '{}' is under none of {}", list_path, c.folder, fmt::join(roots, ", "));
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.is_regular_file() && !hidden(e.path()) && is_image_file(e.path())) files.push_back(e.path().string());
+    if (ec) fail("class list '{}': cannot list '{}': {}", list_path, dir.string(), ec.message());
+    if (files.empty()) fail("class list '{}': class folder '{}' holds no image files", list_path, dir.string());
+    std::sort(files.begin(), files.end());
+    index.class_names.push_back(c.folder);
+    index.files.push_back(std::move(files));
+  }
+  return index;
 }
 
 }  // namespace onnas::data

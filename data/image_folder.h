@@ -1,6 +1,6 @@
 // Class-per-folder image trees (root/<class>/<image files>), the way users keep
 // Omniglot and miniImageNet: PNG, JPEG, BMP, PGM/PPM decoded with stb_image, converted
-// to the caller's channel count (1 grey or 3 colour), resized to H x W, values in [0, 1].
+// to the caller's channel count (1 grey or 3 colour), resized to H x W, kept as bytes.
 //
 //   ImageLoadOptions opt{.channels = 1, .height = 28, .width = 28};
 //   Dataset d = load_image_folder("omniglot/images_background", opt);   // everything
@@ -48,9 +48,15 @@ struct ImageLoadOptions {
 constexpr int64_t kMaxImagePixels = int64_t(1) << 25;      // 32 megapixels (a 6000 x 5000 photo fits)
 constexpr uint64_t kMaxImageFileBytes = uint64_t(1) << 28;  // 256 MiB
 
-// Decodes one image into out[C * H * W] (CHW, [0, 1]). Throws naming the file.
-void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
+// Decodes one image into out[C * H * W] (CHW, bytes as a Dataset stores them). An
+// image already H x W keeps its bytes; a resized one is resized in float and rounded
+// back to bytes. Throws naming the file.
+void load_image(const std::string& path, const ImageLoadOptions& options, uint8_t* out);
 // The same for an image file's bytes already in memory; `source` names it in messages.
+void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
+                  uint8_t* out);
+// The same as floats in [0, 1] (kByteToUnit of those bytes).
+void load_image(const std::string& path, const ImageLoadOptions& options, float* out);
 void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,
                   float* out);
 
@@ -59,5 +65,32 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
 Dataset load_image_folder(const ImageFolderIndex& index, const ImageLoadOptions& options,
                           std::span<const int32_t> classes = {}, std::vector<std::string>* skipped = nullptr);
 Dataset load_image_folder(const std::string& root, const ImageLoadOptions& options);
+
+// ---------------------------------------------------------------------------------
+// Few-shot split files: which images form which class, as an ImageFolderIndex.
+
+// miniImageNet's split files (Ravi & Larochelle): a CSV with the header
+// "filename,label" and one "<file name>,<class label>" line per image. Each file is
+// looked for as <dir>/<file name>, then <dir>/<label>/<file name>, in each of
+// `image_dirs` in turn (e.g. {"mini-imagenet/images", "mini-imagenet"}); one found in
+// none is an error naming the line. Classes are the labels sorted by name, files sorted
+// within a class, as list_image_folder orders a tree.
+ImageFolderIndex list_csv_split(const std::string& csv_path, const std::vector<std::string>& image_dirs);
+
+// A class list (ProtoNets' Omniglot split files, e.g. "Greek/character01/rot090"): one
+// class folder per line, relative to a root, optionally followed by "/rotDDD" (DDD one
+// of 000 090 180 270: the class is that rotation of the folder's images). Empty lines
+// and lines starting with '#' are skipped.
+struct ListedClass {
+  std::string folder;  // e.g. "Greek/character01"
+  int quarter_turns = -1;  // 0..3 counter-clockwise, or -1 when the line names no rotation
+};
+std::vector<ListedClass> read_class_list(const std::string& path);
+// The distinct folders of `classes` (in the list's order), each looked for under each of
+// `roots` in turn (Omniglot keeps them in images_background or images_evaluation), as an
+// index whose class i is the i-th distinct folder. A folder found under no root, or
+// holding no images, is an error naming it.
+ImageFolderIndex list_listed_classes(const std::vector<ListedClass>& classes, const std::vector<std::string>& roots,
+                                     const std::string& list_path);
 
 }  // namespace onnas::data

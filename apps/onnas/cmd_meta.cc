@@ -9,7 +9,10 @@
 // meta-testing from the test file's images of the meta-test classes (new classes and
 // images). Images are normalized with the statistics of the meta-train images only.
 // Class-per-folder trees (Omniglot, miniImageNet as kept on disk): --meta-train-dir,
-// --meta-test-dir and optionally --meta-val-dir, each a tree of class folders.
+// --meta-test-dir and optionally --meta-val-dir, each a tree of class folders. The
+// benchmarks in their published layouts and protocols (data/fewshot_sets.h):
+// --data-format omniglot / glyphs (Omniglot's layout; --rotations, --split-dir) and
+// miniimagenet (train.csv / val.csv / test.csv, or train/ val/ test/ trees).
 //
 // Under `mpirun -n P` (the -DONNAS_MPI=ON build, distributed.h) meta-train and
 // eval-fewshot spread each batch of tasks over the ranks (slot b on rank b % P) and
@@ -33,7 +36,10 @@
 #include "apps/onnas/distributed.h"
 #include "data/episode_sampler.h"
 #include "data/fashion_mnist.h"
+#include "data/fewshot_sets.h"
+#include "data/glyphs.h"
 #include "data/image_folder.h"
+#include "nas/confidence.h"
 #include "nas/fewshot.h"
 #include "nas/meta_train.h"
 #include "runtime/error.h"
@@ -52,16 +58,29 @@ size_t peak_rss_bytes() {
 
 // Where tasks come from.
 struct FewShotDataOptions {
-  std::string format = "fashion-mnist";  // or folder
-  std::string path;                       // Fashion-MNIST folder
+  std::string format = "fashion-mnist";  // or folder, omniglot, glyphs, miniimagenet
+  std::string path;                       // Fashion-MNIST folder, or the benchmark's root
   std::string train_dir, val_dir, test_dir;
   int class_depth = 1, image_size = 28, image_channels = 1;
   std::vector<int32_t> test_classes;  // fashion-mnist: empty is the default split
+  bool rotations = false;             // omniglot / glyphs
+  std::string split_dir;              // omniglot / glyphs: train.txt, val.txt, test.txt
+  CLI::Option* image_size_given = nullptr;  // miniimagenet defaults to 84 x 84 colour
+  CLI::Option* image_channels_given = nullptr;
 
   void add(CLI::App& cmd) {
-    cmd.add_option("--data-format", format, "fashion-mnist, or folder (class-per-folder trees)")
-        ->check(CLI::IsMember({"fashion-mnist", "folder"}));
-    cmd.add_option("--data", path, "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist)");
+    cmd.add_option("--data-format", format,
+                   "fashion-mnist, folder (class-per-folder trees), omniglot (images_background / images_evaluation), "
+                   "glyphs (the rendered glyph benchmark, Omniglot's layout) or miniimagenet (CSV splits or class trees)")
+        ->check(CLI::IsMember({"fashion-mnist", "folder", "omniglot", "glyphs", "miniimagenet"}));
+    cmd.add_option("--data", path,
+                   "Fashion-MNIST folder (default: /usr/share/datasets/fashion-mnist), or the root of an omniglot, "
+                   "glyphs (default: /var/cache/onnas/glyphs) or miniimagenet layout");
+    cmd.add_flag("--rotations", rotations,
+                 "omniglot / glyphs: each class turned by 90, 180 and 270 degrees is a new class (Vinyals et al.)");
+    cmd.add_option("--split-dir", split_dir,
+                   "omniglot / glyphs: a folder of class lists train.txt, val.txt (optional), test.txt "
+                   "(\"alphabet/character[/rotDDD]\" per line, ProtoNets' split files) instead of background / evaluation");
     cmd.add_option("--meta-test-classes", test_classes,
                    "fashion-mnist: the held-out classes, comma-separated (default 1,3,4,6,9; the rest are meta-trained; "
                    "adaptation takes the meta cell's)")
@@ -71,8 +90,13 @@ struct FewShotDataOptions {
     cmd.add_option("--meta-test-dir", test_dir, "folder: the meta-test class tree (e.g. omniglot/images_evaluation)");
     cmd.add_option("--class-depth", class_depth, "folder: depth of the class folders (Omniglot's alphabet/character: 2)")
         ->check(CLI::Range(1, 4));
-    cmd.add_option("--image-size", image_size, "folder: side images are resized to")->check(CLI::Range(4, 1024));
-    cmd.add_option("--image-channels", image_channels, "folder: 1 (grey) or 3 (colour)")->check(CLI::IsMember({1, 3}));
+    image_size_given = cmd.add_option("--image-size", image_size,
+                                      "folder, omniglot, glyphs, miniimagenet: side images are resized to (default 28; "
+                                      "miniimagenet 84)")
+                           ->check(CLI::Range(4, 1024));
+    image_channels_given =
+        cmd.add_option("--image-channels", image_channels, "folder, miniimagenet: 1 (grey) or 3 (colour; miniimagenet's default)")
+            ->check(CLI::IsMember({1, 3}));
   }
 };
 
@@ -83,6 +107,7 @@ struct FewShotData {
   std::string description;
   std::shared_ptr<data::Dataset> train, test;                // fashion-mnist
   std::shared_ptr<data::ImageFolderIndex> trees[3];          // folder: train, val, test
+  std::shared_ptr<const data::ImageSet> sets[3];             // omniglot, glyphs, miniimagenet
   std::vector<int32_t> classes[3];
   data::ImageLoadOptions load;
   data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
@@ -93,6 +118,14 @@ struct FewShotData {
     if (int64_t(classes[split].size()) < shape.n_way)
       fail("{}-way tasks need {} classes; the {} split has {}", shape.n_way, shape.n_way, split_name(split),
            classes[split].size());
+    if (sets[split]) {
+      std::shared_ptr<const data::ImageSet> set = sets[split];
+      std::vector<int32_t> cls = classes[split];
+      return [set, cls, shape, seed](uint64_t index, const nas::Task& t) {
+        data::EpisodeSampler es(*set, cls, shape, nas::task_seed(seed, index));
+        es.next(t.support_x, t.support_y, t.query_x, t.query_y);
+      };
+    }
     if (train) {
       std::shared_ptr<data::Dataset> d = split == meta_train ? train : test;
       std::vector<int32_t> cls = classes[split];
@@ -116,11 +149,44 @@ struct FewShotData {
   static const char* split_name(Split s) { return s == meta_train ? "meta-train" : s == meta_val ? "meta-val" : "meta-test"; }
 };
 
+// A benchmark in its published layout: the three splits and all their classes.
+// Images are decoded when a task reads them, not normalized (as class trees).
+FewShotData load_benchmark(const FewShotDataOptions& o) {
+  FewShotData d;
+  data::FewShotSets sets;
+  if (o.format == "miniimagenet") {
+    if (o.path.empty()) fail("--data-format miniimagenet needs --data (the folder of train.csv, val.csv, test.csv)");
+    const bool size_given = o.image_size_given && o.image_size_given->count() > 0;
+    const bool channels_given = o.image_channels_given && o.image_channels_given->count() > 0;
+    sets = data::open_mini_imagenet(
+        {.root = o.path, .image_size = size_given ? o.image_size : 84, .channels = channels_given ? o.image_channels : 3,
+         .stream = {}});
+  } else {
+    std::string root = o.path;
+    if (o.format == "glyphs" && root.empty()) root = data::kGlyphsDir;
+    if (o.format == "glyphs" && data::read_glyph_manifest(root).empty())
+      fail("the glyph benchmark is not built in '{}' (no glyphs.json): run scripts/setup.sh --glyphs, or "
+           "build/apps/make_glyphs --out DIR and pass --data DIR",
+           root);
+    if (root.empty()) fail("--data-format omniglot needs --data (the folder of images_background and images_evaluation)");
+    sets = data::open_omniglot(
+        {.root = root, .rotations = o.rotations, .split_dir = o.split_dir, .image_size = o.image_size, .stream = {}});
+  }
+  for (int s = 0; s < 3; ++s) {
+    d.sets[s] = sets.sets[s];
+    for (int32_t c = 0; c < sets.sets[s]->num_classes; ++c) d.classes[s].push_back(c);
+  }
+  d.C = d.sets[0]->C, d.H = d.sets[0]->H, d.W = d.sets[0]->W;
+  d.description = o.format + ": " + sets.description;
+  return d;
+}
+
 // Meta-training reads both files and normalizes with the statistics of the
 // meta-train images; it records them in the meta cell ("normalization"). Adaptation
 // draws meta-test tasks only: given those statistics (from the meta cell) it reads
 // the test file alone, as a device would hold only its own data.
 FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* given = nullptr) {
+  if (o.format == "omniglot" || o.format == "glyphs" || o.format == "miniimagenet") return load_benchmark(o);
   FewShotData d;
   if (o.format == "fashion-mnist") {
     const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
@@ -134,7 +200,7 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
       std::vector<int64_t> meta_train_images;
       for (int64_t i = 0; i < d.train->N; ++i)
-        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->labels[size_t(i)]) != cs.meta_train.end())
+        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->label(i)) != cs.meta_train.end())
           meta_train_images.push_back(i);
       d.stats = data::channel_stats(*d.train, meta_train_images);
       data::normalize(*d.train, d.stats);
@@ -227,19 +293,12 @@ struct EpisodeOptions {
 };
 
 struct Interval {
-  double mean = 0, half = 0;  // mean +- half: the 95% confidence interval
+  double mean = 0, half = 0;  // mean +- half: the 95% confidence interval (0 with fewer than 2 values)
 };
+// Student's t with n - 1 degrees of freedom (nas/confidence.h), not the normal 1.96.
 Interval confidence95(const std::vector<double>& xs) {
-  Interval r;
-  if (xs.empty()) return r;
-  for (double x : xs) r.mean += x;
-  r.mean /= double(xs.size());
-  if (xs.size() < 2) return r;
-  double var = 0;
-  for (double x : xs) var += (x - r.mean) * (x - r.mean);
-  var /= double(xs.size() - 1);
-  r.half = 1.96 * std::sqrt(var / double(xs.size()));
-  return r;
+  const nas::MeanInterval r = nas::mean_interval(xs);
+  return {r.mean, r.half_width};
 }
 
 // ---------------------------------------------------------------------------------
@@ -560,7 +619,7 @@ struct AdaptArgs {
   float search_lr = 0;
   std::string search_optimizer;
   uint64_t task = 0;
-  int tasks = 100;
+  int tasks = 600;  // the published protocols' number of meta-test tasks
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
@@ -725,9 +784,14 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   Interval ci = confidence95(acc), si = confidence95(sup);
   if (!root) return;
   bar->finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
-  std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% interval); supernet after "
-              "search %.2f%% +- %.2f%%\n",
-              a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
+  if (a.tasks < 2)
+    std::printf("%d-way %d-shot over 1 meta-test task: accuracy %.2f%% (no interval from one task); supernet after "
+                "search %.2f%%\n",
+                a.episode.way, a.episode.shot, 100 * ci.mean, 100 * si.mean);
+  else
+    std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% Student-t interval); "
+                "supernet after search %.2f%% +- %.2f%%\n",
+                a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"accuracy", ci.mean},
                                        {"interval95", ci.half},
@@ -828,7 +892,9 @@ void add_meta_commands(CLI::App& app) {
   auto e = std::make_shared<AdaptArgs>();
   CLI::App* ecmd = app.add_subcommand("eval-fewshot", "Adapt to many meta-test tasks: mean accuracy and 95% interval");
   add_adapt_options(ecmd, *e);
-  ecmd->add_option("--tasks", e->tasks, "Meta-test tasks")->check(CLI::Range(1, 1000000));
+  ecmd->add_option("--tasks", e->tasks,
+                   "Meta-test tasks (default 600, the published protocols' number; mean and 95% Student-t interval)")
+      ->check(CLI::Range(1, 1000000));
   ecmd->callback([e] {
     Distributed& dist = Distributed::world();
     dist.run_slot("eval-fewshot", [&] { run_eval_fewshot(*e, dist); });

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -20,9 +21,10 @@ using namespace onnas::data;
 
 namespace {
 
-// n images of c x h x w; image i is filled with the value i (so a batch row tells
-// which image it came from); label i % classes.
+// n (at most 256) images of c x h x w; image i is filled with the byte i (so a batch
+// row tells which image it came from, id_of); label i % classes.
 Dataset numbered(int64_t n, int32_t classes, int64_t c = 1, int64_t h = 4, int64_t w = 4) {
+  REQUIRE(n <= 256);
   Dataset d;
   d.N = n;
   d.C = c;
@@ -30,13 +32,16 @@ Dataset numbered(int64_t n, int32_t classes, int64_t c = 1, int64_t h = 4, int64
   d.W = w;
   d.num_classes = classes;
   d.source = "numbered";
-  d.images.resize(size_t(n * c * h * w));
+  d.pixels.resize(size_t(n * c * h * w));
   for (int64_t i = 0; i < n; ++i) {
-    std::fill(d.image(i), d.image(i) + c * h * w, float(i));
+    std::fill(d.pixels_of(i), d.pixels_of(i) + c * h * w, uint8_t(i));
     d.labels.push_back(int32_t(i % classes));
   }
   return d;
 }
+
+// The byte a converted (unnormalized) pixel came from.
+int64_t id_of(float v) { return std::lround(v * 255.0f); }
 
 struct BatchBuffers {
   std::vector<float> xs;
@@ -46,7 +51,7 @@ struct BatchBuffers {
     x = Tensor(xs.data(), Shape{b, d.C, d.H, d.W});
     y = Tensor(ys.data(), Shape{b}, DType::i32);
   }
-  int64_t id(int64_t row, int64_t elems) const { return int64_t(xs[size_t(row * elems)]); }
+  int64_t id(int64_t row, int64_t elems) const { return id_of(xs[size_t(row * elems)]); }
 };
 
 // The image ids of `batches` batches.
@@ -83,21 +88,28 @@ TEST_CASE("split_train_val: stratified and plain, seeded, disjoint and complete"
   CHECK_THROWS_WITH(split_train_val(d, 1.5, 1), Catch::Contains("outside [0, 1]"));
 }
 
-TEST_CASE("channel_stats on the training part, normalize in place") {
-  Dataset d = numbered(4, 2, /*c=*/2, 2, 2);  // channel values equal the image index
-  for (int64_t i = 0; i < 4; ++i) std::fill(d.image(i) + 4, d.image(i) + 8, 10.0f * float(i));
+TEST_CASE("channel_stats on the training part, normalization applied when images are read") {
+  Dataset d = numbered(4, 2, /*c=*/2, 2, 2);  // channel 0 holds the image index
+  for (int64_t i = 0; i < 4; ++i) std::fill(d.pixels_of(i) + 4, d.pixels_of(i) + 8, uint8_t(10 * i));
   std::vector<int64_t> train = {0, 2};
-  ChannelStats st = channel_stats(d, train);
-  CHECK(st.mean[0] == Approx(1.0f));
-  CHECK(st.std[0] == Approx(1.0f));
-  CHECK(st.mean[1] == Approx(10.0f));
-  CHECK(st.std[1] == Approx(10.0f));
+  ChannelStats st = channel_stats(d, train);  // of the pixels scaled to [0, 1]
+  CHECK(st.mean[0] == Approx(1.0f / 255));
+  CHECK(st.std[0] == Approx(1.0f / 255));
+  CHECK(st.mean[1] == Approx(10.0f / 255));
+  CHECK(st.std[1] == Approx(10.0f / 255));
+  const std::vector<uint8_t> before = d.pixels;
   normalize(d, st);
-  CHECK(d.image(3)[0] == Approx(2.0f));    // (3 - 1) / 1
-  CHECK(d.image(3)[5] == Approx(2.0f));    // (30 - 10) / 10
-  CHECK(d.image(0)[7] == Approx(-1.0f));   // (0 - 10) / 10
+  CHECK(d.pixels == before);  // nothing is rewritten
+  std::vector<float> x(8);
+  std::vector<uint8_t> scratch(8);
+  d.read_image(3, x.data(), scratch.data());
+  CHECK(x[0] == Approx(2.0f));   // (3 - 1) / 1
+  CHECK(x[5] == Approx(2.0f));   // (30 - 10) / 10
+  d.read_image(0, x.data(), scratch.data());
+  CHECK(x[7] == Approx(-1.0f));  // (0 - 10) / 10
   ChannelStats flat{{0.0f, 0.0f}, {1.0f, 0.0f}};
   CHECK_THROWS_WITH(normalize(d, flat), Catch::Contains("channel 1 has standard deviation 0"));
+  CHECK_THROWS_WITH(normalize(d, ChannelStats{{0.5f}, {1.0f}}), Catch::Contains("statistics for 1 channels, the images have 2"));
 }
 
 TEST_CASE("BatchSampler: deterministic shuffles, full coverage per epoch, partial last batch") {
@@ -154,9 +166,9 @@ TEST_CASE("BatchSampler: augmentation crops with zero padding and flips, reprodu
   // One 1x3x5 image with distinct pixel values 1..15.
   Dataset d;
   d.N = 1, d.C = 1, d.H = 3, d.W = 5, d.num_classes = 1, d.source = "one";
-  for (int p = 0; p < 15; ++p) d.images.push_back(float(p + 1));
+  for (int p = 0; p < 15; ++p) d.pixels.push_back(uint8_t(p + 1));
   d.labels = {0};
-  auto at = [&](int y, int x) { return (y < 0 || y >= 3 || x < 0 || x >= 5) ? 0.0f : d.images[size_t(y * 5 + x)]; };
+  auto at = [&](int y, int x) { return (y < 0 || y >= 3 || x < 0 || x >= 5) ? 0.0f : kByteToUnit[d.pixels[size_t(y * 5 + x)]]; };
 
   SECTION("flip only: each draw is the image or its mirror, both occur") {
     BatchSampler s(d, {}, {.batch_size = 1, .augment = {.horizontal_flip = true}}, 3);
@@ -253,14 +265,14 @@ TEST_CASE("EpisodeSampler: N-way K-shot episodes over a class split") {
     for (int32_t cls : classes) REQUIRE(std::count(split.begin(), split.end(), cls) == 1);
     std::set<int64_t> items;
     for (size_t r = 0; r < 6; ++r) {
-      int64_t id = int64_t(buf.sx[r * 16]);
+      int64_t id = id_of(buf.sx[r * 16]);
       REQUIRE(id == e.support[r]);
       REQUIRE(buf.sy[r] == int32_t(r / 2));                       // relabelled, class-major
       REQUIRE(d.label(id) == e.classes[size_t(buf.sy[r])]);       // episode label j is class j
       REQUIRE(items.insert(id).second);
     }
     for (size_t r = 0; r < 12; ++r) {
-      int64_t id = int64_t(buf.qx[r * 16]);
+      int64_t id = id_of(buf.qx[r * 16]);
       REQUIRE(id == e.query[r]);
       REQUIRE(buf.qy[r] == int32_t(r / 4));
       REQUIRE(d.label(id) == e.classes[size_t(buf.qy[r])]);
@@ -292,7 +304,7 @@ TEST_CASE("EpisodeSampler: sorted labels follow the class id, random ones take e
     orders.insert(random.next().classes);
     const Episode& e = sorted.next(buf.support_x, buf.support_y, buf.query_x, buf.query_y);
     REQUIRE(e.classes == std::vector<int32_t>{2, 5, 8});
-    for (size_t r = 0; r < 3; ++r) REQUIRE(d.label(int64_t(buf.sx[r * 16])) == std::vector<int32_t>{2, 5, 8}[r]);
+    for (size_t r = 0; r < 3; ++r) REQUIRE(d.label(id_of(buf.sx[r * 16])) == std::vector<int32_t>{2, 5, 8}[r]);
   }
   CHECK(orders.size() == 6);  // all 3! orders of the same three classes
 }
@@ -318,13 +330,13 @@ TEST_CASE("EpisodeSampler: decodes episodes from an image tree on demand") {
     const Episode& e = s.next(buf.support_x, buf.support_y, buf.query_x, buf.query_y);
     for (size_t r = 0; r < 2; ++r) {
       int v = int(std::lround(buf.sx[r * 4] * 255));
-      CHECK(v == 10 * e.classes[r] + int(e.support[r]));
+      CHECK(v == 10 * e.classes[r] + int(e.support[r]) - 3 * e.classes[r]);  // items number the tree class by class
       CHECK(buf.sy[r] == int32_t(r));
     }
     for (size_t r = 0; r < 4; ++r) {
       int v = int(std::lround(buf.qx[r * 4] * 255));
       CHECK(v / 10 == e.classes[r / 2]);
-      CHECK(v % 10 != int(e.support[r / 2]));
+      CHECK(v % 10 != int(e.support[r / 2]) - 3 * e.classes[r / 2]);
     }
   }
   fs::remove_all(root);
