@@ -407,7 +407,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   const std::string signature = run_signature(a, space, o);
   const std::string ckpt = a.out + "/checkpoint.safetensors", log_path = a.out + "/meta_log.jsonl";
   const bool root = dist.is_root();  // prints and writes; every rank computes
-  if (root) make_dir(a.out);
+  if (root) make_out_dir(a.out);
   int first_epoch = 0;
   std::string log;
   if (a.resume) {
@@ -416,7 +416,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
     if (md["run"] != signature)
       fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
            signature);
-    first_epoch = std::stoi(md.at("meta_epoch"));
+    first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());
     std::string line;

@@ -104,7 +104,7 @@ void run_train(const TrainArgs& a) {
                space.describe().c_str(), genotype.str().c_str(), (long long)a.batch, (long long)total,
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
-  make_dir(a.out);
+  make_out_dir(a.out);
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
   const std::string signature =
@@ -127,7 +127,7 @@ void run_train(const TrainArgs& a) {
     if (rep.metadata["run"] != signature)
       fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt,
            rep.metadata["run"], signature);
-    first_epoch = std::stoi(rep.metadata.at("epoch"));
+    first_epoch = int(metadata_integer(rep.metadata, "epoch", ckpt, 0, a.epochs));
     log = rep.metadata["log"];
     // Replay the batches already trained on: the sampler's draws (order, crops,
     // flips) continue exactly where the interrupted run stopped.

@@ -1,9 +1,13 @@
 #include "apps/onnas/common.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 
@@ -13,6 +17,7 @@
 #include "data/image_folder.h"
 #include "graph/compile.h"
 #include "nas/memory_budget.h"
+#include "nas/space_limits.h"
 #include "runtime/error.h"
 
 namespace onnas::app {
@@ -85,9 +90,9 @@ LoadedData load_data(const DataOptions& o) {
 }
 
 void SpaceOptions::add(CLI::App& cmd) {
-  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, 1024));
-  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, 64));
-  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, 8));
+  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, nas::kMaxChannels));
+  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, nas::kMaxCells));
+  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, nas::kMaxNodes));
   cmd.add_option("--reductions", reductions, "Comma-separated indices of the reduction cells");
   cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list");
 }
@@ -165,6 +170,8 @@ size_t parse_bytes(const std::string& text) {
   else if (unit == "GB") scale = 1e9;
   else fail("'{}': unknown unit '{}' (use B, KiB, MiB, GiB, KB, MB or GB)", text, unit);
   if (!(value >= 0) || !std::isfinite(value)) fail("'{}' is not a non-negative size", text);
+  // size_t(x) of a double beyond 2^64 is undefined (it wrapped 1e30GiB to 0 bytes).
+  if (value * scale >= 0x1p63) fail("'{}' is larger than any memory (at most 8 EiB)", text);
   return size_t(value * scale);
 }
 
@@ -215,6 +222,26 @@ void make_dir(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) fail("cannot create folder '{}': {}", path, ec.message());
+}
+
+void make_out_dir(const std::string& path) {
+  make_dir(path);
+  const std::string lock = path + "/.onnas.lock";
+  // Held until the process ends (the kernel drops it then, even after SIGKILL).
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) fail("--out '{}': cannot create the lock file '{}': {}", path, lock, std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) fail("--out '{}': cannot lock '{}': {}", path, lock, std::strerror(err));
+    fail("--out '{}' is in use by another onnas run{} (lock file '{}'); wait for it to end or choose another folder",
+         path, n > 0 ? fmt::format(" (process {})", std::string_view(pid, size_t(n))) : "", lock);
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != ssize_t(me.size()))
+    fail("--out '{}': cannot write the lock file '{}': {}", path, lock, std::strerror(errno));
 }
 
 }  // namespace onnas::app

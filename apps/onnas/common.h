@@ -85,6 +85,10 @@ void add_check_numerics_flag(CLI::App& cmd);
 
 // Creates the folder (and parents); throws onnas::Error naming it on failure.
 void make_dir(const std::string& path);
+// make_dir, then locks the folder for this process (flock on OUT/.onnas.lock, held
+// until exit): a second run on the same --out is refused naming the first one's pid,
+// instead of two runs interleaving their checkpoints.
+void make_out_dir(const std::string& path);
 
 // The subcommands.
 void add_search_command(CLI::App& app);

@@ -116,6 +116,12 @@ Bytes valid_safetensors(const TempDir& dir) {
 // [[[...]]], `depth` levels: hostile JSON that recursive code would overflow the stack on.
 std::string nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
+std::string repeat(const std::string& s, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
 Bytes safetensors_with_header(const std::string& header, const Bytes& data) {
   return le64(header.size()) + header + data;
 }
@@ -216,8 +222,14 @@ TEST_CASE("broken safetensors files are refused, naming the file and the problem
         {"metadata not an object", safetensors_with_header(R"({"__metadata__":[1]})", ""), "__metadata__"},
         {"metadata value not a string", safetensors_with_header(R"({"__metadata__":{"epoch":3}})", ""), "__metadata__"},
         // A recursive dump of these for the message overflowed the stack.
-        {"shape nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[)" + nested(300000) + R"(],"data_offsets":[0,0]}})", ""), "a JSON array"},
-        {"offsets nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[0,)" + nested(300000) + "]}}", ""), "a JSON array"},
+        {"shape nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[)" + nested(300000) + R"(],"data_offsets":[0,0]}})", ""), "nested deeper than 3"},
+        {"offsets nested 300000 deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[0,)" + nested(300000) + "]}}", ""), "nested deeper than 3"},
+        {"a shape nested one level too deep", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[[6]],"data_offsets":[0,24]}})", f6), "nested deeper than 3"},
+        {"a shape of 100 dimensions", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[)" + repeat("1,", 99) + R"(6],"data_offsets":[0,24]}})", f6), "more than 64"},
+        {"NUL-terminated header", safetensors_with_header(std::string(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})") + Bytes(8, '\0'), f6), "NUL byte"},
+        {"NUL then garbage in the header", safetensors_with_header(std::string(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})") + Bytes("\0garbage", 8), f6), "NUL byte"},
+        {"a key twice inside an entry", safetensors_with_header(R"({"w":{"dtype":"F32","shape":[6],"dtype":"I32","data_offsets":[0,24]}})", f6), "'dtype' appears twice"},
+        {"a metadata key twice", safetensors_with_header(R"({"__metadata__":{"step":"1","step":"99999999999"},"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})", f6), "'step' appears twice"},
     };
     for (const Case& c : cases) {
       spit(path, c.file);
@@ -272,7 +284,12 @@ TEST_CASE("broken genotype files are refused, naming the file and the problem") 
         {"not JSON", {"Genotype(normal=[('sep_conv_3x3', 0)])", "not valid JSON"}},
         {"empty", {"", "not valid JSON"}},
         {"binary", {Bytes("\x89PNG\r\n\x1a\n\0\0", 10), "not valid JSON"}},
-        {"nested 300000 deep", {R"({"normal": )" + nested(300000) + R"(, "reduce": []})", "normal node 0"}},
+        {"nested 300000 deep", {R"({"normal": )" + nested(300000) + R"(, "reduce": []})", "nested deeper than 5"}},
+        {"NUL-terminated", {kGenotype + Bytes("\0\0\0", 3), "NUL byte"}},
+        {"NUL then garbage", {kGenotype + Bytes("\0{\"normal\": 1}", 14), "NUL byte"}},
+        {"a key twice in an edge", {with(R"("op": "sep_conv_3x3")", R"("op": "sep_conv_3x3", "op": "none")"), "'op' appears twice"}},
+        {"a node taking the same input twice", {with(R"({"op": "skip_connect", "input": 1})", R"({"op": "skip_connect", "input": 0})"), "input 0 twice"}},
+        {"larger than a genotype can be (2 MiB of '[')", {Bytes(2u << 20, '['), "more than the 1048576 bytes"}},
     };
     for (const auto& [what, c] : cases) {
       spit(path, c.first);
@@ -464,12 +481,24 @@ TEST_CASE("broken buffer lists are refused with one sentence naming the source a
       {R"({"name": "a", "bytes": 8, "first": 0, "last": 1})", "list"},
       {R"([[1, 2]])", "not an object"},
       {"bytes,first,last\n8,0,1\n", "not valid JSON"},
-      {R"([{"name": "a", "bytes": )" + nested(300000) + R"(, "first": 0, "last": 1}])", "a JSON array"},
-      {nested(300000), "not an object"},
+      {R"([{"name": "a", "bytes": )" + nested(300000) + R"(, "first": 0, "last": 1}])", "nested deeper"},
+      {nested(300000), "nested deeper"},
+      {R"([{"name": "a", "bytes": [1], "first": 0, "last": 1}])", "nested deeper"},
   };
   for (const auto& [text, problem] : cases)
     expect_refused<std::invalid_argument>("buffer_list", text, [&] { planner::parse_buffer_list(text, "list.json"); },
                                           {"list.json", problem});
+
+  // Each size within its bound, their sum not: nine buffers of 2^61 - 1 bytes live at
+  // once (the 621-byte list that made the planner loop forever). Refused by validate().
+  std::string huge = "[";
+  for (int i = 0; i < 9; ++i)
+    huge += fmt::format(R"({}{{"name": "b{}", "bytes": 2305843009213693951, "first": 0, "last": 1}})", i ? ", " : "", i);
+  huge += "]";
+  const auto buffers = planner::parse_buffer_list(huge, "huge.json");
+  REQUIRE(buffers.size() == 9);
+  expect_refused<std::invalid_argument>("buffer_list", "sizes whose sum overflows", [&] { planner::plan_memory(buffers); },
+                                        {"add up to more than", "too large to plan"});
 }
 
 TEST_CASE("the fuzzers' crashers (tests/regressions/) are refused or read cleanly") {

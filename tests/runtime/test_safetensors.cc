@@ -235,7 +235,7 @@ TEST_CASE("safetensors: broken files are refused with a message naming the file 
   SECTION("duplicate tensor name") {
     refuses(hand_file(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
                       floats({1})),
-            "names 't' twice");
+            "key 't' appears twice");
   }
 }
 
