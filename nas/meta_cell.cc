@@ -214,7 +214,15 @@ SearchSpace meta_cell_space(const std::string& text, const std::string& path) {
       seen[r.get<size_t>()] = true;
     }
   }
-  return SearchSpace::from_json(j, path);
+  try {
+    SearchSpace space = SearchSpace::from_json(j, path);
+    check_supernet_space(space);
+    return space;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.starts_with(path)) throw;
+    fail("{}: {}", source, what);  // e.g. an unknown op, named without the file
+  }
 }
 
 }  // namespace

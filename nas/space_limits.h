@@ -5,7 +5,10 @@
 // is computed from fields inside these bounds, and fits in int64 with room to spare.
 //
 //   if (nodes > kMaxNodes) fail(...);
+//   check_supernet_space(space);   // before a supernet of `space` is built
 #pragma once
+
+#include "nas/search_space.h"
 
 namespace onnas::nas {
 
@@ -17,5 +20,11 @@ inline constexpr int kMaxInChannels = 64;
 inline constexpr int kMaxSide = 4096;           // input height and width
 inline constexpr int kMaxClasses = 100000;
 inline constexpr int kMaxOps = 10;              // every OpKind once
+
+// What SearchSpace::validate() allows but a supernet cannot be: only the op `none`
+// (every edge empty), or no normal or no reduction cell (the search keeps one alpha
+// and beta set of each kind, and a genotype has a cell of each). Throws onnas::Error
+// beginning "search space: ".
+void check_supernet_space(const SearchSpace& space);
 
 }  // namespace onnas::nas

@@ -36,6 +36,7 @@ void StepOptions::add(CLI::App& cmd) {
 void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const {
   options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
                   .split = split};
+  nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
   if (memory_budget.empty()) return;
   const size_t budget = parse_bytes(memory_budget);

@@ -26,6 +26,8 @@
 #include "fuzz/feed.h"
 #include "memory_planner/dump.h"
 #include "nas/genotype.h"
+#include "nas/meta_cell.h"
+#include "nas/network.h"
 #include "runtime/error.h"
 #include "runtime/serialize/safetensors.h"
 
@@ -303,6 +305,197 @@ TEST_CASE("broken genotype files are refused, naming the file and the problem") 
   SECTION("not a file") {
     expect_refused("genotype", "missing", [&] { nas::Genotype::load(dir.file("missing.json")); }, {dir.file("missing.json")});
     expect_refused("genotype", "a directory", [&] { nas::Genotype::load(dir.path.string()); }, {dir.path.string(), "directory"});
+  }
+}
+
+namespace {
+
+// A small valid meta cell: 3 cells (a reduction at 1), 2 nodes, 8x8 grey images.
+nas::SearchSpace tiny_meta_space() {
+  nas::SearchSpace s;
+  s.channels = 4;
+  s.cells = 3;
+  s.reductions = {1};
+  s.nodes = 2;
+  s.height = s.width = 8;
+  s.classes = 3;
+  return s;
+}
+
+void write_tiny_meta_cell(const std::string& path) {
+  const nas::SearchSpace space = tiny_meta_space();
+  ParamStore params;
+  nas::init_search_params(params, space, 7);
+  nas::save_meta_cell(path, space, params, nas::MetaCell::from_cells(space, params), {{"data", "none"}});
+}
+
+// `file` rewritten: its metadata and tensors passed through the two edits.
+void rewrite_safetensors(const std::string& from, const std::string& to,
+                         const std::function<void(std::map<std::string, std::string>&)>& edit_metadata,
+                         const std::function<void(std::vector<NamedTensor>&)>& edit_tensors = {}) {
+  SafetensorsFile f = read_safetensors(from);
+  std::vector<NamedTensor> tensors;
+  for (const auto& t : f.tensors) tensors.push_back({t.name, t.tensor()});
+  std::map<std::string, std::string> metadata = f.metadata;
+  edit_metadata(metadata);
+  if (edit_tensors) edit_tensors(tensors);
+  // Laid out here rather than by write_safetensors, whose fsyncs made a hundred
+  // rewrites take half a minute.
+  nlohmann::ordered_json header = {{"__metadata__", metadata}};
+  Bytes data;
+  for (const NamedTensor& t : tensors) {
+    header[t.name] = {{"dtype", t.tensor.dtype() == DType::f32 ? "F32" : "I32"},
+                      {"shape", t.tensor.shape().dims()},
+                      {"data_offsets", {data.size(), data.size() + t.tensor.bytes()}}};
+    data.append(static_cast<const char*>(t.tensor.data()), t.tensor.bytes());
+  }
+  spit(to, safetensors_with_header(header.dump(), data));
+}
+
+}  // namespace
+
+TEST_CASE("broken meta cells are refused before the supernet is allocated, naming the file and the problem") {
+  TempDir dir;
+  const std::string valid_path = dir.file("valid.safetensors"), path = dir.file("meta.safetensors");
+  write_tiny_meta_cell(valid_path);
+  {
+    ParamStore params;
+    REQUIRE(nas::load_meta_cell(valid_path, params).space == tiny_meta_space());
+  }
+  const Bytes valid = slurp(valid_path);
+  auto load = [&] {
+    ParamStore params;
+    nas::load_meta_cell(path, params);
+  };
+
+  SECTION("cut: at every byte of the length field and the header, every 97th of the data") {
+    const size_t header_end = 8 + size_t(uint8_t(valid[0])) + (size_t(uint8_t(valid[1])) << 8);
+    for (size_t cut = 0; cut < valid.size(); cut += cut < header_end + 8 ? 1 : 97) {
+      spit(path, valid.substr(0, cut));
+      expect_refused("meta_cell", "cut at byte " + std::to_string(cut), load, {path});
+    }
+  }
+
+  SECTION("a search space that lies, or that cannot be") {
+    const nlohmann::json space = tiny_meta_space().to_json();
+    struct Case {
+      std::string what;
+      std::function<void(nlohmann::json&)> edit;
+      std::string problem;
+    };
+    std::vector<Case> cases;
+    for (const char* key : {"nodes", "cells", "channels", "stem_multiplier", "in_channels", "height", "width", "classes"}) {
+      const std::string k = key;
+      cases.push_back({k + " 2^20", [k](nlohmann::json& j) { j[k] = 1 << 20; }, "\"" + k + "\" is 1048576, outside"});
+      cases.push_back({k + " 2^32 + 1 (1 if narrowed)", [k](nlohmann::json& j) { j[k] = 4294967297; }, "\"" + k + "\" is 4294967297"});
+      cases.push_back({k + " 2^64 - 1", [k](nlohmann::json& j) { j[k] = uint64_t(-1); }, "\"" + k + "\" is 18446744073709551615"});
+      cases.push_back({k + " negative", [k](nlohmann::json& j) { j[k] = -3; }, "\"" + k + "\" is -3"});
+      cases.push_back({k + " a string", [k](nlohmann::json& j) { j[k] = "4"; }, "\"" + k + "\" is missing or not an integer"});
+      cases.push_back({k + " missing", [k](nlohmann::json& j) { j.erase(k); }, "\"" + k + "\" is missing"});
+      cases.push_back({k + " fractional", [k](nlohmann::json& j) { j[k] = 2.5; }, "not an integer"});
+    }
+    cases.push_back({"a reduction of 2^32 + 1 (1 if narrowed)", [](nlohmann::json& j) { j["reductions"] = {4294967297}; }, "reduction 4294967297"});
+    cases.push_back({"a reduction beyond the cells", [](nlohmann::json& j) { j["reductions"] = {3}; }, "reduction 3 is not a cell"});
+    cases.push_back({"a reduction listed twice", [](nlohmann::json& j) { j["reductions"] = {1, 1}; }, "listed twice"});
+    cases.push_back({"no reduction cell", [](nlohmann::json& j) { j["reductions"] = nlohmann::json::array(); }, "reduction cell"});
+    cases.push_back({"only reduction cells", [](nlohmann::json& j) { j["reductions"] = {0, 1, 2}; }, "normal cell"});
+    cases.push_back({"reductions not a list", [](nlohmann::json& j) { j["reductions"] = 1; }, "reductions"});
+    cases.push_back({"an unknown op", [](nlohmann::json& j) { j["ops"][0] = "conv_9x9"; }, "conv_9x9"});
+    cases.push_back({"only the op none", [](nlohmann::json& j) { j["ops"] = {"none"}; }, "none"});
+    cases.push_back({"an op twice", [](nlohmann::json& j) { j["ops"][1] = j["ops"][0]; }, "twice"});
+    cases.push_back({"eleven ops", [](nlohmann::json& j) { j["ops"] = std::vector<std::string>(11, "none"); }, "op kinds"});
+    cases.push_back({"an input too small for its reductions", [](nlohmann::json& j) { j["height"] = 1; }, "cannot flow"});
+    // Widths that would overflow int: the first cell's channels times 2 per reduction,
+    // the stem's multiplier times the channels. Bounded before anything is derived.
+    cases.push_back({"channels 2^30", [](nlohmann::json& j) { j["channels"] = 1 << 30; }, "outside 2..1024"});
+    cases.push_back({"stem multiplier 2^31 - 1", [](nlohmann::json& j) { j["stem_multiplier"] = 2147483647; }, "outside 1..8"});
+    cases.push_back({"widest cell 2^22 channels (1024 doubled 12 times)",
+                     [](nlohmann::json& j) {
+                       j["channels"] = 1024, j["cells"] = 13, j["height"] = j["width"] = 4096;
+                       j["reductions"] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+                     },
+                     "the space needs f32"});
+    // Within bounds, but not the space of the tensors: refused by shape before the
+    // supernet of the claimed space is allocated.
+    cases.push_back({"more nodes than the tensors", [](nlohmann::json& j) { j["nodes"] = 8; }, "the space needs f32"});
+    cases.push_back({"more cells than the tensors", [](nlohmann::json& j) { j["cells"] = 64; }, "the space needs f32"});
+    cases.push_back({"wider than the tensors", [](nlohmann::json& j) { j["channels"] = 1024; }, "the space needs f32"});
+    cases.push_back({"more classes than the classifier", [](nlohmann::json& j) { j["classes"] = 100000; }, "classifier.weight"});
+    cases.push_back({"another op set", [](nlohmann::json& j) { j["ops"] = {"max_pool_3x3", "sep_conv_5x5"}; }, "has no tensor"});
+    for (const Case& c : cases) {
+      rewrite_safetensors(valid_path, path, [&](auto& md) {
+        nlohmann::json j = space;
+        c.edit(j);
+        md["search_space"] = j.dump();
+      });
+      expect_refused("meta_cell", c.what, load, {path, c.problem});
+    }
+    const std::vector<std::pair<std::string, std::string>> texts = {
+        {"not JSON", "C=4 cells=3"},
+        {"NUL-terminated", space.dump() + std::string(1, '\0')},
+        {"a key twice", "{\"nodes\": 2, " + space.dump().substr(1)},
+        {"nested", "{\"nodes\": [[[2]]]}"},
+        {"a list", "[1, 2]"},
+    };
+    for (const auto& [what, text] : texts) {
+      rewrite_safetensors(valid_path, path, [&](auto& md) { md["search_space"] = text; });
+      expect_refused("meta_cell", "search_space " + what, load, {path, "search_space"});
+    }
+  }
+
+  SECTION("metadata and tensors that do not match") {
+    struct Case {
+      std::string what;
+      std::function<void(std::map<std::string, std::string>&)> metadata;
+      std::function<void(std::vector<NamedTensor>&)> tensors;
+      std::string problem;
+    };
+    std::vector<float> junk(6, 1.0f), nan(256, std::nanf("")), wide(4096, 0.5f);
+    std::vector<int32_t> ints(4096, 1);
+    auto find = [](std::vector<NamedTensor>& ts, const std::string& name) -> NamedTensor& {
+      for (auto& t : ts)
+        if (t.name == name) return t;
+      FAIL("no tensor " << name);
+      return ts[0];
+    };
+    const std::vector<Case> cases = {
+        {"another format", [](auto& md) { md["format"] = "onnas checkpoint"; }, {}, "not a meta cell file"},
+        {"no format", [](auto& md) { md.erase("format"); }, {}, "no \"format\""},
+        {"version 2", [](auto& md) { md["version"] = "2"; }, {}, "version 2"},
+        {"no search space", [](auto& md) { md.erase("search_space"); }, {}, "no \"search_space\""},
+        {"an extra tensor", [](auto&) {}, [&](auto& ts) { ts.push_back({"junk", Tensor(junk.data(), Shape{6})}); }, "junk is not part"},
+        {"a meta cell tensor missing",
+         [](auto&) {},
+         [](auto& ts) { std::erase_if(ts, [](const NamedTensor& t) { return t.name == "meta_cell.pre1.conv.weight"; }); },
+         "no tensor meta_cell.pre1.conv.weight"},
+        {"the stem missing",
+         [](auto&) {},
+         [](auto& ts) { std::erase_if(ts, [](const NamedTensor& t) { return t.name == "stem.conv.weight"; }); },
+         "no tensor stem.conv.weight"},
+        {"a meta cell tensor of another shape",
+         [](auto&) {},
+         [&](auto& ts) { find(ts, "meta_cell.pre1.conv.weight").tensor = Tensor(wide.data(), Shape{64, 64, 1, 1}); },
+         "meta_cell.pre1.conv.weight is f32 [64, 64, 1, 1]"},
+        {"a tensor of another dtype",
+         [](auto&) {},
+         [&](auto& ts) {
+           NamedTensor& t = find(ts, "classifier.bias");
+           t.tensor = Tensor(ints.data(), t.tensor.shape(), DType::i32);
+         },
+         "classifier.bias is i32"},
+        {"a NaN in the meta cell",
+         [](auto&) {},
+         [&](auto& ts) {
+           NamedTensor& t = find(ts, "meta_cell.pre1.conv.weight");
+           REQUIRE(t.tensor.numel() <= int64_t(nan.size()));
+           t.tensor = Tensor(nan.data(), t.tensor.shape());
+         },
+         "non-finite"},
+    };
+    for (const Case& c : cases) {
+      rewrite_safetensors(valid_path, path, c.metadata, c.tensors);
+      expect_refused("meta_cell", c.what, load, {path, c.problem});
+    }
   }
 }
 
