@@ -23,6 +23,9 @@ constexpr uint32_t kIdxLabelsMagic = 0x00000801;
 constexpr uint32_t kIdxMaxSide = 1u << 16;
 
 // num_classes = 0 infers it as max label + 1; otherwise every label must be below it.
-Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0);
+// max_images > 0 keeps only the first max_images images (both files are still read
+// and checked whole; labels are checked for the images kept).
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0,
+                 int64_t max_images = 0);
 
 }  // namespace onnas::data

@@ -66,6 +66,10 @@ void run_train(const TrainArgs& a) {
   LoadedData d = load_data(a.data);
   nas::SearchSpace space = a.space.space(d.train);
   genotype.validate(space, a.genotype);
+  // Before anything is planned or allocated for a batch of this size.
+  if (d.train.N < a.batch)
+    fail("--batch {} needs at least {} training images; the data has {}{}", a.batch, a.batch, d.train.N,
+         a.data.limit > 0 ? fmt::format(" (--limit {})", a.data.limit) : "");
 
   graph::Graph g;
   nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, a.batch, /*training=*/true);
@@ -76,7 +80,13 @@ void run_train(const TrainArgs& a) {
     LoadParamsOptions lo;
     lo.strict = false;
     lo.allow_extra = true;
-    load_params(a.init, params, lo);
+    const LoadParamsReport r = load_params(a.init, params, lo);
+    if (r.loaded.empty())
+      fail("--init {}: none of its {} tensors is a parameter of this network (names as in docs/PARAMS.md; a file of "
+           "another network?)",
+           a.init, r.extra.size());
+    std::fprintf(stderr, "init: %zu of the network's %zu tensors loaded from %s (%zu tensors of the file unused)\n",
+                 r.loaded.size(), r.loaded.size() + r.missing.size(), a.init.c_str(), r.extra.size());
   }
   const std::vector<graph::ValueId> weights = nas::params_of_kind(g, params, ParamKind::weight);
   std::vector<std::string> weight_names;

@@ -65,7 +65,7 @@ LoadedData load_data(const DataOptions& o) {
   LoadedData d;
   const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
   if (o.format == "fashion-mnist" || o.format == "idx") {
-    d.train = data::load_fashion_mnist(dir, data::Split::train);
+    d.train = data::load_fashion_mnist(dir, data::Split::train, o.limit);  // --limit: only those images are kept
     d.test = data::load_fashion_mnist(dir, data::Split::test);
   } else if (o.format == "cifar10") {
     d.train = data::load_cifar10_dir(dir, data::Split::train);
@@ -79,6 +79,11 @@ LoadedData load_data(const DataOptions& o) {
     d.train = data::subset(all, split.train);
     d.test = data::subset(all, split.val);
   }
+  // The network is built for the training images; a test split of another size would
+  // only be found after an epoch of training.
+  if (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W)
+    fail("the test split '{}' has {}x{}x{} images, the training split '{}' {}x{}x{}", d.test.source, d.test.C,
+         d.test.H, d.test.W, d.train.source, d.train.C, d.train.H, d.train.W);
   if (o.limit > 0 && o.limit < d.train.N) {
     std::vector<int64_t> first(size_t(o.limit));
     for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
