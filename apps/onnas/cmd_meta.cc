@@ -463,6 +463,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
     auto t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < a.steps_per_epoch; ++s) {
       const int64_t step = int64_t(e) * a.steps_per_epoch + s;
+      test_kill_point(step);
       nas::MetaStepResult r = distributed_meta_step(ml, step, train_tasks, dist, stats);
       loss += r.query_loss;
       acc += r.query_accuracy;

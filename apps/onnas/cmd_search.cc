@@ -134,6 +134,7 @@ void run_search(const SearchArgs& a) {
     double loss_sum = 0, acc_sum = 0, ms_sum = 0;
     const int64_t first = step - int64_t(e) * per_epoch;
     for (int64_t s = first; s < per_epoch; ++s, ++step) {
+      test_kill_point(step);
       train.next(x, y);
       val.next(vx, vy);
       searcher.set_progress(step, total);

@@ -148,6 +148,7 @@ void run_train(const TrainArgs& a) {
     Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
     double loss_sum = 0, acc_sum = 0;
     for (int64_t s = 0; s < per_epoch; ++s, ++t) {
+      test_kill_point(t);
       train.next(x, y);
       sgd.set_lr(graph::cosine_lr(a.lr, 0.0f, t, total));
       params.zero_grads();

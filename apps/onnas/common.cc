@@ -1,14 +1,16 @@
 #include "apps/onnas/common.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "data/cifar.h"
@@ -19,6 +21,7 @@
 #include "nas/memory_budget.h"
 #include "nas/space_limits.h"
 #include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
 
 namespace onnas::app {
 
@@ -222,6 +225,35 @@ void add_check_numerics_flag(CLI::App& cmd) {
   cmd.add_flag_function(
       "--check-numerics", [](int64_t) { graph::set_check_numerics(true); },
       "Check every op's outputs; stop at the first op that produces a NaN or an infinity, naming it (slower)");
+}
+
+namespace {
+int64_t g_kill_at_step = -1;
+int64_t g_kill_before_rename = -1;
+
+int64_t env_count(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return -1;
+  int64_t n = -1;
+  const auto [end, ec] = std::from_chars(v, v + std::strlen(v), n);
+  if (ec != std::errc() || *end != '\0' || n < 0) fail("{}='{}' is not a non-negative whole number", name, v);
+  return n;
+}
+
+void kill_before_rename(const std::string&) {
+  static int64_t renames = 0;
+  if (++renames == g_kill_before_rename) ::raise(SIGKILL);
+}
+}  // namespace
+
+void install_test_kill_points() {
+  g_kill_at_step = env_count("ONNAS_TEST_KILL_AT_STEP");
+  g_kill_before_rename = env_count("ONNAS_TEST_KILL_BEFORE_RENAME");
+  if (g_kill_before_rename > 0) set_before_rename_hook(kill_before_rename);
+}
+
+void test_kill_point(int64_t step) {
+  if (step == g_kill_at_step) ::raise(SIGKILL);
 }
 
 void make_dir(const std::string& path) {

@@ -90,6 +90,16 @@ void make_dir(const std::string& path);
 // instead of two runs interleaving their checkpoints.
 void make_out_dir(const std::string& path);
 
+// Test hooks for tests/cli/kill_resume.sh, read from the environment by main():
+// ONNAS_TEST_KILL_AT_STEP=k makes the process SIGKILL itself when a run reaches step k
+// (search and train steps, meta steps; counted from 0 over the whole run), and
+// ONNAS_TEST_KILL_BEFORE_RENAME=n at its n-th atomic write (from 1), after the
+// temporary is written and synced, before the rename. A kill at a moment the test
+// chooses, mid-run by construction, instead of one at a random time that may land
+// after the run has ended.
+void install_test_kill_points();
+void test_kill_point(int64_t step);
+
 // The subcommands.
 void add_search_command(CLI::App& app);
 void add_train_command(CLI::App& app);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   onnas::app::add_inspect_command(app);
   onnas::app::add_meta_commands(app);
   try {
+    onnas::app::install_test_kill_points();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -34,6 +34,7 @@ std::string file_name_of(const std::string& path) {
 
 // Distinguishes temporaries of several AtomicFiles alive in one process.
 std::atomic<uint64_t> g_temp_counter{0};
+std::atomic<void (*)(const std::string&)> g_before_rename_hook{nullptr};
 
 // ".<name>.tmp." : every temporary of `name` starts so, followed by "<pid>.<n>".
 std::string temp_prefix(const std::string& name) { return "." + name + ".tmp."; }
@@ -157,6 +158,7 @@ void AtomicFile::commit() {
     fail_and_discard("fsync failed", errno);
   }
   if (::close(fd) != 0) fail_and_discard("close failed", errno);
+  if (auto hook = g_before_rename_hook.load()) hook(path_);
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) fail_and_discard("rename of the temporary failed", errno);
   committed_ = true;
   // The rename itself lives in the directory; fsync it so the new name survives a crash.
@@ -170,6 +172,8 @@ void AtomicFile::commit() {
   if (rc != 0 && err != EINVAL && err != ENOTSUP)
     fail("cannot write '{}': fsync of its directory '{}' failed: {}", path_, dir, errno_text(err));
 }
+
+void set_before_rename_hook(void (*hook)(const std::string& path)) { g_before_rename_hook = hook; }
 
 void write_file_atomic(const std::string& path, std::span<const std::byte> bytes) {
   AtomicFile f(path);

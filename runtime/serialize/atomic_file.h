@@ -61,6 +61,11 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// Test hook, for killing a writer at the worst moment (tests/cli/kill_resume.sh, through
+// the tool's ONNAS_TEST_KILL_BEFORE_RENAME): called by every commit() of a regular file
+// after its temporary is synced, just before the rename. nullptr removes it.
+void set_before_rename_hook(void (*hook)(const std::string& path));
+
 void write_file_atomic(const std::string& path, std::span<const std::byte> bytes);
 void write_file_atomic(const std::string& path, std::string_view text);
 

@@ -8,10 +8,16 @@
 // The planner layer depends on nothing of ours, so parse_buffer_list refuses with
 // std::invalid_argument (same one-sentence rule); the tool prints it as one line.
 #include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <stb/stb_image_write.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -763,13 +769,24 @@ struct ToolRun {
   int status = -1;
   std::vector<std::string> stderr_lines;
   std::string stderr_text;
+  int64_t max_rss_kb = 0;  // the tool's peak resident memory
 };
 
+// Runs the tool (the shell execs it, so wait4 reports the tool's own peak RSS).
 ToolRun run_tool(const TempDir& dir, const std::string& args) {
   const std::string err = dir.file("stderr.txt");
-  const std::string cmd = std::string("'") + ONNAS_TOOL + "' " + args + " >/dev/null 2>'" + err + "' </dev/null";
-  const int raw = std::system(cmd.c_str());
+  const std::string cmd = std::string("exec '") + ONNAS_TOOL + "' " + args + " >/dev/null 2>'" + err + "' </dev/null";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int raw = 0;
+  rusage usage{};
+  REQUIRE(pid > 0);
+  REQUIRE(::wait4(pid, &raw, 0, &usage) == pid);
   ToolRun r;
+  r.max_rss_kb = usage.ru_maxrss;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   r.stderr_text = slurp(err);
   std::string line;
@@ -785,16 +802,25 @@ ToolRun run_tool(const TempDir& dir, const std::string& args) {
   return r;
 }
 
-void expect_one_line_refusal(const TempDir& dir, const std::string& args, const std::string& needle) {
+// The refusal is one line; with `after_progress`, lines the tool printed before it
+// (what it set out to do) may precede it. Returns the run, for its memory.
+ToolRun expect_one_line_refusal(const TempDir& dir, const std::string& args, const std::string& needle,
+                                bool after_progress = false) {
   INFO("onnas " << args);
   ToolRun r = run_tool(dir, args);
   INFO("stderr: " << r.stderr_text);
   CHECK(r.status != 0);
   CHECK(r.status < 128);  // not killed by a signal
-  REQUIRE(r.stderr_lines.size() == 1);
-  CHECK(r.stderr_lines[0].starts_with("onnas: error: "));
-  CHECK(r.stderr_lines[0].find(needle) != std::string::npos);
-  for (const char* bad : {"terminate", "Sanitizer", "Aborted", "what()"}) CHECK(r.stderr_text.find(bad) == std::string::npos);
+  REQUIRE(!r.stderr_lines.empty());
+  if (!after_progress) REQUIRE(r.stderr_lines.size() == 1);
+  const std::string& last = r.stderr_lines.back();
+  CHECK(last.starts_with("onnas: error: "));
+  CHECK(last.find(needle) != std::string::npos);
+  CHECK(std::count_if(r.stderr_lines.begin(), r.stderr_lines.end(),
+                      [](const std::string& l) { return l.find("error") != std::string::npos; }) == 1);
+  for (const char* bad : {"terminate", "Sanitizer", "Aborted", "what()", "json.exception", "stoi", "map::at", "bad_alloc"})
+    CHECK(r.stderr_text.find(bad) == std::string::npos);
+  return r;
 }
 
 }  // namespace
@@ -827,5 +853,239 @@ TEST_CASE("the onnas tool refuses broken files with one line on stderr and a non
   expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx") + "'" + g, "train-images-idx3-ubyte");
   expect_one_line_refusal(dir, "train --data-format cifar10 --data '" + dir.file("cifar") + "'" + g, "label 12");
   expect_one_line_refusal(dir, "train --data-format folder --data '" + dir.file("images") + "'" + g, "a.png");
+}
+
+namespace {
+
+// A tiny MNIST-style folder: 64 training and 16 test images of 8x8, labels 0..3
+// (`--data-format idx`), for runs of a few steps.
+void write_tiny_idx(const std::string& dir, int64_t test_side = 8) {
+  fs::create_directories(dir);
+  auto images = [](uint32_t n, uint32_t side) {
+    Bytes s = be32(data::kIdxImagesMagic) + be32(n) + be32(side) + be32(side);
+    for (uint32_t i = 0; i < n * side * side; ++i) s += char((i * 37 + i / 64 * 11) % 251);
+    return s;
+  };
+  auto labels = [](uint32_t n) {
+    std::vector<uint8_t> l;
+    for (uint32_t i = 0; i < n; ++i) l.push_back(uint8_t(i % 4));
+    return idx_labels(l);
+  };
+  spit(dir + "/train-images-idx3-ubyte.gz", gz(images(64, 8)));
+  spit(dir + "/train-labels-idx1-ubyte.gz", gz(labels(64)));
+  spit(dir + "/t10k-images-idx3-ubyte.gz", gz(images(16, uint32_t(test_side))));
+  spit(dir + "/t10k-labels-idx1-ubyte.gz", gz(labels(16)));
+}
+
+// One node per cell: the genotype of the tiny runs.
+const char* kTinyGenotype = R"({"normal": [[{"op": "skip_connect", "input": 0}, {"op": "conv_3x3", "input": 1}]],
+ "reduce": [[{"op": "max_pool_3x3", "input": 0}, {"op": "skip_connect", "input": 1}]]})";
+const char* kTinySpace = " -C 2 --cells 2 --reductions 1 --nodes 1 --threads 1";
+
+// Peak memory allowed to a refused run: the tool's own baseline, far below the
+// gigabytes the attacks cost (an AddressSanitizer build's baseline is higher).
+constexpr int64_t kRefusalRssKb = 300 * 1024;
+
+}  // namespace
+
+TEST_CASE("the onnas tool refuses hostile meta cells in one line, in bounded memory and time") {
+  TempDir dir;
+  // Meta-test tasks from a tiny class tree: 3 classes of 2 grey 8x8 images.
+  for (int c = 0; c < 3; ++c) {
+    fs::create_directories(dir.path / "tree" / fmt::format("c{}", c));
+    for (const char* name : {"a.pgm", "b.pgm"})
+      spit((dir.path / "tree" / fmt::format("c{}", c) / name).string(), "P5\n8 8\n255\n" + Bytes(64, char(40 * c + 7)));
+  }
+  const std::string tasks = " --data-format folder --meta-train-dir '" + dir.file("tree") + "' --meta-test-dir '" +
+                            dir.file("tree") + "' --image-size 8 --way 3 --shot 1 --query 1 --threads 1";
+  const std::string valid = dir.file("valid.safetensors");
+  write_tiny_meta_cell(valid);
+  const nlohmann::json space = tiny_meta_space().to_json();
+  struct Attack {
+    const char* key;
+    int64_t value;
+    const char* problem;
+  };
+  // The attack's sizes: nodes 2^20 segfaulted inspect and adapt (a 392-byte file),
+  // cells 10^6 and nodes 1000 hung, channels 256 and stem_multiplier 2^20 took 2-5 GB,
+  // in_channels 2^20 3.5 GB before its refusal.
+  const Attack attacks[] = {{"nodes", 1 << 20, "outside 1..8"},    {"cells", 1000000, "outside 1..64"},
+                            {"nodes", 1000, "outside 1..8"},       {"channels", 256, "the space needs f32"},
+                            {"stem_multiplier", 1 << 20, "outside 1..8"}, {"in_channels", 1 << 20, "outside 1..64"}};
+  for (const Attack& a : attacks) {
+    nlohmann::json j = space;
+    j[a.key] = a.value;
+    for (bool with_tensors : {false, true}) {
+      const std::string path = dir.file(fmt::format("{}_{}_{}.safetensors", a.key, a.value, with_tensors));
+      rewrite_safetensors(valid, path, [&](auto& md) { md["search_space"] = j.dump(); },
+                          [&](auto& ts) {
+                            if (!with_tensors) ts.clear();
+                          });
+      const std::string problem = with_tensors || std::string(a.problem) != "the space needs f32" ? a.problem : "has no tensor";
+      ToolRun r = expect_one_line_refusal(dir, "inspect '" + path + "'", problem);
+      CHECK(r.max_rss_kb < kRefusalRssKb);
+      r = expect_one_line_refusal(dir, "adapt" + tasks + " --meta-cell '" + path + "'", problem);
+      CHECK(r.max_rss_kb < kRefusalRssKb);
+    }
+  }
+}
+
+TEST_CASE("the onnas tool writes devices and FIFOs in place, refuses to replace links, and cleans up dead temporaries") {
+  TempDir dir;
+  const std::string list = dir.file("list.json");
+  spit(list, R"([{"name": "a", "bytes": 64, "first": 0, "last": 1}])");
+  const std::string plan = "plan --buffers '" + list + "' --json ";
+
+  // A character device of our own (root can make one; /dev/null itself is never risked).
+  const std::string null_device = dir.file("null");
+  if (::mknod(null_device.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    ToolRun r = run_tool(dir, plan + "'" + null_device + "'");
+    CHECK(r.status == 0);
+    struct stat st {};
+    REQUIRE(::lstat(null_device.c_str(), &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));  // was replaced by a regular file
+    fs::create_symlink(null_device, dir.file("null_link"));
+    CHECK(run_tool(dir, plan + "'" + dir.file("null_link") + "'").status == 0);
+    REQUIRE(::lstat(null_device.c_str(), &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+    CHECK(fs::is_symlink(dir.file("null_link")));
+  } else {
+    WARN("mknod is not permitted here: the character-device case is not checked");
+  }
+
+  // A FIFO: written in place, read by a reader the shell starts first.
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0666) == 0);
+  const std::string got = dir.file("from_fifo.json");
+  const std::string cmd = "cat '" + fifo + "' > '" + got + "' & '" + ONNAS_TOOL + "' " + plan + "'" + fifo +
+                          "' >/dev/null 2>&1; status=$?; wait; exit $status";
+  CHECK(std::system(cmd.c_str()) == 0);
+  CHECK(slurp(got).find("\"arena_bytes\"") != std::string::npos);
+  struct stat st {};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+
+  // A symbolic link to a regular file: refused; the link and its target stay as they were.
+  spit(dir.file("target.json"), "precious");
+  fs::create_symlink(dir.file("target.json"), dir.file("link.json"));
+  expect_one_line_refusal(dir, plan + "'" + dir.file("link.json") + "'", "symbolic link");
+  CHECK(fs::is_symlink(dir.file("link.json")));
+  CHECK(slurp(dir.file("target.json")) == "precious");
+  fs::create_symlink(dir.file("nowhere.json"), dir.file("dangling.json"));
+  expect_one_line_refusal(dir, plan + "'" + dir.file("dangling.json") + "'", "symbolic link to nothing");
+  fs::create_directories(dir.path / "a_dir");
+  expect_one_line_refusal(dir, plan + "'" + dir.file("a_dir") + "'", "a_dir");
+
+  // Temporaries of killed writers are removed when the same name is written again;
+  // another live process's temporary is left alone.
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  REQUIRE(::waitpid(dead, nullptr, 0) == dead);
+  const std::string stale = dir.file(fmt::format(".out.json.tmp.{}.0", dead));
+  const std::string live = dir.file(fmt::format(".out.json.tmp.{}.3", ::getpid()));
+  const std::string other = dir.file(fmt::format(".other.json.tmp.{}.0", dead));
+  for (const std::string& f : {stale, live, other}) spit(f, "half a file");
+  CHECK(run_tool(dir, plan + "'" + dir.file("out.json") + "'").status == 0);
+  CHECK(!fs::exists(stale));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(other));  // the temporary of another name
+  CHECK(slurp(dir.file("out.json")).find("\"arena_bytes\"") != std::string::npos);
+}
+
+TEST_CASE("the onnas tool refuses FIFOs and devices as input without blocking") {
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0666) == 0);
+  // Each would wait for a writer forever if it opened the FIFO to read.
+  expect_one_line_refusal(dir, "inspect '" + fifo + "'", "a FIFO");
+  expect_one_line_refusal(dir, "train --genotype '" + fifo + "'", "a FIFO");
+  expect_one_line_refusal(dir, "plan --buffers '" + fifo + "'", "a FIFO");
+  expect_one_line_refusal(dir, "plan --buffers /dev/zero", "a character device");
+  write_tiny_idx(dir.file("idx"));
+  fs::remove(dir.file("idx/train-labels-idx1-ubyte.gz"));
+  REQUIRE(::mkfifo(dir.file("idx/train-labels-idx1-ubyte.gz").c_str(), 0666) == 0);
+  spit(dir.file("g.json"), kTinyGenotype);
+  expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx") + "' --genotype '" + dir.file("g.json") +
+                                   "'" + kTinySpace,
+                          "not a regular file");
+}
+
+TEST_CASE("the onnas tool: lying checkpoints, non-finite weights, locked folders and impossible requests") {
+  TempDir dir;
+  const std::string data = dir.file("idx");
+  write_tiny_idx(data);
+  spit(dir.file("g.json"), kTinyGenotype);
+  const std::string d = " --data-format idx --data '" + data + "'" + kTinySpace;
+  const std::string search = "search" + d + " --batch 4 --steps 3 --checkpoint-every 1 --out '" + dir.file("s") + "'";
+  const std::string train = "train" + d + " --genotype '" + dir.file("g.json") + "' --batch 8 --steps 2 --epochs 2 --out '" +
+                            dir.file("t") + "'";
+  REQUIRE(run_tool(dir, search).status == 0);
+  REQUIRE(run_tool(dir, train).status == 0);
+
+  SECTION("checkpoint counters are checked, not trusted") {
+    const std::pair<const char*, std::string> runs[] = {{"step", search}, {"epoch", train}};
+    for (const auto& [key, command] : runs) {
+      const std::string ckpt = dir.file(std::string(key) == "step" ? "s/checkpoint.safetensors" : "t/checkpoint.safetensors");
+      const std::string saved = ckpt + ".saved";
+      fs::copy_file(ckpt, saved, fs::copy_options::overwrite_existing);
+      // "abc" and a missing key were a bare stoi / map::at, -1 re-trained silently,
+      // 99999999999 replayed batches for hours.
+      for (const char* value : {"abc", "", "-1", "99999999999", "3.5", "1e3", " 1", "999999999999999999999"}) {
+        rewrite_safetensors(saved, ckpt, [&](auto& md) { md[key] = value; });
+        expect_one_line_refusal(dir, command + " --resume", fmt::format("\"{}\"", key), /*after_progress=*/true);
+      }
+      rewrite_safetensors(saved, ckpt, [&](auto& md) { md.erase(key); });
+      expect_one_line_refusal(dir, command + " --resume", fmt::format("no \"{}\"", key), true);
+      fs::copy_file(saved, ckpt, fs::copy_options::overwrite_existing);
+      CHECK(run_tool(dir, command + " --resume").status == 0);
+    }
+  }
+
+  SECTION("non-finite weights are refused when loaded") {
+    SafetensorsFile model = read_safetensors(dir.file("t/model.safetensors"));
+    REQUIRE(model.find("stem.bn.weight"));
+    rewrite_safetensors(dir.file("t/model.safetensors"), dir.file("nan_model.safetensors"), [](auto&) {},
+                        [](auto& ts) {
+                          for (auto& t : ts)
+                            if (t.name == "stem.bn.weight") static_cast<float*>(t.tensor.data())[0] = std::nanf("");
+                        });
+    // It trained to "success" from such a file, and evaluated an all-NaN model at 10%.
+    const std::string nan = dir.file("nan_model.safetensors");
+    expect_one_line_refusal(dir, "eval" + d + " --genotype '" + dir.file("g.json") + "' --model '" + nan + "'",
+                            "'stem.bn.weight' holds a non-finite value (nan at element 0)");
+    expect_one_line_refusal(dir, train + "_nan --init '" + nan + "'", "non-finite", true);
+    // An --init file none of whose tensors belongs to the network loaded nothing, silently.
+    std::vector<float> junk(4, 1.0f);
+    std::vector<NamedTensor> other = {{"something.else", Tensor(junk.data(), Shape{4})}};
+    write_safetensors(dir.file("other.safetensors"), other);
+    expect_one_line_refusal(dir, train + "_other --init '" + dir.file("other.safetensors") + "'", "none of its 1 tensors",
+                            true);
+  }
+
+  SECTION("a second run on a locked --out is refused") {
+    const int fd = ::open(dir.file("t/.onnas.lock").c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    expect_one_line_refusal(dir, train, "is in use by another onnas run", true);
+    ::close(fd);
+    CHECK(run_tool(dir, train).status == 0);
+  }
+
+  SECTION("impossible requests are refused before any work, in bounded memory") {
+    expect_one_line_refusal(dir, "plan --memory-budget 1e30GiB", "larger than any memory", true);
+    expect_one_line_refusal(dir, "plan --ops none --mode ops --k-grad 1", "the only candidate op is 'none'");
+    expect_one_line_refusal(dir, "plan --reductions ''", "no reduction cell");
+    expect_one_line_refusal(dir, "plan --cells 2 --reductions 0,1", "every cell is a reduction cell");
+    // --batch 1024 on 64 images allocated 3.7 GB (on 600 images) before its refusal.
+    ToolRun r = expect_one_line_refusal(dir, "train" + d + " --genotype '" + dir.file("g.json") + "' --batch 1024 --out '" +
+                                                 dir.file("t2") + "'",
+                                        "--batch 1024 needs at least 1024 training images; the data has 64");
+    CHECK(r.max_rss_kb < kRefusalRssKb);
+    // A test split of another image size was found after an epoch of training.
+    write_tiny_idx(dir.file("idx6"), 6);
+    expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx6") + "'" + kTinySpace + " --genotype '" +
+                                     dir.file("g.json") + "' --out '" + dir.file("t3") + "'",
+                            "has 1x6x6 images, the training split");
+  }
 }
 #endif
