@@ -1,7 +1,5 @@
 #include "data/gz_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,6 +8,7 @@
 #include <cstring>
 
 #include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
 
 namespace onnas::data {
 
@@ -22,30 +21,15 @@ z_stream& stream_of(void* p) { return *static_cast<z_stream*>(p); }
 bool gzip_magic(const uint8_t* p) { return p[0] == 0x1f && p[1] == 0x8b; }
 }  // namespace
 
-GzFile::GzFile(std::string path, std::string kind) : path_(std::move(path)), kind_(std::move(kind)) {
-  // O_NONBLOCK until the file is known to be regular: opening a FIFO would wait for a
-  // writer. The size of a device or pipe says nothing about its content (/dev/zero is
-  // "0 bytes" and endless), and the size checks below rely on it.
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd_ < 0) fail("cannot open {} file '{}': {}", kind_, path_, std::strerror(errno));
-  struct stat st {};
-  const int stat_rc = ::fstat(fd_, &st);
-  const int err = errno;
-  if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd_);
-    if (stat_rc != 0) fail("cannot open {} file '{}': {}", kind_, path_, std::strerror(err));
-    if (S_ISDIR(st.st_mode)) fail("cannot open {} file '{}': it is a directory", kind_, path_);
-    fail("cannot open {} file '{}': not a regular file", kind_, path_);
-  }
-  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
-  size_ = uint64_t(st.st_size);
+GzFile::GzFile(std::string path, std::string kind)
+    : path_(std::move(path)), kind_(std::move(kind)), file_(path_, kind_ + " file") {
+  size_ = file_.size();
   uint8_t magic[2] = {0, 0};
-  gzip_ = ::pread(fd_, magic, 2, 0) == 2 && gzip_magic(magic);
+  gzip_ = ::pread(file_.fd(), magic, 2, 0) == 2 && gzip_magic(magic);
   if (!gzip_) return;
   auto* z = new z_stream{};
   if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {  // 16: gzip members only
     delete z;
-    ::close(fd_);
     fail("cannot open {} file '{}': zlib could not start (out of memory?)", kind_, path_);
   }
   zs_ = z;
@@ -56,7 +40,6 @@ GzFile::~GzFile() {
     inflateEnd(&stream_of(zs_));
     delete &stream_of(zs_);
   }
-  if (fd_ >= 0) ::close(fd_);
 }
 
 bool GzFile::plain() const { return !gzip_; }
@@ -67,7 +50,7 @@ bool GzFile::refill() {
   in_.resize(kInputBytes);
   if (have > 0 && z.next_in != in_.data()) std::memmove(in_.data(), z.next_in, have);
   while (!file_done_ && have < in_.size()) {
-    const ssize_t n = ::read(fd_, in_.data() + have, in_.size() - have);
+    const ssize_t n = ::read(file_.fd(), in_.data() + have, in_.size() - have);
     if (n < 0) {
       if (errno == EINTR) continue;
       fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
@@ -85,7 +68,7 @@ int64_t GzFile::read_some(void* out, uint64_t n) {
   const unsigned ask = unsigned(std::min<uint64_t>(n, 1u << 30));
   if (!gzip_) {
     for (;;) {
-      const ssize_t got = ::read(fd_, out, ask);
+      const ssize_t got = ::read(file_.fd(), out, ask);
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
       position_ += uint64_t(got);
@@ -108,7 +91,7 @@ int64_t GzFile::read_some(void* out, uint64_t n) {
       } else if (z.avail_in >= 2 && gzip_magic(z.next_in)) {
         inflateReset(&z);
       } else {
-        const uint64_t at = uint64_t(::lseek(fd_, 0, SEEK_CUR)) - z.avail_in;
+        const uint64_t at = uint64_t(::lseek(file_.fd(), 0, SEEK_CUR)) - z.avail_in;
         fail("{} file '{}' has trailing bytes: its gzip stream ends at byte {} of {}, and what follows is not another "
              "gzip member",
              kind_, path_, at, size_);
@@ -166,7 +149,7 @@ std::vector<uint8_t> GzFile::read_payload(uint64_t n, const char* what, uint64_t
     done += step;
   }
   if (plain()) {  // its size is already proven: jump over the rest
-    if (::lseek(fd_, off_t(n - kept), SEEK_CUR) < 0)
+    if (::lseek(file_.fd(), off_t(n - kept), SEEK_CUR) < 0)
       fail("{} file '{}': seek failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
     position_ += n - kept;
     return bytes;

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/serialize/atomic_file.h"
+
 namespace onnas::data {
 
 class GzFile {
@@ -50,7 +52,7 @@ class GzFile {
   bool refill();
 
   std::string path_, kind_;
-  int fd_ = -1;
+  InputFile file_;              // a regular file, or refused
   bool gzip_ = false;
   void* zs_ = nullptr;          // z_stream, kept opaque so zlib.h stays out of this header
   std::vector<uint8_t> in_;     // compressed bytes read ahead of inflate

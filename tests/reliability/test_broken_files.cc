@@ -1024,7 +1024,7 @@ TEST_CASE("the onnas tool refuses FIFOs and devices as input without blocking") 
   spit(dir.file("g.json"), kTinyGenotype);
   expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx") + "' --genotype '" + dir.file("g.json") +
                                    "'" + kTinySpace,
-                          "not a regular file");
+                          "it is a FIFO");
 }
 
 TEST_CASE("the onnas tool: lying checkpoints, non-finite weights, locked folders and impossible requests") {
