@@ -186,9 +186,11 @@ SearchSpace meta_cell_space(const std::string& text, const std::string& path) {
   auto bounded = [&](const char* key, int64_t low, int64_t high) {
     auto it = j.find(key);
     if (it == j.end() || !it->is_number_integer()) fail("{}: \"{}\" is missing or not an integer", source, key);
-    if (it->is_number_unsigned() ? it->get<uint64_t>() > uint64_t(high) : it->get<int64_t>() > high ||
-                                                                             it->get<int64_t>() < low)
-      fail("{}: \"{}\" is {}, outside {}..{}", source, key, it->dump(), low, high);
+    // Compared in the type it was read as: an unsigned value may exceed int64.
+    const bool outside = it->is_number_unsigned()
+                             ? it->get<uint64_t>() > uint64_t(high) || it->get<uint64_t>() < uint64_t(low)
+                             : it->get<int64_t>() > high || it->get<int64_t>() < low;
+    if (outside) fail("{}: \"{}\" is {}, outside {}..{}", source, key, it->dump(), low, high);
   };
   bounded("nodes", 1, kMaxNodes);
   bounded("cells", 1, kMaxCells);

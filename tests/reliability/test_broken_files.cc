@@ -396,6 +396,7 @@ TEST_CASE("broken meta cells are refused before the supernet is allocated, namin
       cases.push_back({k + " 2^32 + 1 (1 if narrowed)", [k](nlohmann::json& j) { j[k] = 4294967297; }, "\"" + k + "\" is 4294967297"});
       cases.push_back({k + " 2^64 - 1", [k](nlohmann::json& j) { j[k] = uint64_t(-1); }, "\"" + k + "\" is 18446744073709551615"});
       cases.push_back({k + " negative", [k](nlohmann::json& j) { j[k] = -3; }, "\"" + k + "\" is -3"});
+      cases.push_back({k + " zero", [k](nlohmann::json& j) { j[k] = 0; }, "\"" + k + "\" is 0, outside"});
       cases.push_back({k + " a string", [k](nlohmann::json& j) { j[k] = "4"; }, "\"" + k + "\" is missing or not an integer"});
       cases.push_back({k + " missing", [k](nlohmann::json& j) { j.erase(k); }, "\"" + k + "\" is missing"});
       cases.push_back({k + " fractional", [k](nlohmann::json& j) { j[k] = 2.5; }, "not an integer"});
@@ -849,6 +850,12 @@ TEST_CASE("the onnas tool refuses broken files with one line on stderr and a non
   expect_one_line_refusal(dir, "inspect '" + dir.file("missing.safetensors") + "'", "missing.safetensors");
   expect_one_line_refusal(dir, "plan --buffers '" + dir.file("bad_buffers.json") + "'", "before");
   expect_one_line_refusal(dir, "plan --buffers '" + dir.file("missing.json") + "'", "missing.json");
+  // Nine buffers of 2^61 - 1 bytes live at once: the planner looped forever.
+  std::string huge = "[";
+  for (int i = 0; i < 9; ++i)
+    huge += fmt::format(R"({}{{"name": "b{}", "bytes": 2305843009213693951, "first": 0, "last": 1}})", i ? ", " : "", i);
+  spit(dir.file("huge_sum.json"), huge + "]");
+  expect_one_line_refusal(dir, "plan --buffers '" + dir.file("huge_sum.json") + "'", "huge_sum.json: the buffers' sizes add up");
   const std::string g = " --genotype '" + dir.file("genotype.json") + "' --threads 1";
   expect_one_line_refusal(dir, "train --data-format idx --data '" + dir.file("idx") + "'" + g, "train-images-idx3-ubyte");
   expect_one_line_refusal(dir, "train --data-format cifar10 --data '" + dir.file("cifar") + "'" + g, "label 12");
