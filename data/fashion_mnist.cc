@@ -7,9 +7,10 @@
 
 namespace onnas::data {
 
-Dataset load_fashion_mnist(const std::string& dir, Split split) {
+Dataset load_fashion_mnist(const std::string& dir, Split split, int64_t max_images) {
   const std::string prefix = dir + (split == Split::train ? "/train" : "/t10k");
-  return load_idx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", int32_t(kFashionMnistClassNames.size()));
+  return load_idx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", int32_t(kFashionMnistClassNames.size()),
+                  max_images);
 }
 
 ClassSplit fashion_mnist_class_split() { return {{0, 2, 5, 7, 8}, {1, 3, 4, 6, 9}}; }

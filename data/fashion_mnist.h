@@ -21,7 +21,9 @@ inline constexpr std::array<const char*, 10> kFashionMnistClassNames = {
 enum class Split { train, test };
 
 // Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz from `dir`; num_classes is 10.
-Dataset load_fashion_mnist(const std::string& dir = kFashionMnistDir, Split split = Split::train);
+// max_images > 0: only the first max_images are kept (load_idx).
+Dataset load_fashion_mnist(const std::string& dir = kFashionMnistDir, Split split = Split::train,
+                           int64_t max_images = 0);
 
 // Disjoint classes for few-shot meta-learning: meta-train episodes draw from one set,
 // meta-test episodes (unseen classes) from the other.

@@ -1,7 +1,6 @@
 #include "data/gz_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -9,57 +8,102 @@
 #include <cstring>
 
 #include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
 
 namespace onnas::data {
 
 namespace {
-constexpr unsigned kGzBufferBytes = 1u << 18;  // zlib's default 8 KB makes Fashion-MNIST ~2x slower
+constexpr size_t kInputBytes = size_t(1) << 18;  // compressed bytes per read (zlib's default 8 KB is ~2x slower)
 constexpr uint64_t kChunkBytes = 16u << 20;
+constexpr size_t kSkipBytes = size_t(1) << 16;
+
+z_stream& stream_of(void* p) { return *static_cast<z_stream*>(p); }
+bool gzip_magic(const uint8_t* p) { return p[0] == 0x1f && p[1] == 0x8b; }
 }  // namespace
 
-GzFile::GzFile(std::string path, std::string kind) : path_(std::move(path)), kind_(std::move(kind)) {
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) fail("cannot open {} file '{}': {}", kind_, path_, std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail("cannot open {} file '{}': it is a directory", kind_, path_);
-  // The size of a device or pipe says nothing about its content (/dev/zero is "0 bytes"
-  // and endless), and the size checks below rely on it.
-  if (!S_ISREG(st.st_mode)) fail("cannot open {} file '{}': not a regular file", kind_, path_);
-  size_ = uint64_t(st.st_size);
-  gzFile f = gzopen(path_.c_str(), "rb");
-  if (!f) fail("cannot open {} file '{}': {}", kind_, path_, errno ? std::strerror(errno) : "out of memory");
-  gzbuffer(f, kGzBufferBytes);
-  gz_ = f;
+GzFile::GzFile(std::string path, std::string kind)
+    : path_(std::move(path)), kind_(std::move(kind)), file_(path_, kind_ + " file") {
+  size_ = file_.size();
+  uint8_t magic[2] = {0, 0};
+  gzip_ = ::pread(file_.fd(), magic, 2, 0) == 2 && gzip_magic(magic);
+  if (!gzip_) return;
+  auto* z = new z_stream{};
+  if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {  // 16: gzip members only
+    delete z;
+    fail("cannot open {} file '{}': zlib could not start (out of memory?)", kind_, path_);
+  }
+  zs_ = z;
 }
 
 GzFile::~GzFile() {
-  if (gz_) gzclose(static_cast<gzFile>(gz_));
+  if (zs_) {
+    inflateEnd(&stream_of(zs_));
+    delete &stream_of(zs_);
+  }
 }
 
-bool GzFile::plain() const { return gzdirect(static_cast<gzFile>(gz_)) != 0; }
+bool GzFile::plain() const { return !gzip_; }
+
+bool GzFile::refill() {
+  z_stream& z = stream_of(zs_);
+  size_t have = z.avail_in;
+  in_.resize(kInputBytes);
+  if (have > 0 && z.next_in != in_.data()) std::memmove(in_.data(), z.next_in, have);
+  while (!file_done_ && have < in_.size()) {
+    const ssize_t n = ::read(file_.fd(), in_.data() + have, in_.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
+    }
+    if (n == 0) file_done_ = true;
+    have += size_t(n);
+    break;
+  }
+  z.next_in = in_.data();
+  z.avail_in = uInt(have);
+  return have > 0;
+}
 
 int64_t GzFile::read_some(void* out, uint64_t n) {
-  auto* f = static_cast<gzFile>(gz_);
-  // gzread takes an unsigned int count; larger requests are split.
-  unsigned ask = unsigned(std::min<uint64_t>(n, 1u << 30));
-  int got = gzread(f, out, ask);
-  if (got < 0) {
-    int err = errno, code = 0;
-    std::string msg = gzerror(f, &code);
-    if (code == Z_ERRNO) msg = std::strerror(err);
-    // zlib prefixes its messages with the path, which our message already names.
-    if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
-    fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, msg);
+  const unsigned ask = unsigned(std::min<uint64_t>(n, 1u << 30));
+  if (!gzip_) {
+    for (;;) {
+      const ssize_t got = ::read(file_.fd(), out, ask);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
+      position_ += uint64_t(got);
+      return got;
+    }
   }
-  // gzread reports a gzip stream cut short (even inside its 8-byte trailer) as a plain
-  // end of file; only gzerror tells it apart from a complete one.
-  if (got == 0) {
-    int code = Z_OK;
-    gzerror(f, &code);
-    if (code == Z_BUF_ERROR)
+  if (stream_done_ || ask == 0) return 0;
+  z_stream& z = stream_of(zs_);
+  z.next_out = static_cast<Bytef*>(out);
+  z.avail_out = ask;
+  while (z.avail_out == ask && !stream_done_) {
+    if (z.avail_in == 0 && !refill())
       fail("{} file '{}' is truncated: its gzip stream ends early, after {} bytes of content", kind_, path_, position_);
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    if (rc == Z_STREAM_END) {
+      // Another gzip member, the end of the file, or bytes that are neither.
+      if (z.avail_in < 2 && !file_done_) refill();
+      if (z.avail_in == 0) {
+        stream_done_ = true;
+      } else if (z.avail_in >= 2 && gzip_magic(z.next_in)) {
+        inflateReset(&z);
+      } else {
+        const uint64_t at = uint64_t(::lseek(file_.fd(), 0, SEEK_CUR)) - z.avail_in;
+        fail("{} file '{}' has trailing bytes: its gzip stream ends at byte {} of {}, and what follows is not another "
+             "gzip member",
+             kind_, path_, at, size_);
+      }
+    } else if (rc != Z_OK && !(rc == Z_BUF_ERROR && z.avail_in == 0)) {
+      fail("{} file '{}': read failed after {} bytes: {}", kind_, path_, position_,
+           z.msg ? z.msg : rc == Z_MEM_ERROR ? "out of memory" : "corrupt gzip data");
+    }
   }
-  position_ += uint64_t(got);
-  return got;
+  const unsigned got = ask - z.avail_out;
+  position_ += got;
+  return int64_t(got);
 }
 
 uint64_t GzFile::read_up_to(void* out, uint64_t n) {
@@ -85,7 +129,7 @@ void GzFile::read_exact(void* out, uint64_t n, const char* what) {
   }
 }
 
-std::vector<uint8_t> GzFile::read_payload(uint64_t n, const char* what) {
+std::vector<uint8_t> GzFile::read_payload(uint64_t n, const char* what, uint64_t keep) {
   std::vector<uint8_t> bytes;
   // A plain file's size is known: refuse a header that disagrees before allocating.
   if (plain() && size_ - position_ != n) {
@@ -96,16 +140,29 @@ std::vector<uint8_t> GzFile::read_payload(uint64_t n, const char* what) {
     fail("{} file '{}' has trailing bytes: it is {} bytes, but its header promises {} bytes ({} bytes too many)", kind_,
          path_, size_, position_ + n, have - n);
   }
+  const uint64_t kept = std::min(n, keep);
   uint64_t done = 0;
-  while (done < n) {
-    uint64_t step = std::min(n - done, kChunkBytes);
-    // Grow geometrically but never past n, so the vector ends exactly n bytes large
-    // (a data set keeps it as its pixels: no slack).
+  while (done < kept) {
+    uint64_t step = std::min(kept - done, kChunkBytes);
+    // Grow geometrically but never past what is kept, so the vector ends exactly that
+    // large (a data set keeps it as its pixels: no slack).
     if (done + step > bytes.capacity())
-      bytes.reserve(size_t(std::min(n, std::max<uint64_t>(2 * bytes.capacity(), done + step))));
+      bytes.reserve(size_t(std::min(kept, std::max<uint64_t>(2 * bytes.capacity(), done + step))));
     bytes.resize(size_t(done + step));
     read_exact(bytes.data() + done, step, what);
     done += step;
+  }
+  if (plain()) {  // its size is already proven: jump over the rest
+    if (::lseek(file_.fd(), off_t(n - kept), SEEK_CUR) < 0)
+      fail("{} file '{}': seek failed after {} bytes: {}", kind_, path_, position_, std::strerror(errno));
+    position_ += n - kept;
+    return bytes;
+  }
+  std::vector<uint8_t> scratch(std::min<uint64_t>(n - kept, kSkipBytes));
+  for (uint64_t left = n - kept; left > 0;) {
+    const uint64_t step = std::min<uint64_t>(left, scratch.size());
+    read_exact(scratch.data(), step, what);
+    left -= step;
   }
   return bytes;
 }

@@ -36,7 +36,8 @@ std::vector<uint32_t> read_idx_header(GzFile& f, uint32_t expected_magic, int nd
   return dims;
 }
 
-Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes) {
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes,
+                 int64_t max_images) {
   if (num_classes < 0 || num_classes > 256) fail("load_idx: num_classes {} is outside [0, 256]", num_classes);
   GzFile fi(images_path, "IDX images");
   std::vector<uint32_t> idims = read_idx_header(fi, kIdxImagesMagic, 3);
@@ -56,13 +57,16 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
   if (ldims[0] != n)
     fail("IDX files disagree: '{}' has {} images but '{}' has {} labels", images_path, n, labels_path, ldims[0]);
 
-  std::vector<uint8_t> raw_labels = fl.read_payload(n, "the labels");
+  // With max_images, the rest of both files is read through (to check them whole) but
+  // not kept: memory follows what is used, not what a header declares.
+  const uint64_t kept = max_images > 0 ? std::min(n, uint64_t(max_images)) : n;
+  std::vector<uint8_t> raw_labels = fl.read_payload(n, "the labels", kept);
   fl.expect_end();
-  std::vector<uint8_t> raw = fi.read_payload(pixels, "the pixels");
+  std::vector<uint8_t> raw = fi.read_payload(pixels, "the pixels", kept * rows * cols);
   fi.expect_end();
 
   Dataset d;
-  d.N = int64_t(n);
+  d.N = int64_t(kept);
   d.C = 1;
   d.H = int64_t(rows);
   d.W = int64_t(cols);

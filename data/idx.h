@@ -26,8 +26,11 @@ constexpr uint32_t kIdxLabelsMagic = 0x00000801;
 constexpr uint32_t kIdxMaxSide = 1u << 16;
 
 // num_classes = 0 infers it as max label + 1; otherwise every label must be below it.
-// The pixels are kept as stored (uint8), Dataset::pixels.
-Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0);
+// The pixels are kept as stored (uint8), Dataset::pixels. max_images > 0 keeps only the
+// first max_images images (both files are still read and checked whole; labels are
+// checked for the images kept).
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0,
+                 int64_t max_images = 0);
 
 // Reads an IDX header (magic, then `ndim` dimensions) from the start of `f`; refuses
 // another magic and zero dimensions, naming the file (shared with the streamed reader,

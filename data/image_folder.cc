@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -155,6 +156,62 @@ std::optional<std::string> png_problem(std::span<const uint8_t> b) {
   }
 }
 
+// stb_image 2.27 pads a JPEG whose scan data is missing or cut short (grey rows, or a
+// whole grey image for a file with no scan at all) instead of failing. A JPEG must have
+// a start-of-scan segment and, after it, its end-of-image marker (entropy-coded data
+// escapes every FF byte, so the first FF D9 after the scan is the end).
+std::optional<std::string> jpeg_problem(std::span<const uint8_t> b) {
+  const size_t n = b.size();
+  size_t i = 2;  // after SOI
+  while (i + 1 < n) {
+    if (b[i] != 0xFF) return std::nullopt;  // not a marker: stb names the corruption
+    size_t j = i;
+    while (j < n && b[j] == 0xFF) ++j;  // fill bytes
+    if (j >= n) break;
+    const unsigned m = b[j];
+    if (m == 0xD9) return "a JPEG without scan data (end of image before any start of scan)";
+    if (m == 0xDA) {
+      for (size_t k = j + 1; k + 1 < n; ++k)
+        if (b[k] == 0xFF && b[k + 1] == 0xD9) return std::nullopt;
+      return "truncated JPEG: no end-of-image marker after its scan data";
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {  // TEM, RSTn: no length
+      i = j + 1;
+      continue;
+    }
+    if (j + 2 >= n) break;
+    i = j + 1 + (size_t(b[j + 1]) << 8 | b[j + 2]);
+  }
+  return "truncated JPEG: it ends before its scan data";
+}
+
+// stb_image 2.27 decodes a BMP whose pixel rows are cut short with the missing rows
+// black. For the uncompressed layouts (BI_RGB, BITFIELDS) the file's length follows
+// from the header: the pixel offset plus |height| rows of 4-byte-aligned width * bpp bits.
+std::optional<std::string> bmp_problem(std::span<const uint8_t> b) {
+  auto u16 = [&](size_t i) { return uint32_t(b[i]) | uint32_t(b[i + 1]) << 8; };
+  auto u32 = [&](size_t i) { return u16(i) | u16(i + 2) << 16; };
+  if (b.size() < 30) return "truncated BMP: it ends inside its header";
+  const uint32_t offset = u32(10), dib = u32(14);
+  int64_t width = 0, height = 0;
+  uint32_t bpp = 0, compression = 0;
+  if (dib == 12) {  // OS/2 BITMAPCOREHEADER
+    width = u16(18), height = u16(20), bpp = u16(24);
+  } else {
+    if (b.size() < 34) return "truncated BMP: it ends inside its header";
+    width = int32_t(u32(18)), height = int32_t(u32(22)), bpp = u16(28), compression = u32(30);
+  }
+  height = height < 0 ? -height : height;  // negative: rows stored top-down
+  if (compression != 0 && compression != 3 && compression != 6) return std::nullopt;  // RLE: no fixed length
+  if (width < 1 || height < 1 || bpp < 1 || bpp > 32 || width * height > kMaxImagePixels) return std::nullopt;
+  const uint64_t row = (uint64_t(width) * bpp + 31) / 32 * 4;
+  const uint64_t need = uint64_t(offset) + row * uint64_t(height);
+  if (b.size() < need)
+    return fmt::format("truncated BMP: {} bytes, but its header's {} x {} pixels at {} bits end at byte {}", b.size(),
+                       height, width, bpp, need);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int64_t ImageFolderIndex::num_images() const {
@@ -206,6 +263,8 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
   std::optional<std::string> problem;
   if (std::string_view(format) == "PNM") problem = pnm_problem(bytes);
   if (std::string_view(format) == "PNG") problem = png_problem(bytes);
+  if (std::string_view(format) == "JPEG") problem = jpeg_problem(bytes);
+  if (std::string_view(format) == "BMP") problem = bmp_problem(bytes);
   if (problem) fail("cannot decode image '{}': {}", source, *problem);
   if (jpeg_has_oversized_huffman_table(bytes))
     fail("cannot decode image '{}': corrupt JPEG (a Huffman table declares more than 256 codes)", source);
@@ -214,6 +273,7 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
   // few bytes must not cost gigabytes.
   if (!stbi_info_from_memory(data, len, &w, &h, &in_file))
     fail("cannot decode image '{}': {}", source, stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
+  if (std::string_view(format) == "BMP" && h < 0 && h > INT_MIN) h = -h;  // top-down rows: stb's info keeps the sign
   if (w < 1 || h < 1 || int64_t(w) * int64_t(h) > kMaxImagePixels)
     fail("cannot decode image '{}': its header says {} x {} pixels, more than the {} pixels an image may have", source,
          h, w, kMaxImagePixels);

@@ -30,6 +30,7 @@
 #include "memory_planner/dump.h"
 #include "memory_planner/planner.h"
 #include "nas/genotype.h"
+#include "nas/meta_cell.h"
 #include "runtime/serialize/safetensors.h"
 
 namespace onnas::fuzz {
@@ -83,6 +84,33 @@ inline void feed_safetensors(std::span<const uint8_t> in) {
   SafetensorsFile f = parse_safetensors(in, "fuzz.safetensors");
   for (const auto& t : f.tensors)  // what the reader returns must be what the header promised
     if (t.data.bytes() != size_t(t.shape.numel()) * dtype_size(t.dtype)) finding("tensor bytes != numel * dtype size");
+}
+
+// A checkpoint (`onnas search/train/meta-train --resume`): a safetensors file whose
+// counters are read as the tools read them (metadata_integer, within the bounds of a
+// long run) and whose tensors must be finite to be loaded.
+inline void feed_checkpoint(std::span<const uint8_t> in) {
+  SafetensorsFile f = parse_safetensors(in, "fuzz.safetensors");
+  constexpr int64_t kMax = 1000000;
+  for (const char* key : {"step", "epoch", "meta_epoch"})
+    if (f.metadata.count(key)) {
+      const int64_t v = metadata_integer(f.metadata, key, f.path, 0, kMax);
+      if (v < 0 || v > kMax) finding("a checkpoint counter outside its bounds was accepted");
+    }
+  for (const auto& t : f.tensors) check_finite(t, f.path);
+}
+
+// A meta cell file (`onnas inspect`, `adapt --meta-cell`), loaded as the tools load it:
+// its space rebuilt from the metadata, every tensor checked, the meta cell unfolded
+// into a fresh supernet, which must then hold every cell's weights.
+inline void feed_meta_cell(std::span<const uint8_t> in) {
+  MemFile file(in);
+  ParamStore params;
+  nas::MetaCellFile mc = nas::load_meta_cell(file.path(), params);
+  for (const auto& e : mc.cell.entries())
+    for (int cell : e.cells)
+      if (!params.contains(fmt::format("cells.{}.{}", cell, e.suffix)))
+        finding("an accepted meta cell does not unfold into the cells of its space");
 }
 
 // The text of a genotype JSON file; an accepted genotype must survive a JSON round

@@ -118,6 +118,49 @@ def seeds_buffer_list():
                {"name": "scratch", "bytes": 100, "first": 2, "last": 2, "kind": "scratch"}]
     put("buffer_list", "small.json", json.dumps(buffers).encode())
     put("buffer_list", "one.json", b'[{"name": "x", "bytes": 1, "first": 0, "last": 0}]')
+    # Each size within its bound, their sum not (the list that once hung the planner).
+    put("buffer_list", "huge_sum.json", json.dumps(
+        [{"name": "b%d" % i, "bytes": 2 ** 61 - 1, "first": 0, "last": 1} for i in range(9)]).encode())
+
+
+def seeds_checkpoint():
+    w = ("cells.0.pre0.conv.weight", "F32", [2, 2, 1, 1], f32(0.5, -1, 2, 0.25))
+    adam = ("adam.m.cells.0.pre0.conv.weight", "F32", [2, 2, 1, 1], f32(0, 0.1, 0, 0))
+    put("checkpoint", "search", safetensors([w, adam, ("sampler.history.normal.0", "F32", [2], f32(1e-3, -2e-3))],
+                                            {"onnas": "search checkpoint", "run": '{"seed":1}', "step": "12",
+                                             "log": '{"step":11,"loss":2.1}\n'}))
+    put("checkpoint", "train", safetensors([w], {"onnas": "training checkpoint", "epoch": "3", "log": ""}))
+    put("checkpoint", "meta", safetensors([w], {"meta_epoch": "2", "run": "{}"}))
+
+
+def seeds_meta_cell():
+    """The smallest meta cell of docs/PARAMS.md's supernet: C = 2, 2 cells (the second a
+    reduction), 1 node, ops max_pool_3x3 / skip_connect / conv_3x3, 1x4x4 images, 2
+    classes. Each meta cell tensor is the largest shape over the cells using it."""
+    C, nodes = 2, 1
+    space = {"ops": ["max_pool_3x3", "skip_connect", "conv_3x3"], "nodes": nodes, "cells": 2, "reductions": [1],
+             "channels": C, "stem_multiplier": 3, "in_channels": 1, "height": 4, "width": 4, "classes": 2}
+    def zeros(*shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return f32(*[0.01 * (i % 7) for i in range(n)])
+    C1 = 2 * C  # the reduction cell's width
+    tensors = [("stem.conv.weight", [3 * C, 1, 3, 3]),
+               ("alpha.normal", [2, 3]), ("beta.normal.0", [1]),
+               ("alpha.reduce", [2, 3]), ("beta.reduce.0", [1]),
+               ("classifier.weight", [2, nodes * C1]), ("classifier.bias", [2]),
+               ("meta_cell.pre0.conv.weight", [C1, 3 * C, 1, 1]),
+               ("meta_cell.pre1.conv.weight", [C1, 3 * C, 1, 1])]
+    for e in range(2):
+        p = "meta_cell.nodes.0.edges.%d." % e
+        tensors += [(p + "skip_connect.conv1.weight", [C1 // 2, C1, 1, 1]),
+                    (p + "skip_connect.conv2.weight", [C1 // 2, C1, 1, 1]),
+                    (p + "conv_3x3.dw.weight", [C1, 1, 3, 3]),
+                    (p + "conv_3x3.pw.weight", [C1, C1, 1, 1])]
+    put("meta_cell", "smallest", safetensors(
+        [(name, "F32", shape, zeros(*shape)) for name, shape in tensors],
+        {"format": "onnas meta cell", "version": "1", "search_space": json.dumps(space, separators=(",", ":"))}))
 
 
 if __name__ == "__main__":
@@ -127,3 +170,5 @@ if __name__ == "__main__":
     seeds_cifar()
     seeds_image()
     seeds_buffer_list()
+    seeds_checkpoint()
+    seeds_meta_cell()

@@ -154,6 +154,7 @@ class Graph {
   std::vector<Value> values_;
   std::vector<Node> nodes_;
   std::vector<ValueId> param_grads_;  // per value: its param_grad value, or kNoValue
+  std::unordered_map<std::string, ValueId> param_index_;  // param values by name
   std::unordered_map<std::string, int> name_count_;
   bool in_backward_ = false;
   std::string prefix_;

@@ -257,6 +257,25 @@ std::string plan_to_html(std::span<const BufferRequest> buffers, const Plan& pla
 }
 
 std::vector<BufferRequest> parse_buffer_list(std::string_view json_text, std::string_view source_name) {
+  // A list of flat objects nests two levels. Deeper nesting is refused before the parser
+  // builds it: each level of "[[[[" costs it about 80 bytes of memory per byte of text.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json_text.size(); ++i) {
+    const char c = json_text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > 2)
+        throw std::invalid_argument(fmt::format(
+            "{}: JSON nested deeper than a list of buffer objects (at byte {}); not a buffer list?", source_name, i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
   nlohmann::json doc = nlohmann::json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded())
     throw std::invalid_argument(fmt::format("{}: not valid JSON (expected a list of buffers)", source_name));

@@ -526,6 +526,16 @@ void validate(std::span<const BufferRequest> buffers) {
     if (b.bytes > std::numeric_limits<size_t>::max() / 4)
       throw std::invalid_argument(fmt::format("{}: {} bytes is too large to plan", label(buffers, i), b.bytes));
   }
+  // Each size is bounded, and so must be their sum: the strategies add up the bytes of
+  // buffers live at once, and nine buffers of 2^61 bytes wrapped size_t (the planner
+  // then never finished). No plan needs more than every buffer side by side, aligned.
+  size_t total = 0;
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (__builtin_add_overflow(total, buffers[i].bytes, &total) ||
+        __builtin_add_overflow(total, buffers[i].alignment, &total) || total > std::numeric_limits<size_t>::max() / 4)
+      throw std::invalid_argument(fmt::format(
+          "the buffers' sizes add up to more than {} bytes at {}; too large to plan",
+          std::numeric_limits<size_t>::max() / 4, label(buffers, i)));
 }
 
 size_t lower_bound(std::span<const BufferRequest> buffers) { return prepare(buffers).lower_bound; }

@@ -1,10 +1,8 @@
 #include "nas/genotype.h"
 
-#include <filesystem>
-#include <fstream>
-
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
+#include "runtime/serialize/json.h"
 
 namespace onnas::nas {
 
@@ -59,6 +57,10 @@ std::vector<std::vector<GenotypeEdge>> cell_from_json(const nlohmann::json& j, c
              input.dump(), n + 1);
       edges.push_back({op, int(input.get<int64_t>())});
     }
+    // A node sums two different states (the pair with the largest beta, a < b).
+    if (edges[0].input == edges[1].input)
+      fail("{}: {} node {} takes input {} twice; a node combines two different states", source, which, n,
+           edges[0].input);
     nodes.push_back(edges);
   }
   return nodes;
@@ -84,25 +86,15 @@ Genotype Genotype::from_json(const nlohmann::json& j, const std::string& source)
 }
 
 Genotype Genotype::parse(std::string_view text, const std::string& source) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON (expected a genotype object)", source);
+  // {"genotype": {"normal": [[{"op": ..., "input": ...}, {...}], ...], ...}}: five levels.
+  nlohmann::json j = parse_json(text, source, {.max_depth = 5, .max_array = 64});
   if (j.is_object() && j.contains("genotype")) j = j["genotype"];
   return from_json(j, source);
 }
 
 Genotype Genotype::load(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail("cannot read genotype file '{}': it is a directory", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open genotype file '{}'", path);
-  // Read at most one byte past the limit, so /dev/zero or a huge file cannot exhaust memory.
-  constexpr size_t kMaxGenotypeBytes = 16u << 20;  // real ones are under a kilobyte
-  std::string text(kMaxGenotypeBytes + 1, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  if (text.size() > kMaxGenotypeBytes)
-    fail("genotype file '{}' is larger than {} bytes; not a genotype?", path, kMaxGenotypeBytes);
-  return parse(text, path);
+  constexpr size_t kMaxGenotypeBytes = 1u << 20;  // real ones are under a kilobyte
+  return parse(read_text_file(path, "genotype file", kMaxGenotypeBytes), path);
 }
 
 void Genotype::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }

@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "nas/network.h"
+#include "nas/space_limits.h"
 #include "runtime/error.h"
+#include "runtime/serialize/json.h"
 
 namespace onnas::nas {
 namespace {
@@ -52,6 +54,21 @@ void for_each_slice_row(const Shape& big, const Shape& small, Fn fn) {
 
 bool is_cell_weight(const ParamStore::Entry& e) { return e.kind == ParamKind::weight && split_cell_name(e.name).first >= 0; }
 
+// Adds cell `cell`'s weight `suffix` of shape `s` to the layout: one entry per suffix,
+// of the largest size per dimension over the cells that hold it.
+void add_to_layout(std::vector<MetaCell::Entry>& entries, std::map<std::string, size_t>& index, int cell,
+                   const std::string& suffix, const Shape& s) {
+  auto [it, fresh] = index.emplace(suffix, entries.size());
+  if (fresh) {
+    entries.push_back({suffix, s, Buffer(), {}});
+  } else {
+    Shape& m = entries[it->second].shape;
+    if (m.rank() != s.rank()) fail("meta cell: {} has rank {} in one cell and {} in another", suffix, s.rank(), m.rank());
+    for (int d = 0; d < s.rank(); ++d) m[d] = std::max(m[d], s[d]);
+  }
+  entries[it->second].cells.push_back(cell);
+}
+
 }  // namespace
 
 void copy_leading_slice(const float* meta, const Shape& big, float* cell, const Shape& small) {
@@ -73,16 +90,7 @@ MetaCell MetaCell::from_cells(const SearchSpace& space, const ParamStore& params
     if (!is_cell_weight(*e)) continue;
     auto [cell, suffix] = split_cell_name(e->name);
     if (cell >= space.cells) fail("meta cell: {} names a cell beyond the space's {} cells", e->name, space.cells);
-    const Shape& s = e->tensor.shape();
-    auto [it, fresh] = index.emplace(suffix, mc.entries_.size());
-    if (fresh) {
-      mc.entries_.push_back({suffix, s, Buffer(), {}});
-    } else {
-      Shape& m = mc.entries_[it->second].shape;
-      if (m.rank() != s.rank()) fail("meta cell: {} has rank {} in one cell and {} in another", suffix, s.rank(), m.rank());
-      for (int d = 0; d < s.rank(); ++d) m[d] = std::max(m[d], s[d]);
-    }
-    mc.entries_[it->second].cells.push_back(cell);
+    add_to_layout(mc.entries_, index, cell, suffix, e->tensor.shape());
   }
   if (mc.entries_.empty()) fail("meta cell: the store holds no cell weights (cells.{{i}}.*)");
   for (Entry& e : mc.entries_) {
@@ -165,6 +173,62 @@ void save_meta_cell(const std::string& path, const SearchSpace& space, const Par
   write_safetensors(path, tensors, md);
 }
 
+namespace {
+
+// The search space of a meta cell file, from its "search_space" metadata. Every field
+// is read as a 64-bit integer and bounded by space_limits.h before anything is derived
+// from it (a narrowing get<int> would read 4294967297 as 1), and the reductions must
+// be distinct cells of the space.
+SearchSpace meta_cell_space(const std::string& text, const std::string& path) {
+  const std::string source = fmt::format("{}: search_space metadata", path);
+  const nlohmann::json j = parse_json(text, source, {.max_depth = 2, .max_array = kMaxCells});
+  if (!j.is_object()) fail("{}: expected a JSON object", source);
+  auto bounded = [&](const char* key, int64_t low, int64_t high) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) fail("{}: \"{}\" is missing or not an integer", source, key);
+    // Compared in the type it was read as: an unsigned value may exceed int64.
+    const bool outside = it->is_number_unsigned()
+                             ? it->get<uint64_t>() > uint64_t(high) || it->get<uint64_t>() < uint64_t(low)
+                             : it->get<int64_t>() > high || it->get<int64_t>() < low;
+    if (outside) fail("{}: \"{}\" is {}, outside {}..{}", source, key, it->dump(), low, high);
+  };
+  bounded("nodes", 1, kMaxNodes);
+  bounded("cells", 1, kMaxCells);
+  bounded("channels", 2, kMaxChannels);
+  bounded("stem_multiplier", 1, kMaxStemMultiplier);
+  bounded("in_channels", 1, kMaxInChannels);
+  bounded("height", 1, kMaxSide);
+  bounded("width", 1, kMaxSide);
+  bounded("classes", 2, kMaxClasses);
+  auto ops = j.find("ops");
+  if (ops != j.end() && ops->is_array() && ops->size() > size_t(kMaxOps))
+    fail("{}: \"ops\" lists {} ops; there are {} op kinds", source, ops->size(), kMaxOps);
+  auto reductions = j.find("reductions");
+  if (reductions != j.end() && reductions->is_array()) {
+    const int64_t cells = j["cells"].get<int64_t>();
+    std::vector<bool> seen(size_t(cells), false);
+    for (const auto& r : *reductions) {
+      if (!r.is_number_integer() || (r.is_number_unsigned() ? r.get<uint64_t>() >= uint64_t(cells)
+                                                            : r.get<int64_t>() < 0 || r.get<int64_t>() >= cells))
+        fail("{}: reduction {} is not a cell of 0..{}", source, r.is_structured() ? r.type_name() : r.dump(),
+             cells - 1);
+      if (seen[r.get<size_t>()]) fail("{}: reduction cell {} is listed twice", source, r.dump());
+      seen[r.get<size_t>()] = true;
+    }
+  }
+  try {
+    SearchSpace space = SearchSpace::from_json(j, path);
+    check_supernet_space(space);
+    return space;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.starts_with(path)) throw;
+    fail("{}: {}", source, what);  // e.g. an unknown op, named without the file
+  }
+}
+
+}  // namespace
+
 MetaCellFile load_meta_cell(const std::string& path, ParamStore& params) {
   SafetensorsFile f = read_safetensors(path);
   auto meta = [&](const char* key) -> const std::string& {
@@ -175,42 +239,57 @@ MetaCellFile load_meta_cell(const std::string& path, ParamStore& params) {
   if (meta("format") != kMetaCellFormat) fail("{}: not a meta cell file (format \"{}\")", path, meta("format"));
   if (meta("version") != std::to_string(kMetaCellVersion))
     fail("{}: meta cell version {} (this build reads version {})", path, meta("version"), kMetaCellVersion);
-  nlohmann::json space_json = nlohmann::json::parse(meta("search_space"), nullptr, /*allow_exceptions=*/false);
-  if (space_json.is_discarded()) fail("{}: the search_space metadata is not JSON", path);
-  MetaCellFile out{SearchSpace::from_json(space_json, path), f.metadata, MetaCell()};
+  MetaCellFile out{meta_cell_space(meta("search_space"), path), f.metadata, MetaCell()};
 
-  // Create the supernet's parameters for this space (values are overwritten below).
-  ParamStore fresh;
-  init_search_params(fresh, out.space, 0);
-  out.cell = MetaCell::from_cells(out.space, fresh);
-  for (MetaCell::Entry& e : out.cell.entries_) {
-    const SafetensorsTensor& t = f.get(kMetaCellPrefix + e.suffix);
-    if (t.dtype != DType::f32 || t.shape != e.shape)
-      fail("{}: {}{} is {} {}, the space needs f32 {}", path, kMetaCellPrefix, e.suffix, dtype_name(t.dtype),
-           t.shape.str(), e.shape.str());
-    std::memcpy(e.data.data(), t.data.data(), e.data.bytes());
+  // The supernet of this space as a graph: its parameters' names and shapes, nothing
+  // allocated yet. Every tensor the space needs must be in the file with that shape
+  // (the meta cell's at the largest size over the cells), and nothing else may be,
+  // before the first byte of the supernet is allocated: what a file can make us
+  // allocate is bounded by its own tensors times the number of cells.
+  graph::Graph g;
+  emit_search_net(g, out.space, /*batch=*/2);  // parameter shapes do not depend on the batch
+  std::map<std::string, size_t> index;
+  std::vector<const graph::Value*> rest;
+  for (const graph::Value& v : g.values()) {
+    if (v.kind != graph::ValueKind::param) continue;
+    auto [cell, suffix] = split_cell_name(v.name);
+    if (cell >= 0)
+      add_to_layout(out.cell.entries_, index, cell, suffix, v.type.shape);
+    else
+      rest.push_back(&v);
   }
-  std::vector<const SafetensorsTensor*> rest;
-  for (const auto& e : fresh.entries()) {
-    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
-    if (is_cell_weight(*e)) continue;
-    const SafetensorsTensor& t = f.get(e->name);
-    if (t.dtype != DType::f32 || t.shape != e->tensor.shape())
-      fail("{}: {} is {} {}, the space needs f32 {}", path, e->name, dtype_name(t.dtype), t.shape.str(),
-           e->tensor.shape().str());
-    rest.push_back(&t);
+  std::map<std::string_view, std::pair<const SafetensorsTensor*, bool>> file_tensors;  // -> (tensor, needed)
+  for (const SafetensorsTensor& t : f.tensors) file_tensors[t.name] = {&t, false};
+  auto expect = [&](const std::string& name, const Shape& shape) -> const SafetensorsTensor& {
+    auto it = file_tensors.find(name);
+    if (it == file_tensors.end()) fail("{}: has no tensor {}, which its space ({}) needs", path, name, out.space.describe());
+    const SafetensorsTensor& t = *it->second.first;
+    if (t.dtype != DType::f32 || t.shape != shape)
+      fail("{}: {} is {} {}, the space needs f32 {}", path, name, dtype_name(t.dtype), t.shape.str(), shape.str());
+    check_finite(t, path);
+    it->second.second = true;
+    return t;
+  };
+  std::vector<const SafetensorsTensor*> meta_sources;  // one per meta cell entry
+  std::vector<std::pair<const SafetensorsTensor*, std::string>> copies;
+  for (const MetaCell::Entry& e : out.cell.entries_) meta_sources.push_back(&expect(kMetaCellPrefix + e.suffix, e.shape));
+  for (const graph::Value* v : rest) copies.emplace_back(&expect(v->name, v->type.shape), v->name);
+  for (const auto& [name, t] : file_tensors)
+    if (!t.second) fail("{}: tensor {} is not part of the supernet of its space ({})", path, name, out.space.describe());
+  for (const graph::Value& v : g.values())
+    if (v.kind == graph::ValueKind::param && params.contains(v.name) && params.get(v.name).shape() != v.type.shape)
+      fail("{}: {} has shape {} in the store, the file's space needs {}", path, v.name, params.get(v.name).shape().str(),
+           v.type.shape.str());
+
+  // Everything checked: now allocate and write into the caller's store.
+  for (size_t i = 0; i < meta_sources.size(); ++i) {
+    MetaCell::Entry& e = out.cell.entries_[i];
+    e.data = Buffer(meta_sources[i]->data.bytes());
+    std::memcpy(e.data.data(), meta_sources[i]->data.data(), e.data.bytes());
   }
-  // Everything checked: now write into the caller's store.
-  for (const auto& e : fresh.entries()) {
-    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
-    if (!params.contains(e->name)) {
-      params.add_weight(e->name, e->tensor.shape(), e->kind);
-    } else if (params.get(e->name).shape() != e->tensor.shape()) {
-      fail("{}: {} has shape {} in the store, the file's space needs {}", path, e->name,
-           params.get(e->name).shape().str(), e->tensor.shape().str());
-    }
-  }
-  for (const SafetensorsTensor* t : rest) std::memcpy(params.get(t->name).data(), t->data.data(), t->data.bytes());
+  Rng rng(0);
+  init_params(params, g, rng);  // creates what is missing; every value is overwritten below
+  for (const auto& [t, name] : copies) std::memcpy(params.get(name).data(), t->data.data(), t->data.bytes());
   out.cell.unfold(params);
   return out;
 }

@@ -18,8 +18,14 @@ Shape::Shape(std::span<const int64_t> dims) {
 }
 
 int64_t Shape::numel() const {
+  // Checked: a shape derived from a file (a meta cell's space, a header) must not wrap
+  // into a small or negative count that an allocation then trusts. Below 2^60 elements,
+  // numel times any element size (at most 8 bytes) fits in 64 bits as well.
+  constexpr int64_t kMaxElements = int64_t(1) << 60;
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[i];
+  for (int i = 0; i < rank_; ++i)
+    if (__builtin_mul_overflow(n, dims_[i], &n) || n > kMaxElements) [[unlikely]]
+      fail("shape {} has more elements than fit in memory", str());
   return n;
 }
 

@@ -32,7 +32,7 @@ class Shape {
   int rank() const { return rank_; }
   int64_t operator[](int i) const { return dims_[i]; }
   int64_t& operator[](int i) { return dims_[i]; }
-  int64_t numel() const;
+  int64_t numel() const;  // throws onnas::Error beyond 2^60 elements (so bytes never wrap)
   std::span<const int64_t> dims() const { return {dims_.data(), size_t(rank_)}; }
   std::string str() const;
 

@@ -10,7 +10,7 @@ Buffer::Buffer(size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
   size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded);
-  if (!data_) fail("cannot allocate {} bytes", bytes);
+  if (!data_) fail("out of memory: cannot allocate {} bytes ({:.2f} GiB)", bytes, double(bytes) / double(1u << 30));
   std::memset(data_, 0, rounded);
 }
 

@@ -23,8 +23,9 @@ CXX=clang++ cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInf
 cmake --build "$dir" --parallel "$(nproc)" --target fuzzers
 
 # format -> -max_len: room for a few records or tensors, small enough to stay fast.
-declare -A max_len=([safetensors]=4096 [genotype]=4096 [idx]=1024 [cifar]=10000 [image]=8192 [buffer_list]=4096)
-formats=(${ONNAS_FUZZ_ONLY:-safetensors genotype idx cifar image buffer_list})
+declare -A max_len=([safetensors]=4096 [genotype]=4096 [idx]=1024 [cifar]=10000 [image]=8192 [buffer_list]=4096
+                    [checkpoint]=4096 [meta_cell]=8192)
+formats=(${ONNAS_FUZZ_ONLY:-safetensors genotype idx cifar image buffer_list checkpoint meta_cell})
 # A lying header must not cost more than this: libFuzzer reports a larger malloc.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}

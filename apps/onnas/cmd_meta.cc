@@ -42,8 +42,10 @@
 #include "nas/confidence.h"
 #include "nas/fewshot.h"
 #include "nas/meta_train.h"
+#include "nas/space_limits.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
+#include "runtime/serialize/json.h"
 #include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
 
@@ -236,17 +238,22 @@ std::optional<data::ChannelStats> meta_cell_normalization(const SafetensorsFile&
   const std::string& path = f.path;
   auto it = f.metadata.find("normalization");
   if (it == f.metadata.end()) return std::nullopt;
-  auto j = nlohmann::json::parse(it->second, nullptr, false);
-  if (j.is_discarded() || !j.contains("mean") || !j.contains("std") || !j["mean"].is_array() || !j["std"].is_array() ||
+  const auto j = parse_json(it->second, path + ": normalization metadata", {.max_depth = 2, .max_array = nas::kMaxInChannels});
+  if (!j.is_object() || !j.contains("mean") || !j.contains("std") || !j["mean"].is_array() || !j["std"].is_array() ||
       j["mean"].size() != j["std"].size())
     fail("{}: the normalization metadata is not {{\"mean\": [...], \"std\": [...]}}", path);
+  // Read as doubles and range-checked: a double beyond float's range cast to float is
+  // undefined behaviour.
+  auto finite_float = [](const nlohmann::json& v) {
+    return v.is_number() && std::isfinite(v.get<double>()) && std::abs(v.get<double>()) <= 1e30;
+  };
   data::ChannelStats s;
   for (const auto& v : j["mean"]) {
-    if (!v.is_number()) fail("{}: a normalization mean is not a number", path);
+    if (!finite_float(v)) fail("{}: a normalization mean is not a finite number", path);
     s.mean.push_back(v.get<float>());
   }
   for (const auto& v : j["std"]) {
-    if (!v.is_number() || !(v.get<float>() > 0)) fail("{}: a normalization std is not a positive number", path);
+    if (!finite_float(v) || !(v.get<double>() > 1e-30)) fail("{}: a normalization std is not a positive number", path);
     s.std.push_back(v.get<float>());
   }
   return s;
@@ -466,7 +473,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   const std::string signature = run_signature(a, space, o);
   const std::string ckpt = a.out + "/checkpoint.safetensors", log_path = a.out + "/meta_log.jsonl";
   const bool root = dist.is_root();  // prints and writes; every rank computes
-  if (root) make_dir(a.out);
+  if (root) make_out_dir(a.out);
   int first_epoch = 0;
   std::string log;
   if (a.resume) {
@@ -475,13 +482,21 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
     if (md["run"] != signature)
       fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
            signature);
-    first_epoch = std::stoi(md.at("meta_epoch"));
+    first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());
     std::string line;
     while (std::getline(in, line)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("epoch") && j["epoch"].get<int>() <= first_epoch) log += line + "\n";
+      // A line that is not a log entry (cut by a kill, or not ours) is dropped.
+      nlohmann::json j;
+      try {
+        j = parse_json(line, log_path, {.max_depth = 1});
+      } catch (const Error&) {
+        continue;
+      }
+      if (j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() &&
+          j["epoch"].get<int64_t>() <= first_epoch)
+        log += line + "\n";
     }
     if (root) std::fprintf(stderr, "resuming from %s at meta-epoch %d\n", ckpt.c_str(), first_epoch);
   }
@@ -522,6 +537,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
     auto t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < a.steps_per_epoch; ++s) {
       const int64_t step = int64_t(e) * a.steps_per_epoch + s;
+      test_kill_point(step);
       nas::MetaStepResult r = distributed_meta_step(ml, step, train_tasks, dist, stats);
       loss += r.query_loss;
       acc += r.query_accuracy;
@@ -639,15 +655,18 @@ const std::pair<std::string, float> kDefaultSearchOptimizer{"adam", 3e-3f};
 
 // The inner loop's weight optimizer and learning rate a meta cell was trained with (its
 // "run" metadata); the default when it does not say.
-std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata) {
+std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata,
+                                                        const std::string& path) {
   std::pair<std::string, float> r = kDefaultSearchOptimizer;
   auto it = metadata.find("run");
   if (it == metadata.end()) return r;
-  auto j = nlohmann::json::parse(it->second, nullptr, false);
+  // The run's settings nest three levels ({"space": {"ops": [...]}}).
+  const auto j = parse_json(it->second, path + ": run metadata", {.max_depth = 3, .max_array = nas::kMaxCells});
   if (j.is_object() && j.contains("inner_optimizer") && j["inner_optimizer"].is_string() &&
       (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "sgd"))
     r.first = j["inner_optimizer"].get<std::string>();
-  if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0)
+  if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0 &&
+      j["inner_lr"].get<double>() < 1e6)
     r.second = j["inner_lr"].get<float>();
   return r;
 }
@@ -673,7 +692,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
            r.space.height, r.space.width, d.C, d.H, d.W);
     r.start = fmt::format("meta cell {} ({} meta-epochs)", a.meta_cell,
                           f.metadata.count("meta_epoch") ? f.metadata.at("meta_epoch") : "?");
-    inner = meta_cell_inner_optimizer(f.metadata);
+    inner = meta_cell_inner_optimizer(f.metadata, a.meta_cell);
   }
   const std::string optimizer = a.search_optimizer.empty() ? inner.first : a.search_optimizer;
   const float lr = a.search_lr > 0 ? a.search_lr : inner.second;

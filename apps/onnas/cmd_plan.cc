@@ -3,8 +3,6 @@
 // `--buffers FILE.json` plans an arbitrary buffer list instead.
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
 #include "apps/onnas/common.h"
 #include "graph/autodiff.h"
@@ -17,6 +15,7 @@
 #include "nas/memory_budget.h"
 #include "nas/network.h"
 #include "nas/search.h"
+#include "nas/space_limits.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
 
@@ -37,21 +36,11 @@ struct PlanArgs {
   float momentum = 0.9f;
 };
 
-// A buffer list's text; at most kMaxListBytes (/dev/zero or a huge file must not
-// exhaust memory; 100,000 buffers take about 10 MB).
+// A buffer list's text: 100,000 buffers take about 10 MB, and parsing costs up to
+// about 15 times the text, so a larger file is refused before it is read.
 std::string read_text(const std::string& path) {
-  constexpr size_t kMaxListBytes = size_t(1) << 30;
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail("cannot read '{}': it is a directory", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open '{}'", path);
-  std::string text;
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    text.append(chunk, size_t(in.gcount()));
-    if (text.size() > kMaxListBytes) fail("'{}' is larger than {} bytes; not a buffer list?", path, kMaxListBytes);
-  }
-  return text;
+  constexpr size_t kMaxListBytes = size_t(64) << 20;
+  return read_text_file(path, "buffer list", kMaxListBytes);
 }
 
 void write_dumps(const PlanArgs& a, const std::vector<planner::BufferRequest>& buffers, const planner::Plan& plan,
@@ -158,7 +147,12 @@ void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& o
 void run_plan(const PlanArgs& a) {
   if (!a.buffers.empty()) {
     auto buffers = planner::parse_buffer_list(read_text(a.buffers), a.buffers);
-    planner::Plan plan = planner::plan_memory(buffers, strategy_of(a.strategy));
+    planner::Plan plan;
+    try {
+      plan = planner::plan_memory(buffers, strategy_of(a.strategy));
+    } catch (const std::invalid_argument& e) {  // the planner's validate() names the buffer, not the file
+      fail("{}: {}", a.buffers, e.what());
+    }
     planner::check_plan(buffers, plan);
     std::printf("%s", planner::plan_summary(buffers, plan).c_str());
     write_dumps(a, buffers, plan, a.buffers, {});
@@ -232,9 +226,9 @@ void add_plan_command(CLI::App& app) {
   add_weight_optimizer_options(*cmd, args->optimizer, args->momentum);
   cmd->add_option("--genotype", args->genotype, "Genotype JSON (for --network train)");
   cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
-  cmd->add_option("--in-channels", args->in_channels, "Input channels")->check(CLI::Range(1, 64));
-  cmd->add_option("--size", args->size, "Input side (square)")->check(CLI::Range(1, 4096));
-  cmd->add_option("--classes", args->classes, "Classes")->check(CLI::Range(2, 100000));
+  cmd->add_option("--in-channels", args->in_channels, "Input channels")->check(CLI::Range(1, nas::kMaxInChannels));
+  cmd->add_option("--size", args->size, "Input side (square)")->check(CLI::Range(1, nas::kMaxSide));
+  cmd->add_option("--classes", args->classes, "Classes")->check(CLI::Range(2, nas::kMaxClasses));
   cmd->add_option("--strategy", args->strategy,
                   "Planner strategy: best, naive, greedy_by_size, greedy_by_breadth, best_fit, size_best_gap, "
                   "breadth_best_gap, area_lowest, area_best_gap");

@@ -68,7 +68,7 @@ void run_search(const SearchArgs& a) {
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
-  make_dir(a.out);
+  make_out_dir(a.out);
 
   std::vector<Buffer> dump_memory;
   std::vector<NamedTensor> dumped;
@@ -120,7 +120,7 @@ void run_search(const SearchArgs& a) {
     if (md["run"] != signature)
       fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
            signature);
-    const int64_t done = std::stoll(md.at("step"));
+    const int64_t done = metadata_integer(md, "step", ckpt, 0, total);
     log = md["log"];
     // Replay the batches already used, so the samplers continue where they stopped.
     for (; step < done; ++step) {
@@ -134,6 +134,7 @@ void run_search(const SearchArgs& a) {
     double loss_sum = 0, acc_sum = 0, ms_sum = 0;
     const int64_t first = step - int64_t(e) * per_epoch;
     for (int64_t s = first; s < per_epoch; ++s, ++step) {
+      test_kill_point(step);
       train.next(x, y);
       val.next(vx, vy);
       searcher.set_progress(step, total);

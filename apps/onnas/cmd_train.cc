@@ -66,6 +66,10 @@ void run_train(const TrainArgs& a) {
   LoadedData d = load_data(a.data);
   nas::SearchSpace space = a.space.space(d.train);
   genotype.validate(space, a.genotype);
+  // Before anything is planned or allocated for a batch of this size.
+  if (d.train.N < a.batch)
+    fail("--batch {} needs at least {} training images; the data has {}{}", a.batch, a.batch, d.train.N,
+         a.data.limit > 0 ? fmt::format(" (--limit {})", a.data.limit) : "");
 
   graph::Graph g;
   nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, a.batch, /*training=*/true);
@@ -76,7 +80,13 @@ void run_train(const TrainArgs& a) {
     LoadParamsOptions lo;
     lo.strict = false;
     lo.allow_extra = true;
-    load_params(a.init, params, lo);
+    const LoadParamsReport r = load_params(a.init, params, lo);
+    if (r.loaded.empty())
+      fail("--init {}: none of its {} tensors is a parameter of this network (names as in docs/PARAMS.md; a file of "
+           "another network?)",
+           a.init, r.extra.size());
+    std::fprintf(stderr, "init: %zu of the network's %zu tensors loaded from %s (%zu tensors of the file unused)\n",
+                 r.loaded.size(), r.loaded.size() + r.missing.size(), a.init.c_str(), r.extra.size());
   }
   const std::vector<graph::ValueId> weights = nas::params_of_kind(g, params, ParamKind::weight);
   std::vector<std::string> weight_names;
@@ -104,7 +114,7 @@ void run_train(const TrainArgs& a) {
                space.describe().c_str(), genotype.str().c_str(), (long long)a.batch, (long long)total,
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
-  make_dir(a.out);
+  make_out_dir(a.out);
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
   const std::string signature =
@@ -127,7 +137,7 @@ void run_train(const TrainArgs& a) {
     if (rep.metadata["run"] != signature)
       fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt,
            rep.metadata["run"], signature);
-    first_epoch = std::stoi(rep.metadata.at("epoch"));
+    first_epoch = int(metadata_integer(rep.metadata, "epoch", ckpt, 0, a.epochs));
     log = rep.metadata["log"];
     // Replay the batches already trained on: the sampler's draws (order, crops,
     // flips) continue exactly where the interrupted run stopped.
@@ -138,6 +148,7 @@ void run_train(const TrainArgs& a) {
     Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
     double loss_sum = 0, acc_sum = 0;
     for (int64_t s = 0; s < per_epoch; ++s, ++t) {
+      test_kill_point(t);
       train.next(x, y);
       sgd.set_lr(graph::cosine_lr(a.lr, 0.0f, t, total));
       params.zero_grads();

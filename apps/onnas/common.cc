@@ -1,10 +1,16 @@
 #include "apps/onnas/common.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "data/cifar.h"
@@ -13,7 +19,9 @@
 #include "data/image_folder.h"
 #include "graph/compile.h"
 #include "nas/memory_budget.h"
+#include "nas/space_limits.h"
 #include "runtime/error.h"
+#include "runtime/serialize/atomic_file.h"
 
 namespace onnas::app {
 
@@ -31,6 +39,7 @@ void StepOptions::add(CLI::App& cmd) {
 void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const {
   options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
                   .split = split};
+  nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
   if (memory_budget.empty()) return;
   const size_t budget = parse_bytes(memory_budget);
@@ -59,7 +68,7 @@ LoadedData load_data(const DataOptions& o) {
   LoadedData d;
   const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
   if (o.format == "fashion-mnist" || o.format == "idx") {
-    d.train = data::load_fashion_mnist(dir, data::Split::train);
+    d.train = data::load_fashion_mnist(dir, data::Split::train, o.limit);  // --limit: only those images are kept
     d.test = data::load_fashion_mnist(dir, data::Split::test);
   } else if (o.format == "cifar10") {
     d.train = data::load_cifar10_dir(dir, data::Split::train);
@@ -73,6 +82,11 @@ LoadedData load_data(const DataOptions& o) {
     d.train = data::subset(all, split.train);
     d.test = data::subset(all, split.val);
   }
+  // The network is built for the training images; a test split of another size would
+  // only be found after an epoch of training.
+  if (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W)
+    fail("the test split '{}' has {}x{}x{} images, the training split '{}' {}x{}x{}", d.test.source, d.test.C,
+         d.test.H, d.test.W, d.train.source, d.train.C, d.train.H, d.train.W);
   if (o.limit > 0 && o.limit < d.train.N) {
     std::vector<int64_t> first(size_t(o.limit));
     for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
@@ -85,9 +99,9 @@ LoadedData load_data(const DataOptions& o) {
 }
 
 void SpaceOptions::add(CLI::App& cmd) {
-  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, 1024));
-  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, 64));
-  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, 8));
+  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, nas::kMaxChannels));
+  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, nas::kMaxCells));
+  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, nas::kMaxNodes));
   cmd.add_option("--reductions", reductions, "Comma-separated indices of the reduction cells");
   cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list");
 }
@@ -165,6 +179,8 @@ size_t parse_bytes(const std::string& text) {
   else if (unit == "GB") scale = 1e9;
   else fail("'{}': unknown unit '{}' (use B, KiB, MiB, GiB, KB, MB or GB)", text, unit);
   if (!(value >= 0) || !std::isfinite(value)) fail("'{}' is not a non-negative size", text);
+  // size_t(x) of a double beyond 2^64 is undefined (it wrapped 1e30GiB to 0 bytes).
+  if (value * scale >= 0x1p63) fail("'{}' is larger than any memory (at most 8 EiB)", text);
   return size_t(value * scale);
 }
 
@@ -211,10 +227,59 @@ void add_check_numerics_flag(CLI::App& cmd) {
       "Check every op's outputs; stop at the first op that produces a NaN or an infinity, naming it (slower)");
 }
 
+namespace {
+int64_t g_kill_at_step = -1;
+int64_t g_kill_before_rename = -1;
+
+int64_t env_count(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return -1;
+  int64_t n = -1;
+  const auto [end, ec] = std::from_chars(v, v + std::strlen(v), n);
+  if (ec != std::errc() || *end != '\0' || n < 0) fail("{}='{}' is not a non-negative whole number", name, v);
+  return n;
+}
+
+void kill_before_rename(const std::string&) {
+  static int64_t renames = 0;
+  if (++renames == g_kill_before_rename) ::raise(SIGKILL);
+}
+}  // namespace
+
+void install_test_kill_points() {
+  g_kill_at_step = env_count("ONNAS_TEST_KILL_AT_STEP");
+  g_kill_before_rename = env_count("ONNAS_TEST_KILL_BEFORE_RENAME");
+  if (g_kill_before_rename > 0) set_before_rename_hook(kill_before_rename);
+}
+
+void test_kill_point(int64_t step) {
+  if (step == g_kill_at_step) ::raise(SIGKILL);
+}
+
 void make_dir(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) fail("cannot create folder '{}': {}", path, ec.message());
+}
+
+void make_out_dir(const std::string& path) {
+  make_dir(path);
+  const std::string lock = path + "/.onnas.lock";
+  // Held until the process ends (the kernel drops it then, even after SIGKILL).
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) fail("--out '{}': cannot create the lock file '{}': {}", path, lock, std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) fail("--out '{}': cannot lock '{}': {}", path, lock, std::strerror(err));
+    fail("--out '{}' is in use by another onnas run{} (lock file '{}'); wait for it to end or choose another folder",
+         path, n > 0 ? fmt::format(" (process {})", std::string_view(pid, size_t(n))) : "", lock);
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != ssize_t(me.size()))
+    fail("--out '{}': cannot write the lock file '{}': {}", path, lock, std::strerror(errno));
 }
 
 }  // namespace onnas::app

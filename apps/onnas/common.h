@@ -85,6 +85,20 @@ void add_check_numerics_flag(CLI::App& cmd);
 
 // Creates the folder (and parents); throws onnas::Error naming it on failure.
 void make_dir(const std::string& path);
+// make_dir, then locks the folder for this process (flock on OUT/.onnas.lock, held
+// until exit): a second run on the same --out is refused naming the first one's pid,
+// instead of two runs interleaving their checkpoints.
+void make_out_dir(const std::string& path);
+
+// Test hooks for tests/cli/kill_resume.sh, read from the environment by main():
+// ONNAS_TEST_KILL_AT_STEP=k makes the process SIGKILL itself when a run reaches step k
+// (search and train steps, meta steps; counted from 0 over the whole run), and
+// ONNAS_TEST_KILL_BEFORE_RENAME=n at its n-th atomic write (from 1), after the
+// temporary is written and synced, before the rename. A kill at a moment the test
+// chooses, mid-run by construction, instead of one at a random time that may land
+// after the run has ended.
+void install_test_kill_points();
+void test_kill_point(int64_t step);
 
 // The subcommands.
 void add_search_command(CLI::App& app);

@@ -2,6 +2,7 @@
 // eval-fewshot. Errors from the
 // library arrive as onnas::Error and are printed as one line on stderr.
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 
 #include "apps/onnas/common.h"
@@ -16,9 +17,13 @@ int main(int argc, char** argv) {
   onnas::app::add_inspect_command(app);
   onnas::app::add_meta_commands(app);
   try {
+    onnas::app::install_test_kill_points();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "onnas: error: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "onnas: error: %s\n", e.what());
     return 1;

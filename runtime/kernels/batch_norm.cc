@@ -56,8 +56,9 @@ Moments plane_grad_sums(const float* x, const float* dy, int64_t HW, float mean)
   return m;
 }
 
-// y = x * a + b over one plane.
-void plane_affine(const float* __restrict x, float* __restrict y, int64_t HW, float a, float b) {
+// y = x * a + b over one plane. Not __restrict: evaluation runs in place (the op marks
+// y as x's place), and restrict-qualified pointers to one array are undefined behaviour.
+void plane_affine(const float* x, float* y, int64_t HW, float a, float b) {
   for (int64_t i = 0; i < HW; ++i) y[i] = x[i] * a + b;
 }
 

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,6 +16,7 @@
 
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
+#include "runtime/serialize/json.h"
 
 namespace onnas {
 
@@ -44,26 +47,14 @@ bool known_dtype(std::string_view name) {
 // Reads with pread so a short or failing read is an error, never garbage.
 class FileReader {
  public:
-  explicit FileReader(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) fail("cannot read safetensors file '{}': {}", path, std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) fail("cannot read safetensors file '{}': {}", path, std::strerror(errno));
-    if (S_ISDIR(st.st_mode)) fail("cannot read safetensors file '{}': it is a directory", path);
-    size_ = uint64_t(st.st_size);
-  }
-  ~FileReader() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileReader(const FileReader&) = delete;
-  FileReader& operator=(const FileReader&) = delete;
+  explicit FileReader(const std::string& path) : path_(path), file_(path, "safetensors file") {}
 
-  uint64_t size() const { return size_; }
+  uint64_t size() const { return file_.size(); }
 
   void read_at(uint64_t offset, void* out, uint64_t bytes) const {
     auto* p = static_cast<char*>(out);
     while (bytes > 0) {
-      ssize_t n = ::pread(fd_, p, size_t(std::min<uint64_t>(bytes, 1u << 30)), off_t(offset));
+      ssize_t n = ::pread(file_.fd(), p, size_t(std::min<uint64_t>(bytes, 1u << 30)), off_t(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
         fail("cannot read safetensors file '{}': {}", path_, std::strerror(errno));
@@ -77,8 +68,7 @@ class FileReader {
 
  private:
   std::string path_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
+  InputFile file_;
 };
 
 const char* json_type(const nlohmann::json& j) { return j.type_name(); }
@@ -241,25 +231,12 @@ SafetensorsFile parse(const Reader& file, const std::string& path) {
   file.read_at(8, text.data(), header_len);
   if (text[0] != '{') fail("safetensors file '{}': header does not start with '{{'; not a safetensors file?", path);
 
-  // A callback sees top-level keys as they are parsed: JSON objects silently keep one
-  // of two duplicate keys, and a duplicated tensor name must not go unnoticed.
-  std::set<std::string> seen;
-  std::string duplicate;
-  auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
-      auto key = parsed.get<std::string>();
-      if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
-    }
-    return true;
-  };
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text, on_event);
-  } catch (const nlohmann::json::exception& ex) {
-    fail("safetensors file '{}': header is not valid JSON ({})", path, ex.what());
-  }
+  // Strict JSON: a key twice anywhere (a tensor name, or "dtype" inside an entry) is
+  // refused, and so is any nesting beyond entry -> shape: a header of "[[[[" must not
+  // cost 80 bytes of memory per byte. Arrays hold a shape or two offsets.
+  nlohmann::json header = parse_json(text, fmt::format("safetensors file '{}': header", path),
+                                     {.max_depth = 3, .max_array = 64});
   if (!header.is_object()) fail("safetensors file '{}': header is a JSON {}, expected an object", path, json_type(header));
-  if (!duplicate.empty()) fail("safetensors file '{}': header names '{}' twice", path, duplicate);
 
   SafetensorsFile out;
   out.path = path;
@@ -277,6 +254,7 @@ SafetensorsFile parse(const Reader& file, const std::string& path) {
     }
     entries.push_back(parse_entry(path, it.key(), *it));
   }
+  header = nullptr;  // the document costs several times the header's text: free it before the data
 
   // The format requires the tensors to tile the data section exactly: no overlaps
   // (two tensors aliasing one range) and no holes (room for hidden payloads).
@@ -338,6 +316,30 @@ const SafetensorsTensor& SafetensorsFile::get(const std::string& name) const {
   return *t;
 }
 
+int64_t metadata_integer(const std::map<std::string, std::string>& metadata, const std::string& key,
+                         const std::string& path, int64_t low, int64_t high) {
+  auto it = metadata.find(key);
+  if (it == metadata.end()) fail("'{}': its metadata has no \"{}\"", path, key);
+  const std::string& text = it->second;
+  const std::string shown = text.size() > 40 ? text.substr(0, 37) + "..." : text;
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size())
+    fail("'{}': metadata \"{}\" is '{}', not a whole number", path, key, shown);
+  if (ec == std::errc::result_out_of_range || value < low || value > high)
+    fail("'{}': metadata \"{}\" is {}, outside {}..{}", path, key, shown, low, high);
+  return value;
+}
+
+void check_finite(const SafetensorsTensor& t, const std::string& path) {
+  if (t.dtype != DType::f32) return;
+  const auto* v = static_cast<const float*>(t.data.data());
+  const size_t n = t.data.bytes() / sizeof(float);
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) [[unlikely]]
+      fail("safetensors file '{}': tensor '{}' holds a non-finite value ({} at element {})", path, t.name, v[i], i);
+}
+
 std::string ParamKindSet::str() const {
   std::string s;
   for (ParamKind k : {ParamKind::weight, ParamKind::grad, ParamKind::state, ParamKind::buffer, ParamKind::arch})
@@ -383,13 +385,14 @@ LoadParamsReport load_params(const std::string& path, ParamStore& store, const L
     if (t->dtype != e->tensor.dtype())
       fail("safetensors file '{}': tensor '{}' is {} in the file but {} in the model", path, e->name, dtype_name(t->dtype),
            dtype_name(e->tensor.dtype()));
+    check_finite(*t, path);
     copies.emplace_back(t, e->tensor);
     used.insert(e->name);
   }
   for (const auto& t : file.tensors) {
     if (used.count(t.name)) continue;
     if (!options.allow_extra)
-      fail("safetensors file '{}' has tensor '{}' that is not a {} tensor of the model (pass allow_extra to ignore it)", path,
+      fail("safetensors file '{}' has tensor '{}' that is not a {} tensor of the model (a file of another network?)", path,
            t.name, options.kinds.str());
     report.extra.push_back(t.name);
   }

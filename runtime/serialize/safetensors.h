@@ -65,6 +65,17 @@ SafetensorsFile read_safetensors(const std::string& path);
 // The same for a file already in memory; `source` names it in messages.
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& source);
 
+// An integer kept in a file's metadata (a checkpoint's step or epoch), trusted no
+// more than the rest of the file: it must be there, be a whole decimal number, and
+// lie in [low, high]. Throws onnas::Error naming the file, the key and the value.
+int64_t metadata_integer(const std::map<std::string, std::string>& metadata, const std::string& key,
+                         const std::string& path, int64_t low, int64_t high);
+
+// Throws onnas::Error naming the file, the tensor and the first NaN or infinity of an
+// f32 tensor. Loaders check what they copy into a model: one NaN weight turns a whole
+// network's output into NaN, silently unless --check-numerics is on.
+void check_finite(const SafetensorsTensor& t, const std::string& path);
+
 // A small set of ParamKinds, for choosing what save_params / load_params touch.
 class ParamKindSet {
  public:
@@ -102,7 +113,7 @@ struct LoadParamsReport {
 
 // All-or-nothing: everything is checked before the first tensor is copied, so a failed
 // load leaves the store as it was. Name and shape mismatches name the tensor, both
-// shapes and the file.
+// shapes and the file; a NaN or an infinity in a tensor to load is refused.
 LoadParamsReport load_params(const std::string& path, ParamStore& store, const LoadParamsOptions& options = {});
 
 }  // namespace onnas

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Interrupted runs (issue "Reliability"): `onnas search`, `onnas train` and
-# `onnas meta-train` are each killed with SIGKILL at a random moment after their first
-# checkpoint; every file left under a real name must still parse, and `--resume` must
-# finish with the same result, byte for byte, as an uninterrupted run with the same
-# seed. Also: a diverging run stops with one line naming the step, and with
-# --check-numerics the op. Tiny configurations on Fashion-MNIST (installed by setup.sh).
+# Interrupted runs (issues "Reliability" and #20): `onnas search`, `onnas train` and
+# `onnas meta-train` are each killed with SIGKILL mid-run, at moments the test chooses
+# (the tool's test hooks, see apps/onnas/common.h), twice:
+#   - at a step between two checkpoints (ONNAS_TEST_KILL_AT_STEP): work since the last
+#     checkpoint is lost and must be redone identically;
+#   - inside an atomic write (ONNAS_TEST_KILL_BEFORE_RENAME): the new checkpoint's
+#     temporary is written and synced, the rename never happens; the old checkpoint must
+#     survive, and the temporary must be removed by the resumed run.
+# Each kill must land mid-run: the process dies of SIGKILL (status 137) and the files a
+# run writes only at its end do not exist yet; otherwise the test fails. Every file left
+# under a real name must parse, and `--resume` must finish with the same result, byte
+# for byte, as an uninterrupted run with the same seed. Also: a diverging run stops
+# with one line naming the step, and with --check-numerics the op. Tiny configurations
+# on Fashion-MNIST (installed by setup.sh).
 #   tests/cli/kill_resume.sh path/to/onnas
 set -euo pipefail
 onnas=${1:?usage: kill_resume.sh path/to/onnas}
@@ -27,57 +35,82 @@ check_files() {
   done
 }
 
-# kill_and_resume NAME OUT_A OUT_B RESULT_FILE -- ARGS...: run ARGS to OUT_A; run them
-# to OUT_B, kill at a random moment after the first checkpoint, resume, compare.
-kill_and_resume() {
-  local name=$1 a=$2 b=$3 result=$4
-  shift 5
-  "$onnas" "$@" --out "$a" > /dev/null 2> "$work/$name.a.err" || fail "$name: uninterrupted run failed: $(tail -3 "$work/$name.a.err")"
-  "$onnas" "$@" --out "$b" > /dev/null 2> "$work/$name.b.err" &
-  local pid=$!
-  # Up to 10 minutes for the first checkpoint: seconds natively, minutes under emulation.
-  for _ in $(seq 1 12000); do
-    [[ -e "$b/checkpoint.safetensors" ]] && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-  done
-  sleep "0.$(( RANDOM % 5 ))$(( RANDOM % 10 ))"
-  local when="while running"
-  kill -0 "$pid" 2> /dev/null || when="after it had finished (the resume only re-reads the last checkpoint)"
-  kill -9 "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-  [[ -e "$b/checkpoint.safetensors" ]] || fail "$name: no checkpoint was written"
-  check_files "$b"
-  "$onnas" "$@" --out "$b" --resume > /dev/null 2> "$work/$name.r.err" || fail "$name: --resume failed: $(tail -3 "$work/$name.r.err")"
-  cmp -s "$a/$result" "$b/$result" || fail "$name: the resumed $result differs from the uninterrupted run's"
-  echo "kill_resume: $name: killed $when, resumed, $result identical"
+# killed NAME HOW OUT FINAL ENV -- ARGS...: runs ARGS to OUT with the kill hook ENV;
+# the run must die of SIGKILL before writing FINAL (a file written only at its end).
+killed() {
+  local name=$1 how=$2 out=$3 final=$4 hook=$5
+  shift 6
+  local status=0
+  env "$hook" "$onnas" "$@" --out "$out" > /dev/null 2> "$work/$name.$how.err" || status=$?
+  [[ $status == 137 ]] || fail "$name ($how): expected death by SIGKILL (status 137), got status $status: $(tail -2 "$work/$name.$how.err")"
+  [[ ! -e "$out/$final" ]] || fail "$name ($how): $final exists, so the kill did not land mid-run"
+  [[ -e "$out/checkpoint.safetensors" ]] || fail "$name ($how): no checkpoint was written before the kill"
+  check_files "$out"
 }
 
-kill_and_resume search "$work/sa" "$work/sb" supernet.safetensors -- \
+# resumed NAME HOW OUT RESULT REF -- ARGS...: resumes ARGS in OUT; RESULT must equal REF's.
+resumed() {
+  local name=$1 how=$2 out=$3 result=$4 ref=$5
+  shift 6
+  "$onnas" "$@" --out "$out" --resume > /dev/null 2> "$work/$name.$how.r.err" ||
+    fail "$name ($how): --resume failed: $(tail -3 "$work/$name.$how.r.err")"
+  cmp -s "$ref/$result" "$out/$result" || fail "$name ($how): the resumed $result differs from the uninterrupted run's"
+  local left
+  left=$(find "$out" -name '.*.tmp.*' | head -3)
+  [[ -z $left ]] || fail "$name ($how): temporaries left behind: $left"
+  echo "kill_resume: $name: killed $how, resumed, $result identical"
+}
+
+# kill_and_resume NAME FINAL RESULT STEP RENAME -- ARGS...: an uninterrupted run, then one
+# killed at step STEP and one killed before its RENAME-th rename, both resumed.
+kill_and_resume() {
+  local name=$1 final=$2 result=$3 step=$4 rename=$5
+  shift 6
+  local ref=$work/$name.ref
+  "$onnas" "$@" --out "$ref" > /dev/null 2> "$work/$name.ref.err" || fail "$name: uninterrupted run failed: $(tail -3 "$work/$name.ref.err")"
+
+  killed "$name" "at step $step" "$work/$name.step" "$final" "ONNAS_TEST_KILL_AT_STEP=$step" -- "$@"
+  resumed "$name" "at step $step" "$work/$name.step" "$result" "$ref" -- "$@"
+
+  local out=$work/$name.write
+  killed "$name" "inside write $rename" "$out" "$final" "ONNAS_TEST_KILL_BEFORE_RENAME=$rename" -- "$@"
+  local temps
+  temps=$(find "$out" -name '.*.tmp.*' | wc -l)
+  (( temps == 1 )) || fail "$name (inside write $rename): expected the killed write's temporary, found $temps"
+  resumed "$name" "inside write $rename" "$out" "$result" "$ref" -- "$@"
+}
+
+# Search: 16 steps, a checkpoint every 2; killed at step 7 (checkpoint of step 6 kept, a
+# step redone), and inside its 3rd write (the checkpoint of step 6: step 4's survives).
+kill_and_resume search genotype.json supernet.safetensors 7 3 -- \
   search "${tiny[@]}" --limit 640 --batch 16 --steps 16 --checkpoint-every 2 --mode ops+pairs+sbs --split 2
-cmp -s "$work/sa/genotype.json" "$work/sb/genotype.json" || fail "search: genotypes differ"
+cmp -s "$work/search.ref/genotype.json" "$work/search.step/genotype.json" || fail "search: genotypes differ"
 
-kill_and_resume train "$work/ta" "$work/tb" model.safetensors -- \
-  train "${tiny[@]}" --genotype "$work/sa/genotype.json" --limit 512 --batch 32 --epochs 4
+# Train: 4 epochs of 16 steps, model and checkpoint after each; killed at step 41 (in
+# epoch 3) and inside its 4th write (epoch 2's checkpoint: epoch 1's survives).
+kill_and_resume train train_log.jsonl model.safetensors 41 4 -- \
+  train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 4
 
-kill_and_resume meta-train "$work/ma" "$work/mb" meta_cell.safetensors -- \
+# Meta-train: 5 meta-epochs of 2 meta steps, a checkpoint (and the log) after each;
+# killed at meta step 5 (in epoch 3) and inside its 3rd write (epoch 2's checkpoint).
+kill_and_resume meta-train meta_cell.safetensors meta_cell.safetensors 5 3 -- \
   meta-train "${tiny[@]}" --meta-batch 2 --inner-steps 2 --query 2 --meta-epochs 5 --steps-per-epoch 2 \
   --warmup-epochs 1 --val-every 2 --val-tasks 2
 
 # A checkpoint of other settings is refused, naming the file.
-if "$onnas" train "${tiny[@]}" --genotype "$work/sa/genotype.json" --limit 512 --batch 32 --epochs 5 --out "$work/tb" \
-     --resume > /dev/null 2> "$work/other.err"; then
+if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 5 \
+     --out "$work/train.step" --resume > /dev/null 2> "$work/other.err"; then
   fail "train --resume accepted a checkpoint of other settings"
 fi
 grep -q "checkpoint.safetensors was written by a run with other settings" "$work/other.err" || fail "unclear refusal: $(cat "$work/other.err")"
 
 # A diverging run: one line naming the step; with --check-numerics, the op.
-if "$onnas" train "${tiny[@]}" --genotype "$work/sa/genotype.json" --limit 256 --batch 32 --epochs 1 --lr 1e30 \
+if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 256 --batch 32 --epochs 1 --lr 1e30 \
      --out "$work/nan" > /dev/null 2> "$work/nan.err"; then
   fail "a training run with lr 1e30 did not stop"
 fi
 grep -q "produced a non-finite loss" "$work/nan.err" || fail "no clear message for a NaN loss: $(tail -2 "$work/nan.err")"
-if "$onnas" train "${tiny[@]}" --genotype "$work/sa/genotype.json" --limit 256 --batch 32 --epochs 1 --lr 1e30 \
+if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 256 --batch 32 --epochs 1 --lr 1e30 \
      --check-numerics --out "$work/nan2" > /dev/null 2> "$work/nan2.err"; then
   fail "a training run with lr 1e30 and --check-numerics did not stop"
 fi

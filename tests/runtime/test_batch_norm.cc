@@ -126,6 +126,10 @@ TEST_CASE("batch norm inference uses the running statistics, non-affine is gamma
   batch_norm_forward_infer(s, x.data(), nullptr, nullptr, rm.data(), rv.data(), y_plain.data());
   batch_norm_forward_infer(s, x.data(), ones.data(), zeros.data(), rm.data(), rv.data(), y_unit.data());
   test::expect_close(y_plain, y_unit, 1e-6, 1e-7, "non-affine");
+  // In place, as the graph runs it (the op lets y take x's place): the same values.
+  std::vector<float> in_place(x.begin(), x.end());
+  batch_norm_forward_infer(s, in_place.data(), gamma.data(), beta.data(), rm.data(), rv.data(), in_place.data());
+  CHECK(in_place == y);
 }
 
 TEST_CASE("batch norm is bit-identical on 1 and 2 threads") {
