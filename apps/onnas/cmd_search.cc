@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "apps/onnas/common.h"
+#include "apps/onnas/memory_report.h"
 #include "data/batch_sampler.h"
 #include "nas/genotype.h"
 #include "nas/search.h"
@@ -51,6 +52,7 @@ void collect_grads(const ParamStore& params, const std::vector<std::string>& nam
 
 void run_search(const SearchArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  measure_fixed_overhead();
   LoadedData d = load_data(a.data);
   nas::SearchSpace space = a.space.space(d.train);
   data::TrainValSplit split = data::split_train_val(d.train, a.val_fraction, a.seed);
@@ -97,11 +99,19 @@ void run_search(const SearchArgs& a) {
   graph::Profile profile;
   if (a.profile) searcher.set_profile(&profile);
   searcher.set_progress(0, total);
-  std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s; planned arena %s (of which handed between SBS "
-               "phases %s), persistent %s, %d threads\n",
-               space.describe().c_str(), (long long)a.batch, (long long)total, so.step.describe().c_str(),
-               format_bytes(double(searcher.arena_bytes())).c_str(), format_bytes(double(searcher.handed_bytes())).c_str(),
-               format_bytes(double(params.bytes() + searcher.grad_bytes())).c_str(), num_threads());
+  std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s, %d threads\n", space.describe().c_str(),
+               (long long)a.batch, (long long)total, so.step.describe().c_str(), num_threads());
+  MemoryReport memory("search");
+  memory.plan(searcher.handed_bytes() ? fmt::format("arena (of which handed between SBS phases {})",
+                                                    format_bytes(double(searcher.handed_bytes())))
+                                      : std::string("arena"),
+              searcher.arena_bytes());
+  memory.plan_params(params);
+  if (searcher.grad_bytes()) memory.plan("gradient block", searcher.grad_bytes());
+  memory.plan("program tables", searcher.compiled().table_bytes());
+  memory.data("images", d.train.bytes() + d.test.bytes());
+  memory.data("batches", xb.bytes() + yb.bytes() + vxb.bytes() + vyb.bytes());
+  memory.print_plan();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
   nlohmann::json signature_json =
@@ -175,8 +185,10 @@ void run_search(const SearchArgs& a) {
   std::printf("%s\n", g.str().c_str());
   std::fprintf(stderr, "wrote %s/genotype.json, %s/supernet.safetensors, %s/search_log.jsonl\n", a.out.c_str(),
                a.out.c_str(), a.out.c_str());
+  memory.print_peak();
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"genotype", g.to_json()},
+                                       {"memory", memory.to_json()},
                                        {"arena_bytes", searcher.arena_bytes()},
                                        {"handed_bytes", searcher.handed_bytes()},
                                        {"persistent_bytes", params.bytes()},
