@@ -8,6 +8,7 @@
 #include "apps/onnas/common.h"
 #include "apps/onnas/memory_report.h"
 #include "data/batch_sampler.h"
+#include "nas/arch_report.h"
 #include "nas/genotype.h"
 #include "nas/search.h"
 #include "runtime/error.h"
@@ -36,6 +37,7 @@ struct SearchArgs {
   bool json = false;
   bool profile = false;
   int64_t checkpoint_every = 50;  // steps
+  int64_t arch_log_every = 25;    // steps between softmax(alpha)/beta records in the log
   bool resume = false;
 };
 
@@ -157,10 +159,11 @@ void run_search(const SearchArgs& a) {
       loss_sum += r.weight_loss;
       acc_sum += r.weight_accuracy;
       ms_sum += ms;
-      log += nlohmann::json{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
-                            {"accuracy", r.weight_accuracy}, {"ms", ms}}
-                 .dump() +
-             "\n";
+      nlohmann::json record{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
+                            {"accuracy", r.weight_accuracy}, {"ms", ms}};
+      if (a.arch_log_every > 0 && ((step + 1) % a.arch_log_every == 0 || step + 1 == total))
+        record["arch"] = nas::arch_snapshot(space, params);
+      log += record.dump() + "\n";
       const double n = double(s + 1 - first);
       bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
                                     ms_sum / n, format_bytes(double(searcher.arena_bytes()))));
@@ -178,6 +181,8 @@ void run_search(const SearchArgs& a) {
   if (a.profile)
     std::fprintf(stderr, "time per op over %lld steps (both passes):\n%s", (long long)total, profile.table().c_str());
   nas::Genotype g = nas::derive_genotype(space, params);
+  std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
+               nas::decision_table(space, params).c_str());
   g.save(a.out + "/genotype.json");
   save_params(a.out + "/supernet.safetensors", params, kModelKinds,
               {{"onnas", "search supernet"}, {"search_space", space.describe()}, {"genotype", g.str()}});
@@ -224,6 +229,9 @@ void add_search_command(CLI::App& app) {
   add_check_numerics_flag(*cmd);
   cmd->add_option("--checkpoint-every", args->checkpoint_every,
                   "Write OUT/checkpoint.safetensors every N steps and at each epoch's end (0: epochs only)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--arch-log-every", args->arch_log_every,
+                  "Record softmax(alpha) and softmax(beta) in search_log.jsonl every N steps (0: never)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--resume", args->resume, "Continue from OUT/checkpoint.safetensors (same settings and seed)");
   cmd->callback([args] { run_search(*args); });
