@@ -375,6 +375,7 @@ PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, 
 size_t GradientPass::arena_bytes() const { return impl_->schedule.arena_bytes(); }
 size_t GradientPass::handed_bytes() const { return impl_->schedule.handed_bytes(); }
 const graph::Schedule& GradientPass::schedule() const { return impl_->schedule; }
+void GradientPass::release_planning_data() { impl_->schedule.release_planning_data(); }
 
 std::vector<GradientPass::Labeled> GradientPass::programs() const {
   std::vector<Labeled> out;

@@ -131,6 +131,9 @@ class GradientPass {
   // outputs), each counted once (0 without SBS).
   size_t handed_bytes() const;
   const graph::Schedule& schedule() const;
+  // Frees the schedule's buffer list (graph::Schedule::release_planning_data): for
+  // holders that only run the pass.
+  void release_planning_data();
   // Every program, in run order of one chunk, with a label ("cell 3 phase", ...).
   struct Labeled {
     std::string label;

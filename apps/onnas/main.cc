@@ -6,8 +6,10 @@
 #include <stdexcept>
 
 #include "apps/onnas/common.h"
+#include "runtime/heap.h"
 
 int main(int argc, char** argv) {
+  onnas::return_large_blocks_to_system();
   CLI::App app{"onnas: on-device neural architecture search with planned memory"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "onnas 0.1");
