@@ -16,7 +16,7 @@
 # Flags combine: scripts/setup.sh --aarch64 --bench.
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libtbb-dev libfmt-dev libbenchmark-dev catch2 libcli11-dev
-          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core)
+          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core time python3)
 add_arm64=0
 glyphs=0
 for flag in "$@"; do

@@ -12,6 +12,7 @@
 #include "nas/genotype.h"
 #include "nas/search.h"
 #include "runtime/error.h"
+#include "runtime/heap.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
@@ -55,9 +56,13 @@ void collect_grads(const ParamStore& params, const std::vector<std::string>& nam
 void run_search(const SearchArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   measure_fixed_overhead();
-  LoadedData d = load_data(a.data);
-  nas::SearchSpace space = a.space.space(d.train);
-  data::TrainValSplit split = data::split_train_val(d.train, a.val_fraction, a.seed);
+  // With a budget, the images are opened streamed first: their header says what they
+  // would take in memory, and they are read in only if that fits beside the step.
+  const bool budget = a.step.has_budget();
+  std::unique_ptr<data::ImageSet> images = load_train_images(a.data, a.data.stream || budget);
+  const data::ImageSet* train_set = images.get();
+  nas::SearchSpace space = a.space.space(*train_set);
+  data::TrainValSplit split = data::split_train_val(*train_set, a.val_fraction, a.seed);
   if (int64_t(split.train.size()) < a.batch || int64_t(split.val.size()) < a.batch)
     fail("search needs at least one batch of {} in each half of the training set (have {} and {} images)", a.batch,
          split.train.size(), split.val.size());
@@ -69,6 +74,32 @@ void run_search(const SearchArgs& a) {
   so.w_momentum = a.momentum;
   so.a_lr = a.a_lr;
   a.step.apply(space, so, a.seed);
+  if (budget) {
+    // Indices of both halves, held by the split and by each sampler; four batches.
+    const size_t bookkeeping = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
+                               size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
+    const size_t fixed = fixed_overhead_bytes() + bookkeeping;
+    const size_t in_memory = images->bytes() + (a.data.stream ? 0 : in_memory_bytes(*images));
+    bool fits_in_memory = !a.data.stream;
+    if (fits_in_memory) {
+      try {
+        a.step.choose(space, so, a.seed, fixed + in_memory, "the images in memory, the fixed overhead and batches");
+      } catch (const Error& e) {
+        std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and batches are read from it\n", e.what(),
+                     format_bytes(double(in_memory_bytes(*images))).c_str());
+        fits_in_memory = false;
+      }
+    }
+    if (!fits_in_memory)
+      a.step.choose(space, so, a.seed, fixed + images->bytes(), "the streamed images, the fixed overhead and batches");
+    if (fits_in_memory && !a.data.stream) {
+      std::vector<int64_t> all(size_t(images->N));
+      for (int64_t i = 0; i < images->N; ++i) all[size_t(i)] = i;
+      images = std::make_unique<data::Dataset>(data::subset(*images, all));
+      train_set = images.get();
+    }
+    release_free_heap();  // what choosing compiled is gone
+  }
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
@@ -89,8 +120,8 @@ void run_search(const SearchArgs& a) {
     });
   }
 
-  data::BatchSampler train(d.train, split.train, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 1);
-  data::BatchSampler val(d.train, split.val, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 2);
+  data::BatchSampler train(*train_set, split.train, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 1);
+  data::BatchSampler val(*train_set, split.val, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 2);
   const Shape xs{a.batch, space.in_channels, space.height, space.width};
   Buffer xb(size_t(xs.numel()) * 4), yb(size_t(a.batch) * 4), vxb(size_t(xs.numel()) * 4), vyb(size_t(a.batch) * 4);
   Tensor x(xb.data(), xs), y(yb.data(), Shape{a.batch}, DType::i32);
@@ -111,7 +142,9 @@ void run_search(const SearchArgs& a) {
   memory.plan_params(params);
   if (searcher.grad_bytes()) memory.plan("gradient block", searcher.grad_bytes());
   memory.plan("program tables", searcher.compiled().table_bytes());
-  memory.data("images", d.train.bytes() + d.test.bytes());
+  memory.data(train_set->N > 0 && train_set->bytes() < in_memory_bytes(*train_set) ? "images (streamed)" : "images",
+              train_set->bytes());
+  memory.data("indices", (split.train.capacity() + split.val.capacity()) * sizeof(int64_t) + train.bytes() + val.bytes());
   memory.data("batches", xb.bytes() + yb.bytes() + vxb.bytes() + vyb.bytes());
   memory.print_plan();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run

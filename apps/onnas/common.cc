@@ -17,6 +17,7 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "data/streaming.h"
 #include "graph/compile.h"
 #include "nas/memory_budget.h"
 #include "nas/space_limits.h"
@@ -41,12 +42,28 @@ void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& optio
                   .split = split};
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
-  if (memory_budget.empty()) return;
-  const size_t budget = parse_bytes(memory_budget);
-  nas::BudgetChoice c = nas::choose_step_config(space, options, budget, seed);
+  (void)seed;
+}
+
+size_t StepOptions::budget_bytes() const { return memory_budget.empty() ? 0 : parse_bytes(memory_budget); }
+
+void StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+                         const std::string& reserved_for) const {
+  const size_t budget = budget_bytes();
+  if (reserved >= budget)
+    fail("--memory-budget {}: {} already take {}, nothing is left for the search step", format_bytes(double(budget)),
+         reserved_for, format_bytes(double(reserved)));
+  nas::BudgetChoice c;
+  try {
+    c = nas::choose_step_config(space, options, budget - reserved, seed);
+  } catch (const Error& e) {
+    fail("--memory-budget {} leaves {} for the search step after {} ({}); {}", format_bytes(double(budget)),
+         format_bytes(double(budget - reserved)), reserved_for, format_bytes(double(reserved)), e.what());
+  }
   options.step = c.chosen.config;
-  std::fprintf(stderr, "memory budget %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
-               options.step.describe().c_str(), c.why.c_str());
+  std::fprintf(stderr, "memory budget %s, of which %s for %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
+               format_bytes(double(reserved)).c_str(), reserved_for.c_str(), options.step.describe().c_str(),
+               c.why.c_str());
 }
 
 
@@ -62,17 +79,41 @@ void DataOptions::add(CLI::App& cmd) {
   cmd.add_option("--data", path, "Data folder (default: /usr/share/datasets/fashion-mnist)");
   cmd.add_option("--limit", limit, "Use only the first N training images (0 = all)")->check(CLI::NonNegativeNumber);
   cmd.add_option("--image-size", image_size, "Side that folder images are resized to")->check(CLI::Range(4, 1024));
+  cmd.add_flag("--stream", stream,
+               "Read each batch from the data files instead of holding the images in memory (fashion-mnist, idx, "
+               "cifar10; chosen by --memory-budget when the images do not fit)");
 }
 
-LoadedData load_data(const DataOptions& o) {
+std::unique_ptr<data::ImageSet> load_train_images(const DataOptions& o, bool stream) {
+  const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
+  std::unique_ptr<data::ImageSet> d;
+  if (!stream) {
+    d = std::make_unique<data::Dataset>(std::move(load_data(o, /*with_test=*/false).train));
+    return d;
+  }
+  if (o.format == "fashion-mnist" || o.format == "idx") d = data::open_fashion_mnist_stream(dir, data::Split::train);
+  else if (o.format == "cifar10") d = data::open_cifar10_dir_stream(dir, data::Split::train);
+  else fail("--stream reads fashion-mnist, idx and cifar10 files; a '{}' data set is loaded into memory", o.format);
+  if (o.limit > 0 && o.limit < d->N) {
+    std::vector<int64_t> first(size_t(o.limit));
+    for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
+    d = std::make_unique<data::Dataset>(data::subset(*d, first));
+  }
+  data::normalize(*d, data::channel_stats(*d));
+  return d;
+}
+
+size_t in_memory_bytes(const data::ImageSet& d) { return size_t(d.N) * size_t(d.image_elems() + 4); }
+
+LoadedData load_data(const DataOptions& o, bool with_test) {
   LoadedData d;
   const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
   if (o.format == "fashion-mnist" || o.format == "idx") {
     d.train = data::load_fashion_mnist(dir, data::Split::train, o.limit);  // --limit: only those images are kept
-    d.test = data::load_fashion_mnist(dir, data::Split::test);
+    if (with_test) d.test = data::load_fashion_mnist(dir, data::Split::test);
   } else if (o.format == "cifar10") {
     d.train = data::load_cifar10_dir(dir, data::Split::train);
-    d.test = data::load_cifar10_dir(dir, data::Split::test);
+    if (with_test) d.test = data::load_cifar10_dir(dir, data::Split::test);
   } else {
     // A class-per-folder tree has no test split of its own: hold out 20% per class.
     data::ImageLoadOptions lo;
@@ -84,7 +125,7 @@ LoadedData load_data(const DataOptions& o) {
   }
   // The network is built for the training images; a test split of another size would
   // only be found after an epoch of training.
-  if (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W)
+  if (with_test && (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W))
     fail("the test split '{}' has {}x{}x{} images, the training split '{}' {}x{}x{}", d.test.source, d.test.C,
          d.test.H, d.test.W, d.train.source, d.train.C, d.train.H, d.train.W);
   if (o.limit > 0 && o.limit < d.train.N) {
@@ -94,7 +135,7 @@ LoadedData load_data(const DataOptions& o) {
   }
   data::ChannelStats stats = data::channel_stats(d.train);
   data::normalize(d.train, stats);
-  data::normalize(d.test, stats);
+  if (with_test) data::normalize(d.test, stats);
   return d;
 }
 
@@ -125,7 +166,7 @@ std::vector<int> parse_int_list(std::string_view text, std::string_view what, st
   return out;
 }
 
-nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
+nas::SearchSpace SpaceOptions::space(const data::ImageSet& d) const {
   return space(d.C, d.H, d.W, d.num_classes);
 }
 

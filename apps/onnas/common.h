@@ -23,14 +23,23 @@ struct DataOptions {
   std::string path;  // default: Debian's Fashion-MNIST folder
   int64_t limit = 0; // use only the first N training images (0 = all)
   int image_size = 28;  // folder trees are resized to this
+  bool stream = false;  // --stream: batches read from the files (fashion-mnist, idx, cifar10)
   void add(CLI::App& cmd);
 };
+
+// The training images alone (a search needs no test set), normalized with their own
+// per-channel statistics: in memory, or streamed from the files when `stream` (the
+// set then holds no pixels; --limit still reads its first N images into memory).
+std::unique_ptr<data::ImageSet> load_train_images(const DataOptions& o, bool stream);
+// Bytes a set's images and labels take in memory (N*C*H*W bytes + N labels), whether
+// or not it holds them now.
+size_t in_memory_bytes(const data::ImageSet& d);
 
 struct LoadedData {
   data::Dataset train, test;
 };
 // Loads train and test, normalizes both with the training set's per-channel statistics.
-LoadedData load_data(const DataOptions& o);
+LoadedData load_data(const DataOptions& o, bool with_test = true);
 
 struct SpaceOptions {
   int channels = 16, cells = 4, nodes = 3;
@@ -38,7 +47,7 @@ struct SpaceOptions {
   std::string ops = "fewshot";  // fewshot | darts | a comma-separated list
   void add(CLI::App& cmd);
   // The space for images of this dataset (its channels, size and classes).
-  nas::SearchSpace space(const data::Dataset& d) const;
+  nas::SearchSpace space(const data::ImageSet& d) const;
   nas::SearchSpace space(int64_t in_channels, int64_t height, int64_t width, int classes) const;
 };
 
@@ -48,9 +57,16 @@ struct StepOptions {
   std::string mode = "full", sbs = "recompute", memory_budget;
   int k_grad = 2, split = 1;
   void add(CLI::App& cmd);
-  // Sets options.step: from the flags, or by the budget chooser (printing its choice
-  // and why on stderr). Throws onnas::Error when nothing fits the budget.
+  // Sets options.step from the flags (and checks it).
   void apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const;
+  bool has_budget() const { return !memory_budget.empty(); }
+  size_t budget_bytes() const;
+  // With --memory-budget: chooses the step (nas::choose_step_config) for what is left
+  // of the budget after `reserved` bytes (data, fixed overhead), printing the choice
+  // and why on stderr. Throws onnas::Error naming the budget, the reserved bytes and
+  // the smallest step when nothing fits.
+  void choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+              const std::string& reserved_for) const;
 };
 
 // --optimizer {adam,sgd} and --momentum M (sgd; 0 keeps no optimizer state at all).
