@@ -81,7 +81,7 @@ void report_plan(const PlanArgs& a, const std::vector<planner::BufferRequest>& b
                  const planner::ChoiceTree& tree, const planner::Plan& plan, const std::string& title,
                  const Persistent& persistent, size_t handed_bytes, size_t table_bytes, const graph::Program* dot) {
   const planner::ConcretePlan c = concrete(buffers, tree, plan);
-  const size_t total = plan.arena_bytes + persistent.total();
+  const size_t total = plan.arena_bytes + persistent.total() + table_bytes;
   std::printf("%s\n", title.c_str());
   std::printf("  steps %d, buffers %zu, run-time choices %zu in %zu groups\n",
               buffers.empty() ? 0 : 1 + std::max_element(buffers.begin(), buffers.end(), [](const auto& x, const auto& y) {
@@ -100,13 +100,14 @@ void report_plan(const PlanArgs& a, const std::vector<planner::BufferRequest>& b
               format_bytes(double(persistent.weights)).c_str(), format_bytes(double(persistent.grads)).c_str(),
               format_bytes(double(persistent.state)).c_str(), format_bytes(double(persistent.arch)).c_str(),
               format_bytes(double(persistent.buffers)).c_str());
-  std::printf("  total        %12zu bytes  %s\n", total, format_bytes(double(total)).c_str());
-  std::printf("  step tables  %12zu bytes  %s  (heap of the compiled programs, not planned)\n\n", table_bytes,
-              format_bytes(double(table_bytes)).c_str());
+  std::printf("  step tables  %12zu bytes  %s  (heap of the compiled programs: what running needs besides the arena)\n",
+              table_bytes, format_bytes(double(table_bytes)).c_str());
+  std::printf("  total        %12zu bytes  %s\n\n", total, format_bytes(double(total)).c_str());
   if (!tree.empty()) std::printf("drawn with the largest choice of each group open (the worst case)\n");
   std::printf("%s", planner::plan_summary(c.buffers, c.plan).c_str());
   write_dumps(a, c.buffers, c.plan, title,
               {{"persistent_bytes", persistent.total()},
+               {"table_bytes", table_bytes},
                {"handed_bytes", handed_bytes},
                {"total_bytes", total},
                {"choices", tree.choices.size()},
@@ -121,7 +122,8 @@ void report_plan(const PlanArgs& a, const std::vector<planner::BufferRequest>& b
 void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& options, const ParamStore& params) {
   std::printf("memory modes, %s, batch %lld (planned for every admissible sample)\n", space.describe().c_str(),
               (long long)options.batch);
-  std::printf("  %-44s %12s %12s %12s %12s %8s\n", "mode", "arena", "of it handed", "persistent", "total", "vs full");
+  std::printf("  %-44s %12s %12s %12s %12s %12s %8s\n", "mode", "arena", "of it handed", "persistent", "step tables",
+              "total", "vs full");
   size_t full_total = 0;
   const nas::StepConfig base = options.step;
   std::vector<nas::StepConfig> configs = {{.mode = nas::Mode::full, .k_grad = base.k_grad, .split = 1}};
@@ -136,9 +138,10 @@ void print_mode_table(const nas::SearchSpace& space, const nas::SearchOptions& o
     o.step = c;
     const nas::StepEstimate e = nas::estimate_step(space, o, params);
     if (full_total == 0) full_total = e.total_bytes();  // the first row: full, one batch
-    std::printf("  %-44s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
+    std::printf("  %-44s %12s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
                 format_bytes(double(e.arena_bytes)).c_str(), format_bytes(double(e.handed_bytes)).c_str(),
-                format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.total_bytes())).c_str(),
+                format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.table_bytes)).c_str(),
+                format_bytes(double(e.total_bytes())).c_str(),
                 double(full_total) / double(e.total_bytes()));
   }
   std::printf("\n");
@@ -170,6 +173,7 @@ void run_plan(const PlanArgs& a) {
     so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
     so.w_momentum = a.momentum;
     a.step.apply(space, so, 1);
+    if (a.step.has_budget()) a.step.choose(space, so, 1, 0, "nothing else (the plan of the step alone)");
     params.store_weight_gradients(false);  // the plan counts them in the gradient block
     nas::init_search_params(params, space, 1);
     print_mode_table(space, so, params);

@@ -43,6 +43,7 @@ void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& optio
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
   (void)seed;
+  if (has_budget()) budget_bytes();  // a budget that is not a size is refused before any work
 }
 
 size_t StepOptions::budget_bytes() const { return memory_budget.empty() ? 0 : parse_bytes(memory_budget); }
