@@ -64,9 +64,10 @@ def main():
     for config in a.configs.split(","):
         c = CONFIGS[config]
         print(f"\n{config}: C={c['C']}, {c['classes']} classes, batch {c['batch']}, {a.threads} threads\n")
-        print("| mode | ours ms | PyTorch ms | speed ratio | our planned peak MiB (arena + side + persistent) "
-              "| PyTorch saved MiB | our peak RSS MiB | PyTorch peak RSS MiB |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| mode | ours ms | PyTorch ms | speed ratio | compile ms per step | our plan MiB (arena [handed] + "
+              "persistent + tables) | fixed overhead MiB | our peak RSS MiB | RSS / (plan + overhead) "
+              "| PyTorch saved MiB | PyTorch peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         full_total = None
         for case, mode, variant in MODES:
             o = ours(a.bench, config, case, a.threads)
@@ -83,10 +84,11 @@ def main():
                 row += [f"{t['step_ms_median']:.0f}", f"{t['step_ms_median'] / o['step_ms_median']:.2f}"]
             else:
                 row += ["-", "-"]
-            row += [f"{mib(total)} ({mib(o['arena_bytes'])} + {mib(o['side_bytes'])} + {mib(o['persistent_bytes'])}); "
-                    f"{full_total / total:.1f}x below full"]
-            row += [mib(t["saved_bytes_peak"]) if t else "-", mib(o["peak_rss_bytes"]),
-                    mib(t["peak_rss_bytes"]) if t else "-"]
+            row += [f"{o['compile_ms']:.2f}"]
+            row += [f"{mib(total)} ({mib(o['arena_bytes'])} [{mib(o['handed_bytes'])}] + {mib(o['persistent_bytes'])} + "
+                    f"{mib(o['table_bytes'])}); {full_total / total:.1f}x below full"]
+            row += [mib(o["overhead_bytes"]), mib(o["peak_rss_bytes"]), f"{o['rss_over_plan']:.2f}"]
+            row += [mib(t["saved_bytes_peak"]) if t else "-", mib(t["peak_rss_bytes"]) if t else "-"]
             print("| " + " | ".join(row) + " |")
             sys.stdout.flush()
 
