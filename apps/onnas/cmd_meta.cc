@@ -532,6 +532,11 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
                num_threads());
+  if (root && a.warmup_epochs >= a.meta_epochs)
+    std::fprintf(stderr,
+                 "onnas: warning: the warm-up (%d meta-epochs) covers the whole run of %d meta-epochs: alpha and beta "
+                 "are never trained (lower --warmup-epochs or raise --meta-epochs)\n",
+                 a.warmup_epochs, a.meta_epochs);
   MemoryReport memory("meta-train");
   memory.plan("arena", ml.arena_bytes());
   memory.plan("working supernet, gradients and optimizer state", ml.work_bytes());

@@ -24,6 +24,8 @@ tiny=(-C 4 --cells 2 --reductions 1 --nodes 2 --threads 2 --data-format glyphs -
 "$onnas" meta-train "${tiny[@]}" --way 20 --meta-batch 1 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
   --val-every 0 --out "$work/m" > /dev/null 2> "$work/train.err" || fail "meta-train: $(tail -3 "$work/train.err")"
 grep -q "meta-train: 48 classes, 288 images" "$work/train.err" || fail "meta-train's classes: $(head -3 "$work/train.err")"
+# One meta-epoch under the default warm-up of two: alpha and beta are never trained, and the run says so.
+grep -q "warning: the warm-up (2 meta-epochs) covers the whole run" "$work/train.err" || fail "no warm-up warning"
 "$onnas" eval-fewshot "${tiny[@]}" --way 20 --meta-cell "$work/m/meta_cell.safetensors" --tasks 2 --query 2 \
   --search-steps 1 --finetune-steps 1 > "$work/eval.out" 2> "$work/eval.err" || fail "eval-fewshot: $(tail -3 "$work/eval.err")"
 grep -q "20-way 1-shot over 2 meta-test tasks: accuracy .* (95% Student-t interval)" "$work/eval.out" ||
