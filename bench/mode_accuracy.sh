@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Accuracy of every memory mode on the full Fashion-MNIST task (issue 17): searches in
+# full, ops, ops+pairs and ops+pairs+sbs (split 4) with the same number of steps and
+# seeds, random genotypes of the same space as the control, every genotype trained the
+# same way; then a table of test accuracy (mean and spread per mode).
+#
+# Long (hours on two cores): every part is resumable. Run it again after an
+# interruption and it continues (finished parts are skipped, a search or training with
+# a checkpoint resumes from it).
+#   bench/mode_accuracy.sh                      runs/mode_accuracy/, the defaults below
+#   SEEDS="1 2 3" SEARCH_STEPS=937 TRAIN_EPOCHS=20 THREADS=2 bench/mode_accuracy.sh
+#   bench/mode_accuracy.sh --table              only the table of what has finished
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+onnas=${ONNAS:-$root/build/apps/onnas}
+out=${OUT:-$root/runs/mode_accuracy}
+seeds=${SEEDS:-1 2}
+search_steps=${SEARCH_STEPS:-600}
+train_epochs=${TRAIN_EPOCHS:-20}
+threads=${THREADS:-1}
+arch_lr=${ARCH_LR:-3e-3}
+mkdir -p "$out"
+
+table() {
+  /usr/bin/python3 - "$out" <<'PY'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+rows = {}
+for f in sorted(glob.glob(os.path.join(out, "train-*", "result.json"))):
+    name = os.path.basename(os.path.dirname(f))[len("train-"):]
+    mode = name.rsplit("-s", 1)[0]
+    try:
+        acc = json.loads(open(f).read().strip().splitlines()[-1])["test_accuracy"]
+    except (ValueError, KeyError, IndexError):
+        continue
+    rows.setdefault(mode, []).append(100 * acc)
+print("| genotypes from | runs | test accuracy % (mean) | spread (min - max) |")
+print("|---|---:|---:|---:|")
+for mode, accs in rows.items():
+    print(f"| {mode} | {len(accs)} | {statistics.mean(accs):.2f} | {min(accs):.2f} - {max(accs):.2f} |")
+PY
+}
+[[ ${1:-} == --table ]] && { table; exit 0; }
+
+# resumable NAME CMD...: runs CMD with --resume when NAME's checkpoint exists.
+resumable() {
+  local dir=$1; shift
+  if [[ -e $dir/checkpoint.safetensors ]]; then "$@" --resume; else "$@"; fi
+}
+
+declare -A modes=([full]="--mode full" [ops]="--mode ops" [ops+pairs]="--mode ops+pairs"
+                  [sbs4]="--mode ops+pairs+sbs --split 4")
+for seed in $seeds; do
+  for m in full ops ops+pairs sbs4; do
+    dir=$out/search-$m-s$seed
+    [[ -e $dir/genotype.json ]] && continue
+    # shellcheck disable=SC2086
+    resumable "$dir" "$onnas" search ${modes[$m]} --steps "$search_steps" --seed "$seed" --a-lr "$arch_lr" \
+      --threads "$threads" --checkpoint-every 25 --out "$dir"
+  done
+  # The control: a random genotype of the same space.
+  g=$out/search-random-s$seed/genotype.json
+  if [[ ! -e $g ]]; then
+    mkdir -p "$(dirname "$g")"
+    /usr/bin/python3 - "$seed" > "$g.tmp" <<'PY'
+import json, random, sys
+rng = random.Random(int(sys.argv[1]))
+ops = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_1x5_5x1", "conv_3x3", "sep_conv_3x3", "dil_conv_3x3"]
+def cell():
+    return [[{"input": i, "op": rng.choice(ops)} for i in sorted(rng.sample(range(2 + j), 2))] for j in range(3)]
+print(json.dumps({"normal": cell(), "reduce": cell()}, indent=2))
+PY
+    mv "$g.tmp" "$g"
+  fi
+done
+for seed in $seeds; do
+  for m in full ops ops+pairs sbs4 random; do
+    dir=$out/train-$m-s$seed
+    [[ -e $dir/result.json ]] && continue
+    resumable "$dir" "$onnas" train --genotype "$out/search-$m-s$seed/genotype.json" --epochs "$train_epochs" \
+      --seed "$seed" --threads "$threads" --out "$dir" --json > "$dir.json.tmp"
+    mkdir -p "$dir" && mv "$dir.json.tmp" "$dir/result.json"
+  done
+done
+table
