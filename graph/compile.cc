@@ -384,7 +384,9 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     }
     p.steps_.push_back(std::move(step));
   }
-  p.args_.resize(p.arg_values_.size());
+  size_t widest = 0;
+  for (const Program::Step& st : p.steps_) widest = std::max<size_t>(widest, st.num_inputs + st.num_outputs);
+  p.args_.resize(widest);
   p.bound_.resize(p.bindings_.size());
   p.choice_open_.assign(p.tree_.choices.size(), 0);
   p.choice_base_.assign(p.tree_.choices.size(), -1);
@@ -512,12 +514,12 @@ void Program::check_inputs_finite(const ParamStore& params, std::span<const Feed
 
 void Program::check_step_finite(size_t step) const {
   const Step& s = steps_[step];
-  for (uint32_t j = 0; j < s.num_outputs; ++j) {
-    const size_t a = s.first_arg + size_t(s.num_inputs) + size_t(j);
-    if (int64_t i = first_non_finite(args_[a]); i >= 0)
+  for (uint32_t j = s.num_inputs; j < s.num_inputs + s.num_outputs; ++j) {
+    const size_t a = s.first_arg + size_t(j);  // args_ holds the running step's tensors
+    if (int64_t i = first_non_finite(args_[j]); i >= 0)
       fail("check-numerics: op {} (node '{}', step {} of {}) produced a non-finite value in '{}' ({} at element {}); "
            "its inputs were finite",
-           s.op->name, step_name(step), step, steps_.size(), name(arg_values_[a]), args_[a].f32()[i], i);
+           s.op->name, step_name(step), step, steps_.size(), name(arg_values_[a]), args_[j].f32()[i], i);
   }
 }
 
@@ -564,19 +566,21 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
   for (const Binding& b : bindings_)
     if (b.entry) bound_[size_t(&b - bindings_.data())] = b.entry->tensor;
   std::byte* base = arena.base();
-  for (size_t a = 0; a < arg_values_.size(); ++a) args_[a] = tensor_of(arg_values_[a], base);
   const bool checking = check_numerics();
   if (checking) check_inputs_finite(params, feeds);
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& s = steps_[k];
     if (s.gate != kAlways && open && !open[size_t(s.gate)]) continue;
+    // The step's tensors, in a scratch as wide as the widest step.
+    const uint32_t n = s.num_inputs + s.num_outputs;
+    for (uint32_t i = 0; i < n; ++i) args_[i] = tensor_of(arg_values_[s.first_arg + i], base);
     if (s.writes_param_grad)
       for (uint32_t i = 0; i < s.num_inputs; ++i)
-        if (args_[s.first_arg + i].empty())
+        if (args_[i].empty())
           fail("run: the gradient '{}' has no storage in the parameter store in this run (its gate is open, so a "
                "step writes it)", name(arg_values_[s.first_arg + i]));
-    RunContext ctx{s.attrs, std::span<const Tensor>(args_.data() + s.first_arg, s.num_inputs),
-                   std::span<const Tensor>(args_.data() + s.first_arg + s.num_inputs, s.num_outputs),
+    RunContext ctx{s.attrs, std::span<const Tensor>(args_.data(), s.num_inputs),
+                   std::span<const Tensor>(args_.data() + s.num_inputs, s.num_outputs),
                    s.workspace_offset >= 0 ? static_cast<void*>(base + base_of(s.workspace_choice) + s.workspace_offset)
                                            : nullptr,
                    open};

@@ -200,7 +200,7 @@ class Program {
   std::vector<Step> steps_;
   std::vector<NodeId> order_;
   std::vector<ValueId> arg_values_;    // per step argument: the value
-  std::vector<Tensor> args_;           // per step argument: the bound tensor (scratch)
+  std::vector<Tensor> args_;           // the running step's tensors (scratch, as wide as the widest step)
   std::vector<Val> vals_;
   std::vector<ValueId> inputs_;        // values of kind input that some step reads
   std::vector<Binding> bindings_;
