@@ -160,7 +160,6 @@ Gemm gemm_of(const Conv2dShape& s, ConvPass pass) {
   return {};
 }
 size_t pack_floats(const Conv2dShape& s, ConvPass pass) {
-  if (lanes(s) < 2) return 0;
   const Gemm g = gemm_of(s, pass);
   return round_floats(sgemm_pack_floats(g.trans_b, g.M, g.N, g.Kd));
 }
@@ -180,13 +179,13 @@ float* lane_dw(const Conv2dShape& s, void* workspace, int64_t lane) {
 }
 
 // One product of a lane: on this thread with the lane's packing memory when lanes
-// run in parallel, else the parallel sgemm.
+// run in parallel, else the parallel sgemm packing into the (one) lane's memory.
 void lane_gemm(const Conv2dShape& s, float* pack, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (lanes(s) >= 2)
     sgemm_serial(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, pack);
   else
-    sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    sgemm_packed(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, pack);
 }
 
 }  // namespace

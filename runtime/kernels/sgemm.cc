@@ -386,6 +386,16 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
              b_lease.data());
 }
 
+void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack) {
+  if (sgemm_trivial(trans_a, trans_b, M, N, K, alpha, lda, ldb, beta, C, ldc)) return;
+  const MicroKernel& mk = kernel_for(active_isa());
+  const bool parallel = num_threads() > 1 && 2.0 * double(M) * double(N) * double(K) >= kParallelMinFlops;
+  const PackSizes sizes = pack_sizes(mk, trans_b, M, N, K);
+  sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mk, parallel, pack,
+             pack + round16(sizes.a_floats));
+}
+
 size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K) {
   size_t most = 0;
   // Every micro-kernel's, not only this build's: the plan must not depend on the machine.

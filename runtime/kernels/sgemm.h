@@ -30,7 +30,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // and plan the packing memory. Same results as sgemm() bit for bit.
 void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack);
-// Floats of packing memory sgemm_serial needs for these sizes under any ISA of any
+// sgemm() (parallel over the threads as it chooses) packing into `pack` (at least
+// sgemm_pack_floats() floats, 64-byte aligned) instead of the calling thread's lazily
+// grown scratch: for callers whose packing memory is planned (a single image's
+// convolution, whose workspace holds it). Same results as sgemm() bit for bit.
+void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, float* pack);
+// Floats of packing memory sgemm_serial and sgemm_packed need for these sizes under any ISA of any
 // architecture (the same number on every machine, so plans are too).
 size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K);
 

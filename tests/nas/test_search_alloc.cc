@@ -52,6 +52,9 @@ TEST_CASE("200 sampled search steps allocate nothing and keep the planned sizes"
       {"ops+pairs", {.mode = Mode::ops_pairs, .k_grad = 2, .split = 2}},
       {"ops+pairs+sbs recompute", {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .k_grad = 2, .split = 2}},
       {"ops+pairs+sbs checkpoint", {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::checkpoint, .k_grad = 1}},
+      // One image per micro-batch: single-image convolutions run the parallel SGEMM,
+      // which packs into their planned workspace.
+      {"ops+pairs, one image per micro-batch", {.mode = Mode::ops_pairs, .k_grad = 2, .split = 8}},
   };
   for (const Case& c : cases) {
     INFO(c.name);

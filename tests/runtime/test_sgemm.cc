@@ -256,7 +256,7 @@ TEST_CASE("sgemm does not allocate once warm") {
   }
 }
 
-TEST_CASE("sgemm_serial gives sgemm's bits, stays inside its packing memory and allocates nothing") {
+TEST_CASE("sgemm_serial and sgemm_packed give sgemm's bits, stay inside their packing memory and allocate nothing") {
   struct Case {
     bool ta, tb;
     int64_t M, N, K;
@@ -288,6 +288,17 @@ TEST_CASE("sgemm_serial gives sgemm's bits, stays inside its packing memory and 
     CHECK(news == 0);
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
     bool canary = true;
+    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
+    CHECK(canary);
+    // sgemm_packed: the parallel product in the same planned memory, from cold.
+    std::vector<float> par(want.size(), 0.5f);
+    std::fill(p, p + floats + kCanary, 7.0f);
+    const onnas::test::AllocCounter count_packed;
+    onnas::kernels::sgemm_packed(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, par.data(),
+                                 c.N, p);
+    CHECK(count_packed.allocations() == 0);
+    CHECK(std::memcmp(par.data(), want.data(), par.size() * sizeof(float)) == 0);
+    canary = true;
     for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
     CHECK(canary);
   }
