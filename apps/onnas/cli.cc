@@ -65,12 +65,7 @@ class Help : public CLI::Formatter {
   std::string make_option_desc(const CLI::Option* opt) const override {
     std::string desc = opt->get_description();
     if (desc.find("(default") != std::string::npos) return desc;
-    if (opt->get_type_size() == 0) {
-      // A --x / --no-x pair shows which one holds when neither is given.
-      if (opt->get_fnames().empty()) return desc;
-      const std::string d = opt->get_default_str();
-      return desc + ((d == "true" || d == "1") ? " (default: on)" : " (default: off)");
-    }
+    if (opt->get_type_size() == 0) return desc;  // flags (add_switch says its default)
     const std::string d = opt->get_default_str();
     if (!d.empty() && !opt->get_required()) desc += " (default " + d + ")";
     return desc;
@@ -203,6 +198,11 @@ CLI::Validator number_check(bool zero_allowed) {
 }  // namespace
 
 CLI::Validator non_negative() { return number_check(true); }
+
+CLI::Option* add_switch(CLI::App& cmd, const std::string& name, bool& variable, const std::string& description) {
+  return cmd.add_flag(fmt::format("{},!--no-{}", name, name.substr(2)), variable,
+                      fmt::format("{} (default: {})", description, variable ? "on" : "off"));
+}
 CLI::Validator positive() { return number_check(false); }
 
 void warn(std::string_view text) { std::fprintf(stderr, "onnas: warning: %.*s\n", int(text.size()), text.data()); }

@@ -60,6 +60,9 @@ CLI::Option* add_renamed(CLI::App& cmd, const std::string& old_name, const std::
 CLI::Validator non_negative();
 CLI::Validator positive();
 
+// A boolean as a flag pair, --name and --no-name, its default said in --help.
+CLI::Option* add_switch(CLI::App& cmd, const std::string& name, bool& variable, const std::string& description);
+
 // Whether `flag` (or a renamed alias of it) was given on the command line.
 bool given(const CLI::App& cmd, std::string_view flag);
 // "onnas: warning: --sbs is ignored: <why>" on stderr for each of `flags` given.

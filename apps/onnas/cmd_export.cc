@@ -84,10 +84,9 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Model safetensors (from onnas train)")->required();
   cmd->add_option("-o,--out", args->out, "The ONNX file to write (e.g. net.onnx)")->required();
   add_overwrite_flag(*cmd, args->overwrite);
-  cmd->add_flag("--normalization,!--no-normalization", args->normalization,
-                "Normalize inside the model, so it reads pixels in [0, 1] (off: it reads normalized images)");
-  cmd->add_flag("--fold-batch-norms,!--no-fold-batch-norms", args->fold,
-                "Fold each batch norm that follows a convolution into it");
+  add_switch(*cmd, "--normalization", args->normalization,
+             "Normalize inside the model, so it reads pixels in [0, 1] (off: it reads normalized images)");
+  add_switch(*cmd, "--fold-batch-norms", args->fold, "Fold each batch norm that follows a convolution into it");
   args->report.add(*cmd);
   cmd->callback([args] { run_export(*args); });
 }

@@ -441,7 +441,7 @@ double distributed_validation(nas::MetaLearner& ml, const nas::TaskSource& tasks
 
 void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& dist) {
   const bool root = dist.is_root();  // prints and writes; every rank computes
-  if (root) a.out.prepare(a.resume, "checkpoint.safetensors");
+  if (root) a.out.check(a.resume, "checkpoint.safetensors");
   a.step.warn_ignored(cmd);
   a.data.warn_ignored(cmd);
   const auto started = std::chrono::steady_clock::now();
@@ -469,6 +469,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   const nlohmann::json signature_json = run_signature(a, space, o);
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors"), log_path = a.out.file("meta_log.jsonl");
+  if (root) a.out.create();
   int first_epoch = 0;
   std::string log;
   if (a.resume) {
@@ -643,7 +644,7 @@ struct AdaptArgs {
 void check_adapt_args(const AdaptArgs& a, const CLI::App& cmd, const Distributed& dist) {
   if (a.meta_cell.empty() == !a.random_init)
     usage_fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
-  if (!a.out.path.empty() && dist.is_root()) a.out.prepare();
+  if (!a.out.path.empty() && dist.is_root()) a.out.check();
   if (!a.meta_cell.empty()) warn_ignored(cmd, SpaceOptions::kFlags, "the meta cell holds its space");
   a.step.warn_ignored(cmd);
   a.data.warn_ignored(cmd);
@@ -768,6 +769,7 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
                      {"seconds", r.seconds},
                      {"outputs", nlohmann::json::object()}};
   if (!a.out.path.empty()) {
+    a.out.create();
     doc["outputs"] = {{"genotype", a.out.file("genotype.json")}, {"result", a.out.file("result.json")}};
     save_genotype_file(a.out.file("genotype.json"), r.genotype, ad.space);
     write_file_atomic(a.out.file("result.json"), doc.dump(2) + "\n");
@@ -839,6 +841,7 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
     std::string lines;
     for (int t = 0; t < a.tasks; ++t)
       lines += nlohmann::json{{"task", t}, {"accuracy", acc[size_t(t)]}, {"supernet_accuracy", sup[size_t(t)]}}.dump() + "\n";
+    a.out.create();
     doc["outputs"] = {{"tasks", a.out.file("tasks.jsonl")}, {"summary", a.out.file("summary.json")}};
     write_file_atomic(a.out.file("tasks.jsonl"), lines);
     write_file_atomic(a.out.file("summary.json"), doc.dump(2) + "\n");
@@ -904,7 +907,7 @@ void add_meta_commands(CLI::App& app) {
                   "Labels of the meta-train tasks: random (class order as drawn) or sorted (by class id: with a split "
                   "of N classes, each keeps its label in every task)")
       ->check(CLI::IsMember({"random", "sorted"}));
-  cmd->add_flag("--cell-fold,!--no-cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step");
+  add_switch(*cmd, "--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step");
   cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(non_negative());
   cmd->add_option("--val-tasks", m->val_tasks, "Tasks per meta-validation")->check(CLI::Range(1, 100000));
   cmd->add_option("--checkpoint-every", m->checkpoint_every, "Checkpoint every N meta-epochs (0: only at the end)")

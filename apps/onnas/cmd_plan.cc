@@ -370,9 +370,9 @@ void add_plan_command(CLI::App& app) {
       if (args->legacy_json.empty() || args->legacy_json == "-") {
         args->report.json_ = true;
       } else {
+        if (!args->out.empty()) usage_fail("give --out FILE once (--json FILE is its old form)");
         warn(fmt::format("'--json {}' is now '--out {}'; the old form will be removed in a later release",
                          args->legacy_json, args->legacy_json));
-        if (!args->out.empty()) usage_fail("give --out FILE once (--json FILE is its old form)");
         args->out = args->legacy_json;
         args->overwrite = true;  // as the old form did
       }

@@ -54,7 +54,7 @@ void collect_grads(const ParamStore& params, const std::vector<std::string>& nam
 
 void run_search(const SearchArgs& a, const CLI::App& cmd) {
   // Every output path is checked before any work.
-  a.out.prepare(a.resume, "checkpoint.safetensors");
+  a.out.check(a.resume, "checkpoint.safetensors");
   check_out_file(a.dump_grads, "--dump-grads", a.out.overwrite);
   a.step.warn_ignored(cmd);
   a.data.warn_ignored(cmd);
@@ -79,6 +79,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
+  a.out.create();
 
   std::vector<Buffer> dump_memory;
   std::vector<NamedTensor> dumped;

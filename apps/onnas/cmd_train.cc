@@ -129,7 +129,7 @@ void check_init_space(const std::string& init, const nas::SearchSpace& space) {
 }
 
 void run_train(const TrainArgs& a, const CLI::App& cmd) {
-  a.out.prepare(a.resume, "checkpoint.safetensors");
+  a.out.check(a.resume, "checkpoint.safetensors");
   a.data.warn_ignored(cmd);
   const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
@@ -189,6 +189,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
                space.describe().c_str(), genotype.str().c_str(), (long long)a.batch, (long long)total,
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
+  a.out.create();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values (--epochs and --steps may grow).
   const nlohmann::json signature{{"genotype", genotype.to_json()}, {"space", space.to_json()}, {"data", a.data.format},
@@ -331,7 +332,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--lr", args->lr, "SGD learning rate (Nesterov momentum 0.9, cosine to 0)");
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay");
   cmd->add_option("--crop-padding", args->crop_padding, "Random-crop padding (0 = none)")->check(CLI::Range(0, 64));
-  cmd->add_flag("--flip,!--no-flip", args->flip, "Random horizontal flips");
+  add_switch(*cmd, "--flip", args->flip, "Random horizontal flips");
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   cmd->add_option("--init", args->init, "Initialize from a safetensors file (e.g. searched weights)");

@@ -308,7 +308,9 @@ void Progress::update(int64_t done, const std::string& status) {
 void Progress::finish(const std::string& status) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) std::fprintf(stderr, "\r\033[K");
-  std::fprintf(stderr, "%s done %s %.1fs\n", label_.c_str(), status.c_str(), secs);
+  const double rate = secs > 0 ? double(total_ - first_) / secs : 0.0;
+  std::fprintf(stderr, "%s done %s | %.1fs, %.*f %s/s\n", label_.c_str(), status.c_str(), secs, rate < 10 ? 2 : 1, rate,
+               unit_.c_str());
 }
 
 void add_check_numerics_flag(CLI::App& cmd) {

@@ -41,7 +41,9 @@ void add_overwrite_flag(CLI::App& cmd, bool& overwrite) {
   cmd.add_flag("--overwrite", overwrite, "Replace an existing output file");
 }
 
-void OutDir::prepare(bool resume, const std::string& checkpoint) const {
+void OutDir::create() const { make_out_dir(path); }
+
+void OutDir::check(bool resume, const std::string& checkpoint) const {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (resume) {
@@ -62,8 +64,14 @@ void OutDir::prepare(bool resume, const std::string& checkpoint) const {
            held.size() > 1 ? ", ..." : "");
   } else if (fs::exists(path, ec)) {
     fail("--out '{}' exists and is not a folder", path);
+  } else {
+    // It will be created: its nearest existing parent must take new folders.
+    fs::path parent = fs::absolute(fs::path(path), ec).parent_path();
+    while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.parent_path()) parent = parent.parent_path();
+    if (!fs::is_directory(parent, ec)) fail("--out '{}': '{}' is not a folder", path, parent.string());
+    if (::access(parent.c_str(), W_OK | X_OK) != 0)
+      fail("--out '{}': cannot create it in '{}': {}", path, parent.string(), std::strerror(errno));
   }
-  make_out_dir(path);
 }
 
 void check_out_file(const std::string& path, std::string_view flag, bool overwrite) {
@@ -153,7 +161,8 @@ std::vector<std::string> settings_differences(const nlohmann::json& there, const
 nlohmann::json check_resume_settings(const std::string& checkpoint, const std::string& stored,
                                      const nlohmann::json& current,
                                      std::initializer_list<std::string_view> extendable) {
-  const nlohmann::json s = parse_json(stored, checkpoint + ": the run's settings", {.max_depth = 4, .max_array = 4096});
+  // {"genotype": {"normal": [[{"op": ..., "input": ...}]]}}: five levels, one to spare.
+  const nlohmann::json s = parse_json(stored, checkpoint + ": the run's settings", {.max_depth = 6, .max_array = 4096});
   if (!s.is_object()) fail("--resume: {}: the run's settings are not a JSON object", checkpoint);
   const std::vector<std::string> differ = settings_differences(s, current, extendable);
   if (!differ.empty()) {

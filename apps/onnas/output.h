@@ -10,7 +10,9 @@
 //
 //   OutDir dir;                                     // --out FOLDER, --overwrite
 //   dir.add(*cmd, "runs/search", "Output folder (genotype.json, ...)");
-//   dir.prepare(resume, "checkpoint.safetensors");  // first thing in the run
+//   dir.check(resume, "checkpoint.safetensors");    // first thing in the run
+//   ...                                             // read the inputs
+//   dir.create();                                   // and lock it, before the work
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -54,10 +56,14 @@ struct OutDir {
   std::string path;
   bool overwrite = false;
   void add(CLI::App& cmd, std::string default_path, const std::string& what);
-  // Before any work: with `resume`, `checkpoint` (a file name in the folder) must exist;
-  // otherwise the folder must be absent or empty unless --overwrite. Then creates the
-  // folder and locks it for this process (make_out_dir). Throws onnas::Error.
-  void prepare(bool resume = false, const std::string& checkpoint = "") const;
+  // Before any work, without touching the disk: with `resume`, `checkpoint` (a file
+  // name in the folder) must exist; otherwise the folder must be absent or empty unless
+  // --overwrite, and creatable (its nearest existing parent a writable folder). Throws
+  // onnas::Error.
+  void check(bool resume = false, const std::string& checkpoint = "") const;
+  // Creates the folder and locks it for this process (make_out_dir): once the inputs
+  // are read, before the first step.
+  void create() const;
   std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
