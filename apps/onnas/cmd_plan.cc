@@ -368,7 +368,7 @@ void add_plan_command(CLI::App& app) {
   cmd->callback([args, cmd, json] {
     if (json->count() > 0) {
       if (args->legacy_json.empty() || args->legacy_json == "-") {
-        args->report.json_ = true;
+        args->report.set_json(true);
       } else {
         if (!args->out.empty()) usage_fail("give --out FILE once (--json FILE is its old form)");
         warn(fmt::format("'--json {}' is now '--out {}'; the old form will be removed in a later release",

@@ -21,10 +21,8 @@
 #include "nas/genotype.h"
 #include "nas/network.h"
 #include "nas/search.h"
-#include "nas/space_limits.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
-#include "runtime/serialize/json.h"
 #include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
 
@@ -112,14 +110,9 @@ Evaluation evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype
 // --init: a file of another network (other widths, depth, input or classes) is refused
 // naming what differs; the ops it searched over do not matter to a discrete network.
 void check_init_space(const std::string& init, const nas::SearchSpace& space) {
-  const SafetensorsFile f = read_safetensors(init);
-  auto it = f.metadata.find("search_space");
-  if (it == f.metadata.end() || it->second.find('{') == std::string::npos) return;  // no space recorded
-  const std::string source = init + ": search_space metadata";
-  nlohmann::json there =
-      nas::bounded_space_from_json(parse_json(it->second, source, {.max_depth = 2, .max_array = nas::kMaxCells}),
-                                   source, init)
-          .to_json();
+  const std::optional<nas::SearchSpace> space_there = read_space(read_safetensors(init).metadata, init);
+  if (!space_there) return;  // a file that records no space: the tensors' names and shapes decide
+  nlohmann::json there = space_there->to_json();
   nlohmann::json here = space.to_json();
   there.erase("ops");
   here.erase("ops");

@@ -46,6 +46,14 @@ std::optional<data::ChannelStats> read_normalization(const std::map<std::string,
   return s;
 }
 
+std::optional<nas::SearchSpace> read_space(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  auto it = metadata.find("search_space");
+  if (it == metadata.end() || it->second.find('{') == std::string::npos) return std::nullopt;
+  const std::string source = path + ": search_space metadata";
+  return nas::bounded_space_from_json(parse_json(it->second, source, {.max_depth = 2, .max_array = nas::kMaxCells}),
+                                      source, path);
+}
+
 namespace {
 
 // A genotype kept in metadata or a file: JSON, or the DARTS string (supernets written
@@ -76,13 +84,12 @@ ModelFile read_model_file(const std::string& path) {
          "genotype.json --init {}), then use the model.safetensors it writes",
          path, path);
   const std::string& space_text = need("search_space", "search space");
-  if (space_text.find('{') == std::string::npos)
+  std::optional<nas::SearchSpace> space = read_space(m.metadata, path);
+  if (!space)
     fail("{}: its search_space metadata is a description ('{}'), not the space itself: written before model files "
          "carried their space (2026-12-01); train it again",
          path, space_text.substr(0, 120));
-  const std::string source = path + ": search_space metadata";
-  m.info.space = nas::bounded_space_from_json(parse_json(space_text, source, {.max_depth = 2, .max_array = nas::kMaxCells}),
-                                              source, path);
+  m.info.space = *space;
   m.info.genotype = parse_genotype_text(need("genotype", "genotype"), path + ": genotype metadata");
   m.info.genotype.validate(m.info.space, path + ": genotype metadata");
   std::optional<data::ChannelStats> stats = read_normalization(m.metadata, path);

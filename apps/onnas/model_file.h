@@ -43,6 +43,11 @@ struct ModelFile {
 // 2026-12-01), naming what it lacks.
 ModelFile read_model_file(const std::string& path);
 
+// The space a file records as JSON (its "search_space" metadata, every field bounded:
+// nas/space_limits.h); nullopt when it records none, or only a description (files of
+// before 2026-12-01).
+std::optional<nas::SearchSpace> read_space(const std::map<std::string, std::string>& metadata, const std::string& path);
+
 // The normalization a file records (its "normalization" metadata: {"mean": [...],
 // "std": [...]}), if it records one. Throws naming the file when it is malformed.
 std::optional<data::ChannelStats> read_normalization(const std::map<std::string, std::string>& metadata,

@@ -44,11 +44,13 @@ class Output {
   // "command" and, unless the run set it, "memory": {"peak_rss_bytes": ...}. Nothing
   // without --json.
   void document(nlohmann::json doc) const;
-
-  bool json_ = false;  // public for plan's legacy --json FILE
+  // For a subcommand that registers --json itself (plan: --json FILE is also the old
+  // form of --out FILE).
+  void set_json(bool on) { json_ = on; }
 
  private:
   std::string command_;
+  bool json_ = false;
 };
 
 // --out FOLDER and --overwrite: a run's output folder.
