@@ -53,10 +53,14 @@ const Attribute* Node::find(const std::string& attribute) const {
   return nullptr;
 }
 
-Tensor* Graph::initializer(const std::string& name) {
-  for (Tensor& t : initializers)
+const Tensor* Graph::initializer(const std::string& name) const {
+  for (const Tensor& t : initializers)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+Tensor* Graph::initializer(const std::string& name) {
+  return const_cast<Tensor*>(static_cast<const Graph&>(*this).initializer(name));
 }
 
 namespace {

@@ -69,7 +69,8 @@ struct Graph {
   std::vector<ValueInfo> inputs, outputs;
   std::string doc;
 
-  Tensor* initializer(const std::string& name);
+  Tensor* initializer(const std::string& name);  // nullptr when there is none of that name
+  const Tensor* initializer(const std::string& name) const;
 };
 
 struct Model {
