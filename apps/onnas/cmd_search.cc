@@ -76,6 +76,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   so.w_momentum = a.momentum;
   so.a_lr = a.opt.arch_lr;
   a.step.apply(space, so, a.seed);
+  if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta

@@ -3,8 +3,6 @@
 // accuracy with running statistics; the model file it writes carries the space, the
 // genotype and the input normalization (model_file.h). `onnas eval`: evaluates such a
 // model file alone on a test set.
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -107,20 +105,6 @@ Evaluation evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype
   return r;
 }
 
-// --init: a file of another network (other widths, depth, input or classes) is refused
-// naming what differs; the ops it searched over do not matter to a discrete network.
-void check_init_space(const std::string& init, const nas::SearchSpace& space) {
-  const std::optional<nas::SearchSpace> space_there = read_space(read_safetensors(init).metadata, init);
-  if (!space_there) return;  // a file that records no space: the tensors' names and shapes decide
-  nlohmann::json there = space_there->to_json();
-  nlohmann::json here = space.to_json();
-  there.erase("ops");
-  here.erase("ops");
-  const std::vector<std::string> differ = settings_differences(there, here);
-  if (!differ.empty())
-    fail("--init {} holds a network of another shape: {}", init, fmt::join(differ, "; "));
-}
-
 void run_train(const TrainArgs& a, const CLI::App& cmd) {
   a.out.check(a.resume, "checkpoint.safetensors");
   a.data.warn_ignored(cmd);
@@ -133,7 +117,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   // genotype.json of `onnas search` trains the network it was searched in).
   nas::SearchSpace space = a.space.space_with(cmd, gs.space, d.train.C, d.train.H, d.train.W, d.train.num_classes);
   genotype.validate(space, gs.name);
-  if (!a.init.empty()) check_init_space(a.init, space);
+  if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/false);
   // Before anything is planned or allocated for a batch of this size.
   if (d.train.N < a.batch)
     fail("--batch {} needs at least {} training images; the data has {}{}", a.batch, a.batch, d.train.N,
@@ -278,6 +262,7 @@ void run_eval(const EvalArgs& a, const CLI::App& cmd) {
     if (!differ.empty()) fail("{} holds the network of another genotype: {}", a.model, differ);
   }
   // The test images alone, normalized as the model's training images were.
+  a.data.warn_ignored(cmd);
   const data::Dataset test = load_test_data(a.data, m.info.normalization);
   if (test.C != space.in_channels || test.H != space.height || test.W != space.width)
     fail("{} takes {}x{}x{} images; the test data '{}' has {}x{}x{}", a.model, space.in_channels, space.height,

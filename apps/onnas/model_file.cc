@@ -1,7 +1,10 @@
 #include "apps/onnas/model_file.h"
 
+#include <fmt/ranges.h>
+
 #include <cmath>
 
+#include "apps/onnas/output.h"
 #include "nas/space_limits.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
@@ -52,6 +55,15 @@ std::optional<nas::SearchSpace> read_space(const std::map<std::string, std::stri
   const std::string source = path + ": search_space metadata";
   return nas::bounded_space_from_json(parse_json(it->second, source, {.max_depth = 2, .max_array = nas::kMaxCells}),
                                       source, path);
+}
+
+void check_init_space(const std::string& init, const nas::SearchSpace& space, bool ops_matter) {
+  const std::optional<nas::SearchSpace> space_there = read_space(read_safetensors(init).metadata, init);
+  if (!space_there) return;
+  nlohmann::json there = space_there->to_json(), here = space.to_json();
+  if (!ops_matter) there.erase("ops"), here.erase("ops");
+  const std::vector<std::string> differ = settings_differences(there, here);
+  if (!differ.empty()) fail("--init {} holds a network of another shape: {}", init, fmt::join(differ, "; "));
 }
 
 namespace {

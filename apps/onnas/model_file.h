@@ -48,6 +48,11 @@ ModelFile read_model_file(const std::string& path);
 // before 2026-12-01).
 std::optional<nas::SearchSpace> read_space(const std::map<std::string, std::string>& metadata, const std::string& path);
 
+// --init FILE: a file that records a space other than `space` (other widths, depth,
+// input or classes; with `ops_matter`, other candidate ops too) is refused, naming each
+// setting that differs. A file without a recorded space passes (its tensors decide).
+void check_init_space(const std::string& init, const nas::SearchSpace& space, bool ops_matter);
+
 // The normalization a file records (its "normalization" metadata: {"mean": [...],
 // "std": [...]}), if it records one. Throws naming the file when it is malformed.
 std::optional<data::ChannelStats> read_normalization(const std::map<std::string, std::string>& metadata,

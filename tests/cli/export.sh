@@ -18,6 +18,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "export: FAIL: $*" >&2; exit 1; }
+# Debian's python (python3-onnx is for it), which also starts faster than a pyenv shim.
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(command -v python3) || fail "python3 is needed"
 data=/usr/share/datasets/fashion-mnist
 [[ -e $data/t10k-images-idx3-ubyte.gz ]] || fail "no Fashion-MNIST in $data (scripts/setup.sh installs dataset-fashion-mnist)"
 
@@ -32,23 +35,23 @@ mkdir test-only
 ln -s "$data"/t10k-images-idx3-ubyte.gz "$data"/t10k-labels-idx1-ubyte.gz test-only/
 "$onnas" eval --model t/model.safetensors --data-format idx --data test-only --limit 64 --out predictions.jsonl --json \
   > eval.json 2> eval.err || fail "eval alone: $(tail -3 eval.err)"
-python3 -c 'import json, sys; d = json.load(open("eval.json")); assert d["images"] == 64, d' || fail "eval: $(cat eval.json)"
+"$python" -c 'import json, sys; d = json.load(open("eval.json")); assert d["images"] == 64, d' || fail "eval: $(cat eval.json)"
 [[ $(wc -l < predictions.jsonl) == 64 ]] || fail "eval --out: expected 64 lines"
 echo "export: eval alone on a test-only folder: $(grep '^test accuracy' eval.err)"
 
 "$onnas" plan --network infer --model t/model.safetensors --json > plan.json 2> plan.err || fail "plan infer: $(tail -3 plan.err)"
-python3 -c 'import json; d = json.load(open("plan.json")); assert d["batch"] == 1 and d["total_bytes"] > d["arena_bytes"] > 0, d' ||
+"$python" -c 'import json; d = json.load(open("plan.json")); assert d["batch"] == 1 and d["total_bytes"] > d["arena_bytes"] > 0, d' ||
   fail "plan --network infer: $(cat plan.json)"
-echo "export: inference at batch 1 plans $(python3 -c 'import json; print(json.load(open("plan.json"))["total_bytes"])') bytes"
+echo "export: inference at batch 1 plans $("$python" -c 'import json; print(json.load(open("plan.json"))["total_bytes"])') bytes"
 
 "$onnas" export --model t/model.safetensors --out net.onnx --json > export.json 2> export.err || fail "export: $(tail -3 export.err)"
-folded=$(python3 -c 'import json; print(json.load(open("export.json"))["folded_batch_norms"])')
+folded=$("$python" -c 'import json; print(json.load(open("export.json"))["folded_batch_norms"])')
 (( folded > 0 )) || fail "export folded no batch norm"
 echo "export: $(cat export.err)"
 
 # The ONNX checker (Debian's python3-onnx, for Debian's python).
-if /usr/bin/python3 -c 'import onnx' 2> /dev/null; then
-  /usr/bin/python3 - net.onnx <<'EOF' || fail "onnx.checker refused net.onnx"
+if "$python" -c 'import onnx' 2> /dev/null; then
+  "$python" - net.onnx <<'EOF' || fail "onnx.checker refused net.onnx"
 import sys
 import onnx
 m = onnx.load(sys.argv[1])
@@ -68,7 +71,7 @@ EOF
 elif [[ -n "${CI:-}" ]]; then
   fail "python3-onnx is not installed (scripts/setup.sh installs it)"
 else
-  echo "export: SKIP onnx.checker: /usr/bin/python3 has no onnx module (apt-get install python3-onnx)"
+  echo "export: SKIP onnx.checker: $python has no onnx module (apt-get install python3-onnx)"
 fi
 
 # ONNX Runtime through onnxruntime-node, installed once into $npm_dir. Its install

@@ -15,18 +15,42 @@ cd "$work"
 space=(-C 4 --cells 2 --reductions 1 --nodes 2)
 tiny=("${space[@]}" --threads 2)
 fail() { echo "interface: FAIL: $*" >&2; exit 1; }
-python=$(command -v python3) || fail "python3 is needed to parse the JSON"
+# Debian's python starts in a tenth of the time of a pyenv shim, and this runs it often.
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(command -v python3) || fail "python3 is needed to parse the JSON"
+fmnist=/usr/share/datasets/fashion-mnist
+[[ -e $fmnist/t10k-images-idx3-ubyte.gz ]] || fail "no Fashion-MNIST in $fmnist (scripts/setup.sh installs it)"
 
-# json NAME -- ARGS: runs onnas ARGS --json; stdout must be one JSON document with a
-# "memory" object, stderr holds the human text.
+# A small copy of Fashion-MNIST (the first 512 training and 100 test images), so that the
+# many short runs below do not each read and evaluate 70,000 images.
+"$python" - "$fmnist" small <<'EOF'
+import gzip, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst)
+for split, n in (("train", 512), ("t10k", 100)):
+    for kind, header, size in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        name = f"{split}-{kind}-ubyte.gz"
+        data = bytearray(gzip.open(os.path.join(src, name)).read(header + n * size))
+        data[4:8] = n.to_bytes(4, "big")
+        with gzip.open(os.path.join(dst, name), "wb") as f:
+            f.write(bytes(data))
+EOF
+data=(--data small)
+
+# json NAME -- SUBCOMMAND ARGS: runs onnas SUBCOMMAND ARGS --json; stdout must be one
+# JSON document, of that subcommand, with a "memory" object; stderr holds the human text.
 json() {
   local name=$1
-  shift 2
+  shift 1
+  set -- "${@:2}"
   "$onnas" "$@" --json > "$name.json" 2> "$name.err" || fail "$name: onnas $* failed: $(tail -3 "$name.err")"
-  "$python" -m json.tool "$name.json" > /dev/null 2> "$name.parse" ||
-    fail "$name: stdout is not one JSON document ($(cat "$name.parse")): $(head -c 300 "$name.json")"
-  "$python" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert isinstance(d.get("memory"), dict) and "peak_rss_bytes" in json.dumps(d["memory"]), d.get("memory")' \
-    "$name.json" || fail "$name: no \"memory\" object with the peak RSS"
+  # json.load, as json.tool, refuses anything after the first document.
+  "$python" -c 'import json, sys
+d = json.load(sys.stdin)
+assert isinstance(d, dict) and d.get("command") == sys.argv[1], "not the document of " + sys.argv[1]
+assert isinstance(d.get("memory"), dict) and "peak_rss_bytes" in json.dumps(d["memory"]), "no memory object"' \
+    "$1" < "$name.json" 2> "$name.parse" ||
+    fail "$name: stdout is not one JSON document ($(tail -1 "$name.parse")): $(head -c 300 "$name.json")"
   echo "interface: $name --json: one JSON document ($(wc -c < "$name.json") bytes)"
 }
 field() { "$python" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval("d" + sys.argv[2]))' "$1" "$2"; }
@@ -58,7 +82,7 @@ refused() {
 }
 
 # --- every subcommand's --json -----------------------------------------------------------
-json search -- search "${tiny[@]}" --limit 256 --batch 16 --steps 3 --out s
+json search -- search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --out s
 [[ $(field search.json '["outputs"]["genotype"]') == s/genotype.json ]] || fail "search: outputs.genotype"
 field search.json '["memory"]["plan"]' > /dev/null || fail "search: no MemoryReport under memory"
 darts=$("$python" -c 'import json; print(json.load(open("s/genotype.json"))["darts"])')
@@ -66,9 +90,9 @@ darts=$("$python" -c 'import json; print(json.load(open("s/genotype.json"))["dar
   fail "genotype.json has no DARTS string: $darts"
 field s/genotype.json '["space"]["nodes"]' | grep -qx 2 || fail "genotype.json has no space"
 # The genotype file brings its space: no -C/--cells/--nodes needed.
-json train -- train --genotype s/genotype.json --limit 256 --batch 32 --steps 2 --epochs 1 --threads 2 --out t
+json train -- train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 2 --epochs 1 --threads 2 --out t
 field train.json '["space"]["channels"]' | grep -qx 4 || fail "train did not take the genotype file's space"
-json eval -- eval --model t/model.safetensors --limit 32 --threads 2
+json eval -- eval --model t/model.safetensors "${data[@]}" --threads 2
 json plan-search -- plan "${space[@]}" --batch 8 --mode ops+pairs+sbs --split 2
 [[ $(field plan-search.json '["modes"].__len__()') -ge 5 ]] || fail "plan: no modes in the JSON"
 json plan-train -- plan --network train --genotype "$darts" "${space[@]}" --batch 8
@@ -78,15 +102,15 @@ json plan-infer -- plan --network infer --model t/model.safetensors --out infer-
 echo '[{"name": "a", "bytes": 64, "first": 0, "last": 1}, {"name": "b", "bytes": 32, "first": 1, "last": 2}]' > list.json
 json plan-buffers -- plan --buffers list.json
 json inspect -- inspect t/model.safetensors
-json meta-train -- meta-train "${tiny[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
+json meta-train -- meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
   --warmup-epochs 0 --val-every 0 --out m
-json adapt -- adapt --meta-cell m/meta_cell.safetensors --query 2 --search-steps 1 --finetune-steps 1 --threads 2 --out a
+json adapt -- adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 --out a
 [[ -s a/genotype.json && -s a/result.json ]] || fail "adapt --out wrote nothing"
-json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
+json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" "${data[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
 [[ $(wc -l < f/tasks.jsonl) == 2 ]] || fail "eval-fewshot --out: expected 2 task lines"
 json export -- export --model t/model.safetensors --out net.onnx
 # Without --json, results go to stdout (one line for eval) and nothing else does.
-"$onnas" eval --model t/model.safetensors --limit 32 --threads 2 > eval.txt 2> /dev/null
+"$onnas" eval --model t/model.safetensors "${data[@]}" --threads 2 > eval.txt 2> /dev/null
 grep -q "^test accuracy: " eval.txt && [[ $(wc -l < eval.txt) == 1 ]] || fail "eval's stdout: $(cat eval.txt)"
 
 # --- usage errors: exit 2, one line --------------------------------------------------------
@@ -107,26 +131,26 @@ other=${darts/sep_conv_3x3/skip_connect}
 [[ $other != "$darts" ]] || other=${darts/max_pool_3x3/skip_connect}
 usage other-genotype 1 "holds the network of another genotype" -- eval --model t/model.safetensors --genotype "$other"
 usage other-space 1 "the genotype has 2 nodes per cell, the search space 3" -- \
-  train --genotype s/genotype.json --nodes 3 --limit 64 --out t-other
+  train --genotype s/genotype.json --nodes 3 "${data[@]}" --out t-other
 [[ ! -e t-other ]] || fail "a refused train created its --out"
 usage init-space 1 "--init s/supernet.safetensors holds a network of another shape: channels (--channels) is 4 there, 8 now" -- \
-  train --genotype s/genotype.json -C 8 --init s/supernet.safetensors --limit 64 --steps 1 --out t-init
+  train --genotype s/genotype.json -C 8 --init s/supernet.safetensors "${data[@]}" --steps 1 --out t-init
 
 # --- output folders ----------------------------------------------------------------------
-usage out-exists 1 "--out 't' already holds" -- train --genotype s/genotype.json --limit 256 --steps 1 --epochs 1 --out t
-"$onnas" train --genotype s/genotype.json --limit 256 --batch 32 --steps 2 --epochs 1 --threads 2 --out t --overwrite \
+usage out-exists 1 "--out 't' already holds" -- train --genotype s/genotype.json "${data[@]}" --steps 1 --epochs 1 --out t
+"$onnas" train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 2 --epochs 1 --threads 2 --out t --overwrite \
   > /dev/null 2>&1 || fail "--overwrite was refused"
-usage resume-nothing 1 "--resume: no checkpoint at" -- search "${tiny[@]}" --limit 256 --steps 2 --out r0 --resume
+usage resume-nothing 1 "--resume: no checkpoint at" -- search "${tiny[@]}" "${data[@]}" --steps 2 --out r0 --resume
 [[ ! -e r0 ]] || fail "--resume without a checkpoint left a folder"
 usage out-file 1 "--out 'no/such/dir/x.json': the folder 'no/such/dir' does not exist" -- \
   plan --buffers list.json --out no/such/dir/x.json
 # --resume may extend a run; another setting is refused, naming it.
-"$onnas" search "${tiny[@]}" --limit 256 --batch 16 --steps 2 --out r > /dev/null 2>&1 || fail "search for --resume"
-"$onnas" search "${tiny[@]}" --limit 256 --batch 16 --steps 4 --out r --resume > /dev/null 2> r.err ||
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --out r > /dev/null 2>&1 || fail "search for --resume"
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --out r --resume > /dev/null 2> r.err ||
   fail "--resume with more --steps was refused: $(tail -2 r.err)"
 grep -q "resuming from r/checkpoint.safetensors after step 2" r.err || fail "the extended run did not resume: $(cat r.err)"
 refused resume-other "batch (--batch) is 16 there, 8 now" -- \
-  search "${tiny[@]}" --limit 256 --batch 8 --steps 4 --out r --resume
+  search "${tiny[@]}" "${data[@]}" --batch 8 --steps 4 --out r --resume
 
 # --- the flag scheme ---------------------------------------------------------------------
 "$onnas" search --help | tr -s ' \n' ' ' > help.txt  # one line: descriptions wrap
@@ -136,13 +160,13 @@ grep -qF -- "--lr FLOAT:NONNEGATIVE Weight learning rate, cosine schedule (defau
 ! grep -q -- "--w-lr" help.txt || fail "a renamed flag shows in --help"
 "$onnas" train --help | tr -s ' \n' ' ' | grep -qF -- "--flip,--no-flip Random horizontal flips (default: on)" ||
   fail "train --help: no --flip / --no-flip"
-"$onnas" search "${tiny[@]}" --limit 256 --batch 16 --steps 1 --w-lr 0.01 --a-lr 1e-3 --out old > /dev/null 2> old.err ||
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 1 --w-lr 0.01 --a-lr 1e-3 --out old > /dev/null 2> old.err ||
   fail "the renamed --w-lr / --a-lr no longer parse: $(tail -2 old.err)"
 grep -q "warning: --w-lr is now --lr" old.err || fail "no warning for the renamed --w-lr"
 "$onnas" plan --buffers list.json --json old-plan.json > /dev/null 2> old-plan.err || fail "plan --json FILE"
 grep -q "'--json old-plan.json' is now '--out old-plan.json'" old-plan.err && [[ -s old-plan.json ]] ||
   fail "plan --json FILE (the old form): $(cat old-plan.err)"
-"$onnas" train --genotype s/genotype.json --limit 256 --batch 32 --steps 1 --epochs 1 --flip false --threads 2 --out fl \
+"$onnas" train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 1 --epochs 1 --flip false --threads 2 --out fl \
   > /dev/null 2> fl.err || fail "'--flip false' no longer parses: $(cat fl.err)"
 grep -q "'--flip false' is now '--no-flip'" fl.err || fail "no warning for '--flip false'"
 
