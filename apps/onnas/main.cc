@@ -5,7 +5,7 @@
 #include "apps/onnas/common.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"onnas: on-device neural architecture search with planned memory"};
+  CLI::App app{"onnas: on-device neural architecture search with planned memory", "onnas"};
   onnas::app::configure_app(app);
   onnas::app::add_search_command(app);
   onnas::app::add_train_command(app);
