@@ -388,7 +388,7 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
   p.bound_.resize(p.bindings_.size());
   p.choice_open_.assign(p.tree_.choices.size(), 0);
   p.choice_base_.assign(p.tree_.choices.size(), -1);
-  p.names_.shrink_to_fit();
+  p.shrink_tables();
   return p;
 }
 
@@ -630,11 +630,33 @@ size_t Program::persistent_bytes(const ParamStore& params) const {
 size_t Program::table_bytes() const {
   size_t bytes = steps_.capacity() * sizeof(Step) + order_.capacity() * sizeof(NodeId) +
                  arg_values_.capacity() * sizeof(ValueId) + args_.capacity() * sizeof(Tensor) +
-                 vals_.capacity() * sizeof(Val) + bindings_.capacity() * sizeof(Binding) +
-                 bound_.capacity() * sizeof(Tensor) + names_.capacity() + plan_.offsets.capacity() * sizeof(size_t);
-  for (const planner::BufferRequest& b : buffers_)
-    bytes += sizeof(b) + b.name.capacity() + b.op.capacity() + b.kind.capacity();
+                 vals_.capacity() * sizeof(Val) + inputs_.capacity() * sizeof(ValueId) +
+                 bindings_.capacity() * sizeof(Binding) + bound_.capacity() * sizeof(Tensor) + names_.capacity() +
+                 choice_gate_.capacity() * sizeof(GateId) + choice_open_.capacity() + choice_base_.capacity() * 8 +
+                 plan_.groups.capacity() * sizeof(planner::GroupRegion) + plan_.choice_bytes.capacity() * 8;
+  for (const planner::ChoiceGroup& g : tree_.groups) bytes += sizeof(g) + g.name.capacity();
+  for (const planner::Choice& c : tree_.choices) bytes += sizeof(c) + c.name.capacity();
   return bytes;
+}
+
+size_t Program::planning_bytes() const { return planner::heap_bytes(buffers_) + plan_.offsets.capacity() * sizeof(size_t); }
+
+void Program::release_planning_data() {
+  std::vector<planner::BufferRequest>().swap(buffers_);
+  std::vector<size_t>().swap(plan_.offsets);
+}
+
+void Program::shrink_tables() {
+  steps_.shrink_to_fit();
+  order_.shrink_to_fit();
+  arg_values_.shrink_to_fit();
+  args_.shrink_to_fit();
+  vals_.shrink_to_fit();
+  inputs_.shrink_to_fit();
+  bindings_.shrink_to_fit();
+  bound_.shrink_to_fit();
+  names_.shrink_to_fit();
+  buffers_.shrink_to_fit();
 }
 
 }  // namespace onnas::graph

@@ -128,8 +128,13 @@ class Program {
     GateId gate;
   };
   std::vector<GradTarget> grad_targets() const;
-  // Heap bytes of the step tables (what a compiled program costs besides its arena).
+  // Heap bytes of the step tables: what running needs besides the arena.
   size_t table_bytes() const;
+  // Heap bytes of what only planning and reports need: the buffer list and its offsets.
+  size_t planning_bytes() const;
+  // Frees the buffer list and offsets (buffers() and plan().offsets become empty);
+  // running does not need them. For holders that only run the program.
+  void release_planning_data();
 
   // Runs every node in order in `arena` (at least arena_bytes()), skipping the nodes
   // whose gate is closed in `gates` (nullptr: every gate open; a program whose memory
@@ -183,6 +188,7 @@ class Program {
     const ParamStore::Entry* entry = nullptr;  // resolved by bind()
   };
 
+  void shrink_tables();  // capacities to sizes, once lowering is done
   // Offsets of the values from plan_ (after planning alone or in a schedule).
   void apply_plan();
   void bind(const ParamStore& params);

@@ -19,6 +19,7 @@ void Optimizer::add_param(ParamStore& params, const std::string& name, const uin
   names_.push_back(name);
   trained_.push_back(1);
   masks_.push_back(element_mask);
+  state_names_.emplace_back();
   add_state(params, name, element_mask != nullptr);
 }
 
@@ -27,7 +28,8 @@ bool Optimizer::stepped(const ParamStore& params, size_t i) const {
 }
 
 void Sgd::add_state(ParamStore& params, const std::string& name, bool) {
-  if (o_.momentum != 0.0f) params.add(state_name("momentum", name), params.get(name).shape(), ParamKind::state);
+  state_names_.back()[0] = state_name("momentum", name);
+  if (o_.momentum != 0.0f) params.add(state_names_.back()[0], params.get(name).shape(), ParamKind::state);
 }
 
 void Sgd::step(ParamStore& params) {
@@ -38,7 +40,7 @@ void Sgd::step(ParamStore& params) {
     float* pw = p.f32();
     const float* gw = g.f32();
     const uint8_t* mask = masks_[k];
-    float* m = o_.momentum != 0.0f ? params.get(state_name("momentum", name)).f32() : nullptr;
+    float* m = o_.momentum != 0.0f ? params.get(state_names_[k][0]).f32() : nullptr;
     const float lr = lr_, wd = o_.weight_decay, mu = o_.momentum;
     const bool nesterov = o_.nesterov;
     parallel_for(0, p.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
@@ -59,9 +61,11 @@ void Adam::add_state(ParamStore& params, const std::string& name, bool per_eleme
   // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
   // itself: no state is kept for it, which saves a copy of the weights.
   const Shape shape = params.get(name).shape();
-  if (o_.beta1 != 0.0f) params.add(state_name("m", name), shape, ParamKind::state);
-  params.add(state_name("v", name), shape, ParamKind::state);
-  params.add(state_name("step", name), per_element ? shape : Shape{1}, ParamKind::state);
+  std::array<std::string, 3>& n = state_names_.back();
+  n = {state_name("m", name), state_name("v", name), state_name("step", name)};
+  if (o_.beta1 != 0.0f) params.add(n[0], shape, ParamKind::state);
+  params.add(n[1], shape, ParamKind::state);
+  params.add(n[2], per_element ? shape : Shape{1}, ParamKind::state);
 }
 
 void Adam::step(ParamStore& params) {
@@ -72,9 +76,9 @@ void Adam::step(ParamStore& params) {
     Tensor p = params.get(name);
     float* pw = p.f32();
     const float* gw = params.grad(name).f32();
-    float* m = b1 != 0.0f ? params.get(state_name("m", name)).f32() : nullptr;
-    float* v = params.get(state_name("v", name)).f32();
-    float* t = params.get(state_name("step", name)).f32();
+    float* m = b1 != 0.0f ? params.get(state_names_[k][0]).f32() : nullptr;
+    float* v = params.get(state_names_[k][1]).f32();
+    float* t = params.get(state_names_[k][2]).f32();
     const uint8_t* mask = masks_[k];
     auto update = [&](int64_t i, float step) {
       const float bc1 = float(1.0 - std::pow(double(b1), double(step)));

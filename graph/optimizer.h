@@ -17,6 +17,7 @@
 //   arch.step(params);                               // and zero the gradients yourself
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ class Optimizer {
   std::vector<std::string> names_;
   std::vector<uint8_t> trained_;
   std::vector<const uint8_t*> masks_;
+  // Per parameter, the names of its state tensors (slots as each optimizer numbers
+  // them), made once by add_state so that a step builds no strings.
+  std::vector<std::array<std::string, 3>> state_names_;
 };
 
 struct SgdOptions {

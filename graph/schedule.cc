@@ -91,6 +91,8 @@ Schedule::Schedule(std::vector<Part> parts, std::vector<Handoff> handoffs, std::
     prog.plan_.lower_bound_bytes = plan_.lower_bound_bytes;
     prog.plan_.strategy = plan_.strategy;
     prog.apply_plan();
+    // The schedule's list has every buffer; the program's own copy is not needed again.
+    prog.release_planning_data();
   }
   for (const Handed& h : handed) {
     Program::Val& in = programs_[size_t(h.to)].vals_[size_t(h.input)];
@@ -116,11 +118,23 @@ Tensor Schedule::output(const Arena& arena, int program, ValueId value) const {
 }
 
 size_t Schedule::table_bytes() const {
-  size_t bytes = plan_.offsets.capacity() * sizeof(size_t) + scratch_.capacity() * sizeof(graph::Feed);
+  size_t bytes = scratch_.capacity() * sizeof(graph::Feed) + first_step_.capacity() * sizeof(int32_t) +
+                 programs_.capacity() * sizeof(Program);
   for (const Program& p : programs_) bytes += p.table_bytes();
-  for (const planner::BufferRequest& b : buffers_)
-    bytes += sizeof(b) + b.name.capacity() + b.op.capacity() + b.kind.capacity();
+  for (const std::string& l : labels_) bytes += sizeof(l) + l.capacity();
   return bytes;
+}
+
+size_t Schedule::planning_bytes() const {
+  size_t bytes = planner::heap_bytes(buffers_) + plan_.offsets.capacity() * sizeof(size_t);
+  for (const Program& p : programs_) bytes += p.planning_bytes();
+  return bytes;
+}
+
+void Schedule::release_planning_data() {
+  std::vector<planner::BufferRequest>().swap(buffers_);
+  std::vector<size_t>().swap(plan_.offsets);
+  for (Program& p : programs_) p.release_planning_data();
 }
 
 }  // namespace onnas::graph

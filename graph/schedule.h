@@ -68,7 +68,12 @@ class Schedule {
   const std::string& label(size_t i) const { return labels_[i]; }
   // The first step of program i in the schedule's numbering.
   int32_t first_step(size_t i) const { return first_step_[i]; }
+  // Heap bytes of the programs' step tables: what running needs besides the arena.
   size_t table_bytes() const;
+  // Heap bytes of what only planning and reports need (the buffer list, offsets).
+  size_t planning_bytes() const;
+  // Frees them: buffers() and plan().offsets become empty. For holders that only run.
+  void release_planning_data();
 
   // Runs every program in order; `feeds` are the inputs not handed on, by program.
   // Allocates nothing (unless profiled).

@@ -540,6 +540,14 @@ void validate(std::span<const BufferRequest> buffers) {
 
 size_t lower_bound(std::span<const BufferRequest> buffers) { return prepare(buffers).lower_bound; }
 
+size_t heap_bytes(std::span<const BufferRequest> buffers) {
+  // A label longer than the string's inline capacity lives on the heap.
+  auto label = [](const std::string& s) { return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0; };
+  size_t bytes = buffers.size() * sizeof(BufferRequest);
+  for (const BufferRequest& b : buffers) bytes += label(b.name) + label(b.op) + label(b.kind);
+  return bytes;
+}
+
 Plan plan_memory(std::span<const BufferRequest> buffers, Strategy strategy) {
   for (size_t i = 0; i < buffers.size(); ++i)
     if (buffers[i].choice != -1)

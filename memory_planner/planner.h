@@ -95,6 +95,9 @@ struct BufferRequest {
   int32_t choice = -1;         // a run-time choice this buffer exists under (memory_planner/choices.h), or -1
 };
 
+// Heap bytes a buffer list holds (the requests and their labels).
+size_t heap_bytes(std::span<const BufferRequest> buffers);
+
 enum class Strategy {
   naive,
   greedy_by_size,

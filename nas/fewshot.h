@@ -57,6 +57,14 @@ class FewShotAdapter {
   size_t search_persistent_bytes() const { return work_.bytes() + searcher_->grad_bytes(); }
   // The largest arena of a discrete network's fine-tuning or query evaluation so far.
   size_t discrete_arena_bytes() const { return discrete_arena_bytes_; }
+  // The query evaluation of the supernet (planned at construction; the discrete
+  // network's programs are compiled per genotype and share its arena, grown when they
+  // need more: not yet planned before the run).
+  size_t query_arena_bytes() const { return query_.arena_bytes(); }
+  // The starting supernet's weights and alpha/beta, kept to start every task from.
+  size_t start_bytes() const { return start_.bytes(); }
+  // Heap bytes of the compiled search step's and query program's tables.
+  size_t table_bytes() const { return searcher_->compiled().table_bytes() + query_.table_bytes(); }
   Searcher& searcher() { return *searcher_; }
   // The supernet as the last adapt() left it (after its search).
   const ParamStore& params() const { return work_; }

@@ -55,21 +55,9 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
   ParamStore params;  // weights and alpha/beta once, for every candidate
   params.store_weight_gradients(false);
   init_search_params(params, space, seed);
-  // Refuse at once if even the most frugal settings (SBS with the most micro-batches)
-  // do not fit.
-  std::vector<StepEstimate> frugal;
-  for (SbsVariant v : {SbsVariant::recompute, SbsVariant::checkpoint}) {
-    SearchOptions o = options;
-    o.step = {.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = options.step.k_grad, .split = int(options.batch)};
-    frugal.push_back(estimate_step(space, o, params));
-  }
-  auto smaller = [](const StepEstimate& a, const StepEstimate& b) { return a.total_bytes() < b.total_bytes(); };
-  const StepEstimate& least = *std::min_element(frugal.begin(), frugal.end(), smaller);
-  if (least.total_bytes() > budget_bytes)
-    fail("no way to run this search step fits in a memory budget of {} ({} bytes): the smallest planned peak is {} "
-         "({} bytes, of which {} persistent), reached by --mode {} --sbs {} --split {}",
-         mib(budget_bytes), budget_bytes, mib(least.total_bytes()), least.total_bytes(), mib(least.persistent_bytes),
-         mode_name(least.config.mode), sbs_variant_name(least.config.sbs), least.config.split);
+  // Fastest first; the first that fits is chosen. The smallest is not known in advance
+  // (more micro-batches shrink the arena but add step tables), so a refusal names the
+  // smallest of all.
   for (const StepConfig& c : candidate_configs(space, options)) {
     SearchOptions o = options;
     o.step = c;
@@ -77,9 +65,9 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
     if (e.total_bytes() <= budget_bytes) {
       choice.chosen = e;
       choice.why = fmt::format(
-          "{} plans a peak of {} (arena {}, persistent {}) within the budget of {}; {} faster "
+          "{} plans a peak of {} (arena {}, persistent {}, step tables {}) within the budget of {}; {} faster "
           "setting(s) did not fit{}",
-          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.persistent_bytes),
+          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.persistent_bytes), mib(e.table_bytes),
           mib(budget_bytes), choice.rejected.size(),
           choice.rejected.empty()
               ? std::string()
@@ -89,8 +77,12 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
     }
     choice.rejected.push_back(e);
   }
-  // Unreachable in practice: the frugal settings above are candidates too.
-  fail("no candidate fits in {}, although {} was planned to", mib(budget_bytes), least.config.describe());
+  auto smaller = [](const StepEstimate& a, const StepEstimate& b) { return a.total_bytes() < b.total_bytes(); };
+  const StepEstimate& least = *std::min_element(choice.rejected.begin(), choice.rejected.end(), smaller);
+  fail("no way to run this search step fits in a memory budget of {} ({} bytes): the smallest planned peak is {} "
+       "({} bytes, of which {} persistent and {} step tables), reached by {}",
+       mib(budget_bytes), budget_bytes, mib(least.total_bytes()), least.total_bytes(), mib(least.persistent_bytes),
+       mib(least.table_bytes), least.config.flags());
 }
 
 }  // namespace onnas::nas

@@ -30,9 +30,10 @@ struct StepEstimate {
   size_t handed_bytes = 0;      // of the arena: values handed between SBS phases
   size_t grad_bytes = 0;        // the weight-gradient block (in persistent_bytes)
   size_t persistent_bytes = 0;  // weights, alpha/beta and their gradients, optimizer state
-  size_t table_bytes = 0;       // the compiled step's tables (heap, not planned)
+  size_t table_bytes = 0;       // the compiled step's tables (heap, once planning data is freed)
   int64_t recomputed_cells = 0;  // per chunk
-  size_t total_bytes() const { return arena_bytes + persistent_bytes; }
+  // What the step holds while it runs: arena, persistent tensors and the step tables.
+  size_t total_bytes() const { return arena_bytes + persistent_bytes + table_bytes; }
 };
 
 // Plans one configuration. `params`: the supernet's weights and alpha/beta (their

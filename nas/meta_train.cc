@@ -67,6 +67,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
 }
 
 size_t MetaLearner::arena_bytes() const { return searcher_->arena_bytes() + query_.arena_bytes(); }
+size_t MetaLearner::table_bytes() const { return searcher_->compiled().table_bytes() + query_.table_bytes(); }
 
 TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adapt_arch) {
   tasks(index, task_);

@@ -105,6 +105,8 @@ class MetaLearner {
   // the arena the inner steps and the query evaluation run in.
   size_t work_bytes() const { return work_.bytes(); }
   size_t arena_bytes() const;
+  // Heap bytes of the inner search step's tables and the query program's.
+  size_t table_bytes() const;
 
   // The meta cell file (meta_cell.h), with `metadata` added.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;

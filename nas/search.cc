@@ -5,6 +5,7 @@
 
 #include "graph/autodiff.h"
 #include "nas/search_checkpoint.h"
+#include "runtime/heap.h"
 
 namespace onnas::nas {
 
@@ -25,6 +26,13 @@ float accuracy(const Tensor& logits, const Tensor& labels) {
 }
 
 size_t CompiledStep::table_bytes() const { return weight_.schedule().table_bytes() + arch_.schedule().table_bytes(); }
+size_t CompiledStep::planning_bytes() const {
+  return weight_.schedule().planning_bytes() + arch_.schedule().planning_bytes();
+}
+void CompiledStep::release_planning_data() {
+  weight_.release_planning_data();
+  arch_.release_planning_data();
+}
 
 CompiledStep::CompiledStep(const SearchSpace& space, const SearchOptions& options, const ParamStore& params,
                            bool allocate_grad_block, std::span<const std::string> weight_names)
@@ -103,6 +111,8 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
   }
   compiled_ = std::make_unique<CompiledStep>(space_, options_, params_, /*allocate_grad_block=*/true, weight_names_);
   if (options_.sparse_weight_grads) compiled_->block().detach(params_);
+  compiled_->release_planning_data();
+  release_free_heap();  // the graphs and buffer lists of compilation are gone
   if (compiled_->gates().space()) gate_values_ = graph::GateValues(*compiled_->gates().space());
   arena_ = Arena(std::max<size_t>(compiled_->arena_bytes(), kAlignment));
   sample_ = full_sample(space_);

@@ -84,8 +84,12 @@ class CompiledStep {
   // The weight-gradient block (0 without sparse gradients: the store holds them).
   size_t grad_bytes() const { return sparse_ ? block_.bytes() : 0; }
   GradientBlock& block() { return block_; }
-  // Heap bytes of the compiled tables (both passes).
+  // Heap bytes of the compiled tables (both passes): what running needs.
   size_t table_bytes() const;
+  // Heap bytes only planning and reports need (the passes' buffer lists); a Searcher
+  // frees them once its step is compiled.
+  size_t planning_bytes() const;
+  void release_planning_data();
 
  private:
   StepGates gates_;

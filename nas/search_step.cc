@@ -74,6 +74,13 @@ std::string StepConfig::describe() const {
   return s + fmt::format(", split {}", split);
 }
 
+std::string StepConfig::flags() const {
+  std::string s = fmt::format("--mode {}", mode_name(mode));
+  if (sbs_on()) s += fmt::format(" --sbs {}", sbs_variant_name(sbs));
+  if (samples_ops()) s += fmt::format(" --k-grad {}", k_grad);
+  return s + fmt::format(" --split {}", split);
+}
+
 void StepConfig::validate(const SearchSpace& space, int64_t batch) const {
   if (samples_ops() && (k_grad < 1 || k_grad > space.num_ops()))
     fail("k_grad {} is outside [1, {}] (the number of candidate ops)", k_grad, space.num_ops());
@@ -375,6 +382,7 @@ PassResult GradientPass::run(Arena& arena, ParamStore& params, const Tensor& x, 
 size_t GradientPass::arena_bytes() const { return impl_->schedule.arena_bytes(); }
 size_t GradientPass::handed_bytes() const { return impl_->schedule.handed_bytes(); }
 const graph::Schedule& GradientPass::schedule() const { return impl_->schedule; }
+void GradientPass::release_planning_data() { impl_->schedule.release_planning_data(); }
 
 std::vector<GradientPass::Labeled> GradientPass::programs() const {
   std::vector<Labeled> out;

@@ -69,6 +69,8 @@ struct StepConfig {
   bool sbs_on() const { return mode == Mode::ops_pairs_sbs; }
   // "ops+pairs+sbs/recompute, k_grad 2, split 5"
   std::string describe() const;
+  // The tool's flags for it: "--mode ops+pairs+sbs --sbs recompute --k-grad 2 --split 5"
+  std::string flags() const;
   // Throws onnas::Error if the batch cannot be split, or k_grad/split are out of range.
   void validate(const SearchSpace& space, int64_t batch) const;
 };
@@ -131,6 +133,9 @@ class GradientPass {
   // outputs), each counted once (0 without SBS).
   size_t handed_bytes() const;
   const graph::Schedule& schedule() const;
+  // Frees the schedule's buffer list (graph::Schedule::release_planning_data): for
+  // holders that only run the pass.
+  void release_planning_data();
   // Every program, in run order of one chunk, with a label ("cell 3 phase", ...).
   struct Labeled {
     std::string label;

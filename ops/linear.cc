@@ -4,6 +4,8 @@
 // (read x and dy), so a frozen classifier does not keep x alive.
 //
 // Dimension key: N batch, I input features, O output features.
+#include <cstring>
+
 #include "graph/op.h"
 #include "ops/op_list.h"
 #include "ops/onnx_export.h"
@@ -20,6 +22,17 @@ using graph::kNoValue;
 using graph::RunContext;
 using graph::TensorType;
 
+// Every product runs on the calling thread (kernels::sgemm_serial) with its packing
+// memory in the step's planned workspace: the classifier's products are small (a batch
+// of rows times ten classes), and a planned step allocates nothing.
+size_t pack_bytes(bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return kernels::sgemm_pack_floats(trans_b, M, N, K) * sizeof(float);
+}
+float* pack_of(const RunContext& c) { return static_cast<float*>(c.workspace); }
+const Shape& shape_of(const graph::Graph& g, const graph::Node& n, size_t input) {
+  return g.value(n.inputs[input]).type.shape;
+}
+
 }  // namespace
 
 // dx[N, I] = dy[N, O] w[O, I]; inputs: dy, w.
@@ -29,8 +42,13 @@ const graph::OpDef kLinearBackwardData{
     .forward =
         [](const RunContext& c) {
           const int64_t N = c.inputs[0].shape()[0], O = c.inputs[1].shape()[0], I = c.inputs[1].shape()[1];
-          kernels::sgemm(false, false, N, I, O, 1.0f, c.inputs[0].f32(), O, c.inputs[1].f32(), I, 0.0f,
-                         c.outputs[0].f32(), I);
+          kernels::sgemm_serial(false, false, N, I, O, 1.0f, c.inputs[0].f32(), O, c.inputs[1].f32(), I, 0.0f,
+                                c.outputs[0].f32(), I, pack_of(c));
+        },
+    .workspace_bytes =
+        [](const graph::Graph& g, const graph::Node& n) {
+          const Shape &dy = shape_of(g, n, 0), &w = shape_of(g, n, 1);
+          return pack_bytes(false, dy[0], w[1], w[0]);
         },
 };
 
@@ -47,9 +65,19 @@ const graph::OpDef kLinearBackwardParams{
     .forward =
         [](const RunContext& c) {
           const int64_t N = c.inputs[0].shape()[0], I = c.inputs[0].shape()[1], O = c.inputs[1].shape()[1];
-          // With dx null the kernel reads neither dx nor w.
-          kernels::linear_backward(N, I, O, c.inputs[0].f32(), nullptr, c.inputs[1].f32(), nullptr,
-                                   c.outputs[0].f32(), c.outputs.size() > 1 ? c.outputs[1].f32() : nullptr);
+          const float *x = c.inputs[0].f32(), *dy = c.inputs[1].f32();
+          kernels::sgemm_serial(true, false, O, I, N, 1.0f, dy, O, x, I, 0.0f, c.outputs[0].f32(), I, pack_of(c));
+          if (c.outputs.size() > 1) {
+            float* db = c.outputs[1].f32();
+            std::memcpy(db, dy, size_t(O) * sizeof(float));
+            for (int64_t r = 1; r < N; ++r)
+              for (int64_t o = 0; o < O; ++o) db[o] += dy[r * O + o];
+          }
+        },
+    .workspace_bytes =
+        [](const graph::Graph& g, const graph::Node& n) {
+          const Shape &x = shape_of(g, n, 0), &dy = shape_of(g, n, 1);
+          return pack_bytes(false, dy[1], x[1], x[0]);
         },
     .output_names = {"dw", "db"},
 };
@@ -75,8 +103,12 @@ const graph::OpDef kLinear{
     .forward =
         [](const RunContext& c) {
           const int64_t N = c.inputs[0].shape()[0], I = c.inputs[0].shape()[1], O = c.inputs[1].shape()[0];
-          kernels::linear_forward(N, I, O, c.inputs[0].f32(), c.inputs[1].f32(),
-                                  c.inputs.size() > 2 ? c.inputs[2].f32() : nullptr, c.outputs[0].f32());
+          float* y = c.outputs[0].f32();
+          const float* b = c.inputs.size() > 2 ? c.inputs[2].f32() : nullptr;
+          if (b)
+            for (int64_t r = 0; r < N; ++r) std::memcpy(y + r * O, b, size_t(O) * sizeof(float));
+          kernels::sgemm_serial(false, true, N, O, I, 1.0f, c.inputs[0].f32(), I, c.inputs[1].f32(), I, b ? 1.0f : 0.0f,
+                                y, O, pack_of(c));
         },
     .gradient =
         [](GradContext& c) {
@@ -90,6 +122,11 @@ const graph::OpDef kLinear{
             if (c.needs_grad(1)) c.set_input_grad(1, d[0]);
             if (has_bias && c.needs_grad(2)) c.set_input_grad(2, d[1]);
           }
+        },
+    .workspace_bytes =
+        [](const graph::Graph& g, const graph::Node& n) {
+          const Shape &x = shape_of(g, n, 0), &w = shape_of(g, n, 1);
+          return pack_bytes(true, x[0], w[0], x[1]);
         },
 };
 

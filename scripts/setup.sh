@@ -17,7 +17,7 @@
 # Flags combine: scripts/setup.sh --aarch64 --bench.
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libtbb-dev libfmt-dev libbenchmark-dev catch2 libcli11-dev
-          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core python3-onnx)
+          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core time python3 python3-onnx)
 # The export test runs the ONNX model in ONNX Runtime from npm (onnxruntime-node): node and
 # npm, unless some are on the PATH already (e.g. NodeSource's nodejs, which carries npm).
 command -v npm > /dev/null || packages+=(nodejs npm)

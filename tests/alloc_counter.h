@@ -18,6 +18,8 @@
 namespace onnas::test {
 
 inline std::atomic<int64_t> g_allocations{0};
+// Debugging aid: while set, an allocation aborts (run under gdb for its backtrace).
+inline std::atomic<bool> g_abort_on_allocation{false};
 
 class AllocCounter {
  public:
@@ -30,6 +32,7 @@ class AllocCounter {
 
 inline void* counted_alloc(std::size_t n, std::size_t align) {
   ++g_allocations;
+  if (g_abort_on_allocation.exchange(false)) std::abort();
   if (n == 0) n = 1;
   if (align <= alignof(std::max_align_t)) return std::malloc(n);
   return std::aligned_alloc(align, (n + align - 1) / align * align);

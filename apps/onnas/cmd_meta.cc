@@ -34,6 +34,7 @@
 
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
+#include "apps/onnas/memory_report.h"
 #include "apps/onnas/distributed.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
@@ -54,12 +55,6 @@
 
 namespace onnas::app {
 namespace {
-
-size_t peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return size_t(u.ru_maxrss) * 1024;
-}
 
 // Where tasks come from.
 struct FewShotDataOptions {
@@ -128,6 +123,19 @@ struct FewShotData {
   data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
+
+  // Bytes the loaded data holds in memory (each set once).
+  size_t bytes() const {
+    size_t b = 0;
+    if (train) b += train->bytes();
+    if (test && test != train) b += test->bytes();
+    for (int s = 0; s < 3; ++s) {
+      bool seen = false;
+      for (int t = 0; t < s; ++t) seen = seen || sets[t] == sets[s];
+      if (sets[s] && !seen) b += sets[s]->bytes();
+    }
+    return b;
+  }
 
   nas::TaskSource tasks(Split split, data::EpisodeShape shape, uint64_t seed) const {
     if (int64_t(classes[split].size()) < shape.n_way)
@@ -357,6 +365,15 @@ void set_threads(int threads, const Distributed& dist) {
     set_num_threads(threads);
   else if (dist.local_size() > 1)
     set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / dist.local_size()));
+  measure_fixed_overhead();
+}
+
+// --memory-budget for the inner search step: what is left after the data and the fixed
+// overhead (the step chooser prints its choice).
+void choose_inner_step(const StepOptions& step, const nas::SearchSpace& space, nas::SearchOptions& options,
+                       uint64_t seed, const FewShotData& d) {
+  if (!step.has_budget()) return;
+  step.choose(space, options, seed, fixed_overhead_bytes() + d.bytes(), "the data and the fixed overhead");
 }
 
 // CPU seconds of this process (all its threads): what a piece of work costs whatever
@@ -457,6 +474,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner, a.seed);
+  choose_inner_step(a.step, space, o.inner, a.seed, d);
   o.lr_weights = a.meta_lr;
   o.lr_arch = a.meta_arch_lr;
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
@@ -508,6 +526,14 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
                num_threads());
+  MemoryReport memory("meta-train");
+  memory.plan("arena", ml.arena_bytes());
+  memory.plan("working supernet, gradients and optimizer state", ml.work_bytes());
+  memory.plan("meta supernet and its optimizer state", ml.params().bytes());
+  memory.plan("meta cell", meta_cell_bytes);
+  memory.plan("step tables", ml.table_bytes());
+  memory.data("images", d.bytes());
+  if (root) memory.print_plan();
   if (root && Distributed::built_with_mpi())
     std::fprintf(stderr, "  scale-out: %d ranks (%d on this machine) x %d threads; slot b of a meta-batch on rank b %% %d\n",
                  dist.size(), dist.local_size(), num_threads(), dist.size());
@@ -597,9 +623,11 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                  format_bytes(double(stats.exchange_bytes) / steps).c_str(), format_bytes(double(supernet_bytes)).c_str(),
                  1e3 * stats.update_seconds / steps);
   }
+  if (root) memory.print_peak();
   a.report.result("meta cell: {} ({} meta-epochs{})", cell_path, a.meta_epochs,
                   last_val >= 0 ? fmt::format(", meta-validation accuracy {:.4f}", last_val) : "");
   nlohmann::json summary{{"meta_cell", cell_path},
+                         {"memory", memory.to_json()},
                          {"meta_cell_bytes", meta_cell_bytes},
                          {"cells_bytes", cells_bytes},
                          {"file_bytes", file_bytes},
@@ -713,6 +741,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
   a.step.apply(r.space, o.search, a.seed);
+  choose_inner_step(a.step, r.space, o.search, a.seed, d);
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
   r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
                             o.search.step.describe(), optimizer, lr,
@@ -720,6 +749,9 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
 }
+
+struct TaskBuffers;
+void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const FewShotData& d, const TaskBuffers& tb);
 
 struct TaskBuffers {
   Buffer sx, sy, qx, qy;
@@ -733,6 +765,45 @@ struct TaskBuffers {
   }
 };
 
+void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const FewShotData& d, const TaskBuffers& tb) {
+  m.plan(ada.search_handed_bytes() ? fmt::format("search arena (of which handed between SBS phases {})",
+                                                 format_bytes(double(ada.search_handed_bytes())))
+                                   : std::string("search arena"),
+         ada.search_arena_bytes());
+  m.plan("supernet, gradients and optimizer state", ada.search_persistent_bytes());
+  m.plan("starting supernet", ada.start_bytes());
+  m.plan("query evaluation arena", ada.query_arena_bytes());
+  m.plan("program tables", ada.table_bytes());
+  m.data("images", d.bytes());
+  m.data("task", tb.sx.bytes() + tb.sy.bytes() + tb.qx.bytes() + tb.qy.bytes());
+}
+
+// The budget covers the search step only so far: the query evaluation (one program
+// over the whole query set) and the discrete network are not yet chosen to fit.
+void warn_over_budget(const StepOptions& step, const MemoryReport& m) {
+  if (!step.has_budget() || m.bound_bytes() <= step.budget_bytes() + fixed_overhead_bytes()) return;
+  std::fprintf(stderr,
+               "onnas: warning: --memory-budget %s bounds the search step only: with the query evaluation and the "
+               "starting supernet the plan is %s (plan + data + fixed overhead)\n",
+               format_bytes(double(step.budget_bytes())).c_str(), format_bytes(double(m.bound_bytes())).c_str());
+}
+
+// After the tasks: the discrete network's arena, which is compiled per genotype and
+// grows the query arena when it needs more (not yet planned before the run), then the
+// peak RSS against the plan.
+void report_discrete_arena(const nas::FewShotAdapter& ada, MemoryReport& m) {
+  if (ada.discrete_arena_bytes() > ada.query_arena_bytes()) {
+    std::fprintf(stderr,
+                 "onnas: warning: the discrete network's fine-tuning needed an arena of %s, more than the planned %s "
+                 "of the query evaluation (compiled per genotype, so not planned before the run yet)\n",
+                 format_bytes(double(ada.discrete_arena_bytes())).c_str(),
+                 format_bytes(double(ada.query_arena_bytes())).c_str());
+    m.plan("discrete network arena beyond the query arena (grown at run time)",
+           ada.discrete_arena_bytes() - ada.query_arena_bytes());
+  }
+  m.print_peak();
+}
+
 // One task: rank 0 alone runs it.
 void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   if (!dist.is_root()) return;
@@ -741,9 +812,14 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
+  MemoryReport memory("adapt");
+  add_adaptation_plan(memory, *ad.adapter, d, tb);
+  memory.print_plan();
+  warn_over_budget(a.step, memory);
   ad.tasks(a.task, tb.task);
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
+  report_discrete_arena(ada, memory);
   std::fprintf(stderr,
                "adapt: %s\n  from %s\n  meta-test task %llu%s, %d-way %d-shot, %d queries; %s\n  search memory (planned): arena %s (of which handed between SBS phases %s) + persistent %s = %s; "
                "discrete arena %s; peak RSS %s\n",
@@ -767,6 +843,7 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
                      {"search_persistent_bytes", ada.search_persistent_bytes()},
                      {"discrete_arena_bytes", ada.discrete_arena_bytes()},
                      {"seconds", r.seconds},
+                     {"memory", memory.to_json()},
                      {"outputs", nlohmann::json::object()}};
   if (!a.out.path.empty()) {
     a.out.create();
@@ -786,10 +863,15 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
   const bool root = dist.is_root();
-  if (root)
+  MemoryReport memory("eval-fewshot");
+  add_adaptation_plan(memory, *ad.adapter, d, tb);
+  if (root) {
     std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks%s, %d-way %d-shot, %d queries; %s\n",
                  ad.space.describe().c_str(), ad.start.c_str(), a.tasks, d.test_classes_text().c_str(), a.episode.way,
                  a.episode.shot, a.episode.query, ad.procedure.c_str());
+    memory.print_plan();
+    warn_over_budget(a.step, memory);
+  }
   // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
   // rank t % P, gathered in task order (so the interval is one process's).
   std::vector<double> results(size_t(2 * a.tasks), 0.0);
@@ -820,6 +902,7 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
   Interval ci = confidence95(acc), si = confidence95(sup);
   if (!root) return;
   bar->finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
+  report_discrete_arena(*ad.adapter, memory);
   if (a.tasks < 2)
     a.report.result("{}-way {}-shot over 1 meta-test task: accuracy {:.2f}% (no interval from one task); supernet after "
                     "search {:.2f}%",
@@ -836,6 +919,7 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
                      {"start", ad.start},
                      {"procedure", ad.procedure},
                      {"seconds", seconds_since(started)},
+                     {"memory", memory.to_json()},
                      {"outputs", nlohmann::json::object()}};
   if (!a.out.path.empty()) {
     std::string lines;

@@ -97,7 +97,7 @@ nlohmann::json report_plan(const PlanArgs& a, const std::vector<planner::BufferR
                            const Persistent& persistent, size_t handed_bytes, size_t table_bytes,
                            const graph::Program* dot) {
   const planner::ConcretePlan c = concrete(buffers, tree, plan);
-  const size_t total = plan.arena_bytes + persistent.total();
+  const size_t total = plan.arena_bytes + persistent.total() + table_bytes;
   FILE* out = a.report.human();
   const int steps = buffers.empty() ? 0
                                     : 1 + std::max_element(buffers.begin(), buffers.end(), [](const auto& x, const auto& y) {
@@ -118,13 +118,14 @@ nlohmann::json report_plan(const PlanArgs& a, const std::vector<planner::BufferR
               format_bytes(double(persistent.weights)).c_str(), format_bytes(double(persistent.grads)).c_str(),
               format_bytes(double(persistent.state)).c_str(), format_bytes(double(persistent.arch)).c_str(),
               format_bytes(double(persistent.buffers)).c_str());
-  std::fprintf(out, "  total        %12zu bytes  %s\n", total, format_bytes(double(total)).c_str());
-  std::fprintf(out, "  step tables  %12zu bytes  %s  (heap of the compiled programs, not planned)\n\n", table_bytes,
-               format_bytes(double(table_bytes)).c_str());
+  std::fprintf(out, "  step tables  %12zu bytes  %s  (heap of the compiled programs: what running needs besides the arena)\n",
+               table_bytes, format_bytes(double(table_bytes)).c_str());
+  std::fprintf(out, "  total        %12zu bytes  %s\n\n", total, format_bytes(double(total)).c_str());
   if (!tree.empty()) std::fprintf(out, "drawn with the largest choice of each group open (the worst case)\n");
   std::fprintf(out, "%s", planner::plan_summary(c.buffers, c.plan).c_str());
   nlohmann::json written = write_dumps(a, c.buffers, c.plan, title,
                                        {{"persistent_bytes", persistent.total()},
+                                        {"table_bytes", table_bytes},
                                         {"handed_bytes", handed_bytes},
                                         {"total_bytes", total},
                                         {"choices", tree.choices.size()},
@@ -159,7 +160,8 @@ nlohmann::json print_mode_table(FILE* out, const nas::SearchSpace& space, const 
                                 const ParamStore& params) {
   std::fprintf(out, "memory modes, %s, batch %lld (planned for every admissible sample)\n", space.describe().c_str(),
                (long long)options.batch);
-  std::fprintf(out, "  %-44s %12s %12s %12s %12s %8s\n", "mode", "arena", "of it handed", "persistent", "total", "vs full");
+  std::fprintf(out, "  %-44s %12s %12s %12s %12s %12s %8s\n", "mode", "arena", "of it handed", "persistent",
+               "step tables", "total", "vs full");
   nlohmann::json rows = nlohmann::json::array();
   size_t full_total = 0;
   const nas::StepConfig base = options.step;
@@ -175,14 +177,15 @@ nlohmann::json print_mode_table(FILE* out, const nas::SearchSpace& space, const 
     o.step = c;
     const nas::StepEstimate e = nas::estimate_step(space, o, params);
     if (full_total == 0) full_total = e.total_bytes();  // the first row: full, one batch
-    std::fprintf(out, "  %-44s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
+    std::fprintf(out, "  %-44s %12s %12s %12s %12s %12s %7.1fx\n", c.describe().c_str(),
                  format_bytes(double(e.arena_bytes)).c_str(), format_bytes(double(e.handed_bytes)).c_str(),
-                 format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.total_bytes())).c_str(),
-                 double(full_total) / double(e.total_bytes()));
+                 format_bytes(double(e.persistent_bytes)).c_str(), format_bytes(double(e.table_bytes)).c_str(),
+                 format_bytes(double(e.total_bytes())).c_str(), double(full_total) / double(e.total_bytes()));
     rows.push_back({{"mode", c.describe()},
                     {"arena_bytes", e.arena_bytes},
                     {"handed_bytes", e.handed_bytes},
                     {"persistent_bytes", e.persistent_bytes},
+                    {"table_bytes", e.table_bytes},
                     {"total_bytes", e.total_bytes()},
                     {"times_below_full", double(full_total) / double(e.total_bytes())}});
   }
@@ -282,6 +285,7 @@ void run_plan(const PlanArgs& a, const CLI::App& cmd) {
     so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
     so.w_momentum = a.momentum;
     a.step.apply(space, so, 1);
+    if (a.step.has_budget()) a.step.choose(space, so, 1, 0, "nothing else (the plan of the step alone)");
     params.store_weight_gradients(false);  // the plan counts them in the gradient block
     nas::init_search_params(params, space, 1);
     const nlohmann::json modes = print_mode_table(a.report.human(), space, so, params);

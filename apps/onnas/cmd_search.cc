@@ -11,9 +11,11 @@
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
 #include "data/batch_sampler.h"
+#include "nas/arch_report.h"
 #include "nas/genotype.h"
 #include "nas/search.h"
 #include "runtime/error.h"
+#include "runtime/heap.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
@@ -38,6 +40,7 @@ struct SearchArgs {
   std::string init, dump_grads;
   bool profile = false;
   int64_t checkpoint_every = 50;  // steps
+  int64_t arch_log_every = 25;    // steps between softmax(alpha)/beta records in the log
   bool resume = false;
 };
 
@@ -62,9 +65,13 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
   measure_fixed_overhead();
-  LoadedData d = load_data(a.data);
-  nas::SearchSpace space = a.space.space(d.train);
-  data::TrainValSplit split = data::split_train_val(d.train, a.val_fraction, a.seed);
+  // With a budget, the images are opened streamed first: their header says what they
+  // would take in memory, and they are read in only if that fits beside the step.
+  const bool budget = a.step.has_budget();
+  std::unique_ptr<data::ImageSet> images = load_train_images(a.data, a.data.stream || budget);
+  const data::ImageSet* train_set = images.get();
+  nas::SearchSpace space = a.space.space(*train_set);
+  data::TrainValSplit split = data::split_train_val(*train_set, a.val_fraction, a.seed);
   if (int64_t(split.train.size()) < a.batch || int64_t(split.val.size()) < a.batch)
     fail("search needs at least one batch of {} in each half of the training set (have {} and {} images)", a.batch,
          split.train.size(), split.val.size());
@@ -77,6 +84,32 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   so.a_lr = a.opt.arch_lr;
   a.step.apply(space, so, a.seed);
   if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
+  if (budget) {
+    // Indices of both halves, held by the split and by each sampler; four batches.
+    const size_t bookkeeping = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
+                               size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
+    const size_t fixed = fixed_overhead_bytes() + bookkeeping;
+    const size_t in_memory = images->bytes() + (a.data.stream ? 0 : in_memory_bytes(*images));
+    bool fits_in_memory = !a.data.stream;
+    if (fits_in_memory) {
+      try {
+        a.step.choose(space, so, a.seed, fixed + in_memory, "the images in memory, the fixed overhead and batches");
+      } catch (const Error& e) {
+        std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and batches are read from it\n", e.what(),
+                     format_bytes(double(in_memory_bytes(*images))).c_str());
+        fits_in_memory = false;
+      }
+    }
+    if (!fits_in_memory)
+      a.step.choose(space, so, a.seed, fixed + images->bytes(), "the streamed images, the fixed overhead and batches");
+    if (fits_in_memory && !a.data.stream) {
+      std::vector<int64_t> all(size_t(images->N));
+      for (int64_t i = 0; i < images->N; ++i) all[size_t(i)] = i;
+      images = std::make_unique<data::Dataset>(data::subset(*images, all));
+      train_set = images.get();
+    }
+    release_free_heap();  // what choosing compiled is gone
+  }
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
@@ -97,8 +130,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
     });
   }
 
-  data::BatchSampler train(d.train, split.train, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 1);
-  data::BatchSampler val(d.train, split.val, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 2);
+  data::BatchSampler train(*train_set, split.train, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 1);
+  data::BatchSampler val(*train_set, split.val, {.batch_size = a.batch, .drop_last = true}, a.seed * 2 + 2);
   const Shape xs{a.batch, space.in_channels, space.height, space.width};
   Buffer xb(size_t(xs.numel()) * 4), yb(size_t(a.batch) * 4), vxb(size_t(xs.numel()) * 4), vyb(size_t(a.batch) * 4);
   Tensor x(xb.data(), xs), y(yb.data(), Shape{a.batch}, DType::i32);
@@ -119,7 +152,9 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   memory.plan_params(params);
   if (searcher.grad_bytes()) memory.plan("gradient block", searcher.grad_bytes());
   memory.plan("program tables", searcher.compiled().table_bytes());
-  memory.data("images", d.train.bytes() + d.test.bytes());
+  memory.data(train_set->N > 0 && train_set->bytes() < in_memory_bytes(*train_set) ? "images (streamed)" : "images",
+              train_set->bytes());
+  memory.data("indices", (split.train.capacity() + split.val.capacity()) * sizeof(int64_t) + train.bytes() + val.bytes());
   memory.data("batches", xb.bytes() + yb.bytes() + vxb.bytes() + vyb.bytes());
   memory.print_plan();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
@@ -168,10 +203,11 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       loss_sum += r.weight_loss;
       acc_sum += r.weight_accuracy;
       ms_sum += ms;
-      log += nlohmann::json{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
-                            {"accuracy", r.weight_accuracy}, {"ms", ms}}
-                 .dump() +
-             "\n";
+      nlohmann::json record{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
+                            {"accuracy", r.weight_accuracy}, {"ms", ms}};
+      if (a.arch_log_every > 0 && ((step + 1) % a.arch_log_every == 0 || step + 1 == total))
+        record["arch"] = nas::arch_snapshot(space, params);
+      log += record.dump() + "\n";
       const double n = double(s + 1 - first);
       bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
                                     ms_sum / n, format_bytes(double(searcher.arena_bytes()))));
@@ -190,13 +226,15 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (a.profile)
     std::fprintf(stderr, "time per op over %lld steps (both passes):\n%s", (long long)total, profile.table().c_str());
   nas::Genotype g = nas::derive_genotype(space, params);
+  std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
+               nas::decision_table(space, params).c_str());
   const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},
                                {"supernet", a.out.file("supernet.safetensors")},
                                {"log", a.out.file("search_log.jsonl")},
                                {"checkpoint", ckpt}};
   save_genotype_file(outputs["genotype"], g, space);
   save_params(outputs["supernet"], params, kModelKinds,
-              network_metadata("search supernet", {.space = space, .genotype = g, .normalization = d.stats}));
+              network_metadata("search supernet", {.space = space, .genotype = g, .normalization = train_set->normalization()}));
   write_file_atomic(outputs["log"], log);
   a.report.result("{}", g.str());
   std::fprintf(stderr, "wrote %s, %s, %s\n", outputs["genotype"].get<std::string>().c_str(),
@@ -247,6 +285,9 @@ void add_search_command(CLI::App& app) {
   add_check_numerics_flag(*cmd);
   cmd->add_option("--checkpoint-every", args->checkpoint_every,
                   "Write OUT/checkpoint.safetensors every N steps and at each epoch's end (0: epochs only)")
+      ->check(non_negative());
+  cmd->add_option("--arch-log-every", args->arch_log_every,
+                  "Record softmax(alpha) and softmax(beta) in search_log.jsonl every N steps (0: never)")
       ->check(non_negative());
   cmd->add_flag("--resume", args->resume,
                 "Continue from OUT/checkpoint.safetensors (same settings and seed; --epochs and --steps may grow)");

@@ -21,6 +21,7 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "data/streaming.h"
 #include "graph/compile.h"
 #include "nas/memory_budget.h"
 #include "nas/space_limits.h"
@@ -45,12 +46,29 @@ void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& optio
                   .split = split};
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
-  if (memory_budget.empty()) return;
-  const size_t budget = parse_bytes(memory_budget);
-  nas::BudgetChoice c = nas::choose_step_config(space, options, budget, seed);
+  (void)seed;
+  if (has_budget()) budget_bytes();  // a budget that is not a size is refused before any work
+}
+
+size_t StepOptions::budget_bytes() const { return memory_budget.empty() ? 0 : parse_bytes(memory_budget); }
+
+void StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+                         const std::string& reserved_for) const {
+  const size_t budget = budget_bytes();
+  if (reserved >= budget)
+    fail("--memory-budget {}: {} already take {}, nothing is left for the search step", format_bytes(double(budget)),
+         reserved_for, format_bytes(double(reserved)));
+  nas::BudgetChoice c;
+  try {
+    c = nas::choose_step_config(space, options, budget - reserved, seed);
+  } catch (const Error& e) {
+    fail("--memory-budget {} leaves {} for the search step after {} ({}); {}", format_bytes(double(budget)),
+         format_bytes(double(budget - reserved)), reserved_for, format_bytes(double(reserved)), e.what());
+  }
   options.step = c.chosen.config;
-  std::fprintf(stderr, "memory budget %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
-               options.step.describe().c_str(), c.why.c_str());
+  std::fprintf(stderr, "memory budget %s, of which %s for %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
+               format_bytes(double(reserved)).c_str(), reserved_for.c_str(), options.step.describe().c_str(),
+               c.why.c_str());
 }
 
 
@@ -83,6 +101,9 @@ void DataOptions::add(CLI::App& cmd, const std::string& limit_help) {
   cmd.add_option("--limit", limit, limit_help)->check(non_negative());
   cmd.add_option("--image-size", image_size, "folder: side images are resized to")->check(CLI::Range(4, 1024));
   cmd.add_option("--in-channels", in_channels, "folder: 1 (grey) or 3 (colour)")->check(CLI::IsMember({1, 3}));
+  cmd.add_flag("--stream", stream,
+               "Read each batch from the data files instead of holding the images in memory (fashion-mnist, idx, "
+               "cifar10; chosen by --memory-budget when the images do not fit)");
 }
 
 void DataOptions::warn_ignored(const CLI::App& cmd) const {
@@ -91,15 +112,36 @@ void DataOptions::warn_ignored(const CLI::App& cmd) const {
                       fmt::format("--data-format {} keeps the images as stored (only folder trees are resized)", format));
 }
 
-LoadedData load_data(const DataOptions& o) {
+std::unique_ptr<data::ImageSet> load_train_images(const DataOptions& o, bool stream) {
+  const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
+  std::unique_ptr<data::ImageSet> d;
+  if (!stream) {
+    d = std::make_unique<data::Dataset>(std::move(load_data(o, /*with_test=*/false).train));
+    return d;
+  }
+  if (o.format == "fashion-mnist" || o.format == "idx") d = data::open_fashion_mnist_stream(dir, data::Split::train);
+  else if (o.format == "cifar10") d = data::open_cifar10_dir_stream(dir, data::Split::train);
+  else fail("--stream reads fashion-mnist, idx and cifar10 files; a '{}' data set is loaded into memory", o.format);
+  if (o.limit > 0 && o.limit < d->N) {
+    std::vector<int64_t> first(size_t(o.limit));
+    for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
+    d = std::make_unique<data::Dataset>(data::subset(*d, first));
+  }
+  data::normalize(*d, data::channel_stats(*d));
+  return d;
+}
+
+size_t in_memory_bytes(const data::ImageSet& d) { return size_t(d.N) * size_t(d.image_elems() + 4); }
+
+LoadedData load_data(const DataOptions& o, bool with_test) {
   LoadedData d;
   const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
   if (o.format == "fashion-mnist" || o.format == "idx") {
     d.train = data::load_fashion_mnist(dir, data::Split::train, o.limit);  // --limit: only those images are kept
-    d.test = data::load_fashion_mnist(dir, data::Split::test);
+    if (with_test) d.test = data::load_fashion_mnist(dir, data::Split::test);
   } else if (o.format == "cifar10") {
     d.train = data::load_cifar10_dir(dir, data::Split::train);
-    d.test = data::load_cifar10_dir(dir, data::Split::test);
+    if (with_test) d.test = data::load_cifar10_dir(dir, data::Split::test);
   } else {
     // A class-per-folder tree has no test split of its own: hold out 20% per class.
     data::ImageLoadOptions lo;
@@ -112,7 +154,7 @@ LoadedData load_data(const DataOptions& o) {
   }
   // The network is built for the training images; a test split of another size would
   // only be found after an epoch of training.
-  if (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W)
+  if (with_test && (d.test.C != d.train.C || d.test.H != d.train.H || d.test.W != d.train.W))
     fail("the test split '{}' has {}x{}x{} images, the training split '{}' {}x{}x{}", d.test.source, d.test.C,
          d.test.H, d.test.W, d.train.source, d.train.C, d.train.H, d.train.W);
   if (o.limit > 0 && o.limit < d.train.N) {
@@ -122,7 +164,7 @@ LoadedData load_data(const DataOptions& o) {
   }
   d.stats = data::channel_stats(d.train);
   data::normalize(d.train, d.stats);
-  data::normalize(d.test, d.stats);
+  if (with_test) data::normalize(d.test, d.stats);
   return d;
 }
 
@@ -198,7 +240,7 @@ std::vector<int> parse_int_list(std::string_view text, std::string_view what, st
   return out;
 }
 
-nas::SearchSpace SpaceOptions::space(const data::Dataset& d) const {
+nas::SearchSpace SpaceOptions::space(const data::ImageSet& d) const {
   return space(d.C, d.H, d.W, d.num_classes);
 }
 

@@ -27,18 +27,27 @@ struct DataOptions {
   int64_t limit = 0; // use only the first N training images (0 = all)
   int image_size = 28;  // folder trees are resized to this
   int in_channels = 1;  // and converted to this (1 grey, 3 colour)
+  bool stream = false;  // --stream: batches read from the files (fashion-mnist, idx, cifar10)
   // `limit_help` says what --limit counts for this subcommand.
   void add(CLI::App& cmd, const std::string& limit_help = "Use only the first N training images (0: all)");
   // --image-size and --in-channels apply to folder trees only: a warning otherwise.
   void warn_ignored(const CLI::App& cmd) const;
 };
 
+// The training images alone (a search needs no test set), normalized with their own
+// per-channel statistics: in memory, or streamed from the files when `stream` (the
+// set then holds no pixels; --limit still reads its first N images into memory).
+std::unique_ptr<data::ImageSet> load_train_images(const DataOptions& o, bool stream);
+// Bytes a set's images and labels take in memory (N*C*H*W bytes + N labels), whether
+// or not it holds them now.
+size_t in_memory_bytes(const data::ImageSet& d);
+
 struct LoadedData {
   data::Dataset train, test;
   data::ChannelStats stats;  // the normalization applied to both (the training images')
 };
 // Loads train and test, normalizes both with the training set's per-channel statistics.
-LoadedData load_data(const DataOptions& o);
+LoadedData load_data(const DataOptions& o, bool with_test = true);
 // The test split alone, normalized with `stats` (a model's own): what a device holds.
 // For a class-per-folder tree, the whole tree is the test set. --limit keeps its first
 // N images.
@@ -54,7 +63,7 @@ struct SpaceOptions {
   // The flags given on the command line (for "ignored" warnings).
   static constexpr std::string_view kFlags[] = {"--channels", "--cells", "--nodes", "--reductions", "--ops"};
   // The space for images of this dataset (its channels, size and classes).
-  nas::SearchSpace space(const data::Dataset& d) const;
+  nas::SearchSpace space(const data::ImageSet& d) const;
   nas::SearchSpace space(int64_t in_channels, int64_t height, int64_t width, int classes) const;
   // The same with each flag not given on `cmd` taken from `from` (a genotype file's space).
   nas::SearchSpace space_with(const CLI::App& cmd, const std::optional<nas::SearchSpace>& from, int64_t in_channels,
@@ -67,11 +76,18 @@ struct StepOptions {
   std::string mode = "full", sbs = "recompute", memory_budget;
   int k_grad = 2, split = 1;
   void add(CLI::App& cmd);
-  // Sets options.step: from the flags, or by the budget chooser (printing its choice
-  // and why on stderr). Throws onnas::Error when nothing fits the budget.
+  // Sets options.step from the flags (and checks it).
   void apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const;
   // Warns about the flags the chosen way of running ignores (--sbs without sbs, ...).
   void warn_ignored(const CLI::App& cmd) const;
+  bool has_budget() const { return !memory_budget.empty(); }
+  size_t budget_bytes() const;
+  // With --memory-budget: chooses the step (nas::choose_step_config) for what is left
+  // of the budget after `reserved` bytes (data, fixed overhead), printing the choice
+  // and why on stderr. Throws onnas::Error naming the budget, the reserved bytes and
+  // the smallest step when nothing fits.
+  void choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+              const std::string& reserved_for) const;
 };
 
 // --optimizer {adam,sgd} and --momentum M (sgd; 0 keeps no optimizer state at all).

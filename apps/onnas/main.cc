@@ -3,8 +3,10 @@
 // line on stderr) are cli.h's.
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
+#include "runtime/heap.h"
 
 int main(int argc, char** argv) {
+  onnas::return_large_blocks_to_system();
   CLI::App app{"onnas: on-device neural architecture search with planned memory", "onnas"};
   onnas::app::configure_app(app);
   onnas::app::add_search_command(app);

@@ -277,11 +277,21 @@ TEST_CASE("the memory budget picks the fastest setting that fits, or refuses nam
   init_search_params(params, s, 1);
   o.step = {.mode = Mode::full};
   const StepEstimate full = estimate_step(s, o, params);
-  o.step = {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 6};
-  const StepEstimate least = estimate_step(s, o, params);
+  // The smallest of every candidate (with the step tables counted, the most
+  // micro-batches is not always the smallest on a space this small).
+  StepEstimate least = full;
+  for (const StepConfig& c : candidate_configs(s, o)) {
+    SearchOptions oc = o;
+    oc.step = c;
+    const StepEstimate e = estimate_step(s, oc, params);
+    if (e.total_bytes() < least.total_bytes()) least = e;
+  }
   CHECK(least.total_bytes() < full.total_bytes());
   // Sampled modes store the gradients of the sampled weights only.
-  CHECK(least.persistent_bytes < full.persistent_bytes);
+  o.step = {.mode = Mode::ops_pairs_sbs, .sbs = SbsVariant::recompute, .split = 6};
+  const StepEstimate sbs = estimate_step(s, o, params);
+  CHECK(sbs.persistent_bytes < full.persistent_bytes);
+  CHECK(sbs.arena_bytes < full.arena_bytes);
 
   BudgetChoice roomy = choose_step_config(s, o, full.total_bytes(), 1);
   CHECK(roomy.chosen.config.mode == Mode::full);
@@ -296,5 +306,5 @@ TEST_CASE("the memory budget picks the fastest setting that fits, or refuses nam
   CHECK_THAT(tight.why, Catch::Contains("within the budget"));
 
   CHECK_THROWS_WITH(choose_step_config(s, o, least.total_bytes() - 1, 1),
-                    Catch::Contains("smallest planned peak") && Catch::Contains("--split 6"));
+                    Catch::Contains("smallest planned peak") && Catch::Contains(least.config.flags()));
 }

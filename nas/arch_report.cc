@@ -1,0 +1,144 @@
+// nas/: reads alpha/beta into decisions and tables (arch_report.h).
+#include "nas/arch_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/error.h"
+
+namespace onnas::nas {
+namespace {
+
+std::vector<float> softmax(const float* x, int64_t n) {
+  std::vector<float> p(static_cast<size_t>(n));
+  if (n == 0) return p;
+  const float m = *std::max_element(x, x + n);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += p[size_t(i)] = std::exp(x[i] - m);
+  for (float& v : p) v = float(v / s);
+  return p;
+}
+
+Tensor alpha_of(const SearchSpace& space, const ParamStore& params, const std::string& kind) {
+  Tensor a = params.get("alpha." + kind);
+  if (a.shape() != Shape{space.num_edges(), space.num_ops()})
+    fail("alpha.{} has shape {}, the search space needs [{}, {}]", kind, a.shape().str(), space.num_edges(),
+         space.num_ops());
+  return a;
+}
+
+Tensor beta_of(const SearchSpace& space, const ParamStore& params, const std::string& kind, int node) {
+  Tensor b = params.get(fmt::format("beta.{}.{}", kind, node));
+  if (b.numel() != int64_t(space.pairs(node).size()))
+    fail("beta.{}.{} has {} entries, node {} has {} pairs", kind, node, b.numel(), node, space.pairs(node).size());
+  return b;
+}
+
+// The two largest of p (indices), skipping `none` ops when `ops` is given.
+std::pair<int, int> top_two(const std::vector<float>& p, const std::vector<OpKind>* ops) {
+  int best = -1, second = -1;
+  for (int i = 0; i < int(p.size()); ++i) {
+    if (ops && (*ops)[size_t(i)] == OpKind::none) continue;
+    if (best < 0 || p[size_t(i)] > p[size_t(best)]) second = best, best = i;
+    else if (second < 0 || p[size_t(i)] > p[size_t(second)]) second = i;
+  }
+  return {best, second};
+}
+
+}  // namespace
+
+float CellDecisions::min_op_margin() const {
+  float m = 1;
+  for (const NodeDecision& n : nodes)
+    for (const EdgeDecision& e : n.edges) m = std::min(m, e.p - e.runner_up_p);
+  return m;
+}
+
+float CellDecisions::min_pair_margin() const {
+  float m = 1;
+  for (const NodeDecision& n : nodes) m = std::min(m, n.p - n.runner_up_p);
+  return m;
+}
+
+CellDecisions decide_cell(const SearchSpace& space, const ParamStore& params, bool reduction) {
+  const std::string kind = reduction ? "reduce" : "normal";
+  const Tensor alpha = alpha_of(space, params, kind);
+  const int64_t k = space.num_ops();
+  CellDecisions c;
+  for (int j = 0; j < space.nodes; ++j) {
+    const Tensor beta = beta_of(space, params, kind, j);
+    const auto pairs = space.pairs(j);
+    const std::vector<float> pb = softmax(beta.f32(), beta.numel());
+    const auto [best, second] = top_two(pb, nullptr);
+    NodeDecision n;
+    n.node = j;
+    n.pair = pairs[size_t(best)];
+    n.p = pb[size_t(best)];
+    if (second >= 0) n.runner_up = pairs[size_t(second)], n.runner_up_p = pb[size_t(second)];
+    int slot = 0;
+    for (int input : {n.pair.first, n.pair.second}) {
+      const int e = space.first_edge(j) + input;
+      const std::vector<float> pa = softmax(alpha.f32() + e * k, k);
+      const auto [op, op2] = top_two(pa, &space.ops);
+      EdgeDecision& d = n.edges[slot++];
+      d.node = j;
+      d.input = input;
+      d.op = space.ops[size_t(op)];
+      d.p = pa[size_t(op)];
+      if (op2 >= 0) d.runner_up = space.ops[size_t(op2)], d.runner_up_p = pa[size_t(op2)];
+    }
+    c.nodes.push_back(n);
+  }
+  return c;
+}
+
+nlohmann::json arch_snapshot(const SearchSpace& space, const ParamStore& params) {
+  nlohmann::json alpha = nlohmann::json::object(), beta = nlohmann::json::object();
+  auto rounded = [](float v) { return std::round(double(v) * 1e5) / 1e5; };
+  for (bool reduction : {false, true}) {
+    const std::string kind = reduction ? "reduce" : "normal";
+    const Tensor a = alpha_of(space, params, kind);
+    nlohmann::json edges = nlohmann::json::array();
+    for (int e = 0; e < space.num_edges(); ++e) {
+      nlohmann::json row = nlohmann::json::array();
+      for (float v : softmax(a.f32() + e * space.num_ops(), space.num_ops())) row.push_back(rounded(v));
+      edges.push_back(row);
+    }
+    alpha[kind] = edges;
+    nlohmann::json nodes = nlohmann::json::array();
+    for (int j = 0; j < space.nodes; ++j) {
+      const Tensor b = beta_of(space, params, kind, j);
+      nlohmann::json row = nlohmann::json::array();
+      for (float v : softmax(b.f32(), b.numel())) row.push_back(rounded(v));
+      nodes.push_back(row);
+    }
+    beta[kind] = nodes;
+  }
+  return {{"alpha", alpha}, {"beta", beta}};
+}
+
+std::string decision_table(const SearchSpace& space, const ParamStore& params) {
+  std::string out = fmt::format("{:<7} {:>4} {:>5}  {:<14} {:>6}  {:<14} {:>6} {:>7}   {:>7} {:>7}\n", "cell", "node",
+                                "input", "op", "p", "runner-up", "p", "margin", "pair p", "margin");
+  float min_op = 1, min_pair = 1;
+  for (bool reduction : {false, true}) {
+    const CellDecisions c = decide_cell(space, params, reduction);
+    min_op = std::min(min_op, c.min_op_margin());
+    min_pair = std::min(min_pair, c.min_pair_margin());
+    for (const NodeDecision& n : c.nodes)
+      for (int s = 0; s < 2; ++s) {
+        const EdgeDecision& e = n.edges[s];
+        out += fmt::format("{:<7} {:>4} {:>5}  {:<14} {:>6.3f}  {:<14} {:>6.3f} {:>7.3f}", reduction ? "reduce" : "normal",
+                           n.node, e.input, op_kind_name(e.op), e.p, op_kind_name(e.runner_up), e.runner_up_p,
+                           e.p - e.runner_up_p);
+        out += s == 0 ? fmt::format("   {:>7.3f} {:>7.3f}\n", n.p, n.p - n.runner_up_p) : std::string("\n");
+      }
+  }
+  out += fmt::format("smallest margins: op {:.3f}, pair {:.3f} (uniform alpha gives every op {:.3f})\n", min_op,
+                     min_pair, 1.0 / double(space.num_ops()));
+  return out;
+}
+
+}  // namespace onnas::nas

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The budget is a bound on the process: `onnas search --memory-budget 32MiB` runs 30
+# sampled steps on Fashion-MNIST (Debian's dataset-fashion-mnist) and its peak RSS
+# (ru_maxrss, from GNU time) must stay at or below the budget plus the fixed overhead
+# the tool measures and prints, which must stay under 24 MiB. The images do not fit
+# beside the step in 32 MiB, so they are streamed from the file; the run must say so,
+# print its plan before the first step and its peak RSS after the last.
+#   tests/cli/memory_budget.sh path/to/onnas
+set -euo pipefail
+onnas=${1:?usage: memory_budget.sh path/to/onnas}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "memory_budget: FAIL: $*" >&2; exit 1; }
+data=/usr/share/datasets/fashion-mnist
+if [[ ! -e $data/train-images-idx3-ubyte.gz && ! -e $data/train-images-idx3-ubyte ]]; then
+  [[ ${CI:-} == true ]] && fail "no Fashion-MNIST in $data (scripts/setup.sh installs dataset-fashion-mnist)"
+  echo "memory_budget: skipped, no Fashion-MNIST in $data"; exit 0
+fi
+[[ -x /usr/bin/time ]] || fail "/usr/bin/time is missing (scripts/setup.sh installs the time package)"
+
+budget_mib=32
+/usr/bin/time -f "%M" -o "$work/maxrss" "$onnas" search --memory-budget ${budget_mib}MiB --steps 30 --threads 2 \
+  --out "$work/s" --json > "$work/out.json" 2> "$work/err" || fail "search: $(tail -3 "$work/err")"
+grep -q "stay in their file and batches are read from it" "$work/err" || fail "the images were not streamed: $(head -5 "$work/err")"
+plan_line=$(grep -n "^search memory: plan" "$work/err" | head -1 | cut -d: -f1)
+first_step=$(grep -n "^epoch 1/1" "$work/err" | head -1 | cut -d: -f1)
+[[ -n $plan_line && -n $first_step && $plan_line -lt $first_step ]] || fail "the plan is not printed before the first step"
+grep -q "^search peak RSS" "$work/err" || fail "no peak RSS line"
+
+# The JSON document is the last line of stdout.
+overhead=$(tail -n 1 "$work/out.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["memory"]["overhead_bytes"])') ||
+  fail "no memory.overhead_bytes in the JSON: $(tail -c 300 "$work/out.json")"
+maxrss=$(( $(cat "$work/maxrss") * 1024 ))
+limit=$(( budget_mib * 1048576 + overhead ))
+echo "memory_budget: peak RSS $(( maxrss / 1024 )) KiB, budget ${budget_mib} MiB + fixed overhead $(( overhead / 1024 )) KiB = $(( limit / 1024 )) KiB"
+(( overhead < 24 * 1048576 )) || fail "the fixed overhead is $overhead bytes, not under 24 MiB"
+(( maxrss <= limit )) || fail "peak RSS $maxrss bytes exceeds the budget plus the fixed overhead ($limit bytes)"
+
+# A budget below what the smallest step needs is refused before any work, naming the smallest.
+if "$onnas" search --memory-budget 12MiB --steps 1 --out "$work/t" > /dev/null 2> "$work/small.err"; then
+  fail "a 12 MiB budget was accepted"
+fi
+grep -q "smallest planned peak" "$work/small.err" || fail "a 12 MiB budget: $(cat "$work/small.err")"
+echo "memory_budget: ok"
