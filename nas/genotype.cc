@@ -1,5 +1,9 @@
 #include "nas/genotype.h"
 
+#include <fmt/ranges.h>
+
+#include <cctype>
+
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/json.h"
@@ -69,7 +73,10 @@ std::vector<std::vector<GenotypeEdge>> cell_from_json(const nlohmann::json& j, c
 }  // namespace
 
 std::string Genotype::str() const {
-  return fmt::format("Genotype(normal={}, reduce={})", cell_str(normal), cell_str(reduce));
+  // DARTS's cell output concatenates states 2 .. 2 + m - 1, as ours does.
+  const size_t m = normal.size();
+  return fmt::format("Genotype(normal={}, normal_concat=range(2, {}), reduce={}, reduce_concat=range(2, {}))",
+                     cell_str(normal), 2 + m, cell_str(reduce), 2 + m);
 }
 
 nlohmann::json Genotype::to_json() const { return {{"normal", cell_json(normal)}, {"reduce", cell_json(reduce)}}; }
@@ -95,6 +102,152 @@ Genotype Genotype::parse(std::string_view text, const std::string& source) {
 Genotype Genotype::load(const std::string& path) {
   constexpr size_t kMaxGenotypeBytes = 1u << 20;  // real ones are under a kilobyte
   return parse(read_text_file(path, "genotype file", kMaxGenotypeBytes), path);
+}
+
+namespace {
+
+// A reader of the Python literal DARTS prints: identifiers, strings, integers and the
+// punctuation around them.
+class DartsText {
+ public:
+  DartsText(std::string_view text, const std::string& source) : text_(text), source_(source) {}
+
+  [[noreturn]] void fail_here(std::string_view expected) const {
+    fail("{}: not a DARTS genotype string: expected {} at column {} (like \"Genotype(normal=[('sep_conv_3x3', 0), "
+         "...], normal_concat=range(2, 6), reduce=[...], reduce_concat=range(2, 6))\")",
+         source_, expected, at_ + 1);
+  }
+  void skip_space() {
+    while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n' || text_[at_] == '\r'))
+      ++at_;
+  }
+  bool accept(char c) {
+    skip_space();
+    if (at_ < text_.size() && text_[at_] == c) {
+      ++at_;
+      return true;
+    }
+    return false;
+  }
+  void expect(char c) {
+    if (!accept(c)) fail_here(fmt::format("'{}'", c));
+  }
+  std::string identifier() {
+    skip_space();
+    const size_t from = at_;
+    while (at_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[at_])) || text_[at_] == '_')) ++at_;
+    if (at_ == from) fail_here("a name");
+    return std::string(text_.substr(from, at_ - from));
+  }
+  std::string quoted() {
+    skip_space();
+    if (at_ >= text_.size() || (text_[at_] != '\'' && text_[at_] != '"')) fail_here("a quoted op name");
+    const char quote = text_[at_++];
+    const size_t from = at_;
+    while (at_ < text_.size() && text_[at_] != quote) ++at_;
+    if (at_ >= text_.size()) fail_here("the closing quote");
+    return std::string(text_.substr(from, at_++ - from));
+  }
+  int64_t integer() {
+    skip_space();
+    const size_t from = at_;
+    if (at_ < text_.size() && text_[at_] == '-') ++at_;
+    while (at_ < text_.size() && at_ - from < 10 && std::isdigit(static_cast<unsigned char>(text_[at_]))) ++at_;
+    if (at_ == from || (at_ == from + 1 && text_[from] == '-')) fail_here("an integer");
+    return std::stoll(std::string(text_.substr(from, at_ - from)));
+  }
+  bool at_end() {
+    skip_space();
+    return at_ == text_.size();
+  }
+
+ private:
+  std::string_view text_;
+  const std::string& source_;
+  size_t at_ = 0;
+};
+
+// [('op', input), ...] -> [[{"op", "input"}, {...}], ...]: two edges per node.
+nlohmann::json darts_cell(DartsText& t, const std::string& source, const char* which) {
+  nlohmann::json edges = nlohmann::json::array();
+  t.expect('[');
+  if (!t.accept(']')) {
+    do {
+      t.expect('(');
+      std::string op = t.quoted();
+      t.expect(',');
+      const int64_t input = t.integer();
+      t.expect(')');
+      edges.push_back({{"op", op}, {"input", input}});
+    } while (t.accept(','));
+    t.expect(']');
+  }
+  if (edges.size() % 2 != 0)
+    fail("{}: {} lists {} edges; a DARTS genotype has two per node", source, which, edges.size());
+  nlohmann::json nodes = nlohmann::json::array();
+  for (size_t i = 0; i < edges.size(); i += 2) nodes.push_back({edges[i], edges[i + 1]});
+  return nodes;
+}
+
+// range(a, b) or [a, ...]: the states a cell concatenates.
+std::vector<int64_t> darts_concat(DartsText& t) {
+  std::vector<int64_t> states;
+  if (t.accept('[')) {
+    if (!t.accept(']')) {
+      do states.push_back(t.integer());
+      while (t.accept(','));
+      t.expect(']');
+    }
+    return states;
+  }
+  if (t.identifier() != "range") t.fail_here("range(a, b) or a list");
+  t.expect('(');
+  const int64_t from = t.integer();
+  t.expect(',');
+  const int64_t to = t.integer();
+  t.expect(')');
+  for (int64_t s = from; s < to && states.size() < 64; ++s) states.push_back(s);
+  return states;
+}
+
+}  // namespace
+
+Genotype Genotype::parse_darts(std::string_view text, const std::string& source) {
+  constexpr size_t kMaxDartsBytes = 1u << 16;  // real ones are a few hundred bytes
+  if (text.size() > kMaxDartsBytes)
+    fail("{}: a DARTS genotype string of {} bytes (at most {})", source, text.size(), kMaxDartsBytes);
+  DartsText t(text, source);
+  if (t.identifier() != "Genotype") t.fail_here("Genotype(");
+  t.expect('(');
+  nlohmann::json j = nlohmann::json::object();
+  std::vector<int64_t> concat[2];
+  bool has_concat[2] = {false, false};
+  do {
+    const std::string field = t.identifier();
+    t.expect('=');
+    if (field == "normal" || field == "reduce") {
+      if (j.contains(field)) fail("{}: '{}' is given twice", source, field);
+      j[field] = darts_cell(t, source, field.c_str());
+    } else if (field == "normal_concat" || field == "reduce_concat") {
+      const int k = field == "reduce_concat";
+      concat[k] = darts_concat(t);
+      has_concat[k] = true;
+    } else {
+      fail("{}: a DARTS genotype has the fields normal, normal_concat, reduce, reduce_concat; not '{}'", source, field);
+    }
+  } while (t.accept(','));
+  t.expect(')');
+  if (!t.at_end()) t.fail_here("the end of the text");
+  Genotype g = from_json(j, source);
+  for (int k = 0; k < 2; ++k) {
+    if (!has_concat[k]) continue;
+    std::vector<int64_t> all;
+    for (size_t s = 0; s < g.normal.size(); ++s) all.push_back(int64_t(2 + s));
+    if (concat[k] != all)
+      fail("{}: {} is [{}]; onnas concatenates every intermediate node, range(2, {})", source,
+           k ? "reduce_concat" : "normal_concat", fmt::join(concat[k], ", "), 2 + g.normal.size());
+  }
+  return g;
 }
 
 void Genotype::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }

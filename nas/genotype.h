@@ -3,8 +3,10 @@
 // with the largest beta, and on each kept edge the op with the largest alpha).
 //
 //   Genotype g = derive_genotype(space, params);
-//   std::string s = g.str();       // DARTS style: "Genotype(normal=[('sep_conv_3x3', 1), ...], ...)"
+//   std::string s = g.str();       // as DARTS prints it: "Genotype(normal=[('sep_conv_3x3', 1), ...],
+//                                  //   normal_concat=range(2, 5), reduce=[...], reduce_concat=range(2, 5))"
 //   nlohmann::json j = g.to_json(); Genotype h = Genotype::from_json(j, "file.json");
+//   Genotype d = Genotype::parse_darts(s, "--genotype");   // the string back (or one DARTS printed)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,12 @@ struct Genotype {
   // JSON text: a genotype object, or an object holding one under "genotype".
   static Genotype parse(std::string_view text, const std::string& source);
   static Genotype load(const std::string& path);
+  // A genotype as the DARTS repositories print it (str() above): the namedtuple's four
+  // fields in any order, quotes ' or ", *_concat as range(a, b) or a list. onnas
+  // concatenates every intermediate node, so a concat that leaves one out is refused,
+  // as is anything from_json refuses (unknown op, input out of range, ...). Throws
+  // onnas::Error naming `source` and the column where the text stops making sense.
+  static Genotype parse_darts(std::string_view text, const std::string& source);
   void save(const std::string& path) const;  // atomic
   // Checks the genotype against a space (node count, inputs in range, ops in the space).
   void validate(const SearchSpace& space, const std::string& source) const;

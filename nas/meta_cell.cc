@@ -175,56 +175,18 @@ void save_meta_cell(const std::string& path, const SearchSpace& space, const Par
 
 namespace {
 
-// The search space of a meta cell file, from its "search_space" metadata. Every field
-// is read as a 64-bit integer and bounded by space_limits.h before anything is derived
-// from it (a narrowing get<int> would read 4294967297 as 1), and the reductions must
-// be distinct cells of the space.
+// The search space of a meta cell file, from its "search_space" metadata: every field
+// bounded (space_limits.h), and a supernet's space.
 SearchSpace meta_cell_space(const std::string& text, const std::string& path) {
   const std::string source = fmt::format("{}: search_space metadata", path);
   const nlohmann::json j = parse_json(text, source, {.max_depth = 2, .max_array = kMaxCells});
-  if (!j.is_object()) fail("{}: expected a JSON object", source);
-  auto bounded = [&](const char* key, int64_t low, int64_t high) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number_integer()) fail("{}: \"{}\" is missing or not an integer", source, key);
-    // Compared in the type it was read as: an unsigned value may exceed int64.
-    const bool outside = it->is_number_unsigned()
-                             ? it->get<uint64_t>() > uint64_t(high) || it->get<uint64_t>() < uint64_t(low)
-                             : it->get<int64_t>() > high || it->get<int64_t>() < low;
-    if (outside) fail("{}: \"{}\" is {}, outside {}..{}", source, key, it->dump(), low, high);
-  };
-  bounded("nodes", 1, kMaxNodes);
-  bounded("cells", 1, kMaxCells);
-  bounded("channels", 2, kMaxChannels);
-  bounded("stem_multiplier", 1, kMaxStemMultiplier);
-  bounded("in_channels", 1, kMaxInChannels);
-  bounded("height", 1, kMaxSide);
-  bounded("width", 1, kMaxSide);
-  bounded("classes", 2, kMaxClasses);
-  auto ops = j.find("ops");
-  if (ops != j.end() && ops->is_array() && ops->size() > size_t(kMaxOps))
-    fail("{}: \"ops\" lists {} ops; there are {} op kinds", source, ops->size(), kMaxOps);
-  auto reductions = j.find("reductions");
-  if (reductions != j.end() && reductions->is_array()) {
-    const int64_t cells = j["cells"].get<int64_t>();
-    std::vector<bool> seen(size_t(cells), false);
-    for (const auto& r : *reductions) {
-      if (!r.is_number_integer() || (r.is_number_unsigned() ? r.get<uint64_t>() >= uint64_t(cells)
-                                                            : r.get<int64_t>() < 0 || r.get<int64_t>() >= cells))
-        fail("{}: reduction {} is not a cell of 0..{}", source, r.is_structured() ? r.type_name() : r.dump(),
-             cells - 1);
-      if (seen[r.get<size_t>()]) fail("{}: reduction cell {} is listed twice", source, r.dump());
-      seen[r.get<size_t>()] = true;
-    }
-  }
+  SearchSpace space = bounded_space_from_json(j, source, path);
   try {
-    SearchSpace space = SearchSpace::from_json(j, path);
     check_supernet_space(space);
-    return space;
   } catch (const Error& e) {
-    const std::string what = e.what();
-    if (what.starts_with(path)) throw;
-    fail("{}: {}", source, what);  // e.g. an unknown op, named without the file
+    fail("{}: {}", source, e.what());
   }
+  return space;
 }
 
 }  // namespace

@@ -8,6 +8,10 @@
 //   check_supernet_space(space);   // before a supernet of `space` is built
 #pragma once
 
+#include <nlohmann/json.hpp>
+
+#include <string>
+
 #include "nas/search_space.h"
 
 namespace onnas::nas {
@@ -26,5 +30,13 @@ inline constexpr int kMaxOps = 10;              // every OpKind once
 // and beta set of each kind, and a genotype has a cell of each). Throws onnas::Error
 // beginning "search space: ".
 void check_supernet_space(const SearchSpace& space);
+
+// A space read from a file (a meta cell's or a model's metadata, a genotype file): every
+// field is read as a 64-bit integer and bounded by the limits above before anything is
+// derived from it (a narrowing get<int> would read 4294967297 as 1), the reductions
+// must be distinct cells of the space, then SearchSpace::from_json. Errors begin with
+// `source` ("m.safetensors: search_space metadata"); `path` is the file's name, which
+// from_json's own messages begin with.
+SearchSpace bounded_space_from_json(const nlohmann::json& j, const std::string& source, const std::string& path);
 
 }  // namespace onnas::nas

@@ -5,6 +5,7 @@
 #include "graph/builtin_ops.h"
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
 
@@ -68,5 +69,12 @@ ValueId sum(Graph& g, std::span<const ValueId> values, const std::string& name) 
 }
 
 ValueId scale(Graph& g, ValueId x, float s, const std::string& name) { return g.add_node1(kScale, name, {x}, s); }
+
+const OnnxOp kAddOnnx{&kAdd, [](OnnxLowering& l) { l.emit("Add", {l.input(0), l.input(1)}, {l.output(0)}); }};
+
+const OnnxOp kScaleOnnx{&kScale, [](OnnxLowering& l) {
+  const std::string s = l.constant(onnx::Tensor::f32(l.temp("s"), {}, {std::any_cast<float>(l.node().attrs)}));
+  l.emit("Mul", {l.input(0), s}, {l.output(0)});
+}};
 
 }  // namespace onnas::ops

@@ -15,6 +15,7 @@
 
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/batch_norm.h"
 
@@ -261,5 +262,20 @@ ValueId batch_norm(Graph& g, ValueId x, BatchNormParams p, BatchNormAttrs a, con
   const graph::OpDef& op = !a.training ? kBatchNormEval : n.has_running ? kBatchNormTrainUpdate : kBatchNormTrain;
   return g.add_node(op, name, std::move(inputs), n).at(0);
 }
+
+// Inference only (running statistics): BatchNormalization, with gamma 1 and beta 0
+// written out where the node has none. fold_batch_norms (ops/onnx_export.h) folds it
+// into the convolution before it, where there is one.
+const OnnxOp kBatchNormEvalOnnx{&kBatchNormEval, [](OnnxLowering& l) {
+  const BatchNormNode& n = std::any_cast<const BatchNormNode&>(l.node().attrs);
+  const int64_t c = l.graph().shape(l.node().inputs[0])[1];
+  const std::string gamma = n.has_gamma ? l.input(n.gamma_at())
+                                        : l.constant(onnx::Tensor::f32(l.temp("gamma"), {c}, std::vector<float>(size_t(c), 1.0f)));
+  const std::string beta = n.has_beta ? l.input(n.beta_at())
+                                      : l.constant(onnx::Tensor::f32(l.temp("beta"), {c}, std::vector<float>(size_t(c), 0.0f)));
+  l.emit("BatchNormalization",
+         {l.input(0), gamma, beta, l.input(n.running_mean_at()), l.input(n.running_var_at())}, {l.output(0)},
+         {onnx::Attribute::real("epsilon", n.a.eps)});
+}};
 
 }  // namespace onnas::ops

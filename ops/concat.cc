@@ -8,6 +8,7 @@
 
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
 
@@ -134,5 +135,20 @@ ValueId concat(Graph& g, std::span<const ValueId> values, const std::string& nam
 ValueId slice(Graph& g, ValueId x, int64_t c0, int64_t channels, const std::string& name) {
   return g.add_node1(kSlice, name, {x}, SliceNode{c0, channels});
 }
+
+const OnnxOp kConcatOnnx{&kConcat, [](OnnxLowering& l) {
+  std::vector<std::string> inputs;
+  for (size_t i = 0; i < l.node().inputs.size(); ++i) inputs.push_back(l.input(i));
+  l.emit("Concat", std::move(inputs), {l.output(0)}, {onnx::Attribute::integer("axis", 1)});
+}};
+
+// Channels c0 .. c0 + channels - 1: Slice along axis 1.
+const OnnxOp kSliceOnnx{&kSlice, [](OnnxLowering& l) {
+  const SliceNode& a = std::any_cast<const SliceNode&>(l.node().attrs);
+  const std::string starts = l.constant(onnx::Tensor::i64(l.temp("starts"), {1}, {a.c0}));
+  const std::string ends = l.constant(onnx::Tensor::i64(l.temp("ends"), {1}, {a.c0 + a.channels}));
+  const std::string axes = l.constant(onnx::Tensor::i64(l.temp("axes"), {1}, {1}));
+  l.emit("Slice", {l.input(0), starts, ends, axes}, {l.output(0)});
+}};
 
 }  // namespace onnas::ops

@@ -8,6 +8,7 @@
 // R S kernel size, P Q output size.
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/conv2d.h"
 
@@ -149,6 +150,15 @@ const graph::OpDef kConv2d{
     .recompute = &kConv2dRecompute,
     .recompute_if = cheap,
 };
+
+const OnnxOp kConv2dOnnx{&kConv2d, [](OnnxLowering& l) {
+  const Conv2dShape s = conv_shape(l.graph().shape(l.node().inputs[0]), l.graph().shape(l.node().inputs[1]),
+                                   std::any_cast<const Conv2dAttrs&>(l.node().attrs));
+  l.emit("Conv", {l.input(0), l.input(1)}, {l.output(0)},
+         {onnx::Attribute::ints("kernel_shape", {s.R, s.S}), onnx::Attribute::ints("strides", {s.stride_h, s.stride_w}),
+          onnx::Attribute::ints("pads", {s.pad_h, s.pad_w, s.pad_h, s.pad_w}),
+          onnx::Attribute::ints("dilations", {s.dil_h, s.dil_w}), onnx::Attribute::integer("group", s.groups)});
+}};
 
 ValueId conv2d(Graph& g, ValueId x, ValueId w, Conv2dAttrs a, const std::string& name) {
   return g.add_node1(kConv2d, name, {x, w}, a);

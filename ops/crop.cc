@@ -7,6 +7,7 @@
 // Dimension key: N C H W input, h w the crop size.
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
 
@@ -90,5 +91,14 @@ const graph::OpDef kCrop{
 ValueId crop(Graph& g, ValueId x, int64_t top, int64_t left, int64_t h, int64_t w, const std::string& name) {
   return g.add_node1(kCrop, name, {x}, CropNode{top, left, h, w});
 }
+
+// x[:, :, top:top+h, left:left+w]: Slice along axes 2 and 3.
+const OnnxOp kCropOnnx{&kCrop, [](OnnxLowering& l) {
+  const CropNode& a = std::any_cast<const CropNode&>(l.node().attrs);
+  const std::string starts = l.constant(onnx::Tensor::i64(l.temp("starts"), {2}, {a.top, a.left}));
+  const std::string ends = l.constant(onnx::Tensor::i64(l.temp("ends"), {2}, {a.top + a.h, a.left + a.w}));
+  const std::string axes = l.constant(onnx::Tensor::i64(l.temp("axes"), {2}, {2, 3}));
+  l.emit("Slice", {l.input(0), starts, ends, axes}, {l.output(0)});
+}};
 
 }  // namespace onnas::ops

@@ -2,6 +2,7 @@
 // The backward spreads dy / HW over each plane and reads nothing of the forward.
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/pool.h"
 
@@ -52,5 +53,12 @@ const graph::OpDef kGlobalAvgPool{
 ValueId global_avg_pool(Graph& g, ValueId x, const std::string& name) {
   return g.add_node1(kGlobalAvgPool, name, {x});
 }
+
+// GlobalAveragePool keeps [N, C, 1, 1]; Flatten makes it the [N, C] the classifier reads.
+const OnnxOp kGlobalAvgPoolOnnx{&kGlobalAvgPool, [](OnnxLowering& l) {
+  const std::string pooled = l.temp("pooled");
+  l.emit("GlobalAveragePool", {l.input(0)}, {pooled});
+  l.emit("Flatten", {pooled}, {l.output(0)}, {onnx::Attribute::integer("axis", 1)});
+}};
 
 }  // namespace onnas::ops

@@ -8,6 +8,7 @@
 
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/dense.h"
 #include "runtime/kernels/sgemm.h"
@@ -134,5 +135,12 @@ ValueId linear(Graph& g, ValueId x, ValueId w, ValueId b, const std::string& nam
   if (b != kNoValue) inputs.push_back(b);
   return g.add_node1(kLinear, name, std::move(inputs), b != kNoValue);
 }
+
+// y = x w^T + b: Gemm with w transposed.
+const OnnxOp kLinearOnnx{&kLinear, [](OnnxLowering& l) {
+  std::vector<std::string> inputs{l.input(0), l.input(1)};
+  if (l.node().inputs.size() > 2) inputs.push_back(l.input(2));
+  l.emit("Gemm", std::move(inputs), {l.output(0)}, {onnx::Attribute::integer("transB", 1)});
+}};
 
 }  // namespace onnas::ops

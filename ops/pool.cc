@@ -7,6 +7,7 @@
 // Dimension key: N C H W input, R S window (kernel x kernel), P Q output.
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/pool.h"
 
@@ -110,6 +111,28 @@ const graph::OpDef kAvgPool2d{
           c.set_input_grad(0, c.graph().add_node1(kAvgPool2dBackward, c.grad_name(), {c.output_grad(0)}, s));
         },
 };
+
+namespace {
+
+// MaxPool and AveragePool share their window attributes; padding never counts (max: as
+// -inf, average: excluded from the count, count_include_pad = 0).
+std::vector<onnx::Attribute> onnx_window(const Pool2dAttrs& a) {
+  return {onnx::Attribute::ints("kernel_shape", {a.kernel, a.kernel}), onnx::Attribute::ints("strides", {a.stride, a.stride}),
+          onnx::Attribute::ints("pads", {a.pad, a.pad, a.pad, a.pad})};
+}
+
+}  // namespace
+
+// Only y is exported: argmax serves the backward.
+const OnnxOp kMaxPool2dOnnx{&kMaxPool2d, [](OnnxLowering& l) {
+  l.emit("MaxPool", {l.input(0)}, {l.output(0)}, onnx_window(std::any_cast<const Pool2dAttrs&>(l.node().attrs)));
+}};
+
+const OnnxOp kAvgPool2dOnnx{&kAvgPool2d, [](OnnxLowering& l) {
+  std::vector<onnx::Attribute> a = onnx_window(std::any_cast<const Pool2dAttrs&>(l.node().attrs));
+  a.push_back(onnx::Attribute::integer("count_include_pad", 0));
+  l.emit("AveragePool", {l.input(0)}, {l.output(0)}, std::move(a));
+}};
 
 ValueId max_pool2d(Graph& g, ValueId x, Pool2dAttrs a, const std::string& name) {
   return g.add_node(kMaxPool2d, name, {x}, a).at(0);

@@ -3,6 +3,7 @@
 // recomputed in the backward instead of kept (relu_recompute, graph/op.h).
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
 
@@ -54,5 +55,7 @@ const graph::OpDef kRelu{
 };
 
 ValueId relu(Graph& g, ValueId x, const std::string& name) { return g.add_node1(kRelu, name, {x}); }
+
+const OnnxOp kReluOnnx{&kRelu, [](OnnxLowering& l) { l.emit("Relu", {l.input(0)}, {l.output(0)}); }};
 
 }  // namespace onnas::ops

@@ -6,6 +6,7 @@
 
 #include "graph/op.h"
 #include "ops/op_list.h"
+#include "ops/onnx_export.h"
 #include "ops/ops.h"
 
 namespace onnas::ops {
@@ -27,5 +28,7 @@ const graph::OpDef kStopGradient{
 };
 
 ValueId stop_gradient(Graph& g, ValueId x, const std::string& name) { return g.add_node1(kStopGradient, name, {x}); }
+
+const OnnxOp kStopGradientOnnx{&kStopGradient, [](OnnxLowering& l) { l.emit("Identity", {l.input(0)}, {l.output(0)}); }};
 
 }  // namespace onnas::ops

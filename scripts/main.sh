@@ -12,6 +12,6 @@ ONNAS_TARGETS=onnas "$root/scripts/build.sh"
 onnas=$root/build/apps/onnas
 cd "$root"
 # shellcheck disable=SC2086
-"$onnas" search --out runs/search --steps ${SEARCH_STEPS:-150} ${SEARCH_ARGS:-}
+"$onnas" search --out runs/search --overwrite --steps ${SEARCH_STEPS:-150} ${SEARCH_ARGS:-}
 # shellcheck disable=SC2086
-"$onnas" train --genotype runs/search/genotype.json --out runs/train --epochs ${TRAIN_EPOCHS:-1} ${TRAIN_ARGS:-}
+"$onnas" train --genotype runs/search/genotype.json --out runs/train --overwrite --epochs ${TRAIN_EPOCHS:-1} ${TRAIN_ARGS:-}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build needs and is missing (Debian 12, as root or with sudo).
 # Runs `apt-get update` once, and only when something is missing.
-#   scripts/setup.sh            build + test dependencies, the Fashion-MNIST data and the
-#                               Noto fonts (the glyph benchmark's tests render a few glyphs)
+#   scripts/setup.sh            build + test dependencies, the Fashion-MNIST data, the
+#                               Noto fonts (the glyph benchmark's tests render a few glyphs),
+#                               python3-onnx and node/npm (the ONNX export test)
 #   scripts/setup.sh --bench    also OpenBLAS (bench-only side-by-side figures)
 #   scripts/setup.sh --fuzz     also clang 14 and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
 #   scripts/setup.sh --mpi      also Open MPI (the -DONNAS_MPI=ON build: mpirun -n P onnas meta-train)
@@ -16,7 +17,10 @@
 # Flags combine: scripts/setup.sh --aarch64 --bench.
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libtbb-dev libfmt-dev libbenchmark-dev catch2 libcli11-dev
-          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core time python3)
+          nlohmann-json3-dev zlib1g-dev libstb-dev dataset-fashion-mnist fonts-noto-core time python3 python3-onnx)
+# The export test runs the ONNX model in ONNX Runtime from npm (onnxruntime-node): node and
+# npm, unless some are on the PATH already (e.g. NodeSource's nodejs, which carries npm).
+command -v npm > /dev/null || packages+=(nodejs npm)
 add_arm64=0
 glyphs=0
 for flag in "$@"; do

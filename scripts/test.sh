@@ -56,7 +56,7 @@ regex=""
 if [[ -n "${ONNAS_TESTS:-}" ]]; then
   targets=""
   for t in $ONNAS_TESTS; do
-    if [[ $t == test_* ]]; then targets+=" $t"; else targets+=" onnas"; fi
+    if [[ $t == test_* || $t == example_* ]]; then targets+=" $t"; else targets+=" onnas"; fi
   done
   export ONNAS_TARGETS="$targets"
   regex="^(${ONNAS_TESTS// /|})(:|\$)"

@@ -32,9 +32,12 @@
 #include <sstream>
 #include <thread>
 
+#include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
 #include "apps/onnas/memory_report.h"
 #include "apps/onnas/distributed.h"
+#include "apps/onnas/model_file.h"
+#include "apps/onnas/output.h"
 #include "data/episode_sampler.h"
 #include "data/fashion_mnist.h"
 #include "data/fewshot_sets.h"
@@ -64,6 +67,7 @@ struct FewShotDataOptions {
   std::string split_dir;              // omniglot / glyphs: train.txt, val.txt, test.txt
   CLI::Option* image_size_given = nullptr;  // miniimagenet defaults to 84 x 84 colour
   CLI::Option* image_channels_given = nullptr;
+  CLI::Option* image_channels_alias = nullptr;
 
   void add(CLI::App& cmd) {
     cmd.add_option("--data-format", format,
@@ -92,8 +96,17 @@ struct FewShotDataOptions {
                                       "miniimagenet 84)")
                            ->check(CLI::Range(4, 1024));
     image_channels_given =
-        cmd.add_option("--image-channels", image_channels, "folder, miniimagenet: 1 (grey) or 3 (colour; miniimagenet's default)")
+        cmd.add_option("--in-channels", image_channels,
+                       "folder, miniimagenet: 1 (grey) or 3 (colour) (default 1; miniimagenet 3)")
             ->check(CLI::IsMember({1, 3}));
+    image_channels_alias = add_renamed(cmd, "--image-channels", "--in-channels", image_channels);
+  }
+  // Resizing and channels apply to image files, not to Fashion-MNIST's.
+  void warn_ignored(const CLI::App& cmd) const {
+    if (format == "fashion-mnist")
+      app::warn_ignored(cmd, {"--image-size", "--in-channels"}, "--data-format fashion-mnist keeps its 28x28 grey images");
+    if (format != "omniglot" && format != "glyphs") app::warn_ignored(cmd, {"--rotations", "--split-dir"}, "omniglot and glyphs only");
+    if (format != "fashion-mnist") app::warn_ignored(cmd, {"--meta-test-classes"}, "fashion-mnist only");
   }
 };
 
@@ -167,7 +180,8 @@ FewShotData load_benchmark(const FewShotDataOptions& o) {
   if (o.format == "miniimagenet") {
     if (o.path.empty()) fail("--data-format miniimagenet needs --data (the folder of train.csv, val.csv, test.csv)");
     const bool size_given = o.image_size_given && o.image_size_given->count() > 0;
-    const bool channels_given = o.image_channels_given && o.image_channels_given->count() > 0;
+    const bool channels_given = (o.image_channels_given && o.image_channels_given->count() > 0) ||
+                                (o.image_channels_alias && o.image_channels_alias->count() > 0);
     sets = data::open_mini_imagenet(
         {.root = o.path, .image_size = size_given ? o.image_size : 84, .channels = channels_given ? o.image_channels : 3,
          .stream = {}});
@@ -240,33 +254,6 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
   return d;
 }
 
-// The normalization a meta cell was trained with (its "normalization" metadata), if
-// it records one.
-std::optional<data::ChannelStats> meta_cell_normalization(const SafetensorsFile& f) {
-  const std::string& path = f.path;
-  auto it = f.metadata.find("normalization");
-  if (it == f.metadata.end()) return std::nullopt;
-  const auto j = parse_json(it->second, path + ": normalization metadata", {.max_depth = 2, .max_array = nas::kMaxInChannels});
-  if (!j.is_object() || !j.contains("mean") || !j.contains("std") || !j["mean"].is_array() || !j["std"].is_array() ||
-      j["mean"].size() != j["std"].size())
-    fail("{}: the normalization metadata is not {{\"mean\": [...], \"std\": [...]}}", path);
-  // Read as doubles and range-checked: a double beyond float's range cast to float is
-  // undefined behaviour.
-  auto finite_float = [](const nlohmann::json& v) {
-    return v.is_number() && std::isfinite(v.get<double>()) && std::abs(v.get<double>()) <= 1e30;
-  };
-  data::ChannelStats s;
-  for (const auto& v : j["mean"]) {
-    if (!finite_float(v)) fail("{}: a normalization mean is not a finite number", path);
-    s.mean.push_back(v.get<float>());
-  }
-  for (const auto& v : j["std"]) {
-    if (!finite_float(v) || !(v.get<double>() > 1e-30)) fail("{}: a normalization std is not a positive number", path);
-    s.std.push_back(v.get<float>());
-  }
-  return s;
-}
-
 // The held-out classes a meta cell was trained for (its "meta_test_classes" metadata).
 // Fashion-MNIST cells written before it existed all held out 3,4,6,7,9, the split of
 // that time.
@@ -293,7 +280,7 @@ FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_c
   if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o);
   const SafetensorsFile f = read_safetensors(meta_cell);
   if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(f);
-  std::optional<data::ChannelStats> stats = meta_cell_normalization(f);
+  std::optional<data::ChannelStats> stats = read_normalization(f.metadata, f.path);
   return stats ? load_fewshot(o, &*stats) : load_fewshot(o);
 }
 
@@ -327,8 +314,8 @@ struct MetaTrainArgs {
   int64_t meta_batch = 10;
   int inner_steps = 5;
   int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
-  float lr_weights = 1.0f, lr_arch = 0.6f, inner_lr = 3e-3f;
-  std::string inner_optimizer = "adam";
+  float meta_lr = 1.0f, meta_arch_lr = 0.6f;
+  SearchOptimizerOptions inner{.optimizer = "adam", .lr = 3e-3f};  // --optimizer, --lr, --arch-lr of the inner loop
   std::string task_weighting = "softmax";
   bool cell_fold = true;
   std::string head = "zero";
@@ -337,12 +324,12 @@ struct MetaTrainArgs {
   bool resume = false;
   uint64_t seed = 1;
   int threads = 0;
-  std::string out = "runs/meta";
-  bool json = false;
+  OutDir out;
+  Output report{"meta-train"};
 };
 
 // What a checkpoint must agree on to be resumed.
-std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space, const nas::MetaOptions& o) {
+nlohmann::json run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space, const nas::MetaOptions& o) {
   nlohmann::json j{{"space", space.to_json()},
                         {"way", a.episode.way},
                         {"shot", a.episode.shot},
@@ -350,7 +337,7 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"meta_batch", o.meta_batch},
                         {"inner_steps", o.inner_steps},
                         {"inner_lr", o.inner.w_lr},
-                        {"inner_optimizer", a.inner_optimizer},
+                        {"inner_optimizer", a.inner.optimizer},
                         {"mode", o.inner.step.describe()},
                         {"lr_weights", o.lr_weights},
                         {"lr_arch", o.lr_arch},
@@ -362,7 +349,10 @@ std::string run_signature(const MetaTrainArgs& a, const nas::SearchSpace& space,
                         {"steps_per_epoch", a.steps_per_epoch},
                         {"seed", a.seed}};
   if (!a.data.test_classes.empty()) j["meta_test_classes"] = a.data.test_classes;
-  return j.dump();
+  // Only a non-default inner arch learning rate is recorded, so checkpoints from before
+  // --arch-lr resume.
+  if (o.inner.a_lr != nas::SearchOptions{}.a_lr) j["inner_arch_lr"] = o.inner.a_lr;
+  return j;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -466,7 +456,12 @@ double distributed_validation(nas::MetaLearner& ml, const nas::TaskSource& tasks
   return v / n;
 }
 
-void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
+void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& dist) {
+  const bool root = dist.is_root();  // prints and writes; every rank computes
+  if (root) a.out.check(a.resume, "checkpoint.safetensors");
+  a.step.warn_ignored(cmd);
+  a.data.warn_ignored(cmd);
+  const auto started = std::chrono::steady_clock::now();
   set_threads(a.threads, dist);
   FewShotData d = load_fewshot(a.data);
   nas::SearchSpace space = a.space.space(d.C, d.H, d.W, a.episode.way);
@@ -474,13 +469,14 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   o.episode = a.episode.shape();
   o.meta_batch = a.meta_batch;
   o.inner_steps = a.inner_steps;
-  o.inner.w_lr = o.inner.w_lr_min = a.inner_lr;
-  o.inner.w_optimizer = a.inner_optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  o.inner.w_lr = o.inner.w_lr_min = a.inner.lr;
+  o.inner.a_lr = a.inner.arch_lr;
+  o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner, a.seed);
   choose_inner_step(a.step, space, o.inner, a.seed, d);
-  o.lr_weights = a.lr_weights;
-  o.lr_arch = a.lr_arch;
+  o.lr_weights = a.meta_lr;
+  o.lr_arch = a.meta_arch_lr;
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
   o.cell_fold = a.cell_fold;
   o.head = nas::parse_head_init(a.head);
@@ -488,18 +484,16 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
   o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
 
   nas::MetaLearner ml(space, o, a.seed);
-  const std::string signature = run_signature(a, space, o);
-  const std::string ckpt = a.out + "/checkpoint.safetensors", log_path = a.out + "/meta_log.jsonl";
-  const bool root = dist.is_root();  // prints and writes; every rank computes
-  if (root) make_out_dir(a.out);
+  const nlohmann::json signature_json = run_signature(a, space, o);
+  const std::string signature = signature_json.dump();
+  const std::string ckpt = a.out.file("checkpoint.safetensors"), log_path = a.out.file("meta_log.jsonl");
+  if (root) a.out.create();
   int first_epoch = 0;
   std::string log;
   if (a.resume) {
-    if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);
+    if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);  // the other ranks' check
     auto md = ml.load(ckpt);
-    if (md["run"] != signature)
-      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
-           signature);
+    check_resume_settings(ckpt, md["run"], signature_json);  // --meta-epochs may grow: it is not a setting
     first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());
@@ -596,7 +590,7 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
     }
   }
   if (!root) return;
-  const std::string cell_path = a.out + "/meta_cell.safetensors";
+  const std::string cell_path = a.out.file("meta_cell.safetensors");
   ml.save(cell_path, metadata(a.meta_epochs));
   write_file_atomic(log_path, log);
   const auto file_bytes = std::filesystem::file_size(cell_path);
@@ -635,17 +629,20 @@ void run_meta_train(const MetaTrainArgs& a, Distributed& dist) {
                  1e3 * stats.update_seconds / steps);
   }
   if (root) memory.print_peak();
-  if (a.json) {
-    nlohmann::json summary{{"meta_cell", cell_path},
-                           {"memory", memory.to_json()},
-                           {"meta_cell_bytes", meta_cell_bytes},
-                           {"cells_bytes", cells_bytes},
-                           {"file_bytes", file_bytes},
-                           {"val_accuracy", last_val},
-                           {"peak_rss_bytes", peak_rss_bytes()}};
-    if (!scale_out.is_null()) summary["scale_out"] = scale_out;
-    std::printf("%s\n", summary.dump().c_str());
-  }
+  a.report.result("meta cell: {} ({} meta-epochs{})", cell_path, a.meta_epochs,
+                  last_val >= 0 ? fmt::format(", meta-validation accuracy {:.4f}", last_val) : "");
+  nlohmann::json summary{{"meta_cell", cell_path},
+                         {"memory", memory.to_json()},
+                         {"meta_cell_bytes", meta_cell_bytes},
+                         {"cells_bytes", cells_bytes},
+                         {"file_bytes", file_bytes},
+                         {"val_accuracy", last_val >= 0 ? nlohmann::json(last_val) : nlohmann::json()},
+                         {"meta_epochs", a.meta_epochs},
+                         {"space", space.to_json()},
+                         {"seconds", seconds_since(started)},
+                         {"outputs", {{"meta_cell", cell_path}, {"log", log_path}, {"checkpoint", ckpt}}}};
+  if (!scale_out.is_null()) summary["scale_out"] = scale_out;
+  a.report.document(summary);
 }
 
 // ---------------------------------------------------------------------------------
@@ -665,14 +662,26 @@ struct AdaptArgs {
   float finetune_lr = 0.02f;
   // Unset (empty / 0): the meta cell's inner optimizer and learning rate, so that the
   // device adapts as meta-training taught the cell to; adam 3e-3 from a random start.
-  float search_lr = 0;
-  std::string search_optimizer;
+  SearchOptimizerOptions search{.optimizer = "", .lr = 0};
   uint64_t task = 0;
   int tasks = 600;  // the published protocols' number of meta-test tasks
   uint64_t seed = 1;
   int threads = 0;
-  bool json = false;
+  OutDir out;  // optional: adapt writes genotype.json and result.json, eval-fewshot tasks.jsonl and summary.json
+  Output report;
+  explicit AdaptArgs(std::string command) : report(std::move(command)) {}
 };
+
+// Before any work: the start is given once, the output folder is usable, and the
+// flags the start makes moot are named.
+void check_adapt_args(const AdaptArgs& a, const CLI::App& cmd, const Distributed& dist) {
+  if (a.meta_cell.empty() == !a.random_init)
+    usage_fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
+  if (!a.out.path.empty() && dist.is_root()) a.out.check();
+  if (!a.meta_cell.empty()) warn_ignored(cmd, SpaceOptions::kFlags, "the meta cell holds its space");
+  a.step.warn_ignored(cmd);
+  a.data.warn_ignored(cmd);
+}
 
 struct Adaptation {
   nas::SearchSpace space;
@@ -705,8 +714,6 @@ std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::stri
 }
 
 Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
-  if (a.meta_cell.empty() == !a.random_init)
-    fail("give either --meta-cell FILE (adapt from a meta cell) or --random-init (the baseline)");
   Adaptation r;
   ParamStore start;
   std::pair<std::string, float> inner = kDefaultSearchOptimizer;
@@ -727,8 +734,8 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
                           f.metadata.count("meta_epoch") ? f.metadata.at("meta_epoch") : "?");
     inner = meta_cell_inner_optimizer(f.metadata, a.meta_cell);
   }
-  const std::string optimizer = a.search_optimizer.empty() ? inner.first : a.search_optimizer;
-  const float lr = a.search_lr > 0 ? a.search_lr : inner.second;
+  const std::string optimizer = a.search.optimizer.empty() ? inner.first : a.search.optimizer;
+  const float lr = a.search.lr > 0 ? a.search.lr : inner.second;
   nas::AdaptOptions o;
   o.episode = a.episode.shape();
   o.search_steps = a.search_steps;
@@ -803,8 +810,9 @@ void report_discrete_arena(const nas::FewShotAdapter& ada, MemoryReport& m) {
 }
 
 // One task: rank 0 alone runs it.
-void run_adapt(const AdaptArgs& a, Distributed& dist) {
+void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   if (!dist.is_root()) return;
+  check_adapt_args(a, cmd, dist);
   set_threads(a.threads, dist);
   FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
@@ -828,26 +836,34 @@ void run_adapt(const AdaptArgs& a, Distributed& dist) {
                format_bytes(double(ada.search_arena_bytes() + ada.search_persistent_bytes()))
                    .c_str(),
                format_bytes(double(ada.discrete_arena_bytes())).c_str(), format_bytes(double(peak_rss_bytes())).c_str());
-  std::printf("%s\nquery accuracy %.4f (supernet after search %.4f), %.2f s\n", r.genotype.str().c_str(), r.accuracy,
-              r.supernet_accuracy, r.seconds);
-  if (a.json)
-    std::printf("%s\n", nlohmann::json{{"genotype", r.genotype.to_json()},
-                                       {"accuracy", r.accuracy},
-                                       {"supernet_accuracy", r.supernet_accuracy},
-                                       {"search_arena_bytes", ada.search_arena_bytes()},
-                                       {"search_handed_bytes", ada.search_handed_bytes()},
-                                       {"search_persistent_bytes", ada.search_persistent_bytes()},
-                                       {"discrete_arena_bytes", ada.discrete_arena_bytes()},
-                                       {"peak_rss_bytes", peak_rss_bytes()},
-                                       {"memory", memory.to_json()},
-                                       {"seconds", r.seconds}}
-                            .dump()
-                            .c_str());
+  a.report.result("{}\nquery accuracy {:.4f} (supernet after search {:.4f}), {:.2f} s", r.genotype.str(), r.accuracy,
+                  r.supernet_accuracy, r.seconds);
+  nlohmann::json doc{{"genotype", r.genotype.to_json()},
+                     {"genotype_darts", r.genotype.str()},
+                     {"task", a.task},
+                     {"accuracy", r.accuracy},
+                     {"supernet_accuracy", r.supernet_accuracy},
+                     {"search_arena_bytes", ada.search_arena_bytes()},
+                     {"search_handed_bytes", ada.search_handed_bytes()},
+                     {"search_persistent_bytes", ada.search_persistent_bytes()},
+                     {"discrete_arena_bytes", ada.discrete_arena_bytes()},
+                     {"seconds", r.seconds},
+                     {"memory", memory.to_json()},
+                     {"outputs", nlohmann::json::object()}};
+  if (!a.out.path.empty()) {
+    a.out.create();
+    doc["outputs"] = {{"genotype", a.out.file("genotype.json")}, {"result", a.out.file("result.json")}};
+    save_genotype_file(a.out.file("genotype.json"), r.genotype, ad.space);
+    write_file_atomic(a.out.file("result.json"), doc.dump(2) + "\n");
+  }
+  a.report.document(doc);
 }
 
-void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
+void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
+  check_adapt_args(a, cmd, dist);
+  const auto started = std::chrono::steady_clock::now();
   set_threads(a.threads, dist);
-  if (a.tasks < 1) fail("--tasks must be at least 1");
+  if (a.tasks < 1) usage_fail("--tasks must be at least 1");
   FewShotData d = load_adaptation_data(a.data, a.meta_cell);
   Adaptation ad = prepare_adaptation(a, d);
   TaskBuffers tb(ad.space, a.episode.shape());
@@ -867,7 +883,8 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   int64_t mine = 0;
   for (int t = 0; t < a.tasks; ++t) mine += dist.owns(t);
   std::optional<Progress> bar;
-  if (root) bar.emplace(dist.size() == 1 ? std::string("tasks") : fmt::format("rank 0's tasks of {}", a.tasks), mine);
+  if (root)
+    bar.emplace(dist.size() == 1 ? std::string("tasks") : fmt::format("rank 0's tasks of {}", a.tasks), mine, "tasks");
   std::vector<double> acc, sup;  // this rank's, for the bar
   for (int t = 0; t < a.tasks; ++t) {
     if (!dist.owns(t)) continue;
@@ -892,25 +909,33 @@ void run_eval_fewshot(const AdaptArgs& a, Distributed& dist) {
   bar->finish(fmt::format("accuracy {:.4f} +- {:.4f}", ci.mean, ci.half));
   report_discrete_arena(*ad.adapter, memory);
   if (a.tasks < 2)
-    std::printf("%d-way %d-shot over 1 meta-test task: accuracy %.2f%% (no interval from one task); supernet after "
-                "search %.2f%%\n",
-                a.episode.way, a.episode.shot, 100 * ci.mean, 100 * si.mean);
+    a.report.result("{}-way {}-shot over 1 meta-test task: accuracy {:.2f}% (no interval from one task); supernet after "
+                    "search {:.2f}%",
+                    a.episode.way, a.episode.shot, 100 * ci.mean, 100 * si.mean);
   else
-    std::printf("%d-way %d-shot over %d meta-test tasks: accuracy %.2f%% +- %.2f%% (95%% Student-t interval); "
-                "supernet after search %.2f%% +- %.2f%%\n",
-                a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
-  if (a.json)
-    std::printf("%s\n", nlohmann::json{{"accuracy", ci.mean},
-                                       {"interval95", ci.half},
-                                       {"supernet_accuracy", si.mean},
-                                       {"supernet_interval95", si.half},
-                                       {"tasks", a.tasks},
-                                       {"start", ad.start},
-                                       {"procedure", ad.procedure},
-                                       {"peak_rss_bytes", peak_rss_bytes()},
-                                       {"memory", memory.to_json()}}
-                            .dump()
-                            .c_str());
+    a.report.result("{}-way {}-shot over {} meta-test tasks: accuracy {:.2f}% +- {:.2f}% (95% Student-t interval); "
+                    "supernet after search {:.2f}% +- {:.2f}%",
+                    a.episode.way, a.episode.shot, a.tasks, 100 * ci.mean, 100 * ci.half, 100 * si.mean, 100 * si.half);
+  nlohmann::json doc{{"accuracy", ci.mean},
+                     {"interval95", ci.half},
+                     {"supernet_accuracy", si.mean},
+                     {"supernet_interval95", si.half},
+                     {"tasks", a.tasks},
+                     {"start", ad.start},
+                     {"procedure", ad.procedure},
+                     {"seconds", seconds_since(started)},
+                     {"memory", memory.to_json()},
+                     {"outputs", nlohmann::json::object()}};
+  if (!a.out.path.empty()) {
+    std::string lines;
+    for (int t = 0; t < a.tasks; ++t)
+      lines += nlohmann::json{{"task", t}, {"accuracy", acc[size_t(t)]}, {"supernet_accuracy", sup[size_t(t)]}}.dump() + "\n";
+    a.out.create();
+    doc["outputs"] = {{"tasks", a.out.file("tasks.jsonl")}, {"summary", a.out.file("summary.json")}};
+    write_file_atomic(a.out.file("tasks.jsonl"), lines);
+    write_file_atomic(a.out.file("summary.json"), doc.dump(2) + "\n");
+  }
+  a.report.document(doc);
 }
 
 void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
@@ -925,20 +950,19 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
                   "new to any classifier) or meta (the starting supernet's)")
       ->check(CLI::IsMember({"meta", "zero"}));
   cmd->add_option("--search-steps", a.search_steps, "On-device search steps on the support set")->check(CLI::Range(0, 100000));
-  cmd->add_option("--search-lr", a.search_lr,
-                  "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
-                  "start)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--search-optimizer", a.search_optimizer,
-                  "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9) (default: the meta "
-                  "cell's inner optimizer; adam from a random start)")
-      ->check(CLI::IsMember({"adam", "sgd"}));
+  a.search.add(*cmd,
+               "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
+               "start)",
+               "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9) (default: the meta cell's "
+               "inner optimizer; adam from a random start)");
+  add_renamed(*cmd, "--search-lr", "--lr", a.search.lr);
+  add_renamed(*cmd, "--search-optimizer", "--optimizer", a.search.optimizer);
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
       ->check(CLI::Range(0, 100000));
   cmd->add_option("--finetune-lr", a.finetune_lr, "Fine-tuning SGD learning rate (Nesterov 0.9, cosine)");
   cmd->add_option("--seed", a.seed, "Random seed (tasks and adaptation)");
   cmd->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  cmd->add_flag("--json", a.json, "Print a JSON summary on stdout");
+  a.report.add(*cmd);
 }
 
 }  // namespace
@@ -952,14 +976,17 @@ void add_meta_commands(CLI::App& app) {
   m->step.add(*cmd);
   cmd->add_option("--meta-batch", m->meta_batch, "Tasks per meta step")->check(CLI::Range(1, 100000));
   cmd->add_option("--inner-steps", m->inner_steps, "First-order DARTS steps per task")->check(CLI::Range(1, 100000));
-  cmd->add_option("--inner-lr", m->inner_lr, "Inner weight learning rate");
-  cmd->add_option("--inner-optimizer", m->inner_optimizer, "Inner weight optimizer: adam (betas 0, 0.999) or sgd (momentum 0.9)")
-      ->check(CLI::IsMember({"adam", "sgd"}));
+  m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
+               "Weight optimizer of the inner loop: adam (betas 0, 0.999) or sgd (momentum 0.9)");
+  add_renamed(*cmd, "--inner-lr", "--lr", m->inner.lr);
+  add_renamed(*cmd, "--inner-optimizer", "--optimizer", m->inner.optimizer);
   cmd->add_option("--meta-epochs", m->meta_epochs, "Meta-epochs")->check(CLI::Range(1, 1000000));
   cmd->add_option("--steps-per-epoch", m->steps_per_epoch, "Meta steps per meta-epoch")->check(CLI::Range(1, 1000000));
   cmd->add_option("--warmup-epochs", m->warmup_epochs, "Meta-epochs that learn weights only")->check(CLI::Range(0, 1000000));
-  cmd->add_option("--lr-weights", m->lr_weights, "Meta learning rate of the weights (SGD)");
-  cmd->add_option("--lr-arch", m->lr_arch, "Meta learning rate of alpha/beta (SGD)");
+  cmd->add_option("--meta-lr", m->meta_lr, "Meta learning rate of the weights (SGD on the task fold)");
+  cmd->add_option("--meta-arch-lr", m->meta_arch_lr, "Meta learning rate of alpha/beta (SGD on the task fold)");
+  add_renamed(*cmd, "--lr-weights", "--meta-lr", m->meta_lr);
+  add_renamed(*cmd, "--lr-arch", "--meta-arch-lr", m->meta_arch_lr);
   cmd->add_option("--task-weighting", m->task_weighting, "Task fold: softmax (exponential coefficients) or mean")
       ->check(CLI::IsMember({"softmax", "mean"}));
   cmd->add_option("--head", m->head,
@@ -969,43 +996,46 @@ void add_meta_commands(CLI::App& app) {
                   "Labels of the meta-train tasks: random (class order as drawn) or sorted (by class id: with a split "
                   "of N classes, each keeps its label in every task)")
       ->check(CLI::IsMember({"random", "sorted"}));
-  cmd->add_option("--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step (true/false)");
-  cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(CLI::NonNegativeNumber);
+  add_switch(*cmd, "--cell-fold", m->cell_fold, "Fold the cells into one meta cell after each meta step");
+  cmd->add_option("--val-every", m->val_every, "Meta-validate every N meta-epochs (0: never)")->check(non_negative());
   cmd->add_option("--val-tasks", m->val_tasks, "Tasks per meta-validation")->check(CLI::Range(1, 100000));
   cmd->add_option("--checkpoint-every", m->checkpoint_every, "Checkpoint every N meta-epochs (0: only at the end)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--resume", m->resume, "Continue from OUT/checkpoint.safetensors (same settings and seed)");
+      ->check(non_negative());
+  cmd->add_flag("--resume", m->resume,
+                "Continue from OUT/checkpoint.safetensors (same settings and seed; --meta-epochs may grow)");
   cmd->add_option("--seed", m->seed, "Random seed");
   cmd->add_option("--threads", m->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  cmd->add_option("-o,--out", m->out, "Output folder (meta_cell.safetensors, checkpoint.safetensors, meta_log.jsonl)");
-  cmd->add_flag("--json", m->json, "Print a JSON summary on stdout");
+  m->out.add(*cmd, "runs/meta", "Output folder: meta_cell.safetensors, checkpoint.safetensors, meta_log.jsonl");
+  m->report.add(*cmd);
   add_check_numerics_flag(*cmd);
   // Every command that may run under mpirun: on several ranks an error ends the job
   // with one line naming the rank (distributed.h).
-  cmd->callback([m] {
+  cmd->callback([m, cmd] {
     Distributed& dist = Distributed::world();
-    dist.run_slot("meta-train", [&] { run_meta_train(*m, dist); });
+    dist.run_slot("meta-train", [&] { run_meta_train(*m, *cmd, dist); });
   });
 
-  auto a = std::make_shared<AdaptArgs>();
+  auto a = std::make_shared<AdaptArgs>("adapt");
   CLI::App* acmd = app.add_subcommand("adapt", "On-device search from a meta cell on one meta-test task");
   add_adapt_options(acmd, *a);
   acmd->add_option("--task", a->task, "Which meta-test task (an index; tasks are a function of --seed and it)");
+  a->out.add(*acmd, "", "Output folder for genotype.json and result.json (default: none written)");
   add_check_numerics_flag(*acmd);
-  acmd->callback([a] {
+  acmd->callback([a, acmd] {
     Distributed& dist = Distributed::world();
-    dist.run_slot("adapt", [&] { run_adapt(*a, dist); });
+    dist.run_slot("adapt", [&] { run_adapt(*a, *acmd, dist); });
   });
 
-  auto e = std::make_shared<AdaptArgs>();
+  auto e = std::make_shared<AdaptArgs>("eval-fewshot");
   CLI::App* ecmd = app.add_subcommand("eval-fewshot", "Adapt to many meta-test tasks: mean accuracy and 95% interval");
   add_adapt_options(ecmd, *e);
   ecmd->add_option("--tasks", e->tasks,
                    "Meta-test tasks (default 600, the published protocols' number; mean and 95% Student-t interval)")
       ->check(CLI::Range(1, 1000000));
-  ecmd->callback([e] {
+  e->out.add(*ecmd, "", "Output folder for tasks.jsonl (each task's accuracy) and summary.json (default: none written)");
+  ecmd->callback([e, ecmd] {
     Distributed& dist = Distributed::world();
-    dist.run_slot("eval-fewshot", [&] { run_eval_fewshot(*e, dist); });
+    dist.run_slot("eval-fewshot", [&] { run_eval_fewshot(*e, *ecmd, dist); });
   });
 }
 

@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
 #include "apps/onnas/memory_report.h"
+#include "apps/onnas/model_file.h"
+#include "apps/onnas/output.h"
 #include "data/batch_sampler.h"
 #include "nas/arch_report.h"
 #include "nas/genotype.h"
@@ -30,12 +33,11 @@ struct SearchArgs {
   double val_fraction = 0.5;
   uint64_t seed = 1;
   int threads = 0;
-  std::string optimizer = "adam";
+  SearchOptimizerOptions opt;  // --optimizer, --lr (0: 3e-3 adam, 0.025 sgd), --arch-lr
   float momentum = 0.9f;  // sgd
-  float w_lr = -1, a_lr = 3e-4f;
-  std::string out = "runs/search";
+  OutDir out;
+  Output report{"search"};
   std::string init, dump_grads;
-  bool json = false;
   bool profile = false;
   int64_t checkpoint_every = 50;  // steps
   int64_t arch_log_every = 25;    // steps between softmax(alpha)/beta records in the log
@@ -53,7 +55,14 @@ void collect_grads(const ParamStore& params, const std::vector<std::string>& nam
   }
 }
 
-void run_search(const SearchArgs& a) {
+void run_search(const SearchArgs& a, const CLI::App& cmd) {
+  // Every output path is checked before any work.
+  a.out.check(a.resume, "checkpoint.safetensors");
+  check_out_file(a.dump_grads, "--dump-grads", a.out.overwrite);
+  a.step.warn_ignored(cmd);
+  a.data.warn_ignored(cmd);
+  if (a.opt.optimizer == "adam") warn_ignored(cmd, {"--momentum"}, "--optimizer adam keeps no momentum");
+  const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
   measure_fixed_overhead();
   // With a budget, the images are opened streamed first: their header says what they
@@ -69,11 +78,12 @@ void run_search(const SearchArgs& a) {
 
   nas::SearchOptions so;
   so.batch = a.batch;
-  so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
-  so.w_lr = a.w_lr > 0 ? a.w_lr : (a.optimizer == "sgd" ? 0.025f : 3e-3f);
+  so.w_optimizer = a.opt.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  so.w_lr = a.opt.lr > 0 ? a.opt.lr : (a.opt.optimizer == "sgd" ? 0.025f : 3e-3f);
   so.w_momentum = a.momentum;
-  so.a_lr = a.a_lr;
+  so.a_lr = a.opt.arch_lr;
   a.step.apply(space, so, a.seed);
+  if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
   if (budget) {
     // Indices of both halves, held by the split and by each sampler; four batches.
     const size_t bookkeeping = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
@@ -103,7 +113,7 @@ void run_search(const SearchArgs& a) {
   ParamStore params;
   nas::Searcher searcher(space, so, params, a.seed);
   if (!a.init.empty()) load_params(a.init, params);  // strict: every weight, alpha and beta
-  make_out_dir(a.out);
+  a.out.create();
 
   std::vector<Buffer> dump_memory;
   std::vector<NamedTensor> dumped;
@@ -152,19 +162,19 @@ void run_search(const SearchArgs& a) {
   nlohmann::json signature_json =
       nlohmann::json{{"space", space.to_json()}, {"data", a.data.format}, {"data_path", a.data.path},
                      {"limit", a.data.limit}, {"batch", a.batch}, {"epochs", a.epochs}, {"steps", per_epoch},
-                     {"val_fraction", a.val_fraction}, {"seed", a.seed}, {"optimizer", a.optimizer},
+                     {"val_fraction", a.val_fraction}, {"seed", a.seed}, {"optimizer", a.opt.optimizer},
                      {"w_lr", so.w_lr}, {"a_lr", so.a_lr}, {"mode", so.step.describe()}, {"init", a.init}};
   // Only a non-default momentum is recorded, so checkpoints from before --momentum resume.
-  if (a.optimizer == "sgd" && a.momentum != 0.9f) signature_json["momentum"] = a.momentum;
+  if (a.opt.optimizer == "sgd" && a.momentum != 0.9f) signature_json["momentum"] = a.momentum;
   const std::string signature = signature_json.dump();
-  const std::string ckpt = a.out + "/checkpoint.safetensors";
+  const std::string ckpt = a.out.file("checkpoint.safetensors");
   std::string log;
   int64_t step = 0;
   if (a.resume) {
     auto md = searcher.load_checkpoint(ckpt);
-    if (md["run"] != signature)
-      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt, md["run"],
-           signature);
+    // A run may be extended: more --epochs or --steps continue it (the learning-rate
+    // schedule then follows the new length).
+    check_resume_settings(ckpt, md["run"], signature_json, {"epochs", "steps"});
     const int64_t done = metadata_integer(md, "step", ckpt, 0, total);
     log = md["log"];
     // Replay the batches already used, so the samplers continue where they stopped.
@@ -174,10 +184,11 @@ void run_search(const SearchArgs& a) {
     }
     std::fprintf(stderr, "resuming from %s after step %lld\n", ckpt.c_str(), (long long)done);
   }
+  double last_loss = 0, last_accuracy = 0;
   for (int e = int(step / per_epoch); e < a.epochs; ++e) {
-    Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
-    double loss_sum = 0, acc_sum = 0, ms_sum = 0;
     const int64_t first = step - int64_t(e) * per_epoch;
+    Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch, "steps", first);
+    double loss_sum = 0, acc_sum = 0, ms_sum = 0;
     for (int64_t s = first; s < per_epoch; ++s, ++step) {
       test_kill_point(step);
       train.next(x, y);
@@ -207,6 +218,7 @@ void run_search(const SearchArgs& a) {
                                         {"log", log}});
     }
     const double n = double(std::max<int64_t>(1, per_epoch - first));
+    last_loss = loss_sum / n, last_accuracy = acc_sum / n;
     bar.finish(fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step", loss_sum / n, acc_sum / n, ms_sum / n));
     std::fprintf(stderr, "genotype after epoch %d: %s\n", e + 1, nas::derive_genotype(space, params).str().c_str());
   }
@@ -216,24 +228,30 @@ void run_search(const SearchArgs& a) {
   nas::Genotype g = nas::derive_genotype(space, params);
   std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
                nas::decision_table(space, params).c_str());
-  g.save(a.out + "/genotype.json");
-  save_params(a.out + "/supernet.safetensors", params, kModelKinds,
-              {{"onnas", "search supernet"}, {"search_space", space.describe()}, {"genotype", g.str()}});
-  write_file_atomic(a.out + "/search_log.jsonl", log);
-  std::printf("%s\n", g.str().c_str());
-  std::fprintf(stderr, "wrote %s/genotype.json, %s/supernet.safetensors, %s/search_log.jsonl\n", a.out.c_str(),
-               a.out.c_str(), a.out.c_str());
+  const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},
+                               {"supernet", a.out.file("supernet.safetensors")},
+                               {"log", a.out.file("search_log.jsonl")},
+                               {"checkpoint", ckpt}};
+  save_genotype_file(outputs["genotype"], g, space);
+  save_params(outputs["supernet"], params, kModelKinds,
+              network_metadata("search supernet", {.space = space, .genotype = g, .normalization = train_set->normalization()}));
+  write_file_atomic(outputs["log"], log);
+  a.report.result("{}", g.str());
+  std::fprintf(stderr, "wrote %s, %s, %s\n", outputs["genotype"].get<std::string>().c_str(),
+               outputs["supernet"].get<std::string>().c_str(), outputs["log"].get<std::string>().c_str());
   memory.print_peak();
-  if (a.json)
-    std::printf("%s\n", nlohmann::json{{"genotype", g.to_json()},
-                                       {"memory", memory.to_json()},
-                                       {"arena_bytes", searcher.arena_bytes()},
-                                       {"handed_bytes", searcher.handed_bytes()},
-                                       {"persistent_bytes", params.bytes()},
-                                       {"mode", so.step.describe()},
-                                       {"steps", total}}
-                            .dump()
-                            .c_str());
+  a.report.document({{"genotype", g.to_json()},
+                     {"genotype_darts", g.str()},
+                     {"space", space.to_json()},
+                     {"memory", memory.to_json()},
+                     {"arena_bytes", searcher.arena_bytes()},
+                     {"handed_bytes", searcher.handed_bytes()},
+                     {"persistent_bytes", params.bytes()},
+                     {"mode", so.step.describe()},
+                     {"steps", total},
+                     {"final", {{"loss", last_loss}, {"accuracy", last_accuracy}}},
+                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
+                     {"outputs", outputs}});
 }
 
 }  // namespace
@@ -246,28 +264,34 @@ void add_search_command(CLI::App& app) {
   args->step.add(*cmd);
   cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
   cmd->add_option("--epochs", args->epochs, "Epochs over the training half")->check(CLI::Range(1, 100000));
-  cmd->add_option("--steps", args->steps, "Steps per epoch (0 = a full pass)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", args->steps,
+                  "Steps per epoch (default 0: a full pass over the training half, 937 steps of batch 32 on "
+                  "Fashion-MNIST)")
+      ->check(non_negative());
   cmd->add_option("--val-fraction", args->val_fraction, "Part of the training set used for the architecture step")
       ->check(CLI::Range(0.01, 0.99));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  add_weight_optimizer_options(*cmd, args->optimizer, args->momentum);
-  cmd->add_option("--w-lr", args->w_lr, "Weight learning rate (default 3e-3 adam, 0.025 sgd; cosine schedule)");
-  cmd->add_option("--a-lr", args->a_lr, "Architecture learning rate (Adam, betas 0.5, 0.999)");
-  cmd->add_option("-o,--out", args->out, "Output folder");
+  args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
+                "Weight optimizer: adam (betas 0, 0.999) or sgd");
+  cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
+  add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
+  add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);
+  args->out.add(*cmd, "runs/search", "Output folder: genotype.json, supernet.safetensors, search_log.jsonl, checkpoint");
   cmd->add_option("--init", args->init, "Load parameters (weights, alpha, beta) from a safetensors file");
   cmd->add_option("--dump-grads", args->dump_grads, "Write the first step's gradients to a safetensors file");
-  cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
+  args->report.add(*cmd);
   cmd->add_flag("--profile", args->profile, "Time every op and print the ops by time at the end");
   add_check_numerics_flag(*cmd);
   cmd->add_option("--checkpoint-every", args->checkpoint_every,
                   "Write OUT/checkpoint.safetensors every N steps and at each epoch's end (0: epochs only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--arch-log-every", args->arch_log_every,
                   "Record softmax(alpha) and softmax(beta) in search_log.jsonl every N steps (0: never)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--resume", args->resume, "Continue from OUT/checkpoint.safetensors (same settings and seed)");
-  cmd->callback([args] { run_search(*args); });
+      ->check(non_negative());
+  cmd->add_flag("--resume", args->resume,
+                "Continue from OUT/checkpoint.safetensors (same settings and seed; --epochs and --steps may grow)");
+  cmd->callback([args, cmd] { run_search(*args, *cmd); });
 }
 
 }  // namespace onnas::app

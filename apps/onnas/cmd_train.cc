@@ -1,11 +1,17 @@
 // `onnas train`: trains the discrete network of a genotype from scratch (or from
 // searched weights) with SGD, momentum and a cosine schedule, and reports test
-// accuracy with running statistics. `onnas eval`: evaluates a saved model.
+// accuracy with running statistics; the model file it writes carries the space, the
+// genotype and the input normalization (model_file.h). `onnas eval`: evaluates such a
+// model file alone on a test set.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 
+#include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
+#include "apps/onnas/model_file.h"
+#include "apps/onnas/output.h"
 #include "data/batch_sampler.h"
 #include "graph/autodiff.h"
 #include "graph/compile.h"
@@ -34,13 +40,33 @@ struct TrainArgs {
   bool resume = false;
   uint64_t seed = 1;
   int threads = 0;
-  std::string init, out = "runs/train", model;
-  bool json = false;
+  std::string init;
+  OutDir out;
+  Output report{"train"};
 };
 
-// Test accuracy of the discrete network in `params` (running statistics).
-double evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype, const data::Dataset& test,
-                int64_t batch, const ParamStore& params) {
+struct EvalArgs {
+  DataOptions data;
+  SpaceOptions space;  // hidden: the model holds its space
+  std::string model, genotype, predictions;
+  bool overwrite = false;
+  int64_t batch = 100;
+  int threads = 0;
+  Output report{"eval"};
+};
+
+struct Evaluation {
+  double accuracy = 0;
+  int64_t correct = 0, images = 0;
+  double seconds = 0;
+};
+
+// Test accuracy of the discrete network in `params` (running statistics), with a
+// progress bar. With `predictions`, one JSON line per image: index, label, predicted
+// class, logits.
+Evaluation evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype, const data::Dataset& test,
+                    int64_t batch, const ParamStore& params, std::string* predictions = nullptr) {
+  const auto t0 = std::chrono::steady_clock::now();
   graph::Graph g;
   nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, batch, /*training=*/false);
   graph::Program p = graph::compile(g, {.outputs = {net.logits}});
@@ -49,23 +75,49 @@ double evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype, co
   Buffer xb(size_t(xs.numel()) * 4), yb(size_t(batch) * 4);
   Tensor x(xb.data(), xs), y(yb.data(), Shape{batch}, DType::i32);
   data::BatchSampler batches(test, {}, {.batch_size = batch, .shuffle = false}, 0);
-  int64_t correct = 0, seen = 0;
+  Progress bar("test", test.N, "images");
+  Evaluation r;
   for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
     int64_t rows = batches.next(x, y);
     p.run(arena, params, {{net.x, x}});
-    float acc = nas::accuracy(p.output(arena, net.logits), y);  // rows with label -1 are skipped
-    correct += int64_t(std::lround(double(acc) * double(rows)));
-    seen += rows;
+    const Tensor logits = p.output(arena, net.logits);
+    float acc = nas::accuracy(logits, y);  // rows with label -1 are skipped
+    r.correct += int64_t(std::lround(double(acc) * double(rows)));
+    if (predictions) {
+      const int64_t k = logits.shape()[1];
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* row = logits.f32() + i * k;
+        const int64_t predicted = std::max_element(row, row + k) - row;
+        *predictions += nlohmann::json{{"index", r.images + i},
+                                       {"label", y.i32()[i]},
+                                       {"predicted", predicted},
+                                       {"logits", std::vector<float>(row, row + k)}}
+                            .dump() +
+                        "\n";
+      }
+    }
+    r.images += rows;
+    bar.update(r.images, fmt::format("accuracy {:.4f}", double(r.correct) / double(std::max<int64_t>(1, r.images))));
   }
-  return seen ? double(correct) / double(seen) : 0.0;
+  r.accuracy = r.images ? double(r.correct) / double(r.images) : 0.0;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  bar.finish(fmt::format("accuracy {:.4f} on {} images", r.accuracy, r.images));
+  return r;
 }
 
-void run_train(const TrainArgs& a) {
+void run_train(const TrainArgs& a, const CLI::App& cmd) {
+  a.out.check(a.resume, "checkpoint.safetensors");
+  a.data.warn_ignored(cmd);
+  const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
-  nas::Genotype genotype = nas::Genotype::load(a.genotype);
+  const GenotypeSource gs = load_genotype_arg(a.genotype);
+  const nas::Genotype& genotype = gs.genotype;
   LoadedData d = load_data(a.data);
-  nas::SearchSpace space = a.space.space(d.train);
-  genotype.validate(space, a.genotype);
+  // The space: the flags given, the rest from the genotype file's own space (so a
+  // genotype.json of `onnas search` trains the network it was searched in).
+  nas::SearchSpace space = a.space.space_with(cmd, gs.space, d.train.C, d.train.H, d.train.W, d.train.num_classes);
+  genotype.validate(space, gs.name);
+  if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/false);
   // Before anything is planned or allocated for a batch of this size.
   if (d.train.N < a.batch)
     fail("--batch {} needs at least {} training images; the data has {}{}", a.batch, a.batch, d.train.N,
@@ -114,17 +166,16 @@ void run_train(const TrainArgs& a) {
                space.describe().c_str(), genotype.str().c_str(), (long long)a.batch, (long long)total,
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
-  make_out_dir(a.out);
+  a.out.create();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
-  // with the same values.
-  const std::string signature =
-      nlohmann::json{{"genotype", genotype.to_json()}, {"space", space.to_json()}, {"data", a.data.format},
-                     {"data_path", a.data.path}, {"limit", a.data.limit}, {"batch", a.batch}, {"epochs", a.epochs},
-                     {"steps", per_epoch}, {"lr", a.lr}, {"weight_decay", a.weight_decay},
-                     {"grad_clip", a.grad_clip}, {"crop_padding", a.crop_padding}, {"flip", a.flip},
-                     {"seed", a.seed}, {"init", a.init}}
-          .dump();
-  const std::string ckpt = a.out + "/checkpoint.safetensors";
+  // with the same values (--epochs and --steps may grow).
+  const nlohmann::json signature{{"genotype", genotype.to_json()}, {"space", space.to_json()}, {"data", a.data.format},
+                                 {"data_path", a.data.path}, {"limit", a.data.limit}, {"batch", a.batch},
+                                 {"epochs", a.epochs}, {"steps", per_epoch}, {"lr", a.lr},
+                                 {"weight_decay", a.weight_decay}, {"grad_clip", a.grad_clip},
+                                 {"crop_padding", a.crop_padding}, {"flip", a.flip}, {"seed", a.seed},
+                                 {"init", a.init}};
+  const std::string ckpt = a.out.file("checkpoint.safetensors");
   constexpr ParamKindSet kCheckpointKinds{ParamKind::weight, ParamKind::buffer, ParamKind::state};
   auto start = std::chrono::steady_clock::now();
   int64_t t = 0;
@@ -134,16 +185,21 @@ void run_train(const TrainArgs& a) {
     LoadParamsOptions lo;
     lo.kinds = kCheckpointKinds;
     LoadParamsReport rep = load_params(ckpt, params, lo);
-    if (rep.metadata["run"] != signature)
-      fail("--resume: {} was written by a run with other settings (its settings: {}; this run: {})", ckpt,
-           rep.metadata["run"], signature);
+    const nlohmann::json stored = check_resume_settings(ckpt, rep.metadata["run"], signature, {"epochs", "steps"});
     first_epoch = int(metadata_integer(rep.metadata, "epoch", ckpt, 0, a.epochs));
     log = rep.metadata["log"];
-    // Replay the batches already trained on: the sampler's draws (order, crops,
-    // flips) continue exactly where the interrupted run stopped.
-    for (; t < int64_t(first_epoch) * per_epoch; ++t) train.next(x, y);
+    // Replay the batches already trained on (epochs of the checkpoint's length): the
+    // sampler's draws (order, crops, flips) continue exactly where the run stopped.
+    const int64_t done = int64_t(first_epoch) * stored["steps"].get<int64_t>();
+    for (; t < done; ++t) train.next(x, y);
     std::fprintf(stderr, "resuming from %s after epoch %d\n", ckpt.c_str(), first_epoch);
   }
+  const NetworkInfo info{.space = space, .genotype = genotype, .normalization = d.stats};
+  const nlohmann::json outputs{{"model", a.out.file("model.safetensors")},
+                               {"genotype", a.out.file("genotype.json")},
+                               {"log", a.out.file("train_log.jsonl")},
+                               {"checkpoint", ckpt}};
+  double train_loss = 0, train_accuracy = 0;
   for (int e = first_epoch; e < a.epochs; ++e) {
     Progress bar(fmt::format("epoch {}/{}", e + 1, a.epochs), per_epoch);
     double loss_sum = 0, acc_sum = 0;
@@ -161,45 +217,79 @@ void run_train(const TrainArgs& a) {
       acc_sum += nas::accuracy(step.output(arena, net.logits), y);
       bar.update(s + 1, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / double(s + 1), acc_sum / double(s + 1)));
     }
-    double test_acc = evaluate(space, genotype, d.test, 100, params);
-    bar.finish(fmt::format("loss {:.4f} acc {:.4f} test {:.4f}", loss_sum / double(per_epoch),
-                           acc_sum / double(per_epoch), test_acc));
-    log += nlohmann::json{{"epoch", e + 1}, {"loss", loss_sum / double(per_epoch)},
-                          {"train_accuracy", acc_sum / double(per_epoch)}, {"test_accuracy", test_acc}}
+    train_loss = loss_sum / double(per_epoch), train_accuracy = acc_sum / double(per_epoch);
+    bar.finish(fmt::format("loss {:.4f} acc {:.4f}", train_loss, train_accuracy));
+    const Evaluation test = evaluate(space, genotype, d.test, 100, params);
+    log += nlohmann::json{{"epoch", e + 1}, {"loss", train_loss},
+                          {"train_accuracy", train_accuracy}, {"test_accuracy", test.accuracy}}
                .dump() +
            "\n";
-    save_params(a.out + "/model.safetensors", params, kModelKinds,
-                {{"onnas", "discrete network"}, {"search_space", space.describe()},
-                 {"genotype", genotype.to_json().dump()}, {"epoch", std::to_string(e + 1)}});
+    std::map<std::string, std::string> md = network_metadata("discrete network", info);
+    md["epoch"] = std::to_string(e + 1);
+    save_params(outputs["model"], params, kModelKinds, md);
     save_params(ckpt, params, kCheckpointKinds,
-                {{"onnas", "training checkpoint"}, {"run", signature}, {"epoch", std::to_string(e + 1)}, {"log", log}});
+                {{"onnas", "training checkpoint"}, {"run", signature.dump()}, {"epoch", std::to_string(e + 1)}, {"log", log}});
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  double test_acc = evaluate(space, genotype, d.test, 100, params);
-  genotype.save(a.out + "/genotype.json");
-  write_file_atomic(a.out + "/train_log.jsonl", log);
-  std::printf("test accuracy: %.4f (%lld images, %.0f s of training)\n", test_acc, (long long)d.test.N, secs);
-  if (a.json)
-    std::printf("%s\n", nlohmann::json{{"test_accuracy", test_acc}, {"train_seconds", secs}, {"epochs", a.epochs},
-                                       {"arena_bytes", step.arena_bytes()}}
-                            .dump()
-                            .c_str());
+  const Evaluation test = evaluate(space, genotype, d.test, 100, params);
+  save_genotype_file(outputs["genotype"], genotype, space);
+  write_file_atomic(outputs["log"], log);
+  a.report.result("test accuracy: {:.4f} ({} images, {:.0f} s of training)", test.accuracy, d.test.N, secs);
+  a.report.document({{"test_accuracy", test.accuracy},
+                     {"test_images", test.images},
+                     {"train_loss", train_loss},
+                     {"train_accuracy", train_accuracy},
+                     {"train_seconds", secs},
+                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
+                     {"epochs", a.epochs},
+                     {"steps", total},
+                     {"genotype_darts", genotype.str()},
+                     {"space", space.to_json()},
+                     {"arena_bytes", step.arena_bytes()},
+                     {"persistent_bytes", params.bytes()},
+                     {"outputs", outputs}});
 }
 
-void run_eval(const TrainArgs& a) {
+void run_eval(const EvalArgs& a, const CLI::App& cmd) {
+  check_out_file(a.predictions, "--out", a.overwrite);
+  warn_ignored(cmd, SpaceOptions::kFlags, "the model file holds its space");
   if (a.threads > 0) set_num_threads(a.threads);
-  nas::Genotype genotype = nas::Genotype::load(a.genotype);
-  LoadedData d = load_data(a.data);
-  nas::SearchSpace space = a.space.space(d.test);
-  genotype.validate(space, a.genotype);
+  const ModelFile m = read_model_file(a.model);
+  const nas::SearchSpace& space = m.info.space;
+  if (!a.genotype.empty()) {
+    const GenotypeSource gs = load_genotype_arg(a.genotype);
+    const std::string differ = genotype_difference(m.info.genotype, gs.genotype, a.model, gs.name);
+    if (!differ.empty()) fail("{} holds the network of another genotype: {}", a.model, differ);
+  }
+  // The test images alone, normalized as the model's training images were.
+  a.data.warn_ignored(cmd);
+  const data::Dataset test = load_test_data(a.data, m.info.normalization);
+  if (test.C != space.in_channels || test.H != space.height || test.W != space.width)
+    fail("{} takes {}x{}x{} images; the test data '{}' has {}x{}x{}", a.model, space.in_channels, space.height,
+         space.width, test.source, test.C, test.H, test.W);
+  if (test.num_classes > space.classes)
+    fail("{} tells {} classes apart; the test data '{}' has {}", a.model, space.classes, test.source, test.num_classes);
   graph::Graph g;
-  nas::emit_discrete_net(g, space, genotype, a.batch, false);
+  nas::emit_discrete_net(g, space, m.info.genotype, a.batch, false);
   ParamStore params;
   Rng rng(0);
   nas::init_params(params, g, rng);
   load_params(a.model, params);  // strict: every tensor of the network must be in the file
-  double acc = evaluate(space, genotype, d.test, a.batch, params);
-  std::printf("test accuracy: %.4f (%lld images)\n", acc, (long long)d.test.N);
+  std::string predictions;
+  const Evaluation r = evaluate(space, m.info.genotype, test, a.batch, params, a.predictions.empty() ? nullptr : &predictions);
+  if (!a.predictions.empty()) {
+    write_file_atomic(a.predictions, predictions);
+    std::fprintf(stderr, "wrote %s (one JSON line per image: index, label, predicted, logits)\n", a.predictions.c_str());
+  }
+  a.report.result("test accuracy: {:.4f} ({} images)", r.accuracy, r.images);
+  a.report.document({{"accuracy", r.accuracy},
+                     {"correct", r.correct},
+                     {"images", r.images},
+                     {"seconds", r.seconds},
+                     {"model", a.model},
+                     {"genotype_darts", m.info.genotype.str()},
+                     {"space", space.to_json()},
+                     {"outputs", {{"predictions", a.predictions.empty() ? nlohmann::json() : nlohmann::json(a.predictions)}}}});
 }
 
 }  // namespace
@@ -208,34 +298,44 @@ void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train the discrete network of a genotype and report test accuracy");
   args->data.add(*cmd);
-  args->space.add(*cmd);
-  cmd->add_option("--genotype", args->genotype, "Genotype JSON (from onnas search)")->required();
+  args->space.add(*cmd, "the genotype file's space, else ");
+  cmd->add_option("--genotype", args->genotype,
+                  "Genotype: a JSON file (genotype.json of onnas search: its space is the default) or a DARTS string "
+                  "\"Genotype(normal=[...], ...)\"")
+      ->required();
   cmd->add_option("-b,--batch", args->batch, "Batch size")->check(CLI::Range(1, 4096));
   cmd->add_option("--epochs", args->epochs, "Epochs")->check(CLI::Range(1, 100000));
-  cmd->add_option("--steps", args->steps, "Steps per epoch (0 = a full pass)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", args->steps, "Steps per epoch (default 0: a full pass, 937 steps of batch 64 on Fashion-MNIST)")
+      ->check(non_negative());
   cmd->add_option("--lr", args->lr, "SGD learning rate (Nesterov momentum 0.9, cosine to 0)");
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay");
   cmd->add_option("--crop-padding", args->crop_padding, "Random-crop padding (0 = none)")->check(CLI::Range(0, 64));
-  cmd->add_option("--flip", args->flip, "Random horizontal flips (true/false)");
+  add_switch(*cmd, "--flip", args->flip, "Random horizontal flips");
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   cmd->add_option("--init", args->init, "Initialize from a safetensors file (e.g. searched weights)");
   cmd->add_flag("--resume", args->resume,
-                "Continue from OUT/checkpoint.safetensors (written after every epoch; same settings and seed)");
-  cmd->add_option("-o,--out", args->out, "Output folder");
-  cmd->add_flag("--json", args->json, "Print a JSON summary on stdout");
+                "Continue from OUT/checkpoint.safetensors (written after every epoch; same settings and seed; --epochs "
+                "and --steps may grow)");
+  args->out.add(*cmd, "runs/train", "Output folder: model.safetensors, genotype.json, train_log.jsonl, checkpoint");
+  args->report.add(*cmd);
   add_check_numerics_flag(*cmd);
-  cmd->callback([args] { run_train(*args); });
+  cmd->callback([args, cmd] { run_train(*args, *cmd); });
 
-  auto eargs = std::make_shared<TrainArgs>();
-  CLI::App* ecmd = app.add_subcommand("eval", "Evaluate a trained discrete network on the test set");
-  eargs->data.add(*ecmd);
-  eargs->space.add(*ecmd);
-  ecmd->add_option("--genotype", eargs->genotype, "Genotype JSON")->required();
-  ecmd->add_option("--model", eargs->model, "Model safetensors (from onnas train)")->required();
+  auto eargs = std::make_shared<EvalArgs>();
+  CLI::App* ecmd = app.add_subcommand("eval", "Evaluate a model file (from onnas train) on a test set, alone");
+  ecmd->add_option("--model", eargs->model,
+                   "Model safetensors (from onnas train): holds its space, genotype and input normalization")
+      ->required();
+  eargs->data.add(*ecmd, "Evaluate only the first N test images (0: all)");
+  eargs->space.add(*ecmd, "", /*hidden=*/true);
+  ecmd->add_option("--genotype", eargs->genotype, "Refuse the model unless it is this genotype's network (a file or a DARTS string)");
   ecmd->add_option("-b,--batch", eargs->batch, "Batch size")->check(CLI::Range(1, 4096));
   ecmd->add_option("--threads", eargs->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  ecmd->callback([eargs] { run_eval(*eargs); });
+  ecmd->add_option("-o,--out", eargs->predictions, "Write the predictions: one JSON line per image (index, label, predicted, logits)");
+  add_overwrite_flag(*ecmd, eargs->overwrite);
+  eargs->report.add(*ecmd);
+  ecmd->callback([eargs, ecmd] { run_eval(*eargs, *ecmd); });
 }
 
 }  // namespace onnas::app

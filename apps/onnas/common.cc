@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cerrno>
 #include <cmath>
@@ -13,6 +14,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
+#include "apps/onnas/cli.h"
 #include "data/cifar.h"
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
@@ -68,21 +72,44 @@ void StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& opti
 }
 
 
+void StepOptions::warn_ignored(const CLI::App& cmd) const {
+  if (!memory_budget.empty()) {
+    app::warn_ignored(cmd, {"--mode", "--sbs", "--split"}, "--memory-budget chooses the mode, variant and split");
+    return;
+  }
+  if (mode != "ops+pairs+sbs") app::warn_ignored(cmd, {"--sbs"}, fmt::format("--mode {} runs no step-by-step back-propagation", mode));
+  if (mode == "full") app::warn_ignored(cmd, {"--k-grad"}, "--mode full gives every op gradients");
+}
+
 void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum) {
   cmd.add_option("--optimizer", optimizer, "Weight optimizer: adam (betas 0, 0.999) or sgd")
       ->check(CLI::IsMember({"adam", "sgd"}));
   cmd.add_option("--momentum", momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
 }
 
-void DataOptions::add(CLI::App& cmd) {
+void SearchOptimizerOptions::add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help) {
+  cmd.add_option("--optimizer", optimizer, optimizer_help)->check(CLI::IsMember({"adam", "sgd"}));
+  cmd.add_option("--lr", lr, lr_help)->check(non_negative());
+  cmd.add_option("--arch-lr", arch_lr, "Architecture (alpha, beta) learning rate (Adam, betas 0.5, 0.999)")
+      ->check(positive());
+}
+
+void DataOptions::add(CLI::App& cmd, const std::string& limit_help) {
   cmd.add_option("--data-format", format, "fashion-mnist, idx (MNIST-style folder), cifar10 or folder (class-per-folder tree)")
       ->check(CLI::IsMember({"fashion-mnist", "idx", "cifar10", "folder"}));
   cmd.add_option("--data", path, "Data folder (default: /usr/share/datasets/fashion-mnist)");
-  cmd.add_option("--limit", limit, "Use only the first N training images (0 = all)")->check(CLI::NonNegativeNumber);
-  cmd.add_option("--image-size", image_size, "Side that folder images are resized to")->check(CLI::Range(4, 1024));
+  cmd.add_option("--limit", limit, limit_help)->check(non_negative());
+  cmd.add_option("--image-size", image_size, "folder: side images are resized to")->check(CLI::Range(4, 1024));
+  cmd.add_option("--in-channels", in_channels, "folder: 1 (grey) or 3 (colour)")->check(CLI::IsMember({1, 3}));
   cmd.add_flag("--stream", stream,
                "Read each batch from the data files instead of holding the images in memory (fashion-mnist, idx, "
                "cifar10; chosen by --memory-budget when the images do not fit)");
+}
+
+void DataOptions::warn_ignored(const CLI::App& cmd) const {
+  if (format != "folder")
+    app::warn_ignored(cmd, {"--image-size", "--in-channels"},
+                      fmt::format("--data-format {} keeps the images as stored (only folder trees are resized)", format));
 }
 
 std::unique_ptr<data::ImageSet> load_train_images(const DataOptions& o, bool stream) {
@@ -119,6 +146,7 @@ LoadedData load_data(const DataOptions& o, bool with_test) {
     // A class-per-folder tree has no test split of its own: hold out 20% per class.
     data::ImageLoadOptions lo;
     lo.height = lo.width = o.image_size;
+    lo.channels = o.in_channels;
     data::Dataset all = data::load_image_folder(dir, lo);
     auto split = data::split_train_val(all, 0.2, 12345);
     d.train = data::subset(all, split.train);
@@ -134,18 +162,63 @@ LoadedData load_data(const DataOptions& o, bool with_test) {
     for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
     d.train = data::subset(d.train, first);
   }
-  data::ChannelStats stats = data::channel_stats(d.train);
-  data::normalize(d.train, stats);
-  if (with_test) data::normalize(d.test, stats);
+  d.stats = data::channel_stats(d.train);
+  data::normalize(d.train, d.stats);
+  if (with_test) data::normalize(d.test, d.stats);
   return d;
 }
 
-void SpaceOptions::add(CLI::App& cmd) {
-  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)")->check(CLI::Range(2, nas::kMaxChannels));
-  cmd.add_option("--cells", cells, "Number of cells")->check(CLI::Range(1, nas::kMaxCells));
-  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell")->check(CLI::Range(1, nas::kMaxNodes));
-  cmd.add_option("--reductions", reductions, "Comma-separated indices of the reduction cells");
-  cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list");
+data::Dataset load_test_data(const DataOptions& o, const data::ChannelStats& stats) {
+  const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
+  data::Dataset test;
+  if (o.format == "fashion-mnist" || o.format == "idx") {
+    test = data::load_fashion_mnist(dir, data::Split::test, o.limit);
+  } else if (o.format == "cifar10") {
+    test = data::load_cifar10_dir(dir, data::Split::test);
+  } else {
+    data::ImageLoadOptions lo;
+    lo.height = lo.width = o.image_size;
+    lo.channels = o.in_channels;
+    test = data::load_image_folder(dir, lo);
+  }
+  if (o.limit > 0 && o.limit < test.N) {
+    std::vector<int64_t> first(size_t(o.limit));
+    for (int64_t i = 0; i < o.limit; ++i) first[size_t(i)] = i;
+    test = data::subset(test, first);
+  }
+  data::normalize(test, stats);
+  return test;
+}
+
+void SpaceOptions::add(CLI::App& cmd, const std::string& default_from, bool hidden) {
+  // "(default: the genotype file's space, else 16)" where another source comes first.
+  auto d = [&](const auto& value) {
+    return default_from.empty() ? std::string() : fmt::format(" (default: {}{})", default_from, value);
+  };
+  const std::string group = hidden ? "" : "Options";
+  cmd.add_option("-C,--channels", channels, "Channels of the first cell (doubled at each reduction)" + d(channels))
+      ->check(CLI::Range(2, nas::kMaxChannels))->group(group);
+  cmd.add_option("--cells", cells, "Number of cells" + d(cells))->check(CLI::Range(1, nas::kMaxCells))->group(group);
+  cmd.add_option("--nodes", nodes, "Intermediate nodes per cell" + d(nodes))->check(CLI::Range(1, nas::kMaxNodes))->group(group);
+  cmd.add_option("--reductions", reductions, "Comma-separated indices of the reduction cells" + d(reductions))->group(group);
+  cmd.add_option("--ops", ops, "Candidate ops: fewshot (7), darts (8), or a comma-separated list" + d(ops))->group(group);
+}
+
+nas::SearchSpace SpaceOptions::space_with(const CLI::App& cmd, const std::optional<nas::SearchSpace>& from,
+                                          int64_t in_channels, int64_t height, int64_t width, int classes) const {
+  SpaceOptions o = *this;
+  if (from) {
+    if (!given(cmd, "--channels")) o.channels = from->channels;
+    if (!given(cmd, "--cells")) o.cells = from->cells;
+    if (!given(cmd, "--nodes")) o.nodes = from->nodes;
+    if (!given(cmd, "--reductions")) o.reductions = fmt::format("{}", fmt::join(from->reductions, ","));
+    if (!given(cmd, "--ops")) {
+      std::vector<std::string> names;
+      for (nas::OpKind k : from->ops) names.push_back(nas::op_kind_name(k));
+      o.ops = fmt::format("{}", fmt::join(names, ","));
+    }
+  }
+  return o.space(in_channels, height, width, classes);
 }
 
 std::vector<int> parse_int_list(std::string_view text, std::string_view what, std::string_view noun) {
@@ -233,26 +306,43 @@ std::string format_bytes(double b) {
   return fmt::format("{:.0f} B", b);
 }
 
-Progress::Progress(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total), tty_(isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+Progress::Progress(std::string label, int64_t total, std::string unit, int64_t first)
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), first_(first), tty_(isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()) {}
+
+std::string format_duration(double seconds) {
+  const int64_t s = int64_t(std::llround(std::max(0.0, seconds)));
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
+}
 
 void Progress::update(int64_t done, const std::string& status) {
-  double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  // The rate of this bar's own work (a resumed run's first steps were done before it).
+  const double rate = secs > 0 && done > first_ ? double(done - first_) / secs : 0.0;
+  const std::string timing =
+      rate > 0 ? fmt::format("{:.{}f} {}/s, {}, ETA {}", rate, rate < 10 ? 2 : 1, unit_, format_duration(secs),
+                             format_duration(double(total_ - done) / rate))
+               : format_duration(secs);
   if (tty_) {
     const int width = 24;
     int filled = int(frac * width);
     std::string bar(size_t(filled), '#');
     bar += std::string(size_t(width - filled), '.');
-    std::fprintf(stderr, "\r%s [%s] %lld/%lld %s %.0fs  ", label_.c_str(), bar.c_str(), (long long)done,
-                 (long long)total_, status.c_str(), secs);
+    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s | %s", label_.c_str(), bar.c_str(), (long long)done,
+                 (long long)total_, status.c_str(), timing.c_str());
     std::fflush(stderr);
   } else {
+    // A pass shorter than this prints only its finish line (a test pass after each of 20
+    // epochs would otherwise add 200 lines).
+    constexpr double kQuietSeconds = 2.0;
     int decile = int(frac * 10);
-    if (decile > last_decile_) {
+    if (decile > last_decile_ && secs >= kQuietSeconds) {
       last_decile_ = decile;
-      std::fprintf(stderr, "%s %3d%% %lld/%lld %s %.0fs\n", label_.c_str(), decile * 10, (long long)done,
-                   (long long)total_, status.c_str(), secs);
+      std::fprintf(stderr, "%s %3d%% %lld/%lld %s | %s\n", label_.c_str(), decile * 10, (long long)done,
+                   (long long)total_, status.c_str(), timing.c_str());
     }
   }
 }
@@ -260,7 +350,9 @@ void Progress::update(int64_t done, const std::string& status) {
 void Progress::finish(const std::string& status) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) std::fprintf(stderr, "\r\033[K");
-  std::fprintf(stderr, "%s done %s %.1fs\n", label_.c_str(), status.c_str(), secs);
+  const double rate = secs > 0 ? double(total_ - first_) / secs : 0.0;
+  std::fprintf(stderr, "%s done %s | %.1fs, %.*f %s/s\n", label_.c_str(), status.c_str(), secs, rate < 10 ? 2 : 1, rate,
+               unit_.c_str());
 }
 
 void add_check_numerics_flag(CLI::App& cmd) {

@@ -13,7 +13,7 @@ tiny=(-C 4 --cells 2 --reductions 1 --nodes 2 --threads 2)
 fail() { echo "fewshot_split: FAIL: $*" >&2; exit 1; }
 
 "$onnas" meta-train "${tiny[@]}" --meta-batch 1 --inner-steps 1 --query 1 --meta-epochs 1 --steps-per-epoch 1 \
-  --val-every 0 --inner-optimizer sgd --inner-lr 0.07 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
+  --val-every 0 --optimizer sgd --lr 0.07 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
   fail "meta-train: $(tail -3 "$work/train.err")"
 grep -q "meta-train classes 3,4,6,7,9 (train file)" "$work/train.err" || fail "meta-train did not hold out 0,1,2,5,8"
 "$onnas" inspect "$work/m/meta_cell.safetensors" > "$work/inspect.out"

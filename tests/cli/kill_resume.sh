@@ -97,12 +97,14 @@ kill_and_resume meta-train meta_cell.safetensors meta_cell.safetensors 5 3 -- \
   meta-train "${tiny[@]}" --meta-batch 2 --inner-steps 2 --query 2 --meta-epochs 5 --steps-per-epoch 2 \
   --warmup-epochs 1 --val-every 2 --val-tasks 2
 
-# A checkpoint of other settings is refused, naming the file.
-if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 5 \
+# A checkpoint of other settings is refused, naming the file and the setting (more
+# --epochs would extend the run instead).
+if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 16 --epochs 4 \
      --out "$work/train.step" --resume > /dev/null 2> "$work/other.err"; then
   fail "train --resume accepted a checkpoint of other settings"
 fi
-grep -q "checkpoint.safetensors was written by a run with other settings" "$work/other.err" || fail "unclear refusal: $(cat "$work/other.err")"
+grep -q "checkpoint.safetensors was written by a run with other settings: batch (--batch) is 32 there, 16 now" \
+  "$work/other.err" || fail "unclear refusal: $(cat "$work/other.err")"
 
 # A diverging run: one line naming the step; with --check-numerics, the op.
 if "$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 256 --batch 32 --epochs 1 --lr 1e30 \

@@ -40,7 +40,7 @@ for i in "${!configs[@]}"; do
   for side in host other; do
     tool=$host
     [[ $side == other ]] && tool=$other
-    "$tool" plan "${args[@]}" --json "$work/$side.$i.json" > "$work/$side.$i.txt" 2> "$work/$side.$i.err" ||
+    "$tool" plan "${args[@]}" --out "$work/$side.$i.json" > "$work/$side.$i.txt" 2> "$work/$side.$i.err" ||
       { echo "plan_same_as_host: '$side' failed on: onnas plan ${configs[$i]}" >&2; cat "$work/$side.$i.err" >&2; exit 1; }
   done
   h_arena=$(json_number "$work/host.$i.json" arena_bytes)

@@ -58,9 +58,13 @@ echo "mpi_meta_train: 2 ranks, then resumed on 1, against 1: $out"
 # 3. eval-fewshot: the same per-task results gathered in task order, so the same JSON.
 ev=(eval-fewshot "${tiny[@]}" --meta-cell "$work/p1/meta_cell.safetensors" --tasks 5 --search-steps 1
     --finetune-steps 2 --json)
-mpi 1 "${ev[@]}" 2> "$work/e1.err" | sed 's/"peak_rss_bytes":[0-9]*,//' > "$work/e1.out" ||
+# Memory (peak RSS, the measured overhead) and times differ from run to run; the rest must not.
+unmeasured() {
+  python3 -c 'import json, sys; d = json.load(sys.stdin); [d.pop(k, None) for k in ("memory", "seconds")]; print(json.dumps(d, sort_keys=True))'
+}
+mpi 1 "${ev[@]}" 2> "$work/e1.err" | unmeasured > "$work/e1.out" ||
   fail "eval-fewshot on 1 rank failed: $(tail -3 "$work/e1.err")"
-mpi 2 "${ev[@]}" 2> "$work/e2.err" | sed 's/"peak_rss_bytes":[0-9]*,//' > "$work/e2.out" ||
+mpi 2 "${ev[@]}" 2> "$work/e2.err" | unmeasured > "$work/e2.out" ||
   fail "eval-fewshot on 2 ranks failed: $(tail -3 "$work/e2.err")"
 cmp -s "$work/e1.out" "$work/e2.out" || fail "eval-fewshot on 2 ranks: $(cat "$work/e2.out") against $(cat "$work/e1.out")"
 echo "mpi_meta_train: eval-fewshot on 2 ranks identical: $(head -1 "$work/e2.out")"

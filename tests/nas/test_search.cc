@@ -94,6 +94,39 @@ TEST_CASE("genotype derivation picks the largest beta pair and the largest non-n
   CHECK(g.str().find("('sep_conv_5x5', 0)") != std::string::npos);
 }
 
+TEST_CASE("DARTS genotype strings: printed as DARTS prints them, read back, refused where onnas differs") {
+  Genotype g;
+  g.normal = {{{OpKind::sep_conv_3x3, 0}, {OpKind::skip_connect, 1}}, {{OpKind::dil_conv_5x5, 2}, {OpKind::sep_conv_3x3, 0}}};
+  g.reduce = {{{OpKind::max_pool_3x3, 0}, {OpKind::max_pool_3x3, 1}}, {{OpKind::skip_connect, 2}, {OpKind::avg_pool_3x3, 1}}};
+  CHECK(g.str() ==
+        "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_5x5', 2), ('sep_conv_3x3', 0)], "
+        "normal_concat=range(2, 4), reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+        "('avg_pool_3x3', 1)], reduce_concat=range(2, 4))");
+  CHECK(Genotype::parse_darts(g.str(), "s") == g);
+  // As other code prints it: double quotes, a list for the concat, fields in another order, line breaks.
+  CHECK(Genotype::parse_darts("Genotype(\n  reduce=[(\"max_pool_3x3\", 0), (\"max_pool_3x3\", 1), (\"skip_connect\", 2), "
+                              "(\"avg_pool_3x3\", 1)], reduce_concat=[2, 3],\n  normal=[('sep_conv_3x3', 0), "
+                              "('skip_connect', 1), ('dil_conv_5x5', 2), ('sep_conv_3x3', 0)], normal_concat=[2, 3])",
+                              "s") == g);
+  const std::string text = g.str();
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    return t.replace(t.find(from), from.size(), to);
+  };
+  CHECK_THROWS_WITH(Genotype::parse_darts(with("normal_concat=range(2, 4)", "normal_concat=range(3, 4)"), "--genotype"),
+                    Catch::Contains("normal_concat is [3]; onnas concatenates every intermediate node, range(2, 4)"));
+  CHECK_THROWS_WITH(Genotype::parse_darts(with("('skip_connect', 1), ", ""), "--genotype"),
+                    Catch::Contains("normal lists 3 edges; a DARTS genotype has two per node"));
+  CHECK_THROWS_WITH(Genotype::parse_darts(with("'sep_conv_3x3', 0)", "'sep_conv_9x9', 0)"), "--genotype"),
+                    Catch::Contains("--genotype") && Catch::Contains("sep_conv_9x9"));
+  CHECK_THROWS_WITH(Genotype::parse_darts(with("reduce_concat", "reduced_concat"), "--genotype"),
+                    Catch::Contains("not 'reduced_concat'"));
+  CHECK_THROWS_WITH(Genotype::parse_darts(text + " x", "--genotype"), Catch::Contains("expected the end of the text at column"));
+  CHECK_THROWS_WITH(Genotype::parse_darts("Genotype(normal=[('sep_conv_3x3' 0)])", "g"),
+                    Catch::Contains("expected ',' at column 34"));
+  CHECK_THROWS_WITH(Genotype::parse_darts(std::string(1 << 17, ' '), "g"), Catch::Contains("at most 65536"));
+}
+
 TEST_CASE("a short search on a tiny synthetic task lowers the loss") {
   SearchSpace s = tiny_space();
   const int64_t B = 12;

@@ -958,7 +958,7 @@ TEST_CASE("the onnas tool writes devices and FIFOs in place, refuses to replace 
   TempDir dir;
   const std::string list = dir.file("list.json");
   spit(list, R"([{"name": "a", "bytes": 64, "first": 0, "last": 1}])");
-  const std::string plan = "plan --buffers '" + list + "' --json ";
+  const std::string plan = "plan --buffers '" + list + "' --out ";
 
   // A character device of our own (root can make one; /dev/null itself is never risked).
   const std::string null_device = dir.file("null");
@@ -1101,7 +1101,8 @@ TEST_CASE("the onnas tool: lying checkpoints, non-finite weights, locked folders
                         });
     // It trained to "success" from such a file, and evaluated an all-NaN model at 10%.
     const std::string nan = dir.file("nan_model.safetensors");
-    expect_one_line_refusal(dir, "eval" + d + " --genotype '" + dir.file("g.json") + "' --model '" + nan + "'",
+    expect_one_line_refusal(dir, "eval --data-format idx --data '" + data + "' --threads 1 --genotype '" + dir.file("g.json") +
+                                     "' --model '" + nan + "'",
                             "'stem.bn.weight' holds a non-finite value (nan at element 0)");
     expect_one_line_refusal(dir, train + "_nan --init '" + nan + "'", "non-finite", true);
     // An --init file none of whose tensors belongs to the network loaded nothing, silently.
@@ -1116,9 +1117,10 @@ TEST_CASE("the onnas tool: lying checkpoints, non-finite weights, locked folders
     const int fd = ::open(dir.file("t/.onnas.lock").c_str(), O_RDWR);
     REQUIRE(fd >= 0);
     REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
-    expect_one_line_refusal(dir, train, "is in use by another onnas run", true);
+    // --overwrite: the folder holds the first run's files.
+    expect_one_line_refusal(dir, train + " --overwrite", "is in use by another onnas run", true);
     ::close(fd);
-    CHECK(run_tool(dir, train).status == 0);
+    CHECK(run_tool(dir, train + " --overwrite").status == 0);
   }
 
   SECTION("--limit keeps the memory of what it keeps") {

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The tool as scripts see it (issue 21): every subcommand's --json prints exactly one
+# JSON document on stdout (piped through a JSON parser) with its "memory"; the flag
+# scheme (defaults in --help, renamed flags still parse, --no-X), usage errors (one
+# "onnas: error:" line, exit 2, "did you mean") against runtime errors (exit 1); output
+# folders (a non-empty --out refused unless --overwrite or --resume, --resume without a
+# checkpoint, an extended --resume, a refused one naming the setting); ignored-flag
+# warnings; progress rates; --version; the bash completion. Tiny runs on Fashion-MNIST.
+#   tests/cli/interface.sh path/to/onnas
+set -euo pipefail
+onnas=${1:?usage: interface.sh path/to/onnas}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+space=(-C 4 --cells 2 --reductions 1 --nodes 2)
+tiny=("${space[@]}" --threads 2)
+fail() { echo "interface: FAIL: $*" >&2; exit 1; }
+# Debian's python starts in a tenth of the time of a pyenv shim, and this runs it often.
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(command -v python3) || fail "python3 is needed to parse the JSON"
+fmnist=/usr/share/datasets/fashion-mnist
+[[ -e $fmnist/t10k-images-idx3-ubyte.gz ]] || fail "no Fashion-MNIST in $fmnist (scripts/setup.sh installs it)"
+
+# A small copy of Fashion-MNIST (the first 512 training and 100 test images), so that the
+# many short runs below do not each read and evaluate 70,000 images.
+"$python" - "$fmnist" small <<'EOF'
+import gzip, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst)
+for split, n in (("train", 512), ("t10k", 100)):
+    for kind, header, size in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        name = f"{split}-{kind}-ubyte.gz"
+        data = bytearray(gzip.open(os.path.join(src, name)).read(header + n * size))
+        data[4:8] = n.to_bytes(4, "big")
+        with gzip.open(os.path.join(dst, name), "wb") as f:
+            f.write(bytes(data))
+EOF
+data=(--data small)
+
+# json NAME -- SUBCOMMAND ARGS: runs onnas SUBCOMMAND ARGS --json; stdout must be one
+# JSON document, of that subcommand, with a "memory" object; stderr holds the human text.
+json() {
+  local name=$1
+  shift 1
+  set -- "${@:2}"
+  "$onnas" "$@" --json > "$name.json" 2> "$name.err" || fail "$name: onnas $* failed: $(tail -3 "$name.err")"
+  # json.load, as json.tool, refuses anything after the first document.
+  "$python" -c 'import json, sys
+d = json.load(sys.stdin)
+assert isinstance(d, dict) and d.get("command") == sys.argv[1], "not the document of " + sys.argv[1]
+assert isinstance(d.get("memory"), dict) and "peak_rss_bytes" in json.dumps(d["memory"]), "no memory object"' \
+    "$1" < "$name.json" 2> "$name.parse" ||
+    fail "$name: stdout is not one JSON document ($(tail -1 "$name.parse")): $(head -c 300 "$name.json")"
+  echo "interface: $name --json: one JSON document ($(wc -c < "$name.json") bytes)"
+}
+field() { "$python" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval("d" + sys.argv[2]))' "$1" "$2"; }
+
+# usage NAME STATUS NEEDLE -- ARGS: onnas ARGS must exit with STATUS and print exactly one
+# stderr line, "onnas: error: ..." holding NEEDLE.
+usage() {
+  local name=$1 want=$2 needle=$3
+  shift 4
+  local status=0
+  "$onnas" "$@" > "$name.out" 2> "$name.err" || status=$?
+  [[ $status == "$want" ]] || fail "$name: onnas $* exited $status, expected $want: $(cat "$name.err")"
+  [[ $(wc -l < "$name.err") == 1 ]] || fail "$name: expected one line on stderr, got: $(cat "$name.err")"
+  grep -q "^onnas: error: " "$name.err" || fail "$name: no 'onnas: error:' prefix: $(cat "$name.err")"
+  grep -qF -- "$needle" "$name.err" || fail "$name: '$needle' not in: $(cat "$name.err")"
+  [[ ! -s "$name.out" ]] || fail "$name: printed on stdout: $(cat "$name.out")"
+}
+# refused NAME NEEDLE -- ARGS: a runtime refusal after what the run set out to do: exit 1,
+# the last stderr line "onnas: error: ..." holding NEEDLE.
+refused() {
+  local name=$1 needle=$2
+  shift 3
+  local status=0
+  "$onnas" "$@" > /dev/null 2> "$name.err" || status=$?
+  [[ $status == 1 ]] || fail "$name: onnas $* exited $status, expected 1: $(tail -3 "$name.err")"
+  tail -1 "$name.err" | grep -q "^onnas: error: " || fail "$name: the last line is not the error: $(tail -2 "$name.err")"
+  tail -1 "$name.err" | grep -qF -- "$needle" || fail "$name: '$needle' not in: $(tail -1 "$name.err")"
+  [[ $(grep -c "error" "$name.err") == 1 ]] || fail "$name: more than one error line: $(cat "$name.err")"
+}
+
+# --- every subcommand's --json -----------------------------------------------------------
+json search -- search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --out s
+[[ $(field search.json '["outputs"]["genotype"]') == s/genotype.json ]] || fail "search: outputs.genotype"
+field search.json '["memory"]["plan"]' > /dev/null || fail "search: no MemoryReport under memory"
+darts=$("$python" -c 'import json; print(json.load(open("s/genotype.json"))["darts"])')
+[[ $darts == "Genotype(normal=["*"normal_concat=range(2, 4), reduce=["*"reduce_concat=range(2, 4))" ]] ||
+  fail "genotype.json has no DARTS string: $darts"
+field s/genotype.json '["space"]["nodes"]' | grep -qx 2 || fail "genotype.json has no space"
+# The genotype file brings its space: no -C/--cells/--nodes needed.
+json train -- train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 2 --epochs 1 --threads 2 --out t
+field train.json '["space"]["channels"]' | grep -qx 4 || fail "train did not take the genotype file's space"
+json eval -- eval --model t/model.safetensors "${data[@]}" --threads 2
+json plan-search -- plan "${space[@]}" --batch 8 --mode ops+pairs+sbs --split 2
+[[ $(field plan-search.json '["modes"].__len__()') -ge 5 ]] || fail "plan: no modes in the JSON"
+json plan-train -- plan --network train --genotype "$darts" "${space[@]}" --batch 8
+json plan-infer -- plan --network infer --model t/model.safetensors --out infer-plan.json
+[[ $(field plan-infer.json '["batch"]') == 1 ]] || fail "plan --network infer: batch is not 1 by default"
+"$python" -m json.tool infer-plan.json > /dev/null || fail "plan --out did not write the plan as JSON"
+echo '[{"name": "a", "bytes": 64, "first": 0, "last": 1}, {"name": "b", "bytes": 32, "first": 1, "last": 2}]' > list.json
+json plan-buffers -- plan --buffers list.json
+json inspect -- inspect t/model.safetensors
+json meta-train -- meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
+  --warmup-epochs 0 --val-every 0 --out m
+json adapt -- adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 --out a
+[[ -s a/genotype.json && -s a/result.json ]] || fail "adapt --out wrote nothing"
+json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" "${data[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
+[[ $(wc -l < f/tasks.jsonl) == 2 ]] || fail "eval-fewshot --out: expected 2 task lines"
+json export -- export --model t/model.safetensors --out net.onnx
+# Without --json, results go to stdout (one line for eval) and nothing else does.
+"$onnas" eval --model t/model.safetensors "${data[@]}" --threads 2 > eval.txt 2> /dev/null
+grep -q "^test accuracy: " eval.txt && [[ $(wc -l < eval.txt) == 1 ]] || fail "eval's stdout: $(cat eval.txt)"
+
+# --- usage errors: exit 2, one line --------------------------------------------------------
+usage no-subcommand 2 "no subcommand given" --
+usage typo 2 "did you mean 'search'?" -- serch
+usage bad-option 2 "did you mean '--steps'?" -- search --stpes 3
+usage bad-value 2 "--steps: must be 0 or more, not -1" -- search --steps -1
+usage bad-choice 2 "--mode" -- search --mode fast
+usage required 2 "--genotype is required" -- train
+usage both-starts 2 "give either --meta-cell FILE" -- adapt
+usage json-twice 2 "give --out FILE once" -- plan --json a.json --out b.json
+# Runtime errors: exit 1.
+usage missing-file 1 "missing.safetensors" -- inspect missing.safetensors
+usage not-a-model 1 "is a searched supernet, not a trained network" -- eval --model s/supernet.safetensors
+# A genotype of another network or space is refused by name.
+other=${darts/sep_conv_3x3/skip_connect}
+[[ $other != "$darts" ]] || other=${darts/dil_conv_3x3/skip_connect}
+[[ $other != "$darts" ]] || other=${darts/max_pool_3x3/skip_connect}
+usage other-genotype 1 "holds the network of another genotype" -- eval --model t/model.safetensors --genotype "$other"
+usage other-space 1 "the genotype has 2 nodes per cell, the search space 3" -- \
+  train --genotype s/genotype.json --nodes 3 "${data[@]}" --out t-other
+[[ ! -e t-other ]] || fail "a refused train created its --out"
+usage init-space 1 "--init s/supernet.safetensors holds a network of another shape: channels (--channels) is 4 there, 8 now" -- \
+  train --genotype s/genotype.json -C 8 --init s/supernet.safetensors "${data[@]}" --steps 1 --out t-init
+
+# --- output folders ----------------------------------------------------------------------
+usage out-exists 1 "--out 't' already holds" -- train --genotype s/genotype.json "${data[@]}" --steps 1 --epochs 1 --out t
+"$onnas" train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 2 --epochs 1 --threads 2 --out t --overwrite \
+  > /dev/null 2>&1 || fail "--overwrite was refused"
+usage resume-nothing 1 "--resume: no checkpoint at" -- search "${tiny[@]}" "${data[@]}" --steps 2 --out r0 --resume
+[[ ! -e r0 ]] || fail "--resume without a checkpoint left a folder"
+usage out-file 1 "--out 'no/such/dir/x.json': the folder 'no/such/dir' does not exist" -- \
+  plan --buffers list.json --out no/such/dir/x.json
+# --resume may extend a run; another setting is refused, naming it.
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --out r > /dev/null 2>&1 || fail "search for --resume"
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --out r --resume > /dev/null 2> r.err ||
+  fail "--resume with more --steps was refused: $(tail -2 r.err)"
+grep -q "resuming from r/checkpoint.safetensors after step 2" r.err || fail "the extended run did not resume: $(cat r.err)"
+refused resume-other "batch (--batch) is 16 there, 8 now" -- \
+  search "${tiny[@]}" "${data[@]}" --batch 8 --steps 4 --out r --resume
+
+# --- the flag scheme ---------------------------------------------------------------------
+"$onnas" search --help | tr -s ' \n' ' ' > help.txt  # one line: descriptions wrap
+grep -qF -- "-b,--batch INT:INT in [1 - 4096] Batch size (default 32)" help.txt || fail "search --help: no default for --batch"
+grep -qF -- "--lr FLOAT:NONNEGATIVE Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)" help.txt ||
+  fail "search --help has no --lr"
+! grep -q -- "--w-lr" help.txt || fail "a renamed flag shows in --help"
+"$onnas" train --help | tr -s ' \n' ' ' | grep -qF -- "--flip,--no-flip Random horizontal flips (default: on)" ||
+  fail "train --help: no --flip / --no-flip"
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 1 --w-lr 0.01 --a-lr 1e-3 --out old > /dev/null 2> old.err ||
+  fail "the renamed --w-lr / --a-lr no longer parse: $(tail -2 old.err)"
+grep -q "warning: --w-lr is now --lr" old.err || fail "no warning for the renamed --w-lr"
+"$onnas" plan --buffers list.json --json old-plan.json > /dev/null 2> old-plan.err || fail "plan --json FILE"
+grep -q "'--json old-plan.json' is now '--out old-plan.json'" old-plan.err && [[ -s old-plan.json ]] ||
+  fail "plan --json FILE (the old form): $(cat old-plan.err)"
+"$onnas" train --genotype s/genotype.json "${data[@]}" --batch 32 --steps 1 --epochs 1 --flip false --threads 2 --out fl \
+  > /dev/null 2> fl.err || fail "'--flip false' no longer parses: $(cat fl.err)"
+grep -q "'--flip false' is now '--no-flip'" fl.err || fail "no warning for '--flip false'"
+
+# --- warnings and progress -----------------------------------------------------------------
+"$onnas" plan "${space[@]}" --batch 8 --sbs checkpoint --k-grad 3 > /dev/null 2> ignored.err
+grep -q "warning: --sbs is ignored: --mode full runs no step-by-step" ignored.err &&
+  grep -q "warning: --k-grad is ignored" ignored.err || fail "ignored flags gave no warning: $(cat ignored.err)"
+grep -q "epoch 1/1 done .* steps/s" search.err || fail "search's progress has no rate: $(grep epoch search.err)"
+grep -q "^test done .* images/s" train.err || fail "train's evaluation shows no progress: $(cat train.err)"
+
+# --- --version and the bash completion -------------------------------------------------------
+"$onnas" --version > version.txt
+grep -Eq "^onnas [0-9]+\.[0-9]+\.[0-9]+ \((Release|Debug|RelWithDebInfo|MinSizeRel) build" version.txt &&
+  grep -q "^kernels: " version.txt || fail "--version: $(cat version.txt)"
+"$onnas" --completion bash > onnas.bash
+complete_words() {  # complete_words WORD... : what the completion offers for the last word
+  # shellcheck disable=SC1091
+  bash -c 'source onnas.bash; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _onnas; echo "${COMPREPLY[*]}"' _ "$@"
+}
+[[ $(complete_words onnas se) == search ]] || fail "completion of 'onnas se': $(complete_words onnas se)"
+[[ $(complete_words onnas search --mod) == --mode ]] || fail "completion of --mod: $(complete_words onnas search --mod)"
+[[ $(complete_words onnas search --mode ops) == "ops ops+pairs ops+pairs+sbs" ]] ||
+  fail "completion of '--mode ops': $(complete_words onnas search --mode ops)"
+[[ $(complete_words onnas search --w-) == "" ]] || fail "completion offers a renamed flag"
+[[ $(complete_words onnas export --mod) == --model ]] || fail "completion of 'export --mod'"
+echo "interface: all passed"
