@@ -43,6 +43,7 @@ std::map<std::string, std::string> load_search_checkpoint(const std::string& pat
     if (t->dtype != e->tensor.dtype() || t->shape != e->tensor.shape())
       fail("{}: {} is {} {}, this search needs {} {}", path, e->name, dtype_name(t->dtype), t->shape.str(),
            dtype_name(e->tensor.dtype()), e->tensor.shape().str());
+    check_finite(*t, path);  // a NaN restored would poison the run silently
     copies.emplace_back(e->tensor, t);
   }
   ArchSampler restored = sampler;
@@ -52,6 +53,8 @@ std::map<std::string, std::string> load_search_checkpoint(const std::string& pat
     if (!rows || !counts) fail("{}: checkpoint has no sampler history for the {} cell", path, cell_kind(r));
     if (rows->dtype != DType::f32 || counts->dtype != DType::f32)
       fail("{}: the sampler history of the {} cell is not f32", path, cell_kind(r));
+    check_finite(*rows, path);
+    check_finite(*counts, path);
     const float* rp = static_cast<const float*>(rows->data.data());
     const float* cp = static_cast<const float*>(counts->data.data());
     restored.set_history(r, std::span<const float>(rp, size_t(rows->shape.numel())),
