@@ -279,14 +279,14 @@ struct GradientPass::Impl {
         // The gradient of state i: this cell's s1 gradient, plus the s0 gradient cell
         // i + 1 handed on (and, for cell 0, whose s0 is state 0 too, its own s0 gradient).
         ValueId full = d_s1;
-        if (i + 1 < n && hands_on(i + 1)) {
+        if (i + 1 < n && hands_on(i + 1) && !config.test_drop_s0_hand_on) {
           partial_in[size_t(i)] = g.input(fmt::format("grad/state{}.from_cell{}", i, i + 1), {g.type(d_s1)});
           full = ops::add(g, full, partial_in[size_t(i)], fmt::format("grad/state{}", i));
         }
         if (i == 0) full = ops::add(g, full, d_s0, "grad/state0.total");
         full_grad[size_t(i)] = full;
         o.outputs.push_back(full);
-        if (i > 0 && hands_on(i - 1)) {
+        if (i > 0 && hands_on(i - 1) && !config.test_drop_s0_hand_on) {
           d_s0_out[size_t(i)] = d_s0;
           o.outputs.push_back(d_s0);
         }

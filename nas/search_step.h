@@ -63,6 +63,9 @@ struct StepConfig {
   SbsVariant sbs = SbsVariant::recompute;
   int k_grad = 2;  // gradient ops per edge (modes with ops)
   int split = 1;   // micro-batches per batch
+  // Test only: SBS phases do not hand the gradient of their cell's s0 on (as the
+  // paper's code), so the step is no longer exact; tests assert that this is seen.
+  bool test_drop_s0_hand_on = false;
 
   bool samples_ops() const { return mode != Mode::full; }
   bool samples_pairs() const { return mode == Mode::ops_pairs || mode == Mode::ops_pairs_sbs; }
