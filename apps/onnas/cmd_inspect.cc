@@ -1,9 +1,12 @@
 // `onnas inspect FILE`: what a safetensors file (checkpoint, searched supernet, model,
 // meta cell) holds — its metadata and its tensors, with sizes.
 #include <cstdio>
+#include <cstring>
 
 #include "apps/onnas/common.h"
+#include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
+#include "nas/arch_report.h"
 #include "nas/meta_cell.h"
 #include "runtime/serialize/safetensors.h"
 
@@ -15,6 +18,20 @@ struct InspectArgs {
   bool all = false;
   Output report{"inspect"};
 };
+
+// The table of what alpha and beta decided (nas/arch_report.h), and the softmax values
+// in the JSON document.
+void print_decisions(FILE* out, const nas::SearchSpace& space, const ParamStore& params, nlohmann::json& doc) {
+  std::fprintf(out, "  what alpha and beta decided (softmax per kept edge and per node):\n");
+  const std::string table = nas::decision_table(space, params);
+  size_t at = 0;
+  while (at < table.size()) {
+    const size_t end = table.find('\n', at);
+    std::fprintf(out, "    %s\n", table.substr(at, end - at).c_str());
+    at = end == std::string::npos ? table.size() : end + 1;
+  }
+  doc["decisions"] = nas::arch_snapshot(space, params);
+}
 
 void run_inspect(const InspectArgs& a) {
   SafetensorsFile f = read_safetensors(a.path);
@@ -37,6 +54,18 @@ void run_inspect(const InspectArgs& a) {
                         {"tensors", mc.cell.entries().size()},
                         {"meta_cell_bytes", meta},
                         {"cells_bytes", cells}};
+    print_decisions(out, mc.space, unfolded, doc);
+  } else if (f.find("alpha.normal") && f.find("alpha.reduce")) {
+    // A searched supernet or a search checkpoint whose space is recorded: what alpha and beta decided.
+    if (std::optional<nas::SearchSpace> space = read_space(f.metadata, a.path)) {
+      ParamStore arch;
+      for (const auto& t : f.tensors)
+        if (t.name.rfind("alpha.", 0) == 0 || t.name.rfind("beta.", 0) == 0) {
+          Tensor dst = arch.add(t.name, t.shape, ParamKind::arch);
+          std::memcpy(dst.data(), t.data.data(), dst.bytes());
+        }
+      print_decisions(out, *space, arch, doc);
+    }
   }
   size_t total = 0;
   for (const auto& t : f.tensors) total += t.data.bytes();

@@ -36,6 +36,14 @@ echo "memory_budget: peak RSS $(( maxrss / 1024 )) KiB, budget ${budget_mib} MiB
 (( overhead < 24 * 1048576 )) || fail "the fixed overhead is $overhead bytes, not under 24 MiB"
 (( maxrss <= limit )) || fail "peak RSS $maxrss bytes exceeds the budget plus the fixed overhead ($limit bytes)"
 
+# What the search decided: softmax(alpha)/beta in the log every 25 steps and at the end,
+# the table at the end of the run and from `onnas inspect` of the supernet.
+[[ $(grep -c '"arch":' "$work/s/search_log.jsonl") -eq 2 ]] || fail "search_log.jsonl should hold 2 arch records (steps 25, 30)"
+grep -q "what the search decided" "$work/err" || fail "no decision table at the end of the search"
+"$onnas" inspect "$work/s/supernet.safetensors" > "$work/inspect.out" 2>&1 || fail "inspect: $(tail -2 "$work/inspect.out")"
+grep -q "what alpha and beta decided" "$work/inspect.out" || fail "inspect shows no decision table"
+grep -q "smallest margins" "$work/inspect.out" || fail "inspect's table has no margins"
+
 # A budget below what the smallest step needs is refused before any work, naming the smallest.
 if "$onnas" search --memory-budget 12MiB --steps 1 --out "$work/t" > /dev/null 2> "$work/small.err"; then
   fail "a 12 MiB budget was accepted"
