@@ -55,7 +55,7 @@ for seed in $seeds; do
     dir=$out/search-$m-s$seed
     [[ -e $dir/genotype.json ]] && continue
     # shellcheck disable=SC2086
-    resumable "$dir" "$onnas" search ${modes[$m]} --steps "$search_steps" --seed "$seed" --a-lr "$arch_lr" \
+    resumable "$dir" "$onnas" search ${modes[$m]} --steps "$search_steps" --seed "$seed" --arch-lr "$arch_lr" \
       --threads "$threads" --checkpoint-every 25 --out "$dir"
   done
   # The control: a random genotype of the same space.
