@@ -473,7 +473,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.inner.a_lr = a.inner.arch_lr;
   o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
-  a.step.apply(space, o.inner, a.seed);
+  a.step.apply(space, o.inner);
   choose_inner_step(a.step, space, o.inner, a.seed, d);
   o.lr_weights = a.meta_lr;
   o.lr_arch = a.meta_arch_lr;
@@ -745,7 +745,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   o.search.w_lr = o.search.w_lr_min = lr;
   o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
-  a.step.apply(r.space, o.search, a.seed);
+  a.step.apply(r.space, o.search);
   choose_inner_step(a.step, r.space, o.search, a.seed, d);
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
   r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,

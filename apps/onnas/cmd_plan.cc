@@ -284,7 +284,7 @@ void run_plan(const PlanArgs& a, const CLI::App& cmd) {
     so.batch = a.batch;
     so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
     so.w_momentum = a.momentum;
-    a.step.apply(space, so, 1);
+    a.step.apply(space, so);
     if (a.step.has_budget()) a.step.choose(space, so, 1, 0, "nothing else (the plan of the step alone)");
     params.store_weight_gradients(false);  // the plan counts them in the gradient block
     nas::init_search_params(params, space, 1);

@@ -82,7 +82,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   so.w_lr = a.opt.lr > 0 ? a.opt.lr : (a.opt.optimizer == "sgd" ? 0.025f : 3e-3f);
   so.w_momentum = a.momentum;
   so.a_lr = a.opt.arch_lr;
-  a.step.apply(space, so, a.seed);
+  a.step.apply(space, so);
   if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
   if (budget) {
     // Indices of both halves, held by the split and by each sampler; four batches.

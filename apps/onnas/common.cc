@@ -41,12 +41,11 @@ void StepOptions::add(CLI::App& cmd) {
                  "Choose the fastest mode whose planned peak fits (e.g. 64MiB); overrides --mode, --sbs, --split");
 }
 
-void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const {
+void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options) const {
   options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
                   .split = split};
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
-  (void)seed;
   if (has_budget()) budget_bytes();  // a budget that is not a size is refused before any work
 }
 

@@ -77,7 +77,7 @@ struct StepOptions {
   int k_grad = 2, split = 1;
   void add(CLI::App& cmd);
   // Sets options.step from the flags (and checks it).
-  void apply(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed) const;
+  void apply(const nas::SearchSpace& space, nas::SearchOptions& options) const;
   // Warns about the flags the chosen way of running ignores (--sbs without sbs, ...).
   void warn_ignored(const CLI::App& cmd) const;
   bool has_budget() const { return !memory_budget.empty(); }
