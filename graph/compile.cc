@@ -535,6 +535,16 @@ Tensor Program::tensor_of(ValueId v, std::byte* base) const {
   return val.binding >= 0 ? bound_[size_t(val.binding)] : Tensor();
 }
 
+void Program::run_prefix(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds, size_t steps) {
+  if (!tree_.empty()) fail("run_prefix: this program's memory depends on run-time gates; run it whole");
+  struct Limit {
+    size_t& limit;
+    ~Limit() { limit = SIZE_MAX; }
+  } reset{step_limit_};
+  step_limit_ = steps;
+  run(arena, params, feeds);
+}
+
 void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> feeds, const GateValues* gates,
                   Profile* profile) {
   if (running_->exchange(true, std::memory_order_acq_rel))
@@ -568,7 +578,8 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
   std::byte* base = arena.base();
   const bool checking = check_numerics();
   if (checking) check_inputs_finite(params, feeds);
-  for (size_t k = 0; k < steps_.size(); ++k) {
+  const size_t end = std::min(steps_.size(), step_limit_);
+  for (size_t k = 0; k < end; ++k) {
     const Step& s = steps_[k];
     if (s.gate != kAlways && open && !open[size_t(s.gate)]) continue;
     // The step's tensors, in a scratch as wide as the widest step.

@@ -28,6 +28,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -147,6 +149,11 @@ class Program {
            const GateValues* gates = nullptr, Profile* profile = nullptr) {
     run(arena, params, std::span<const Feed>(feeds.begin(), feeds.size()), gates, profile);
   }
+  // Runs only the first `steps` steps in run order (no gates): a prefix of the order is
+  // itself runnable, since every step's inputs come from steps before it. For measuring
+  // early values without computing the rest (nas/chunked_eval.h). Values produced by
+  // the prefix that are outputs are readable after it.
+  void run_prefix(Arena& arena, const ParamStore& params, std::initializer_list<Feed> feeds, size_t steps);
   // A view of an output (or any arena value still live at the end) after run().
   Tensor output(const Arena& arena, ValueId v) const;
 
@@ -201,6 +208,7 @@ class Program {
   std::vector<NodeId> order_;
   std::vector<ValueId> arg_values_;    // per step argument: the value
   std::vector<Tensor> args_;           // the running step's tensors (scratch, as wide as the widest step)
+  size_t step_limit_ = SIZE_MAX;       // run() stops before this step (run_prefix)
   std::vector<Val> vals_;
   std::vector<ValueId> inputs_;        // values of kind input that some step reads
   std::vector<Binding> bindings_;

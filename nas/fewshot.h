@@ -7,6 +7,15 @@
 // Batch norm uses the statistics of the batch it sees (the support set while
 // adapting, the query set when measuring), as few-shot learners usually do
 // (MAML, MetaNAS): the running statistics of a handful of images mean little.
+// The query set may be measured in chunks (AdaptOptions::query_chunk): batch norm then
+// still normalizes by the whole query set's statistics (nas/chunked_eval.h), so the
+// accuracy does not change, and the memory is one chunk's.
+//
+// Memory: one arena for the whole task, the search step's, reserved before the first
+// task for the largest of the search, the query evaluation and the discrete network's
+// fine-tuning. The discrete network is compiled per genotype, so its part is an
+// estimate (the largest over genotypes of one op everywhere, discrete_estimate_bytes());
+// a genotype that needs more grows the arena, and discrete_arena_bytes() shows it.
 //
 //   FewShotAdapter adapter(space, options, start_params);
 //   AdaptResult r = adapter.adapt(task, seed);   // r.accuracy on the query set
@@ -14,9 +23,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 
 #include "graph/compile.h"
+#include "nas/chunked_eval.h"
 #include "nas/genotype.h"
 #include "nas/head.h"
 #include "nas/meta_train.h"
@@ -33,6 +45,11 @@ struct AdaptOptions {
   float finetune_weight_decay = 3e-4f;
   HeadInit head = HeadInit::meta;  // the classifier at the task's start (head.h); the
                                    // discrete network's restarts the same way
+  // Query images per chunk of the query evaluation, a divisor of n_way * q_query;
+  // 0: the whole query set in one program; kFitQueryChunk: the largest chunk whose
+  // evaluation fits the arena the search and the fine-tuning need anyway.
+  int64_t query_chunk = 0;
+  static constexpr int64_t kFitQueryChunk = -1;
 };
 
 struct AdaptResult {
@@ -42,10 +59,16 @@ struct AdaptResult {
   double seconds = 0;
 };
 
+// The arena the discrete network's fine-tuning on a support set of `episode` needs,
+// estimated as FewShotAdapter does (the largest over genotypes of one op everywhere):
+// what a memory budget must leave for it beside the search.
+size_t estimate_finetune_arena(const SearchSpace& space, const data::EpisodeShape& episode);
+
 class FewShotAdapter {
  public:
-  // `start`: the supernet's weights and alpha/beta to start every task from (copied).
-  FewShotAdapter(SearchSpace space, AdaptOptions options, const ParamStore& start);
+  // `start`: the supernet's weights and alpha/beta to start every task from (kept: move
+  // it in rather than hold a second copy).
+  FewShotAdapter(SearchSpace space, AdaptOptions options, ParamStore start);
 
   AdaptResult adapt(const Task& task, uint64_t seed);
 
@@ -55,24 +78,33 @@ class FewShotAdapter {
   size_t search_arena_bytes() const { return searcher_->arena_bytes(); }
   size_t search_handed_bytes() const { return searcher_->handed_bytes(); }
   size_t search_persistent_bytes() const { return work_.bytes() + searcher_->grad_bytes(); }
-  // The largest arena of a discrete network's fine-tuning or query evaluation so far.
+  // The one arena of a task (the search step's): as reserved before the first task for
+  // the largest need, and as it is now (larger only if a genotype needed more).
+  size_t planned_arena_bytes() const { return planned_arena_bytes_; }
+  size_t arena_bytes() const { return searcher_->arena_bytes(); }
+  // What the search step alone plans.
+  size_t search_plan_bytes() const { return search_plan_bytes_; }
+  // The query evaluation of the supernet (and its chunk size: query_chunk() == the
+  // query set's size when it runs in one program).
+  size_t query_arena_bytes() const { return query_chunked_ ? query_chunked_->arena_bytes() : query_.arena_bytes(); }
+  int64_t query_chunk() const { return query_chunk_; }
+  // The discrete network's fine-tuning and query evaluation: estimated before the first
+  // task, and the largest any task has needed so far.
+  size_t discrete_estimate_bytes() const { return discrete_estimate_bytes_; }
   size_t discrete_arena_bytes() const { return discrete_arena_bytes_; }
-  // The query evaluation of the supernet (planned at construction; the discrete
-  // network's programs are compiled per genotype and share its arena, grown when they
-  // need more: not yet planned before the run).
-  size_t query_arena_bytes() const { return query_.arena_bytes(); }
   // The starting supernet's weights and alpha/beta, kept to start every task from.
   size_t start_bytes() const { return start_.bytes(); }
-  // Heap bytes of the compiled search step's and query program's tables.
-  size_t table_bytes() const { return searcher_->compiled().table_bytes() + query_.table_bytes(); }
+  // Heap bytes of the compiled search step's and query programs' tables, and the query
+  // logits.
+  size_t table_bytes() const;
   Searcher& searcher() { return *searcher_; }
   // The supernet as the last adapt() left it (after its search).
   const ParamStore& params() const { return work_; }
 
  private:
   float evaluate_supernet(const Task& task);
-  void ensure_arena(size_t bytes);
   float finetune_discrete(const Genotype& genotype, const Task& task, uint64_t seed);
+  void plan_query(int64_t chunk);
 
   SearchSpace space_;
   AdaptOptions options_;
@@ -80,10 +112,12 @@ class FewShotAdapter {
   std::vector<std::string> names_;
   ParamStore work_;
   std::unique_ptr<Searcher> searcher_;
-  graph::Program query_;
+  int64_t query_chunk_ = 0;
+  graph::Program query_;  // the whole query set in one program, or
+  std::optional<ChunkedEval> query_chunked_;  // in chunks
   SearchNet query_net_;
-  Arena arena_;  // shared by the query evaluation and the discrete programs
-  size_t discrete_arena_bytes_ = 0;
+  Buffer logits_;  // the query set's logits (chunked evaluation)
+  size_t search_plan_bytes_ = 0, discrete_estimate_bytes_ = 0, discrete_arena_bytes_ = 0, planned_arena_bytes_ = 0;
 };
 
 }  // namespace onnas::nas

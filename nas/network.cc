@@ -227,9 +227,8 @@ SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode
   return net;
 }
 
-CellBody search_body(const SearchSpace& space, const MixGates& gates) {
-  return [space, gates](Graph& g, int cell, ValueId state0, ValueId state1) {
-    const BnMode mode{};
+CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode mode) {
+  return [space, gates, mode](Graph& g, int cell, ValueId state0, ValueId state1) {
     const bool reduction = space.is_reduction(cell);
     const CellGates& cg = gates.of(reduction);
     const int64_t k = space.num_ops();

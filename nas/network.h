@@ -90,8 +90,10 @@ Head emit_head(Graph& g, const SearchSpace& space, ValueId s_last, ValueId label
 // Stem, cells, head and loss on a batch of `batch` images.
 SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode bn, const CellBody& body);
 
-// The supernet's cell body (every edge a mixed op, every node a mix over pairs), with its gates.
-CellBody search_body(const SearchSpace& space, const MixGates& gates);
+// The supernet's cell body (every edge a mixed op, every node a mix over pairs), with its
+// gates; its batch norms as `bn` says (the search's: batch statistics, not affine; the
+// chunked query evaluation's: running statistics, nas/chunked_eval.h).
+CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode bn = {});
 // A genotype's cell body (affine BN in `bn`).
 CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMode bn);
 // The supernet on a batch; `gates` from nas/search_step.h for the sampled modes.

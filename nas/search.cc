@@ -124,6 +124,12 @@ SamplerOptions Searcher::sampler_options() const {
           .k_grad = options_.step.k_grad, .explore_prob = options_.explore_prob};
 }
 
+void Searcher::reserve_arena(size_t bytes) {
+  if (arena_.bytes() >= bytes) return;
+  arena_ = Arena();  // the old block goes back before the new one is taken
+  arena_ = Arena(bytes);
+}
+
 void Searcher::reset(uint64_t seed) {
   rng_ = Rng(seed);
   sampler_ = ArchSampler(space_, sampler_options(), rng_.fork(1).next_u64());

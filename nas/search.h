@@ -120,6 +120,11 @@ class Searcher {
   const CompiledStep& compiled() const { return *compiled_; }
   // The arena both passes run in, allocated once.
   size_t arena_bytes() const { return arena_.bytes(); }
+  // Nothing in the arena outlives a step, so between steps others may run their programs
+  // in it (few-shot adaptation's query evaluation and fine-tuning: one arena for the
+  // whole task). reserve_arena makes it at least `bytes` (contents are lost).
+  Arena& arena() { return arena_; }
+  void reserve_arena(size_t bytes);
   // Of the arena, the values handed between SBS phases (0 without SBS).
   size_t handed_bytes() const { return compiled_->handed_bytes(); }
   // The block holding the weight gradients of a step (0 when the store holds them).

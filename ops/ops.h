@@ -85,6 +85,8 @@ struct Pool2dAttrs {
 ValueId max_pool2d(Graph& g, ValueId x, Pool2dAttrs a = {}, const std::string& name = "max_pool");
 ValueId avg_pool2d(Graph& g, ValueId x, Pool2dAttrs a = {}, const std::string& name = "avg_pool");  // excludes padding
 ValueId global_avg_pool(Graph& g, ValueId x, const std::string& name = "gap");                   // -> [N, C]
+// [3, C]: per channel a shift (its first value), sum(x - shift), sum((x - shift)^2); no gradient.
+ValueId channel_moments(Graph& g, ValueId x, const std::string& name = "moments");
 
 // --- dense, losses -------------------------------------------------------------------------
 // x [N, I], w [O, I], b [O] or kNoValue -> [N, O].

@@ -43,6 +43,7 @@
 #include "data/fewshot_sets.h"
 #include "data/glyphs.h"
 #include "data/image_folder.h"
+#include "data/streaming.h"
 #include "nas/confidence.h"
 #include "nas/fewshot.h"
 #include "nas/meta_train.h"
@@ -209,7 +210,9 @@ FewShotData load_benchmark(const FewShotDataOptions& o) {
 // meta-train images; it records them in the meta cell ("normalization"). Adaptation
 // draws meta-test tasks only: given those statistics (from the meta cell) it reads
 // the test file alone, as a device would hold only its own data.
-FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* given = nullptr) {
+// adaptation_only: meta-train tasks are never drawn (adapt, eval-fewshot).
+FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* given = nullptr,
+                         bool adaptation_only = false) {
   if (o.format == "omniglot" || o.format == "glyphs" || o.format == "miniimagenet") return load_benchmark(o);
   FewShotData d;
   if (o.format == "fashion-mnist") {
@@ -220,6 +223,18 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
     if (given) {
       d.stats = *given;
       d.train = d.test;  // meta-train tasks are never drawn
+    } else if (adaptation_only) {
+      // Adaptation from a random start draws meta-test tasks only: of the train file it
+      // needs the normalization, measured in one streamed pass (never held in memory).
+      std::unique_ptr<data::ImageSet> train = data::open_fashion_mnist_stream(dir, data::Split::train);
+      std::vector<int32_t> labels(size_t(train->N));
+      train->read_labels(0, labels);
+      std::vector<int64_t> meta_train_images;
+      for (int64_t i = 0; i < train->N; ++i)
+        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), labels[size_t(i)]) != cs.meta_train.end())
+          meta_train_images.push_back(i);
+      d.stats = data::channel_stats(*train, meta_train_images);
+      d.train = d.test;
     } else {
       d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
       std::vector<int64_t> meta_train_images;
@@ -277,7 +292,7 @@ std::vector<int32_t> meta_cell_test_classes(const SafetensorsFile& f) {
 // Adaptation's data: with a meta cell that records its normalization, the test file
 // only; the meta-test classes are the meta cell's unless --meta-test-classes says.
 FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_cell) {
-  if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o);
+  if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o, nullptr, /*adaptation_only=*/true);
   const SafetensorsFile f = read_safetensors(meta_cell);
   if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(f);
   std::optional<data::ChannelStats> stats = read_normalization(f.metadata, f.path);
@@ -370,10 +385,12 @@ void set_threads(int threads, const Distributed& dist) {
 
 // --memory-budget for the inner search step: what is left after the data and the fixed
 // overhead (the step chooser prints its choice).
+// `more` bytes (what else the command holds through the step) with what they are.
 void choose_inner_step(const StepOptions& step, const nas::SearchSpace& space, nas::SearchOptions& options,
-                       uint64_t seed, const FewShotData& d) {
+                       uint64_t seed, const FewShotData& d, size_t more = 0, const std::string& more_for = "") {
   if (!step.has_budget()) return;
-  step.choose(space, options, seed, fixed_overhead_bytes() + d.bytes(), "the data and the fixed overhead");
+  step.choose(space, options, seed, fixed_overhead_bytes() + d.bytes() + more,
+              more ? "the data, " + more_for + " and the fixed overhead" : "the data and the fixed overhead");
 }
 
 // CPU seconds of this process (all its threads): what a piece of work costs whatever
@@ -660,6 +677,7 @@ struct AdaptArgs {
   std::string head = "zero";
   int search_steps = 10, finetune_steps = 40;
   float finetune_lr = 0.02f;
+  int64_t query_chunk = 0;  // 0: the whole query set (with --memory-budget: the largest chunk that fits)
   // Unset (empty / 0): the meta cell's inner optimizer and learning rate, so that the
   // device adapts as meta-training taught the cell to; adam 3e-3 from a random start.
   SearchOptimizerOptions search{.optimizer = "", .lr = 0};
@@ -745,9 +763,22 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   o.search.w_lr = o.search.w_lr_min = lr;
   o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.batch = a.episode.way * a.episode.shot;
+  o.query_chunk = a.query_chunk;
   a.step.apply(r.space, o.search);
-  choose_inner_step(a.step, r.space, o.search, a.seed, d);
-  r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, start);
+  if (a.step.has_budget()) {
+    // The task's buffers and the starting supernet live through the search; the query
+    // evaluation runs in chunks that fit the arena the rest needs (unless --query-chunk).
+    const int64_t img = r.space.in_channels * r.space.height * r.space.width;
+    const size_t task_bytes = size_t((o.episode.n_way * (o.episode.k_shot + o.episode.q_query)) * (img + 1)) * 4;
+    // The discrete network's fine-tuning shares the search's arena; it is reserved whole
+    // (the arena is the larger of the two, so this may leave some budget unused).
+    const size_t finetune = nas::estimate_finetune_arena(r.space, o.episode);
+    choose_inner_step(a.step, r.space, o.search, a.seed, d, task_bytes + start.bytes() + finetune,
+                      fmt::format("the task, the starting supernet, the discrete network's fine-tuning ({})",
+                                  format_bytes(double(finetune))));
+    if (a.query_chunk == 0) o.query_chunk = nas::AdaptOptions::kFitQueryChunk;
+  }
+  r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, std::move(start));
   r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
                             o.search.step.describe(), optimizer, lr,
                             a.head == "meta" ? "" : "; classifier from " + a.head, a.finetune_steps);
@@ -771,40 +802,47 @@ struct TaskBuffers {
 };
 
 void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const FewShotData& d, const TaskBuffers& tb) {
-  m.plan(ada.search_handed_bytes() ? fmt::format("search arena (of which handed between SBS phases {})",
-                                                 format_bytes(double(ada.search_handed_bytes())))
-                                   : std::string("search arena"),
-         ada.search_arena_bytes());
+  const int64_t nq = tb.task.query_x.shape()[0];
+  m.plan(fmt::format("arena of a task, the largest of: search {}{}, query evaluation {} ({}), discrete network {} "
+                     "(estimated)",
+                     format_bytes(double(ada.search_plan_bytes())),
+                     ada.search_handed_bytes() ? fmt::format(" (of which handed between SBS phases {})",
+                                                             format_bytes(double(ada.search_handed_bytes())))
+                                               : std::string(),
+                     format_bytes(double(ada.query_arena_bytes())),
+                     ada.query_chunk() < nq ? fmt::format("chunks of {} of {} images", ada.query_chunk(), nq)
+                                            : fmt::format("{} images at once", nq),
+                     format_bytes(double(ada.discrete_estimate_bytes()))),
+         ada.planned_arena_bytes());
   m.plan("supernet, gradients and optimizer state", ada.search_persistent_bytes());
   m.plan("starting supernet", ada.start_bytes());
-  m.plan("query evaluation arena", ada.query_arena_bytes());
   m.plan("program tables", ada.table_bytes());
   m.data("images", d.bytes());
   m.data("task", tb.sx.bytes() + tb.sy.bytes() + tb.qx.bytes() + tb.qy.bytes());
 }
 
-// The budget covers the search step only so far: the query evaluation (one program
-// over the whole query set) and the discrete network are not yet chosen to fit.
-void warn_over_budget(const StepOptions& step, const MemoryReport& m) {
-  if (!step.has_budget() || m.bound_bytes() <= step.budget_bytes() + fixed_overhead_bytes()) return;
-  std::fprintf(stderr,
-               "onnas: warning: --memory-budget %s bounds the search step only: with the query evaluation and the "
-               "starting supernet the plan is %s (plan + data + fixed overhead)\n",
-               format_bytes(double(step.budget_bytes())).c_str(), format_bytes(double(m.bound_bytes())).c_str());
+// --memory-budget covers the whole task: the search step was chosen for what the data,
+// the task's buffers and the starting supernet leave; the query evaluation then runs in
+// chunks that fit the arena, and the discrete network's estimate must fit too.
+// As for the search step, the fixed overhead counts inside the budget.
+void check_budget(const StepOptions& step, const MemoryReport& m) {
+  if (!step.has_budget() || m.bound_bytes() <= step.budget_bytes()) return;
+  fail("--memory-budget {}: with the search step chosen, the task plans {} (plan + data + fixed overhead {}); the "
+       "query evaluation and the discrete network's fine-tuning do not fit beside it",
+       format_bytes(double(step.budget_bytes())), format_bytes(double(m.bound_bytes())),
+       format_bytes(double(fixed_overhead_bytes())));
 }
 
-// After the tasks: the discrete network's arena, which is compiled per genotype and
-// grows the query arena when it needs more (not yet planned before the run), then the
-// peak RSS against the plan.
+// After the tasks: a genotype whose discrete network needed more than the estimate grew
+// the arena (warned, and counted), then the peak RSS against the plan.
 void report_discrete_arena(const nas::FewShotAdapter& ada, MemoryReport& m) {
-  if (ada.discrete_arena_bytes() > ada.query_arena_bytes()) {
+  if (ada.arena_bytes() > ada.planned_arena_bytes()) {
     std::fprintf(stderr,
-                 "onnas: warning: the discrete network's fine-tuning needed an arena of %s, more than the planned %s "
-                 "of the query evaluation (compiled per genotype, so not planned before the run yet)\n",
+                 "onnas: warning: a discrete network needed an arena of %s, more than the %s planned from the estimate "
+                 "(one op on every edge, each op in turn): the arena grew\n",
                  format_bytes(double(ada.discrete_arena_bytes())).c_str(),
-                 format_bytes(double(ada.query_arena_bytes())).c_str());
-    m.plan("discrete network arena beyond the query arena (grown at run time)",
-           ada.discrete_arena_bytes() - ada.query_arena_bytes());
+                 format_bytes(double(ada.planned_arena_bytes())).c_str());
+    m.plan("arena growth for a discrete network beyond the estimate", ada.arena_bytes() - ada.planned_arena_bytes());
   }
   m.print_peak();
 }
@@ -820,7 +858,7 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   MemoryReport memory("adapt");
   add_adaptation_plan(memory, *ad.adapter, d, tb);
   memory.print_plan();
-  warn_over_budget(a.step, memory);
+  check_budget(a.step, memory);
   ad.tasks(a.task, tb.task);
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
@@ -875,8 +913,8 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
                  ad.space.describe().c_str(), ad.start.c_str(), a.tasks, d.test_classes_text().c_str(), a.episode.way,
                  a.episode.shot, a.episode.query, ad.procedure.c_str());
     memory.print_plan();
-    warn_over_budget(a.step, memory);
   }
+  check_budget(a.step, memory);
   // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
   // rank t % P, gathered in task order (so the interval is one process's).
   std::vector<double> results(size_t(2 * a.tasks), 0.0);
@@ -959,6 +997,11 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   add_renamed(*cmd, "--search-optimizer", "--optimizer", a.search.optimizer);
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
       ->check(CLI::Range(0, 100000));
+  cmd->add_option("--query-chunk", a.query_chunk,
+                  "Query images evaluated at once, a divisor of way x query; batch norm still uses the whole query "
+                  "set's statistics, so accuracy does not change (default: all at once; with --memory-budget the "
+                  "largest chunk that fits)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--finetune-lr", a.finetune_lr, "Fine-tuning SGD learning rate (Nesterov 0.9, cosine)");
   cmd->add_option("--seed", a.seed, "Random seed (tasks and adaptation)");
   cmd->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));

@@ -5,6 +5,10 @@
 # the tool measures and prints, which must stay under 24 MiB. The images do not fit
 # beside the step in 32 MiB, so they are streamed from the file; the run must say so,
 # print its plan before the first step and its peak RSS after the last.
+# Then `onnas adapt --memory-budget 40MiB` (1-shot, C=8, from a random start): the same
+# bound over the whole task (search, query evaluation in chunks, the discrete network's
+# fine-tuning); the query set must be evaluated in chunks, and `--query-chunk 5` must give
+# the accuracies of the whole query set at once.
 #   tests/cli/memory_budget.sh path/to/onnas
 set -euo pipefail
 onnas=${1:?usage: memory_budget.sh path/to/onnas}
@@ -43,6 +47,23 @@ grep -q "what the search decided" "$work/err" || fail "no decision table at the 
 "$onnas" inspect "$work/s/supernet.safetensors" > "$work/inspect.out" 2>&1 || fail "inspect: $(tail -2 "$work/inspect.out")"
 grep -q "what alpha and beta decided" "$work/inspect.out" || fail "inspect shows no decision table"
 grep -q "smallest margins" "$work/inspect.out" || fail "inspect's table has no margins"
+
+# adapt: the whole task under the budget (which holds the fixed overhead too).
+adapt_mib=40
+/usr/bin/time -f "%M" -o "$work/adapt_maxrss" "$onnas" adapt --random-init -C 8 --threads 2 \
+  --memory-budget ${adapt_mib}MiB --json > "$work/adapt.json" 2> "$work/adapt.err" || fail "adapt: $(tail -3 "$work/adapt.err")"
+grep -q "query evaluation .* (chunks of" "$work/adapt.err" || fail "adapt did not evaluate the query set in chunks: $(grep memory: "$work/adapt.err")"
+grep -q "^adapt peak RSS" "$work/adapt.err" || fail "adapt: no peak RSS line"
+overhead=$(tail -n 1 "$work/adapt.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["memory"]["overhead_bytes"])')
+maxrss=$(( $(cat "$work/adapt_maxrss") * 1024 ))
+limit=$(( adapt_mib * 1048576 + overhead ))
+echo "memory_budget: adapt peak RSS $(( maxrss / 1024 )) KiB, budget ${adapt_mib} MiB + fixed overhead $(( overhead / 1024 )) KiB = $(( limit / 1024 )) KiB"
+(( maxrss <= limit )) || fail "adapt: peak RSS $maxrss bytes exceeds the budget plus the fixed overhead ($limit bytes)"
+# Chunks change the memory, not the numbers.
+accuracies() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]); print(d["accuracy"], d["supernet_accuracy"])'; }
+whole=$("$onnas" adapt --random-init -C 8 --threads 2 --search-steps 3 --finetune-steps 3 --json 2> /dev/null | accuracies)
+chunked=$("$onnas" adapt --random-init -C 8 --threads 2 --search-steps 3 --finetune-steps 3 --query-chunk 5 --json 2> /dev/null | accuracies)
+[[ -n $whole && $whole == "$chunked" ]] || fail "adapt --query-chunk 5 gives '$chunked', the whole query set '$whole'"
 
 # A budget below what the smallest step needs is refused before any work, naming the smallest.
 if "$onnas" search --memory-budget 12MiB --steps 1 --out "$work/t" > /dev/null 2> "$work/small.err"; then

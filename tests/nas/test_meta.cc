@@ -21,6 +21,17 @@ using namespace onnas::nas;
 namespace {
 
 // Two cells, the second a reduction (wider, with a factorized-reduce skip).
+// A copy of the weights and alpha/beta of `p` (a FewShotAdapter keeps the start it is given).
+ParamStore weights_copy(const ParamStore& p) {
+  ParamStore c;
+  for (const auto& en : p.entries()) {
+    if (en->kind != ParamKind::weight && en->kind != ParamKind::arch) continue;
+    Tensor t = c.add_weight(en->name, en->tensor.shape(), en->kind);
+    std::memcpy(t.data(), en->tensor.data(), t.bytes());
+  }
+  return c;
+}
+
 SearchSpace tiny_space() {
   SearchSpace s;
   s.channels = 4;
@@ -345,14 +356,58 @@ TEST_CASE("adaptation: a zero classifier starts every task from ties, meta keeps
   synthetic_tasks(5)(0, task);
   // Every logit is the same: the first class wins each query, a third of them (labels i % 3).
   o.head = HeadInit::zero;
-  FewShotAdapter zero(s, o, start);
+  // The adapter keeps the start it is given; each gets its own copy here.
+  auto copy = [&] { return weights_copy(start); };
+  FewShotAdapter zero(s, o, copy());
   CHECK(zero.adapt(task, 1).accuracy == Approx(1.0 / 3.0));
   CHECK(all_zero(start.get("classifier.weight")) == false);  // the start is untouched
   o.head = HeadInit::meta;
-  FewShotAdapter meta(s, o, start);
+  FewShotAdapter meta(s, o, copy());
   meta.adapt(task, 1);
   CHECK(values(meta.params().get("classifier.weight")) == values(start.get("classifier.weight")));
 
   CHECK(parse_head_init("zero") == HeadInit::zero);
   CHECK_THROWS_WITH(parse_head_init("prototype"), Catch::Contains("choose meta or zero"));
+}
+
+TEST_CASE("adaptation: the query set in chunks gives the same accuracies, in one planned arena") {
+  SearchSpace s = tiny_space();
+  ParamStore start;
+  init_search_params(start, s, 3);
+  auto copy = [&] { return weights_copy(start); };
+  AdaptOptions o;
+  o.episode = {.n_way = 3, .k_shot = 2, .q_query = 4};
+  o.search_steps = 3;
+  o.finetune_steps = 3;
+  o.search.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 1, .split = 2};
+  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
+  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
+            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+
+  o.query_chunk = 0;
+  FewShotAdapter whole(s, o, copy());
+  CHECK(whole.query_chunk() == 12);
+  for (int64_t chunk : {int64_t(1), int64_t(4), AdaptOptions::kFitQueryChunk}) {
+    INFO("chunk " << chunk);
+    o.query_chunk = chunk;
+    FewShotAdapter chunked(s, o, copy());
+    if (chunk > 0) CHECK(chunked.query_chunk() == chunk);
+    CHECK(12 % chunked.query_chunk() == 0);
+    if (chunk == 1) CHECK(chunked.query_arena_bytes() < whole.query_arena_bytes());
+    // One arena for the task, reserved before the first for every need known then.
+    CHECK(chunked.planned_arena_bytes() >= chunked.search_plan_bytes());
+    CHECK(chunked.planned_arena_bytes() >= chunked.query_arena_bytes());
+    CHECK(chunked.planned_arena_bytes() >= chunked.discrete_estimate_bytes());
+    // Two tasks each: the second starts from what the first left in the shared arena.
+    for (uint64_t t = 0; t < 2; ++t) {
+      synthetic_tasks(11)(t, task);
+      const AdaptResult a = whole.adapt(task, 5 + t), b = chunked.adapt(task, 5 + t);
+      CHECK(a.genotype == b.genotype);
+      CHECK(a.supernet_accuracy == b.supernet_accuracy);
+      CHECK(a.accuracy == b.accuracy);
+    }
+    CHECK(chunked.discrete_arena_bytes() > 0);
+  }
+  o.query_chunk = 5;
+  CHECK_THROWS_WITH(FewShotAdapter(s, o, copy()), Catch::Contains("a query chunk of 5 images does not divide the query set of 12"));
 }

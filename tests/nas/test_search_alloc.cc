@@ -12,6 +12,7 @@
 
 #include "nas/search.h"
 #include "nas/search_space.h"
+#include "tests/nas/spaces.h"
 #include "runtime/rng.h"
 #include "runtime/threading.h"
 #include "tests/alloc_counter.h"
@@ -21,16 +22,7 @@ using namespace onnas::nas;
 
 namespace {
 
-SearchSpace small_space() {
-  SearchSpace s;
-  s.channels = 4;
-  s.cells = 3;
-  s.reductions = {1};
-  s.nodes = 3;
-  s.height = s.width = 8;
-  s.classes = 3;
-  return s;
-}
+using test_spaces::small_space;
 
 // Random images and labels, written in place so the batch buffers never move.
 void fill(Rng& rng, Tensor& x, Tensor& y, int classes) {

@@ -15,21 +15,14 @@
 #include "nas/search_step.h"
 #include "runtime/rng.h"
 
+#include "tests/nas/spaces.h"
+
 using namespace onnas;
 using namespace onnas::nas;
 
 namespace {
 
-SearchSpace tiny_space() {
-  SearchSpace s;
-  s.channels = 4;
-  s.cells = 3;
-  s.reductions = {1};
-  s.nodes = 3;
-  s.height = s.width = 8;
-  s.classes = 3;
-  return s;
-}
+SearchSpace tiny_space() { return test_spaces::small_space(); }
 
 struct Fixture {
   SearchSpace space = tiny_space();
