@@ -4,6 +4,8 @@
 #   scripts/setup.sh            build + test dependencies, the Fashion-MNIST data, the
 #                               Noto fonts (the glyph benchmark's tests render a few glyphs),
 #                               python3-onnx and node/npm (the ONNX export test)
+#   scripts/setup.sh --chromium also Chromium (headless: the test that renders `onnas report`'s page;
+#                               scripts/test.sh asks for it)
 #   scripts/setup.sh --bench    also OpenBLAS (bench-only side-by-side figures)
 #   scripts/setup.sh --fuzz     also clang 14 and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh)
 #   scripts/setup.sh --mpi      also Open MPI (the -DONNAS_MPI=ON build: mpirun -n P onnas meta-train)
@@ -26,6 +28,7 @@ glyphs=0
 for flag in "$@"; do
   case "$flag" in
     --bench) packages+=(libopenblas-dev) ;;
+    --chromium) packages+=(chromium) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --glyphs) glyphs=1 ;;
@@ -37,7 +40,7 @@ for flag in "$@"; do
                  libbenchmark-dev:arm64 zlib1g-dev:arm64 libstb-dev:arm64)
       dpkg --print-foreign-architectures | grep -qx arm64 || add_arm64=1
       ;;
-    *) echo "setup: unknown flag $flag (--bench, --fuzz, --mpi, --aarch64, --glyphs)" >&2; exit 2 ;;
+    *) echo "setup: unknown flag $flag (--chromium, --bench, --fuzz, --mpi, --aarch64, --glyphs)" >&2; exit 2 ;;
   esac
 done
 sudo_cmd=()

@@ -28,7 +28,7 @@ while (( $# )); do
 done
 [[ $arch == host || $arch == aarch64 ]] || { echo "test.sh: unknown --arch $arch (aarch64)" >&2; exit 2; }
 
-setup_flags=()
+setup_flags=(--chromium)
 [[ $arch == aarch64 ]] && setup_flags+=(--aarch64)
 "$root/scripts/setup.sh" "${setup_flags[@]}"
 

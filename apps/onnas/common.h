@@ -160,5 +160,6 @@ void add_plan_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_meta_commands(CLI::App& app);  // meta-train, adapt, eval-fewshot
 void add_export_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace onnas::app

@@ -1,5 +1,5 @@
 // The `onnas` command-line tool: search, train, eval, plan, inspect, meta-train, adapt,
-// eval-fewshot, export. Parsing, usage errors (exit 2) and runtime errors (exit 1, one
+// eval-fewshot, export, report. Parsing, usage errors (exit 2) and runtime errors (exit 1, one
 // line on stderr) are cli.h's.
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   onnas::app::add_inspect_command(app);
   onnas::app::add_meta_commands(app);
   onnas::app::add_export_command(app);
+  onnas::app::add_report_command(app);
   try {
     onnas::app::install_test_kill_points();
   } catch (const std::exception& e) {

@@ -109,6 +109,8 @@ json adapt -- adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 -
 json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" "${data[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
 [[ $(wc -l < f/tasks.jsonl) == 2 ]] || fail "eval-fewshot --out: expected 2 task lines"
 json export -- export --model t/model.safetensors --out net.onnx
+json report -- report s --out s.html
+[[ $(field report.json '["report"]') == s.html && -s s.html ]] || fail "report --out"
 # Without --json, results go to stdout (one line for eval) and nothing else does.
 "$onnas" eval --model t/model.safetensors "${data[@]}" --threads 2 > eval.txt 2> /dev/null
 grep -q "^test accuracy: " eval.txt && [[ $(wc -l < eval.txt) == 1 ]] || fail "eval's stdout: $(cat eval.txt)"
