@@ -36,6 +36,15 @@ std::vector<Genotype> probe_genotypes(const SearchSpace& space) {
   return r;
 }
 
+// The fine-tuning step of a discrete network: forward, loss, and the gradients of
+// `weights` accumulated into the store.
+graph::Program compile_finetune(graph::Graph& g, const SearchNet& net, const std::vector<graph::ValueId>& weights) {
+  std::vector<graph::ValueId> grads = graph::backward(g, net.loss, weights);
+  graph::CompileOptions co{.outputs = {net.loss}, .param_grads = {}};
+  for (size_t i = 0; i < weights.size(); ++i) co.param_grads.emplace_back(weights[i], grads[i]);
+  return graph::compile(g, co);
+}
+
 // The arenas the discrete network of `genotype` needs: fine-tuning on the support set,
 // and (chunk > 0) the query evaluation in chunks of `chunk`.
 std::pair<size_t, size_t> discrete_needs(const SearchSpace& space, const data::EpisodeShape& e,
@@ -47,10 +56,7 @@ std::pair<size_t, size_t> discrete_needs(const SearchSpace& space, const data::E
   for (const graph::Value& v : g.values())
     if (v.kind == graph::ValueKind::param && !v.name.ends_with("running_mean") && !v.name.ends_with("running_var"))
       weights.push_back(graph::ValueId(&v - g.values().data()));
-  std::vector<graph::ValueId> grads = graph::backward(g, net.loss, weights);
-  graph::CompileOptions co{.outputs = {net.loss}, .param_grads = {}};
-  for (size_t i = 0; i < weights.size(); ++i) co.param_grads.emplace_back(weights[i], grads[i]);
-  const size_t train = graph::compile(g, co).arena_bytes();
+  const size_t train = compile_finetune(g, net, weights).arena_bytes();
   if (chunk == 0) return {train, 0};
   graph::Graph ge;
   SearchNet en = emit_discrete_net(ge, space, genotype, chunk, /*training=*/chunk == nq);
@@ -185,10 +191,7 @@ float FewShotAdapter::finetune_discrete(const Genotype& genotype, const Task& ta
     if (options_.head == HeadInit::zero) zero_head(params);
     const std::vector<graph::ValueId> weights = params_of_kind(g, params, ParamKind::weight);
     for (graph::ValueId w : weights) weight_names.push_back(g.name(w));
-    std::vector<graph::ValueId> grads = graph::backward(g, net.loss, weights);
-    graph::CompileOptions co{.outputs = {net.loss}, .param_grads = {}};
-    for (size_t i = 0; i < weights.size(); ++i) co.param_grads.emplace_back(weights[i], grads[i]);
-    train = graph::compile(g, co);
+    train = compile_finetune(g, net, weights);
     train.release_planning_data();
 
     // The query set in one program (batch statistics of the whole set), or in chunks

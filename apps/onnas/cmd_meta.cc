@@ -731,6 +731,23 @@ std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::stri
   return r;
 }
 
+struct TaskBuffers {
+  Buffer sx, sy, qx, qy;
+  nas::Task task;
+  // What the four buffers take: images as f32, labels as i32.
+  static size_t bytes(const nas::SearchSpace& s, data::EpisodeShape e) {
+    const int64_t img = int64_t(s.in_channels) * s.height * s.width;
+    return size_t(e.n_way * (e.k_shot + e.q_query) * (img + 1)) * 4;
+  }
+  TaskBuffers(const nas::SearchSpace& s, data::EpisodeShape e) {
+    const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query, img = int64_t(s.in_channels) * s.height * s.width;
+    sx = Buffer(size_t(ns * img) * 4), sy = Buffer(size_t(ns) * 4);
+    qx = Buffer(size_t(nq * img) * 4), qy = Buffer(size_t(nq) * 4);
+    task = {Tensor(sx.data(), Shape{ns, s.in_channels, s.height, s.width}), Tensor(sy.data(), Shape{ns}, DType::i32),
+            Tensor(qx.data(), Shape{nq, s.in_channels, s.height, s.width}), Tensor(qy.data(), Shape{nq}, DType::i32)};
+  }
+};
+
 Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   Adaptation r;
   ParamStore start;
@@ -768,8 +785,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   if (a.step.has_budget()) {
     // The task's buffers and the starting supernet live through the search; the query
     // evaluation runs in chunks that fit the arena the rest needs (unless --query-chunk).
-    const int64_t img = r.space.in_channels * r.space.height * r.space.width;
-    const size_t task_bytes = size_t((o.episode.n_way * (o.episode.k_shot + o.episode.q_query)) * (img + 1)) * 4;
+    const size_t task_bytes = TaskBuffers::bytes(r.space, o.episode);
     // The discrete network's fine-tuning shares the search's arena; it is reserved whole
     // (the arena is the larger of the two, so this may leave some budget unused).
     const size_t finetune = nas::estimate_finetune_arena(r.space, o.episode);
@@ -785,21 +801,6 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
 }
-
-struct TaskBuffers;
-void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const FewShotData& d, const TaskBuffers& tb);
-
-struct TaskBuffers {
-  Buffer sx, sy, qx, qy;
-  nas::Task task;
-  TaskBuffers(const nas::SearchSpace& s, data::EpisodeShape e) {
-    const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query, img = int64_t(s.in_channels) * s.height * s.width;
-    sx = Buffer(size_t(ns * img) * 4), sy = Buffer(size_t(ns) * 4);
-    qx = Buffer(size_t(nq * img) * 4), qy = Buffer(size_t(nq) * 4);
-    task = {Tensor(sx.data(), Shape{ns, s.in_channels, s.height, s.width}), Tensor(sy.data(), Shape{ns}, DType::i32),
-            Tensor(qx.data(), Shape{nq, s.in_channels, s.height, s.width}), Tensor(qy.data(), Shape{nq}, DType::i32)};
-  }
-};
 
 void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const FewShotData& d, const TaskBuffers& tb) {
   const int64_t nq = tb.task.query_x.shape()[0];
