@@ -169,6 +169,9 @@ float FewShotAdapter::evaluate_supernet(const Task& task) {
 float FewShotAdapter::finetune_discrete(const Genotype& genotype, const Task& task, uint64_t seed) {
   const int64_t ns = task.support_x.shape()[0], nq = task.query_x.shape()[0];
   const bool chunked = query_chunk_ < nq;
+  // The search's values are dead: the arena's pages leave the resident set while the
+  // discrete network is compiled (its graphs would otherwise sit on top of them).
+  searcher_->arena().discard_pages();
   ParamStore params;
   std::vector<std::string> weight_names;
   SearchNet net, eval_net;

@@ -50,7 +50,7 @@ std::vector<StepConfig> candidate_configs(const SearchSpace& space, const Search
 }
 
 BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& options, size_t budget_bytes,
-                                uint64_t seed) {
+                                uint64_t seed, size_t shared_arena) {
   BudgetChoice choice;
   ParamStore params;  // weights and alpha/beta once, for every candidate
   params.store_weight_gradients(false);
@@ -62,13 +62,14 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
     SearchOptions o = options;
     o.step = c;
     StepEstimate e = estimate_step(space, o, params);
-    if (e.total_bytes() <= budget_bytes) {
+    if (e.bytes_beside(shared_arena) <= budget_bytes) {
       choice.chosen = e;
       choice.why = fmt::format(
-          "{} plans a peak of {} (arena {}, persistent {}, step tables {}) within the budget of {}; {} faster "
+          "{} plans a peak of {} (arena {}{}, persistent {}, step tables {}) within the budget of {}; {} faster "
           "setting(s) did not fit{}",
-          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes), mib(e.persistent_bytes), mib(e.table_bytes),
-          mib(budget_bytes), choice.rejected.size(),
+          c.describe(), mib(e.total_bytes()), mib(e.arena_bytes),
+          shared_arena ? fmt::format(", run in the {} arena reserved beside it", mib(shared_arena)) : std::string(),
+          mib(e.persistent_bytes), mib(e.table_bytes), mib(budget_bytes), choice.rejected.size(),
           choice.rejected.empty()
               ? std::string()
               : fmt::format(" (the fastest, {}, needs {})", choice.rejected.front().config.describe(),
@@ -77,12 +78,16 @@ BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& o
     }
     choice.rejected.push_back(e);
   }
-  auto smaller = [](const StepEstimate& a, const StepEstimate& b) { return a.total_bytes() < b.total_bytes(); };
+  auto smaller = [&](const StepEstimate& a, const StepEstimate& b) {
+    return a.bytes_beside(shared_arena) < b.bytes_beside(shared_arena);
+  };
   const StepEstimate& least = *std::min_element(choice.rejected.begin(), choice.rejected.end(), smaller);
   fail("no way to run this search step fits in a memory budget of {} ({} bytes): the smallest planned peak is {} "
-       "({} bytes, of which {} persistent and {} step tables), reached by {}",
-       mib(budget_bytes), budget_bytes, mib(least.total_bytes()), least.total_bytes(), mib(least.persistent_bytes),
-       mib(least.table_bytes), least.config.flags());
+       "({} bytes, of which {} persistent and {} step tables{}), reached by {}",
+       mib(budget_bytes), budget_bytes, mib(least.bytes_beside(shared_arena)), least.bytes_beside(shared_arena),
+       mib(least.persistent_bytes), mib(least.table_bytes),
+       shared_arena ? fmt::format("; its arena runs in the {} reserved beside it", mib(shared_arena)) : std::string(),
+       least.config.flags());
 }
 
 }  // namespace onnas::nas

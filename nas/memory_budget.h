@@ -16,6 +16,7 @@
 //   options.step = c.chosen.config;   // throws onnas::Error if nothing fits
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ struct StepEstimate {
   int64_t recomputed_cells = 0;  // per chunk
   // What the step holds while it runs: arena, persistent tensors and the step tables.
   size_t total_bytes() const { return arena_bytes + persistent_bytes + table_bytes; }
+  // What it adds beside an arena of `shared_arena` bytes that exists anyway and that the
+  // step runs in (adapt: the discrete network's fine-tuning runs in the same arena).
+  size_t bytes_beside(size_t shared_arena) const {
+    return std::max(arena_bytes, shared_arena) - shared_arena + persistent_bytes + table_bytes;
+  }
 };
 
 // Plans one configuration. `params`: the supernet's weights and alpha/beta (their
@@ -50,8 +56,9 @@ struct BudgetChoice {
   std::string why;                     // one paragraph for the user
 };
 // Throws onnas::Error, naming the smallest achievable peak and the setting that
-// reaches it, if no candidate fits.
+// reaches it, if no candidate fits. `shared_arena`: an arena that exists beside the
+// budget anyway and that the step may run in (StepEstimate::bytes_beside).
 BudgetChoice choose_step_config(const SearchSpace& space, const SearchOptions& options, size_t budget_bytes,
-                                uint64_t seed);
+                                uint64_t seed, size_t shared_arena = 0);
 
 }  // namespace onnas::nas

@@ -43,10 +43,12 @@ ValueId bn(Graph& g, ValueId x, const std::string& name, BnMode mode) {
   return ops::batch_norm(g, x, p, {.training = mode.training}, name);
 }
 
-// ReLU, 1x1 conv, BN (the preprocessing of a cell input).
-ValueId relu_conv_bn(Graph& g, ValueId x, int64_t out, const std::string& scope, BnMode mode) {
+// ReLU, 1x1 conv, BN (the preprocessing of a cell input); `relu_x`, the ReLU of x when
+// it exists already.
+ValueId relu_conv_bn(Graph& g, ValueId x, int64_t out, const std::string& scope, BnMode mode,
+                     ValueId relu_x = kNoValue) {
   Graph::Scope s(g, scope);
-  ValueId y = ops::relu(g, x);
+  ValueId y = relu_x != kNoValue ? relu_x : ops::relu(g, x);
   y = conv(g, y, "conv", out, 1, 1, {});
   return bn(g, y, "bn", mode);
 }
@@ -185,12 +187,13 @@ ValueId emit_stem(Graph& g, const SearchSpace& space, ValueId x, BnMode mode) {
 }
 
 ValueId emit_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, BnMode mode,
-                  const CellBody& body) {
+                  const CellBody& body, ValueId relu_s0, ValueId relu_s1) {
   const bool reduction_prev = cell > 0 && space.is_reduction(cell - 1);
   const int64_t C = space.cell_channels(cell);
   Graph::Scope scope(g, fmt::format("cells.{}", cell));
-  const ValueId state0 = reduction_prev ? factorized_reduce(g, s0, C, "pre0", mode) : relu_conv_bn(g, s0, C, "pre0", mode);
-  const ValueId state1 = relu_conv_bn(g, s1, C, "pre1", mode);
+  const ValueId state0 = reduction_prev ? factorized_reduce(g, s0, C, "pre0", mode, relu_s0)
+                                        : relu_conv_bn(g, s0, C, "pre0", mode, relu_s0);
+  const ValueId state1 = relu_conv_bn(g, s1, C, "pre1", mode, relu_s1);
   const std::vector<ValueId> nodes = body(g, cell, state0, state1);
   ONNAS_CHECK(nodes.size() == size_t(space.nodes), "cell {}: {} nodes, the space has {}", cell, nodes.size(),
               space.nodes);
@@ -214,12 +217,16 @@ SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode
   net.labels = g.input("labels", {Shape{batch}, DType::i32});
   ValueId stem = emit_stem(g, space, net.x, mode);
   net.states.push_back(stem);
+  // A cell's output is the input s1 of the next cell and s0 of the one after: one ReLU
+  // serves both preprocessings (the stem's, all three of cells 0 and 1).
   ValueId s0 = stem, s1 = stem;
+  ValueId r0 = ops::relu(g, stem, "stem.relu"), r1 = r0;
   for (int i = 0; i < space.cells; ++i) {
-    ValueId out = emit_cell(g, space, i, s0, s1, mode, body);
+    ValueId out = emit_cell(g, space, i, s0, s1, mode, body, r0, r1);
     net.states.push_back(out);
-    s0 = s1;
+    s0 = s1, r0 = r1;
     s1 = out;
+    r1 = i + 1 < space.cells ? ops::relu(g, out, fmt::format("cells.{}.out.relu", i)) : kNoValue;
   }
   Head h = emit_head(g, space, s1, net.labels);
   net.logits = h.logits;
@@ -290,6 +297,7 @@ CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMod
   return [space, genotype, mode](Graph& g, int cell, ValueId state0, ValueId state1) {
     const bool reduction = space.is_reduction(cell);
     std::vector<ValueId> states{state0, state1};
+    std::vector<ValueId> relu_of(2 + size_t(space.nodes), kNoValue);  // each state's ReLU, emitted once
     const auto& nodes = genotype.of(reduction);
     for (int j = 0; j < space.nodes; ++j) {
       Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
@@ -299,7 +307,12 @@ CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMod
         Graph::Scope edge_scope(g, fmt::format("edges.{}", e));
         const int64_t stride = reduction && edge.input < 2 ? 2 : 1;
         const ValueId x = states[size_t(edge.input)];
-        const ValueId r = reads_relu(edge.op, stride) ? ops::relu(g, x, "relu") : kNoValue;
+        ValueId r = kNoValue;
+        if (reads_relu(edge.op, stride)) {
+          ValueId& shared = relu_of[size_t(edge.input)];
+          if (shared == kNoValue) shared = ops::relu(g, x, "relu");
+          r = shared;
+        }
         const ValueId v = emit_candidate(g, edge.op, x, r, stride, mode);
         if (v != kNoValue) terms.push_back(v);
       }

@@ -78,11 +78,12 @@ struct SearchNet {
 // The skeleton. A cell preprocesses its inputs s0, s1 into states 0 and 1 (ReLU, 1x1
 // conv, BN; a factorized reduce for s0 after a reduction cell), computes its m nodes
 // from them with `body` (node j reads states 0..j+1; state j + 2 is node j), and
-// concatenates the nodes.
+// concatenates the nodes. `relu_s0` / `relu_s1`: the ReLU of s0 / s1 where the caller
+// has it already (emit_network shares one per cell output), else the cell emits it.
 using CellBody = std::function<std::vector<ValueId>(Graph& g, int cell, ValueId state0, ValueId state1)>;
 ValueId emit_stem(Graph& g, const SearchSpace& space, ValueId x, BnMode bn);
 ValueId emit_cell(Graph& g, const SearchSpace& space, int cell, ValueId s0, ValueId s1, BnMode bn,
-                  const CellBody& body);
+                  const CellBody& body, ValueId relu_s0 = graph::kNoValue, ValueId relu_s1 = graph::kNoValue);
 struct Head {
   ValueId logits, loss;
 };

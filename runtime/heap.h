@@ -6,6 +6,8 @@
 // a hot path.
 #pragma once
 
+#include <cstddef>
+
 namespace onnas {
 
 void release_free_heap();
@@ -15,5 +17,11 @@ void release_free_heap();
 // threshold after a large free). Transient tables of compilation and data loading then
 // leave no resident holes behind. Called once at start-up by the tool.
 void return_large_blocks_to_system();
+
+// The bytes of memory the program holds now: malloc's blocks in use (glibc: every
+// arena, and its mapped blocks) and the blocks Buffer maps itself. What a memory plan
+// does not name of it is bookkeeping (names, samplers, tables). 0 from malloc on other
+// C libraries.
+size_t dynamic_memory_bytes();
 
 }  // namespace onnas

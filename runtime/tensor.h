@@ -51,7 +51,8 @@ class Tensor {
   DType dtype_ = DType::f32;
 };
 
-// 64-byte aligned owned memory, zero-filled. Move-only.
+// 64-byte aligned owned memory, zero-filled. Move-only. Blocks of 64 KiB or more are
+// mapped from the system: resident only once written.
 class Buffer {
  public:
   Buffer() = default;
@@ -64,8 +65,15 @@ class Buffer {
 
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
+  // Bytes of the blocks all Buffers have mapped from the system and still hold.
+  static size_t mapped_bytes();
+  // Gives a mapped block's pages back to the system (they read as zero afterwards and
+  // become resident again when written); a small block stays as it is. For memory
+  // whose contents are dead while something else runs (compiling between two runs).
+  void discard_pages();
 
  private:
+  void release();
   void* data_ = nullptr;
   size_t bytes_ = 0;
 };
@@ -78,6 +86,9 @@ class Arena {
 
   size_t bytes() const { return buffer_.bytes(); }
   std::byte* base() const { return static_cast<std::byte*>(buffer_.data()); }
+  // Between runs, when no value in it is needed any more: its pages leave the resident
+  // set until the next run writes them (Buffer::discard_pages).
+  void discard_pages() { buffer_.discard_pages(); }
 
   // A view at `offset`; bounds-checked in debug builds.
   Tensor view(size_t offset, const Shape& shape, DType dtype = DType::f32) const {

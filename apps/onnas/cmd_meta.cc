@@ -66,6 +66,9 @@ struct FewShotDataOptions {
   std::vector<int32_t> test_classes;  // fashion-mnist: empty is the default split
   bool rotations = false;             // omniglot / glyphs
   std::string split_dir;              // omniglot / glyphs: train.txt, val.txt, test.txt
+  // fashion-mnist adaptation (adapt, eval-fewshot): the test file is opened streamed;
+  // FewShotData::hold_meta_test_in_memory() reads the meta-test classes' images in.
+  bool stream = false;
   CLI::Option* image_size_given = nullptr;  // miniimagenet defaults to 84 x 84 colour
   CLI::Option* image_channels_given = nullptr;
   CLI::Option* image_channels_alias = nullptr;
@@ -111,6 +114,16 @@ struct FewShotDataOptions {
   }
 };
 
+// The images of `set` whose label is one of `classes` (labels read in one go).
+std::vector<int64_t> images_of_classes(const data::ImageSet& set, const std::vector<int32_t>& classes) {
+  std::vector<int32_t> labels(size_t(set.N));
+  set.read_labels(0, labels);
+  std::vector<int64_t> r;
+  for (int64_t i = 0; i < set.N; ++i)
+    if (std::find(classes.begin(), classes.end(), labels[size_t(i)]) != classes.end()) r.push_back(i);
+  return r;
+}
+
 // Task sources over one of the three splits. Each task is drawn by a sampler seeded
 // from (seed, task index) alone.
 struct FewShotData {
@@ -122,6 +135,24 @@ struct FewShotData {
   std::vector<int32_t> classes[3];
   data::ImageLoadOptions load;
   data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
+  bool fashion = false;      // Fashion-MNIST (in memory, or its test file streamed in sets[])
+  bool streamed = false;     // the images stay in their file (sets[]: fashion-mnist's test file)
+  std::shared_ptr<const data::ImageSet> file;  // that file, opened streamed (also once read in)
+
+  // Fashion-MNIST's streamed test file: the bytes its meta-test classes' images would
+  // take in memory, and reading them in (an adaptation holds nothing else of the file).
+  std::vector<int64_t> meta_test_images() const { return images_of_classes(*file, classes[meta_test]); }
+  void stream_from_file() {
+    for (auto& set : sets) set = file;
+    streamed = true;
+  }
+  size_t meta_test_in_memory_bytes() const { return meta_test_images().size() * size_t(C * H * W + 4); }
+  void hold_meta_test_in_memory() {
+    if (!streamed) return;
+    auto held = std::make_shared<data::Dataset>(data::subset(*file, meta_test_images()));
+    for (auto& set : sets) set = held;
+    streamed = false;
+  }
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
 
@@ -168,7 +199,7 @@ struct FewShotData {
   }
   // " (classes 1,3,...)" for Fashion-MNIST's meta-test split; empty for class trees.
   std::string test_classes_text() const {
-    return train ? fmt::format(" (classes {})", fmt::join(classes[meta_test], ",")) : std::string();
+    return fashion ? fmt::format(" (classes {})", fmt::join(classes[meta_test], ",")) : std::string();
   }
   static const char* split_name(Split s) { return s == meta_train ? "meta-train" : s == meta_val ? "meta-val" : "meta-test"; }
 };
@@ -217,9 +248,29 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
   FewShotData d;
   if (o.format == "fashion-mnist") {
     const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;
-    d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
+    d.fashion = true;
     data::ClassSplit cs =
         o.test_classes.empty() ? data::fashion_mnist_class_split() : data::fashion_mnist_class_split(o.test_classes);
+    if (o.stream && (given || adaptation_only)) {
+      // Adaptation draws meta-test tasks only, from the test file, here left in it.
+      std::shared_ptr<data::ImageSet> test = data::open_fashion_mnist_stream(dir, data::Split::test);
+      if (given) {
+        d.stats = *given;
+      } else {
+        std::unique_ptr<data::ImageSet> train = data::open_fashion_mnist_stream(dir, data::Split::train);
+        d.stats = data::channel_stats(*train, images_of_classes(*train, cs.meta_train));
+      }
+      data::normalize(*test, d.stats);
+      d.file = test;
+      d.stream_from_file();
+      d.classes[FewShotData::meta_train] = cs.meta_train;
+      d.classes[FewShotData::meta_val] = cs.meta_train;
+      d.classes[FewShotData::meta_test] = cs.meta_test;
+      d.C = test->C, d.H = test->H, d.W = test->W;
+      d.description = fmt::format("fashion-mnist ({}): meta-test classes {} (test file)", dir, fmt::join(cs.meta_test, ","));
+      return d;
+    }
+    d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
     if (given) {
       d.stats = *given;
       d.train = d.test;  // meta-train tasks are never drawn
@@ -227,13 +278,7 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       // Adaptation from a random start draws meta-test tasks only: of the train file it
       // needs the normalization, measured in one streamed pass (never held in memory).
       std::unique_ptr<data::ImageSet> train = data::open_fashion_mnist_stream(dir, data::Split::train);
-      std::vector<int32_t> labels(size_t(train->N));
-      train->read_labels(0, labels);
-      std::vector<int64_t> meta_train_images;
-      for (int64_t i = 0; i < train->N; ++i)
-        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), labels[size_t(i)]) != cs.meta_train.end())
-          meta_train_images.push_back(i);
-      d.stats = data::channel_stats(*train, meta_train_images);
+      d.stats = data::channel_stats(*train, images_of_classes(*train, cs.meta_train));
       d.train = d.test;
     } else {
       d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
@@ -383,14 +428,35 @@ void set_threads(int threads, const Distributed& dist) {
   measure_fixed_overhead();
 }
 
-// --memory-budget for the inner search step: what is left after the data and the fixed
-// overhead (the step chooser prints its choice).
+// --memory-budget for the inner search step: what is left after the data (the step
+// chooser prints its choice). The budget bounds plan + data; the fixed overhead of the
+// process comes on top.
 // `more` bytes (what else the command holds through the step) with what they are.
-void choose_inner_step(const StepOptions& step, const nas::SearchSpace& space, nas::SearchOptions& options,
-                       uint64_t seed, const FewShotData& d, size_t more = 0, const std::string& more_for = "") {
-  if (!step.has_budget()) return;
-  step.choose(space, options, seed, fixed_overhead_bytes() + d.bytes() + more,
-              more ? "the data, " + more_for + " and the fixed overhead" : "the data and the fixed overhead");
+// A Fashion-MNIST test file opened streamed (adaptation) is read in, its meta-test
+// classes only, when that fits beside the step; else it stays in its file.
+// `shared_arena` (of `more`): an arena reserved anyway that the step may run in.
+// Returns the bytes the choice counted: the data, `more` and the step.
+size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space, nas::SearchOptions& options,
+                         uint64_t seed, FewShotData& d, size_t more = 0, const std::string& more_for = "",
+                         size_t shared_arena = 0) {
+  if (!step.has_budget()) return 0;
+  const std::string rest = more ? ", " + more_for : std::string();
+  if (d.file) {
+    const size_t in_memory = d.meta_test_in_memory_bytes();
+    d.stream_from_file();  // (a second choice: what the first read in is let go)
+    try {
+      const size_t s = step.choose(space, options, seed, in_memory + more, "the meta-test images in memory" + rest,
+                                   shared_arena);
+      d.hold_meta_test_in_memory();
+      return in_memory + more + s;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and each task reads its own\n", e.what(),
+                   format_bytes(double(in_memory)).c_str());
+    }
+  }
+  return d.bytes() + more +
+         step.choose(space, options, seed, d.bytes() + more, (d.streamed ? "the streamed data" : "the data") + rest,
+                     shared_arena);
 }
 
 // CPU seconds of this process (all its threads): what a piece of work costs whatever
@@ -555,6 +621,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   memory.plan("meta cell", meta_cell_bytes);
   memory.plan("step tables", ml.table_bytes());
   memory.data("images", d.bytes());
+  memory.add_bookkeeping();
   if (root) memory.print_plan();
   if (root && Distributed::built_with_mpi())
     std::fprintf(stderr, "  scale-out: %d ranks (%d on this machine) x %d threads; slot b of a meta-batch on rank b %% %d\n",
@@ -567,7 +634,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                                               {"normalization", nlohmann::json{{"mean", d.stats.mean},
                                                                                {"std", d.stats.std}}.dump()},
                                               {"tasks", fmt::format("{}-way {}-shot", a.episode.way, a.episode.shot)}};
-    if (d.train) md["meta_test_classes"] = fmt::format("{}", fmt::join(d.classes[FewShotData::meta_test], ","));
+    if (d.fashion) md["meta_test_classes"] = fmt::format("{}", fmt::join(d.classes[FewShotData::meta_test], ","));
     return md;
   };
   double last_val = -1;
@@ -707,6 +774,7 @@ struct Adaptation {
   nas::TaskSource tasks;
   std::string start;  // what the supernet starts from
   std::string procedure;  // the search and fine-tuning every task gets
+  size_t counted = 0;  // --memory-budget: the bytes the step's choice counted (data, task, ..., the step)
 };
 
 // The search's weight optimizer and learning rate from a random start (the search
@@ -748,7 +816,9 @@ struct TaskBuffers {
   }
 };
 
-Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
+// `unreserved`: bytes a first set-up held beyond what the choice reserved (its
+// bookkeeping, the query evaluation's tables), reserved this time beside the rest.
+Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreserved = 0) {
   Adaptation r;
   ParamStore start;
   std::pair<std::string, float> inner = kDefaultSearchOptimizer;
@@ -786,12 +856,16 @@ Adaptation prepare_adaptation(const AdaptArgs& a, const FewShotData& d) {
     // The task's buffers and the starting supernet live through the search; the query
     // evaluation runs in chunks that fit the arena the rest needs (unless --query-chunk).
     const size_t task_bytes = TaskBuffers::bytes(r.space, o.episode);
-    // The discrete network's fine-tuning shares the search's arena; it is reserved whole
-    // (the arena is the larger of the two, so this may leave some budget unused).
+    // The discrete network's fine-tuning runs in the search's arena: the arena is the
+    // larger of the two, so the search step may use the fine-tuning's share for free.
     const size_t finetune = nas::estimate_finetune_arena(r.space, o.episode);
-    choose_inner_step(a.step, r.space, o.search, a.seed, d, task_bytes + start.bytes() + finetune,
-                      fmt::format("the task, the starting supernet, the discrete network's fine-tuning ({})",
-                                  format_bytes(double(finetune))));
+    r.counted = choose_inner_step(a.step, r.space, o.search, a.seed, d, task_bytes + start.bytes() + finetune + unreserved,
+                      fmt::format("the task, the starting supernet{} and the discrete network's fine-tuning ({})",
+                                  unreserved ? fmt::format(", what a first set-up held beyond the choice ({})",
+                                                           format_bytes(double(unreserved)))
+                                             : std::string(),
+                                  format_bytes(double(finetune))),
+                      finetune);
     if (a.query_chunk == 0) o.query_chunk = nas::AdaptOptions::kFitQueryChunk;
   }
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, std::move(start));
@@ -825,13 +899,45 @@ void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const 
 // --memory-budget covers the whole task: the search step was chosen for what the data,
 // the task's buffers and the starting supernet leave; the query evaluation then runs in
 // chunks that fit the arena, and the discrete network's estimate must fit too.
-// As for the search step, the fixed overhead counts inside the budget.
+// As for the search step, the budget bounds plan + data (the fixed overhead on top).
 void check_budget(const StepOptions& step, const MemoryReport& m) {
-  if (!step.has_budget() || m.bound_bytes() <= step.budget_bytes()) return;
-  fail("--memory-budget {}: with the search step chosen, the task plans {} (plan + data + fixed overhead {}); the "
-       "query evaluation and the discrete network's fine-tuning do not fit beside it",
-       format_bytes(double(step.budget_bytes())), format_bytes(double(m.bound_bytes())),
-       format_bytes(double(fixed_overhead_bytes())));
+  if (!step.has_budget() || m.plan_bytes() + m.data_bytes() <= step.budget_bytes()) return;
+  fail("--memory-budget {}: with the search step chosen, the task plans {} (plan {} + data {}); the query "
+       "evaluation and the discrete network's fine-tuning do not fit beside it",
+       format_bytes(double(step.budget_bytes())), format_bytes(double(m.plan_bytes() + m.data_bytes())),
+       format_bytes(double(m.plan_bytes())), format_bytes(double(m.data_bytes())));
+}
+
+// An adaptation set up: the adapter, the task's buffers and the memory report (with
+// the bookkeeping measured).
+struct PreparedAdaptation {
+  Adaptation ad;
+  std::unique_ptr<TaskBuffers> tb;
+  MemoryReport memory;
+};
+
+// Sets the adaptation up. Under --memory-budget the bookkeeping is known only once set
+// up: when plan + data with it exceed the budget, the set-up is made again with the
+// search step chosen for what the measured bookkeeping leaves.
+std::unique_ptr<PreparedAdaptation> prepare_within_budget(const AdaptArgs& a, FewShotData& d, const std::string& what) {
+  size_t unreserved = 0;
+  for (int attempt = 0;; ++attempt) {
+    auto p = std::make_unique<PreparedAdaptation>(
+        PreparedAdaptation{prepare_adaptation(a, d, unreserved), nullptr, MemoryReport(what)});
+    p->tb = std::make_unique<TaskBuffers>(p->ad.space, a.episode.shape());
+    add_adaptation_plan(p->memory, *p->ad.adapter, d, *p->tb);
+    const size_t measured = p->memory.add_bookkeeping();
+    const size_t held = p->memory.plan_bytes() + p->memory.data_bytes();
+    if (!a.step.has_budget() || held <= a.step.budget_bytes() || attempt == 2) return p;
+    // What the choice did not see (the bookkeeping, the query evaluation's tables) is
+    // taken from the search step's share.
+    unreserved += held > p->ad.counted ? held - p->ad.counted : 0;
+    std::fprintf(stderr,
+                 "set up, the task holds %s, %s over the budget (the bookkeeping, %s, and the query evaluation's tables "
+                 "were not in the choice): choosing again\n",
+                 format_bytes(double(held)).c_str(), format_bytes(double(held - a.step.budget_bytes())).c_str(),
+                 format_bytes(double(measured)).c_str());
+  }
 }
 
 // After the tasks: a genotype whose discrete network needed more than the estimate grew
@@ -853,11 +959,13 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   if (!dist.is_root()) return;
   check_adapt_args(a, cmd, dist);
   set_threads(a.threads, dist);
-  FewShotData d = load_adaptation_data(a.data, a.meta_cell);
-  Adaptation ad = prepare_adaptation(a, d);
-  TaskBuffers tb(ad.space, a.episode.shape());
-  MemoryReport memory("adapt");
-  add_adaptation_plan(memory, *ad.adapter, d, tb);
+  FewShotDataOptions data = a.data;
+  data.stream = a.step.has_budget();  // read in after choosing the step, if it fits
+  FewShotData d = load_adaptation_data(data, a.meta_cell);
+  std::unique_ptr<PreparedAdaptation> prepared = prepare_within_budget(a, d, "adapt");
+  Adaptation& ad = prepared->ad;
+  TaskBuffers& tb = *prepared->tb;
+  MemoryReport& memory = prepared->memory;
   memory.print_plan();
   check_budget(a.step, memory);
   ad.tasks(a.task, tb.task);
@@ -903,12 +1011,14 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
   const auto started = std::chrono::steady_clock::now();
   set_threads(a.threads, dist);
   if (a.tasks < 1) usage_fail("--tasks must be at least 1");
-  FewShotData d = load_adaptation_data(a.data, a.meta_cell);
-  Adaptation ad = prepare_adaptation(a, d);
-  TaskBuffers tb(ad.space, a.episode.shape());
+  FewShotDataOptions data = a.data;
+  data.stream = a.step.has_budget();  // read in after choosing the step, if it fits
+  FewShotData d = load_adaptation_data(data, a.meta_cell);
+  std::unique_ptr<PreparedAdaptation> prepared = prepare_within_budget(a, d, "eval-fewshot");
+  Adaptation& ad = prepared->ad;
+  TaskBuffers& tb = *prepared->tb;
+  MemoryReport& memory = prepared->memory;
   const bool root = dist.is_root();
-  MemoryReport memory("eval-fewshot");
-  add_adaptation_plan(memory, *ad.adapter, d, tb);
   if (root) {
     std::fprintf(stderr, "eval-fewshot: %s\n  from %s\n  %d meta-test tasks%s, %d-way %d-shot, %d queries; %s\n",
                  ad.space.describe().c_str(), ad.start.c_str(), a.tasks, d.test_classes_text().c_str(), a.episode.way,

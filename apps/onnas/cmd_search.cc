@@ -88,12 +88,14 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
     // Indices of both halves, held by the split and by each sampler; four batches.
     const size_t bookkeeping = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
                                size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
-    const size_t fixed = fixed_overhead_bytes() + bookkeeping;
+    // The budget bounds what the run holds (plan + data); the fixed overhead of the
+    // process (code, libraries, thread stacks) comes on top, measured and printed.
+    const size_t fixed = bookkeeping;
     const size_t in_memory = images->bytes() + (a.data.stream ? 0 : in_memory_bytes(*images));
     bool fits_in_memory = !a.data.stream;
     if (fits_in_memory) {
       try {
-        a.step.choose(space, so, a.seed, fixed + in_memory, "the images in memory, the fixed overhead and batches");
+        a.step.choose(space, so, a.seed, fixed + in_memory, "the images in memory and batches");
       } catch (const Error& e) {
         std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and batches are read from it\n", e.what(),
                      format_bytes(double(in_memory_bytes(*images))).c_str());
@@ -101,7 +103,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       }
     }
     if (!fits_in_memory)
-      a.step.choose(space, so, a.seed, fixed + images->bytes(), "the streamed images, the fixed overhead and batches");
+      a.step.choose(space, so, a.seed, fixed + images->bytes(), "the streamed images and batches");
     if (fits_in_memory && !a.data.stream) {
       std::vector<int64_t> all(size_t(images->N));
       for (int64_t i = 0; i < images->N; ++i) all[size_t(i)] = i;
@@ -156,7 +158,15 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
               train_set->bytes());
   memory.data("indices", (split.train.capacity() + split.val.capacity()) * sizeof(int64_t) + train.bytes() + val.bytes());
   memory.data("batches", xb.bytes() + yb.bytes() + vxb.bytes() + vyb.bytes());
+  const size_t bookkeeping = memory.add_bookkeeping();
   memory.print_plan();
+  if (budget && memory.plan_bytes() + memory.data_bytes() > a.step.budget_bytes())
+    std::fprintf(stderr,
+                 "onnas: warning: with the bookkeeping measured once set up (%s), the run holds %s, more than "
+                 "--memory-budget %s: the step was chosen without it\n",
+                 format_bytes(double(bookkeeping)).c_str(),
+                 format_bytes(double(memory.plan_bytes() + memory.data_bytes())).c_str(),
+                 format_bytes(double(a.step.budget_bytes())).c_str());
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values.
   nlohmann::json signature_json =

@@ -38,7 +38,10 @@ void StepOptions::add(CLI::App& cmd) {
   cmd.add_option("--k-grad", k_grad, "Gradient ops per edge in the sampled modes")->check(CLI::Range(1, 64));
   cmd.add_option("--split", split, "Micro-batches per batch (gradients accumulated)")->check(CLI::Range(1, 4096));
   cmd.add_option("--memory-budget", memory_budget,
-                 "Choose the fastest mode whose planned peak fits (e.g. 64MiB); overrides --mode, --sbs, --split");
+                 "A bound on what the run holds, its plan and its data (e.g. 64MiB): chooses the fastest mode that fits, "
+                 "streams the images when they do not fit beside it, and refuses what cannot fit; the process's "
+                 "fixed overhead (code, libraries, thread stacks: measured, printed) comes on top. Overrides --mode, "
+                 "--sbs, --split");
 }
 
 void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options) const {
@@ -51,15 +54,15 @@ void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& optio
 
 size_t StepOptions::budget_bytes() const { return memory_budget.empty() ? 0 : parse_bytes(memory_budget); }
 
-void StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
-                         const std::string& reserved_for) const {
+size_t StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+                           const std::string& reserved_for, size_t shared_arena) const {
   const size_t budget = budget_bytes();
   if (reserved >= budget)
     fail("--memory-budget {}: {} already take {}, nothing is left for the search step", format_bytes(double(budget)),
          reserved_for, format_bytes(double(reserved)));
   nas::BudgetChoice c;
   try {
-    c = nas::choose_step_config(space, options, budget - reserved, seed);
+    c = nas::choose_step_config(space, options, budget - reserved, seed, shared_arena);
   } catch (const Error& e) {
     fail("--memory-budget {} leaves {} for the search step after {} ({}); {}", format_bytes(double(budget)),
          format_bytes(double(budget - reserved)), reserved_for, format_bytes(double(reserved)), e.what());
@@ -68,6 +71,7 @@ void StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& opti
   std::fprintf(stderr, "memory budget %s, of which %s for %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
                format_bytes(double(reserved)).c_str(), reserved_for.c_str(), options.step.describe().c_str(),
                c.why.c_str());
+  return c.chosen.bytes_beside(shared_arena);
 }
 
 

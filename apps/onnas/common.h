@@ -83,11 +83,13 @@ struct StepOptions {
   bool has_budget() const { return !memory_budget.empty(); }
   size_t budget_bytes() const;
   // With --memory-budget: chooses the step (nas::choose_step_config) for what is left
-  // of the budget after `reserved` bytes (data, fixed overhead), printing the choice
+  // of the budget after `reserved` bytes (the data and what else the run holds), printing the choice
   // and why on stderr. Throws onnas::Error naming the budget, the reserved bytes and
   // the smallest step when nothing fits.
-  void choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
-              const std::string& reserved_for) const;
+  // `shared_arena` (of `reserved`): an arena the step may run in (nas::choose_step_config).
+  // Returns the bytes the chosen step adds beside `reserved`.
+  size_t choose(const nas::SearchSpace& space, nas::SearchOptions& options, uint64_t seed, size_t reserved,
+                const std::string& reserved_for, size_t shared_arena = 0) const;
 };
 
 // --optimizer {adam,sgd} and --momentum M (sgd; 0 keeps no optimizer state at all).

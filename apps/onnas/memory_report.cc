@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apps/onnas/common.h"
+#include "runtime/heap.h"
 #include "runtime/param_store.h"
 #include "runtime/threading.h"
 
@@ -87,6 +88,13 @@ void MemoryReport::plan_params(const ParamStore& params, const std::string& pref
 }
 
 void MemoryReport::data(std::string name, size_t bytes) { data_.emplace_back(std::move(name), bytes); }
+
+size_t MemoryReport::add_bookkeeping() {
+  const size_t held = dynamic_memory_bytes(), named = plan_bytes() + data_bytes();
+  const size_t rest = held > named ? held - named : 0;
+  if (rest) plan("bookkeeping (measured once set up: names, samplers, the allocator's)", rest);
+  return rest;
+}
 
 size_t MemoryReport::plan_bytes() const {
   size_t s = 0;

@@ -5,10 +5,10 @@
 # the tool measures and prints, which must stay under 24 MiB. The images do not fit
 # beside the step in 32 MiB, so they are streamed from the file; the run must say so,
 # print its plan before the first step and its peak RSS after the last.
-# Then `onnas adapt --memory-budget 40MiB` (1-shot, C=8, from a random start): the same
+# Then `onnas adapt --memory-budget 20MiB` (1-shot, C=8, from a random start): the same
 # bound over the whole task (search, query evaluation in chunks, the discrete network's
-# fine-tuning); the query set must be evaluated in chunks, and `--query-chunk 5` must give
-# the accuracies of the whole query set at once.
+# fine-tuning, the bookkeeping measured once set up); the query set must be evaluated in
+# chunks, and `--query-chunk 5` must give the accuracies of the whole query set at once.
 #   tests/cli/memory_budget.sh path/to/onnas
 set -euo pipefail
 onnas=${1:?usage: memory_budget.sh path/to/onnas}
@@ -48,8 +48,8 @@ grep -q "what the search decided" "$work/err" || fail "no decision table at the 
 grep -q "what alpha and beta decided" "$work/inspect.out" || fail "inspect shows no decision table"
 grep -q "smallest margins" "$work/inspect.out" || fail "inspect's table has no margins"
 
-# adapt: the whole task under the budget (which holds the fixed overhead too).
-adapt_mib=40
+# adapt: the whole task under the budget (the fixed overhead on top, as for search).
+adapt_mib=20
 /usr/bin/time -f "%M" -o "$work/adapt_maxrss" "$onnas" adapt --random-init -C 8 --threads 2 \
   --memory-budget ${adapt_mib}MiB --json > "$work/adapt.json" 2> "$work/adapt.err" || fail "adapt: $(tail -3 "$work/adapt.err")"
 grep -q "query evaluation .* (chunks of" "$work/adapt.err" || fail "adapt did not evaluate the query set in chunks: $(grep memory: "$work/adapt.err")"
@@ -59,6 +59,15 @@ maxrss=$(( $(cat "$work/adapt_maxrss") * 1024 ))
 limit=$(( adapt_mib * 1048576 + overhead ))
 echo "memory_budget: adapt peak RSS $(( maxrss / 1024 )) KiB, budget ${adapt_mib} MiB + fixed overhead $(( overhead / 1024 )) KiB = $(( limit / 1024 )) KiB"
 (( maxrss <= limit )) || fail "adapt: peak RSS $maxrss bytes exceeds the budget plus the fixed overhead ($limit bytes)"
+# The plan + data the task holds (bookkeeping included) is within the budget.
+held=$(tail -n 1 "$work/adapt.json" | python3 -c 'import json,sys; m=json.load(sys.stdin)["memory"]; print(m["plan_bytes"] + m["data_bytes"])')
+(( held <= adapt_mib * 1048576 )) || fail "adapt: the task holds $held bytes (plan + data), over the budget"
+grep -q "bookkeeping (measured once set up" "$work/adapt.err" || fail "adapt: no bookkeeping in the plan"
+# Below what the task needs at the smallest step, it is refused before any task runs.
+if "$onnas" adapt --random-init -C 8 --threads 2 --memory-budget 12MiB > /dev/null 2> "$work/adapt_small.err"; then
+  fail "adapt: a 12 MiB budget was accepted"
+fi
+grep -q "memory-budget 12.00 MiB" "$work/adapt_small.err" || fail "adapt, 12 MiB: $(tail -2 "$work/adapt_small.err")"
 # Chunks change the memory, not the numbers.
 accuracies() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]); print(d["accuracy"], d["supernet_accuracy"])'; }
 whole=$("$onnas" adapt --random-init -C 8 --threads 2 --search-steps 3 --finetune-steps 3 --json 2> /dev/null | accuracies)

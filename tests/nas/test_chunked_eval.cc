@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "graph/compile.h"
+#include "graph/op.h"
 #include "nas/chunked_eval.h"
 #include "nas/network.h"
 #include "nas/search_space.h"
@@ -114,6 +115,30 @@ TEST_CASE("chunked evaluation gives the whole batch's logits: supernet") {
                         search_body(space, ungated(space), {.track_running = true, .training = false}));
   };
   compare(emit, 10, {2, 5}, 0.0f);
+}
+
+TEST_CASE("each state's ReLU is emitted once: cell outputs across cells, node states across edges") {
+  const SearchSpace space = small_space();
+  // Every edge of both cell kinds reads a ReLU (conv ops), inputs reaching back two states.
+  Genotype genotype;
+  for (int r = 0; r < 2; ++r)
+    for (int j = 0; j < space.nodes; ++j)
+      (r ? genotype.reduce : genotype.normal).push_back({{OpKind::sep_conv_3x3, j}, {OpKind::conv_3x3, j + 1}});
+  for (bool discrete : {false, true}) {
+    graph::Graph g;
+    if (discrete)
+      emit_discrete_net(g, space, genotype, 4, /*training=*/true);
+    else
+      emit_search_net(g, space, 4);
+    // No two ReLU nodes read the same value.
+    std::vector<int> relus_of(g.values().size(), 0);
+    for (const graph::Node& n : g.nodes())
+      if (n.op->name == std::string("relu")) ++relus_of[size_t(n.inputs[0])];
+    for (size_t v = 0; v < relus_of.size(); ++v) {
+      INFO((discrete ? "discrete network: " : "supernet: ") << g.values()[v].name);
+      CHECK(relus_of[v] <= 1);
+    }
+  }
 }
 
 TEST_CASE("chunked evaluation refuses batch norms over their own chunk, and batches that do not split") {

@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <vector>
 
+#include <cstdio>
+#include <cstring>
+
 #include "runtime/cpu.h"
+#include "runtime/heap.h"
 #include "runtime/param_store.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -37,6 +41,45 @@ TEST_CASE("Buffer is 64-byte aligned and zeroed, Arena views are offsets") {
   Tensor t = arena.view(256, Shape{4, 4});
   CHECK(static_cast<std::byte*>(t.data()) - arena.base() == 256);
   CHECK(t.bytes() == 64);
+}
+
+namespace {
+// Resident bytes of the process (/proc/self/statm).
+size_t resident_bytes() {
+  long size = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  REQUIRE(f != nullptr);
+  REQUIRE(std::fscanf(f, "%ld %ld", &size, &resident) == 2);
+  std::fclose(f);
+  return size_t(resident) * 4096;
+}
+}  // namespace
+
+TEST_CASE("a large Buffer is resident only once written, and gives its pages back when discarded") {
+  constexpr size_t kBytes = size_t(16) << 20;
+  const size_t mapped_before = Buffer::mapped_bytes(), dynamic_before = dynamic_memory_bytes();
+  const size_t before = resident_bytes();
+  Buffer b(kBytes);
+  CHECK(Buffer::mapped_bytes() - mapped_before == kBytes);
+  CHECK(dynamic_memory_bytes() - dynamic_before >= kBytes);
+  const size_t reserved = resident_bytes();
+  CHECK(reserved < before + kBytes / 4);  // zero pages, not written: not resident
+  auto* p = static_cast<unsigned char*>(b.data());
+  CHECK(p[0] == 0);
+  CHECK(p[kBytes - 1] == 0);
+  std::memset(p, 7, kBytes);
+  const size_t written = resident_bytes();
+  CHECK(written > reserved + kBytes * 3 / 4);
+  b.discard_pages();
+  CHECK(resident_bytes() < written - kBytes * 3 / 4);
+  CHECK(p[12345] == 0);  // discarded pages read as zero
+  p[12345] = 1;          // and can be written again
+  CHECK(p[12345] == 1);
+  {
+    Buffer moved = std::move(b);
+    CHECK(Buffer::mapped_bytes() - mapped_before == kBytes);
+  }
+  CHECK(Buffer::mapped_bytes() == mapped_before);  // unmapped with the last owner
 }
 
 TEST_CASE("ParamStore keeps insertion order, grads and kinds") {
