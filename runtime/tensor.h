@@ -67,9 +67,10 @@ class Buffer {
   size_t bytes() const { return bytes_; }
   // Bytes of the blocks all Buffers have mapped from the system and still hold.
   static size_t mapped_bytes();
-  // Gives a mapped block's pages back to the system (they read as zero afterwards and
-  // become resident again when written); a small block stays as it is. For memory
-  // whose contents are dead while something else runs (compiling between two runs).
+  // Gives a mapped block's pages back to the system (madvise DONTNEED: they become
+  // resident again when written); a small block stays as it is. The contents are lost
+  // (zero on Linux; unchanged where the hint is ignored, as under QEMU's user mode). For
+  // memory whose contents are dead while something else runs (compiling between runs).
   void discard_pages();
 
  private:

@@ -71,9 +71,11 @@ TEST_CASE("a large Buffer is resident only once written, and gives its pages bac
   const size_t written = resident_bytes();
   CHECK(written > reserved + kBytes * 3 / 4);
   b.discard_pages();
+#if !ONNAS_EMULATED  // QEMU's user mode (7.2) takes madvise as a hint it may ignore
   CHECK(resident_bytes() < written - kBytes * 3 / 4);
-  CHECK(p[12345] == 0);  // discarded pages read as zero
-  p[12345] = 1;          // and can be written again
+  CHECK(p[12345] == 0);  // on Linux, discarded private anonymous pages read as zero
+#endif
+  p[12345] = 1;  // and can be written again
   CHECK(p[12345] == 1);
   {
     Buffer moved = std::move(b);
