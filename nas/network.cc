@@ -234,6 +234,24 @@ SearchNet emit_network(Graph& g, const SearchSpace& space, int64_t batch, BnMode
   return net;
 }
 
+namespace {
+
+// The ReLU of each state of a cell, emitted once, when an op first reads it.
+class StateRelus {
+ public:
+  ValueId of(Graph& g, const std::vector<ValueId>& states, int a) {
+    if (relu_.size() < states.size()) relu_.resize(states.size(), kNoValue);
+    ValueId& r = relu_[size_t(a)];
+    if (r == kNoValue) r = ops::relu(g, states[size_t(a)], fmt::format("relu_s{}", a));
+    return r;
+  }
+
+ private:
+  std::vector<ValueId> relu_;
+};
+
+}  // namespace
+
 CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode mode) {
   return [space, gates, mode](Graph& g, int cell, ValueId state0, ValueId state1) {
     const bool reduction = space.is_reduction(cell);
@@ -241,11 +259,7 @@ CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode mod
     const int64_t k = space.num_ops();
     const std::string kind = reduction ? "reduce" : "normal";
     std::vector<ValueId> states{state0, state1};
-    std::vector<ValueId> relu_of;  // the ReLU of each state, emitted once when an op first needs it
-    auto relu_state = [&](int a) {
-      if (relu_of[size_t(a)] == kNoValue) relu_of[size_t(a)] = ops::relu(g, states[size_t(a)], fmt::format("relu_s{}", a));
-      return relu_of[size_t(a)];
-    };
+    StateRelus relus;
     // An entry of alpha gets a gradient only in runs where its op's gate is open,
     // although the softmax couples every entry of a row.
     ValueId alpha = g.param("alpha." + kind, {Shape{space.num_edges(), k}});
@@ -253,7 +267,6 @@ CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode mod
     const ValueId op_weights = ops::softmax(g, alpha, "alpha_softmax");
     for (int j = 0; j < space.nodes; ++j) {
       Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
-      relu_of.resize(states.size(), kNoValue);
       std::vector<ValueId> edges;
       for (int a = 0; a < 2 + j; ++a) {
         const int e = space.first_edge(j) + a;
@@ -265,7 +278,7 @@ CellBody search_body(const SearchSpace& space, const MixGates& gates, BnMode mod
         for (int64_t o = 0; o < k; ++o) {
           const OpKind op = space.ops[size_t(o)];
           if (op == OpKind::none) continue;
-          const ValueId relu_x = reads_relu(op, stride) ? relu_state(a) : kNoValue;
+          const ValueId relu_x = reads_relu(op, stride) ? relus.of(g, states, a) : kNoValue;
           values.push_back(emit_candidate(g, op, states[size_t(a)], relu_x, stride, mode));
           indices.push_back(int64_t(e) * k + o);
           term_gates.push_back(cg.ops[size_t(e * k + o)]);
@@ -297,7 +310,7 @@ CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMod
   return [space, genotype, mode](Graph& g, int cell, ValueId state0, ValueId state1) {
     const bool reduction = space.is_reduction(cell);
     std::vector<ValueId> states{state0, state1};
-    std::vector<ValueId> relu_of(2 + size_t(space.nodes), kNoValue);  // each state's ReLU, emitted once
+    StateRelus relus;
     const auto& nodes = genotype.of(reduction);
     for (int j = 0; j < space.nodes; ++j) {
       Graph::Scope node_scope(g, fmt::format("nodes.{}", j));
@@ -307,12 +320,7 @@ CellBody discrete_body(const SearchSpace& space, const Genotype& genotype, BnMod
         Graph::Scope edge_scope(g, fmt::format("edges.{}", e));
         const int64_t stride = reduction && edge.input < 2 ? 2 : 1;
         const ValueId x = states[size_t(edge.input)];
-        ValueId r = kNoValue;
-        if (reads_relu(edge.op, stride)) {
-          ValueId& shared = relu_of[size_t(edge.input)];
-          if (shared == kNoValue) shared = ops::relu(g, x, "relu");
-          r = shared;
-        }
+        const ValueId r = reads_relu(edge.op, stride) ? relus.of(g, states, edge.input) : kNoValue;
         const ValueId v = emit_candidate(g, edge.op, x, r, stride, mode);
         if (v != kNoValue) terms.push_back(v);
       }

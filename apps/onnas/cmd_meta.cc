@@ -136,22 +136,21 @@ struct FewShotData {
   data::ImageLoadOptions load;
   data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
   bool fashion = false;      // Fashion-MNIST (in memory, or its test file streamed in sets[])
-  bool streamed = false;     // the images stay in their file (sets[]: fashion-mnist's test file)
-  std::shared_ptr<const data::ImageSet> file;  // that file, opened streamed (also once read in)
+  std::shared_ptr<const data::ImageSet> file;  // that test file, opened streamed (also once read in)
+  // The images stay in their file (sets[] are Fashion-MNIST's streamed test file).
+  bool streamed() const { return file && sets[meta_test] == file; }
 
   // Fashion-MNIST's streamed test file: the bytes its meta-test classes' images would
   // take in memory, and reading them in (an adaptation holds nothing else of the file).
   std::vector<int64_t> meta_test_images() const { return images_of_classes(*file, classes[meta_test]); }
   void stream_from_file() {
     for (auto& set : sets) set = file;
-    streamed = true;
   }
   size_t meta_test_in_memory_bytes() const { return meta_test_images().size() * size_t(C * H * W + 4); }
   void hold_meta_test_in_memory() {
-    if (!streamed) return;
+    if (!streamed()) return;
     auto held = std::make_shared<data::Dataset>(data::subset(*file, meta_test_images()));
     for (auto& set : sets) set = held;
-    streamed = false;
   }
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
@@ -251,6 +250,9 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
     d.fashion = true;
     data::ClassSplit cs =
         o.test_classes.empty() ? data::fashion_mnist_class_split() : data::fashion_mnist_class_split(o.test_classes);
+    d.classes[FewShotData::meta_train] = cs.meta_train;
+    d.classes[FewShotData::meta_val] = cs.meta_train;
+    d.classes[FewShotData::meta_test] = cs.meta_test;
     if (o.stream && (given || adaptation_only)) {
       // Adaptation draws meta-test tasks only, from the test file, here left in it.
       std::shared_ptr<data::ImageSet> test = data::open_fashion_mnist_stream(dir, data::Split::test);
@@ -263,9 +265,6 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       data::normalize(*test, d.stats);
       d.file = test;
       d.stream_from_file();
-      d.classes[FewShotData::meta_train] = cs.meta_train;
-      d.classes[FewShotData::meta_val] = cs.meta_train;
-      d.classes[FewShotData::meta_test] = cs.meta_test;
       d.C = test->C, d.H = test->H, d.W = test->W;
       d.description = fmt::format("fashion-mnist ({}): meta-test classes {} (test file)", dir, fmt::join(cs.meta_test, ","));
       return d;
@@ -290,9 +289,6 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       data::normalize(*d.train, d.stats);
     }
     data::normalize(*d.test, d.stats);
-    d.classes[FewShotData::meta_train] = cs.meta_train;
-    d.classes[FewShotData::meta_val] = cs.meta_train;
-    d.classes[FewShotData::meta_test] = cs.meta_test;
     d.C = d.test->C, d.H = d.test->H, d.W = d.test->W;
     d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
                                 "(test file), meta-test classes {} (test file)",
@@ -336,7 +332,10 @@ std::vector<int32_t> meta_cell_test_classes(const SafetensorsFile& f) {
 
 // Adaptation's data: with a meta cell that records its normalization, the test file
 // only; the meta-test classes are the meta cell's unless --meta-test-classes says.
-FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_cell) {
+// `stream` (a memory budget): the test file is opened streamed, and read in only if
+// it fits beside the step (choose_inner_step).
+FewShotData load_adaptation_data(FewShotDataOptions o, const std::string& meta_cell, bool stream) {
+  o.stream = stream;
   if (o.format != "fashion-mnist" || meta_cell.empty()) return load_fewshot(o, nullptr, /*adaptation_only=*/true);
   const SafetensorsFile f = read_safetensors(meta_cell);
   if (o.test_classes.empty()) o.test_classes = meta_cell_test_classes(f);
@@ -455,7 +454,7 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
     }
   }
   return d.bytes() + more +
-         step.choose(space, options, seed, d.bytes() + more, (d.streamed ? "the streamed data" : "the data") + rest,
+         step.choose(space, options, seed, d.bytes() + more, (d.streamed() ? "the streamed data" : "the data") + rest,
                      shared_arena);
 }
 
@@ -959,9 +958,7 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   if (!dist.is_root()) return;
   check_adapt_args(a, cmd, dist);
   set_threads(a.threads, dist);
-  FewShotDataOptions data = a.data;
-  data.stream = a.step.has_budget();  // read in after choosing the step, if it fits
-  FewShotData d = load_adaptation_data(data, a.meta_cell);
+  FewShotData d = load_adaptation_data(a.data, a.meta_cell, a.step.has_budget());
   std::unique_ptr<PreparedAdaptation> prepared = prepare_within_budget(a, d, "adapt");
   Adaptation& ad = prepared->ad;
   TaskBuffers& tb = *prepared->tb;
@@ -1011,9 +1008,7 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
   const auto started = std::chrono::steady_clock::now();
   set_threads(a.threads, dist);
   if (a.tasks < 1) usage_fail("--tasks must be at least 1");
-  FewShotDataOptions data = a.data;
-  data.stream = a.step.has_budget();  // read in after choosing the step, if it fits
-  FewShotData d = load_adaptation_data(data, a.meta_cell);
+  FewShotData d = load_adaptation_data(a.data, a.meta_cell, a.step.has_budget());
   std::unique_ptr<PreparedAdaptation> prepared = prepare_within_budget(a, d, "eval-fewshot");
   Adaptation& ad = prepared->ad;
   TaskBuffers& tb = *prepared->tb;

@@ -85,17 +85,16 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   a.step.apply(space, so);
   if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
   if (budget) {
-    // Indices of both halves, held by the split and by each sampler; four batches.
-    const size_t bookkeeping = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
-                               size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
     // The budget bounds what the run holds (plan + data); the fixed overhead of the
     // process (code, libraries, thread stacks) comes on top, measured and printed.
-    const size_t fixed = bookkeeping;
+    // Indices of both halves, held by the split and by each sampler; four batches.
+    const size_t batches = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
+                           size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
     const size_t in_memory = images->bytes() + (a.data.stream ? 0 : in_memory_bytes(*images));
     bool fits_in_memory = !a.data.stream;
     if (fits_in_memory) {
       try {
-        a.step.choose(space, so, a.seed, fixed + in_memory, "the images in memory and batches");
+        a.step.choose(space, so, a.seed, batches + in_memory, "the images in memory and batches");
       } catch (const Error& e) {
         std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and batches are read from it\n", e.what(),
                      format_bytes(double(in_memory_bytes(*images))).c_str());
@@ -103,7 +102,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       }
     }
     if (!fits_in_memory)
-      a.step.choose(space, so, a.seed, fixed + images->bytes(), "the streamed images and batches");
+      a.step.choose(space, so, a.seed, batches + images->bytes(), "the streamed images and batches");
     if (fits_in_memory && !a.data.stream) {
       std::vector<int64_t> all(size_t(images->N));
       for (int64_t i = 0; i < images->N; ++i) all[size_t(i)] = i;
