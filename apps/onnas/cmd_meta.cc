@@ -860,7 +860,8 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
     const size_t finetune = nas::estimate_finetune_arena(r.space, o.episode);
     r.counted = choose_inner_step(a.step, r.space, o.search, a.seed, d, task_bytes + start.bytes() + finetune + unreserved,
                       fmt::format("the task, the starting supernet{} and the discrete network's fine-tuning ({})",
-                                  unreserved ? fmt::format(", what a first set-up held beyond the choice ({})",
+                                  unreserved ? fmt::format(", what a set-up holds beyond the choice (bookkeeping and "
+                                                           "the query evaluation's tables: {})",
                                                            format_bytes(double(unreserved)))
                                              : std::string(),
                                   format_bytes(double(finetune))),
@@ -918,8 +919,18 @@ struct PreparedAdaptation {
 // Sets the adaptation up. Under --memory-budget the bookkeeping is known only once set
 // up: when plan + data with it exceed the budget, the set-up is made again with the
 // search step chosen for what the measured bookkeeping leaves.
+//
+// The first choice already reserves what set-ups measured beyond the choice: a set-up
+// that does not fit would itself break the bound (its compilation is the run's peak
+// until the arena is written), so choosing again afterwards comes too late for the
+// peak. The reserve is the bookkeeping (parameter names, samplers, gates, step
+// attributes, the allocator's: 1.7-2.8 MiB in every configuration measured on
+// 2026-12-01, C=4 to 16, since it follows the number of nodes, not the widths) and the
+// query evaluation's tables (under 1 MiB).
+constexpr size_t kSetUpReserve = size_t(7) << 19;  // 3.5 MiB
+
 std::unique_ptr<PreparedAdaptation> prepare_within_budget(const AdaptArgs& a, FewShotData& d, const std::string& what) {
-  size_t unreserved = 0;
+  size_t unreserved = a.step.has_budget() ? kSetUpReserve : 0;
   for (int attempt = 0;; ++attempt) {
     auto p = std::make_unique<PreparedAdaptation>(
         PreparedAdaptation{prepare_adaptation(a, d, unreserved), nullptr, MemoryReport(what)});
@@ -928,12 +939,12 @@ std::unique_ptr<PreparedAdaptation> prepare_within_budget(const AdaptArgs& a, Fe
     const size_t measured = p->memory.add_bookkeeping();
     const size_t held = p->memory.plan_bytes() + p->memory.data_bytes();
     if (!a.step.has_budget() || held <= a.step.budget_bytes() || attempt == 2) return p;
-    // What the choice did not see (the bookkeeping, the query evaluation's tables) is
-    // taken from the search step's share.
+    // What the choice did not see (the bookkeeping, the query evaluation's tables,
+    // beyond the reserve) is taken from the search step's share.
     unreserved += held > p->ad.counted ? held - p->ad.counted : 0;
     std::fprintf(stderr,
                  "set up, the task holds %s, %s over the budget (the bookkeeping, %s, and the query evaluation's tables "
-                 "were not in the choice): choosing again\n",
+                 "took more than was reserved for them): choosing again\n",
                  format_bytes(double(held)).c_str(), format_bytes(double(held - a.step.budget_bytes())).c_str(),
                  format_bytes(double(measured)).c_str());
   }
