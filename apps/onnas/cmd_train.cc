@@ -10,6 +10,7 @@
 
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
+#include "apps/onnas/memory_report.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
 #include "data/batch_sampler.h"
@@ -20,6 +21,7 @@
 #include "nas/network.h"
 #include "nas/search.h"
 #include "runtime/error.h"
+#include "runtime/heap.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/safetensors.h"
 #include "runtime/threading.h"
@@ -61,55 +63,75 @@ struct Evaluation {
   double seconds = 0;
 };
 
-// Test accuracy of the discrete network in `params` (running statistics), with a
-// progress bar. With `predictions`, one JSON line per image: index, label, predicted
-// class, logits.
-Evaluation evaluate(const nas::SearchSpace& space, const nas::Genotype& genotype, const data::Dataset& test,
-                    int64_t batch, const ParamStore& params, std::string* predictions = nullptr) {
-  const auto t0 = std::chrono::steady_clock::now();
-  graph::Graph g;
-  nas::SearchNet net = nas::emit_discrete_net(g, space, genotype, batch, /*training=*/false);
-  graph::Program p = graph::compile(g, {.outputs = {net.logits}});
-  Arena arena(p.arena_bytes());
-  const Shape xs{batch, space.in_channels, space.height, space.width};
-  Buffer xb(size_t(xs.numel()) * 4), yb(size_t(batch) * 4);
-  Tensor x(xb.data(), xs), y(yb.data(), Shape{batch}, DType::i32);
-  data::BatchSampler batches(test, {}, {.batch_size = batch, .shuffle = false}, 0);
-  Progress bar("test", test.N, "images");
-  Evaluation r;
-  for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
-    int64_t rows = batches.next(x, y);
-    p.run(arena, params, {{net.x, x}});
-    const Tensor logits = p.output(arena, net.logits);
-    float acc = nas::accuracy(logits, y);  // rows with label -1 are skipped
-    r.correct += int64_t(std::lround(double(acc) * double(rows)));
-    if (predictions) {
-      const int64_t k = logits.shape()[1];
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* row = logits.f32() + i * k;
-        const int64_t predicted = std::max_element(row, row + k) - row;
-        *predictions += nlohmann::json{{"index", r.images + i},
-                                       {"label", y.i32()[i]},
-                                       {"predicted", predicted},
-                                       {"logits", std::vector<float>(row, row + k)}}
-                            .dump() +
-                        "\n";
-      }
-    }
-    r.images += rows;
-    bar.update(r.images, fmt::format("accuracy {:.4f}", double(r.correct) / double(std::max<int64_t>(1, r.images))));
+// Test accuracy of the discrete network (running statistics), compiled once: its
+// program and batch buffers are part of the run's plan, and it runs in whatever arena
+// of at least arena_bytes() the caller hands it (training shares its own).
+class TestEvaluator {
+ public:
+  TestEvaluator(const nas::SearchSpace& space, const nas::Genotype& genotype, int64_t batch)
+      : batch_(batch),
+        xs_{batch, space.in_channels, space.height, space.width},
+        xb_(size_t(xs_.numel()) * 4),
+        yb_(size_t(batch) * 4) {
+    graph::Graph g;
+    net_ = nas::emit_discrete_net(g, space, genotype, batch, /*training=*/false);
+    program_ = graph::compile(g, {.outputs = {net_.logits}});
   }
-  r.accuracy = r.images ? double(r.correct) / double(r.images) : 0.0;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  bar.finish(fmt::format("accuracy {:.4f} on {} images", r.accuracy, r.images));
-  return r;
-}
+  size_t arena_bytes() const { return program_.arena_bytes(); }
+  size_t table_bytes() const { return program_.table_bytes(); }
+  size_t batch_bytes() const { return xb_.bytes() + yb_.bytes(); }
+
+  // With a progress bar. With `predictions`, one JSON line per image: index, label,
+  // predicted class, logits.
+  Evaluation run(Arena& arena, const ParamStore& params, const data::Dataset& test,
+                 std::string* predictions = nullptr) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor x(xb_.data(), xs_), y(yb_.data(), Shape{batch_}, DType::i32);
+    data::BatchSampler batches(test, {}, {.batch_size = batch_, .shuffle = false}, 0);
+    Progress bar("test", test.N, "images");
+    Evaluation r;
+    for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
+      int64_t rows = batches.next(x, y);
+      program_.run(arena, params, {{net_.x, x}});
+      const Tensor logits = program_.output(arena, net_.logits);
+      float acc = nas::accuracy(logits, y);  // rows with label -1 are skipped
+      r.correct += int64_t(std::lround(double(acc) * double(rows)));
+      if (predictions) {
+        const int64_t k = logits.shape()[1];
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* row = logits.f32() + i * k;
+          const int64_t predicted = std::max_element(row, row + k) - row;
+          *predictions += nlohmann::json{{"index", r.images + i},
+                                         {"label", y.i32()[i]},
+                                         {"predicted", predicted},
+                                         {"logits", std::vector<float>(row, row + k)}}
+                              .dump() +
+                          "\n";
+        }
+      }
+      r.images += rows;
+      bar.update(r.images, fmt::format("accuracy {:.4f}", double(r.correct) / double(std::max<int64_t>(1, r.images))));
+    }
+    r.accuracy = r.images ? double(r.correct) / double(r.images) : 0.0;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bar.finish(fmt::format("accuracy {:.4f} on {} images", r.accuracy, r.images));
+    return r;
+  }
+
+ private:
+  int64_t batch_;
+  Shape xs_;
+  Buffer xb_, yb_;
+  nas::SearchNet net_;
+  graph::Program program_;
+};
 
 void run_train(const TrainArgs& a, const CLI::App& cmd) {
   a.out.check(a.resume, "checkpoint.safetensors");
   a.data.warn_ignored(cmd);
   const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
+  measure_fixed_overhead();
   const GenotypeSource gs = load_genotype_arg(a.genotype);
   const nas::Genotype& genotype = gs.genotype;
   LoadedData d = load_data(a.data);
@@ -147,10 +169,14 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   graph::CompileOptions co{.outputs = {net.loss, net.logits}};
   for (size_t i = 0; i < weights.size(); ++i) co.param_grads.emplace_back(weights[i], grads[i]);
   graph::Program step = graph::compile(g, co);
+  g = graph::Graph();  // the program holds what running needs; the graph is not kept
   graph::Sgd sgd({.lr = a.lr, .momentum = 0.9f, .weight_decay = a.weight_decay, .nesterov = true});
   for (const auto& n : weight_names) sgd.add_param(params, n);
 
-  Arena arena(step.arena_bytes());
+  // The test evaluation (batch 100, after every epoch) is compiled once and runs in
+  // the training step's arena: one arena, the larger of the two.
+  TestEvaluator evaluator(space, genotype, 100);
+  Arena arena(std::max(step.arena_bytes(), evaluator.arena_bytes()));
   const Shape xs{a.batch, space.in_channels, space.height, space.width};
   Buffer xb(size_t(xs.numel()) * 4), yb(size_t(a.batch) * 4);
   Tensor x(xb.data(), xs), y(yb.data(), Shape{a.batch}, DType::i32);
@@ -166,6 +192,17 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
                space.describe().c_str(), genotype.str().c_str(), (long long)a.batch, (long long)total,
                format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.lower_bound_bytes())).c_str(),
                format_bytes(double(params.bytes())).c_str(), num_threads());
+  MemoryReport memory("train");
+  memory.plan(fmt::format("arena (the larger of: training step {}, test evaluation {})",
+                          format_bytes(double(step.arena_bytes())), format_bytes(double(evaluator.arena_bytes()))),
+              arena.bytes());
+  memory.plan_params(params);
+  memory.plan("program tables", step.table_bytes() + evaluator.table_bytes());
+  memory.data("images", d.train.bytes() + d.test.bytes());
+  memory.data("indices and batches", train.bytes() + xb.bytes() + yb.bytes() + evaluator.batch_bytes());
+  release_free_heap();  // what compiling freed
+  memory.add_bookkeeping();
+  memory.print_plan();
   a.out.create();
   // Everything the arithmetic of the run depends on: a checkpoint resumes only a run
   // with the same values (--epochs and --steps may grow).
@@ -219,7 +256,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
     }
     train_loss = loss_sum / double(per_epoch), train_accuracy = acc_sum / double(per_epoch);
     bar.finish(fmt::format("loss {:.4f} acc {:.4f}", train_loss, train_accuracy));
-    const Evaluation test = evaluate(space, genotype, d.test, 100, params);
+    const Evaluation test = evaluator.run(arena, params, d.test);
     log += nlohmann::json{{"epoch", e + 1}, {"loss", train_loss},
                           {"train_accuracy", train_accuracy}, {"test_accuracy", test.accuracy}}
                .dump() +
@@ -231,7 +268,8 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
                 {{"onnas", "training checkpoint"}, {"run", signature.dump()}, {"epoch", std::to_string(e + 1)}, {"log", log}});
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const Evaluation test = evaluate(space, genotype, d.test, 100, params);
+  const Evaluation test = evaluator.run(arena, params, d.test);
+  memory.print_peak();
   save_genotype_file(outputs["genotype"], genotype, space);
   write_file_atomic(outputs["log"], log);
   a.report.result("test accuracy: {:.4f} ({} images, {:.0f} s of training)", test.accuracy, d.test.N, secs);
@@ -245,8 +283,9 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
                      {"steps", total},
                      {"genotype_darts", genotype.str()},
                      {"space", space.to_json()},
-                     {"arena_bytes", step.arena_bytes()},
+                     {"arena_bytes", arena.bytes()},
                      {"persistent_bytes", params.bytes()},
+                     {"memory", memory.to_json()},
                      {"outputs", outputs}});
 }
 
@@ -254,6 +293,7 @@ void run_eval(const EvalArgs& a, const CLI::App& cmd) {
   check_out_file(a.predictions, "--out", a.overwrite);
   warn_ignored(cmd, SpaceOptions::kFlags, "the model file holds its space");
   if (a.threads > 0) set_num_threads(a.threads);
+  measure_fixed_overhead();
   const ModelFile m = read_model_file(a.model);
   const nas::SearchSpace& space = m.info.space;
   if (!a.genotype.empty()) {
@@ -275,8 +315,21 @@ void run_eval(const EvalArgs& a, const CLI::App& cmd) {
   Rng rng(0);
   nas::init_params(params, g, rng);
   load_params(a.model, params);  // strict: every tensor of the network must be in the file
+  g = graph::Graph();
+  TestEvaluator evaluator(space, m.info.genotype, a.batch);
+  Arena arena(evaluator.arena_bytes());
+  MemoryReport memory("eval");
+  memory.plan("arena", arena.bytes());
+  memory.plan_params(params);
+  memory.plan("program tables", evaluator.table_bytes());
+  memory.data("images", test.bytes());
+  memory.data("batches", evaluator.batch_bytes());
+  release_free_heap();  // what compiling freed
+  memory.add_bookkeeping();
+  memory.print_plan();
   std::string predictions;
-  const Evaluation r = evaluate(space, m.info.genotype, test, a.batch, params, a.predictions.empty() ? nullptr : &predictions);
+  const Evaluation r = evaluator.run(arena, params, test, a.predictions.empty() ? nullptr : &predictions);
+  memory.print_peak();
   if (!a.predictions.empty()) {
     write_file_atomic(a.predictions, predictions);
     std::fprintf(stderr, "wrote %s (one JSON line per image: index, label, predicted, logits)\n", a.predictions.c_str());
@@ -289,6 +342,7 @@ void run_eval(const EvalArgs& a, const CLI::App& cmd) {
                      {"model", a.model},
                      {"genotype_darts", m.info.genotype.str()},
                      {"space", space.to_json()},
+                     {"memory", memory.to_json()},
                      {"outputs", {{"predictions", a.predictions.empty() ? nlohmann::json() : nlohmann::json(a.predictions)}}}});
 }
 

@@ -27,14 +27,30 @@ data=/usr/share/datasets/fashion-mnist
 genotype="Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_3x3', 0), ('conv_1x5_5x1', 2), \
 ('conv_3x3', 1), ('dil_conv_5x5', 3)], normal_concat=range(2, 5), reduce=[('skip_connect', 0), ('max_pool_3x3', 1), \
 ('avg_pool_3x3', 0), ('sep_conv_5x5', 2), ('skip_connect', 1), ('conv_3x3', 3)], reduce_concat=range(2, 5))"
-"$onnas" train --genotype "$genotype" -C 4 --cells 3 --reductions 1 --nodes 3 --limit 512 --batch 32 --steps 8 \
-  --epochs 1 --threads 2 --out t > /dev/null 2> train.err || fail "train: $(tail -3 train.err)"
+/usr/bin/time -f "%M" -o train.maxrss "$onnas" train --genotype "$genotype" -C 4 --cells 3 --reductions 1 --nodes 3 \
+  --limit 512 --batch 32 --steps 8 --epochs 1 --threads 2 --out t --json > train.json 2> train.err ||
+  fail "train: $(tail -3 train.err)"
+# train and eval keep to the plan they print: peak RSS (GNU time's ru_maxrss) within
+# 10% of plan + data + the fixed overhead, the evaluation sharing the training's arena.
+within_plan() {  # NAME JSON MAXRSS_FILE
+  "$python" - "$@" <<'PY' || fail "$1: peak RSS beyond its plan"
+import json, sys
+name, doc, maxrss = sys.argv[1], json.loads(open(sys.argv[2]).read().splitlines()[-1]), int(open(sys.argv[3]).read()) * 1024
+m = doc["memory"]
+assert m["plan_bytes"] > 0 and m["overhead_bytes"] > 0 and "program tables" in m["plan"], m
+assert m["within_bound"] and maxrss <= 1.10 * m["bound_bytes"], (maxrss, m)
+print(f"export: {name} peak RSS {maxrss / 2**20:.2f} MiB of {m['bound_bytes'] / 2**20:.2f} MiB planned")
+PY
+}
+within_plan train train.json train.maxrss
+grep -q "test evaluation" train.err || fail "train: the plan does not name the test evaluation's share of the arena"
 
 # Alone: a folder with the test files only; nothing else on the command line.
 mkdir test-only
 ln -s "$data"/t10k-images-idx3-ubyte.gz "$data"/t10k-labels-idx1-ubyte.gz test-only/
-"$onnas" eval --model t/model.safetensors --data-format idx --data test-only --limit 64 --out predictions.jsonl --json \
-  > eval.json 2> eval.err || fail "eval alone: $(tail -3 eval.err)"
+/usr/bin/time -f "%M" -o eval.maxrss "$onnas" eval --model t/model.safetensors --data-format idx --data test-only \
+  --limit 64 --out predictions.jsonl --json > eval.json 2> eval.err || fail "eval alone: $(tail -3 eval.err)"
+within_plan eval eval.json eval.maxrss
 "$python" -c 'import json, sys; d = json.load(open("eval.json")); assert d["images"] == 64, d' || fail "eval: $(cat eval.json)"
 [[ $(wc -l < predictions.jsonl) == 64 ]] || fail "eval --out: expected 64 lines"
 echo "export: eval alone on a test-only folder: $(grep '^test accuracy' eval.err)"
