@@ -920,17 +920,11 @@ struct PreparedAdaptation {
 // up: when plan + data with it exceed the budget, the set-up is made again with the
 // search step chosen for what the measured bookkeeping leaves.
 //
-// The first choice already reserves what set-ups measured beyond the choice: a set-up
-// that does not fit would itself break the bound (its compilation is the run's peak
-// until the arena is written), so choosing again afterwards comes too late for the
-// peak. The reserve is the bookkeeping (parameter names, samplers, gates, step
-// attributes, the allocator's: 1.7-2.8 MiB in every configuration measured on
-// 2026-12-01, C=4 to 16, since it follows the number of nodes, not the widths) and the
-// query evaluation's tables (under 1 MiB).
-constexpr size_t kSetUpReserve = size_t(7) << 19;  // 3.5 MiB
-
+// The first choice already reserves what a set-up holds beyond it
+// (kSetUpReserveBytes): choosing again after a set-up that did not fit comes too late
+// for the peak.
 std::unique_ptr<PreparedAdaptation> prepare_within_budget(const AdaptArgs& a, FewShotData& d, const std::string& what) {
-  size_t unreserved = a.step.has_budget() ? kSetUpReserve : 0;
+  size_t unreserved = a.step.has_budget() ? kSetUpReserveBytes : 0;
   for (int attempt = 0;; ++attempt) {
     auto p = std::make_unique<PreparedAdaptation>(
         PreparedAdaptation{prepare_adaptation(a, d, unreserved), nullptr, MemoryReport(what)});

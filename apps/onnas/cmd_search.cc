@@ -88,13 +88,14 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
     // The budget bounds what the run holds (plan + data); the fixed overhead of the
     // process (code, libraries, thread stacks) comes on top, measured and printed.
     // Indices of both halves, held by the split and by each sampler; four batches.
+    // And what a set-up holds beyond the step's plan (bookkeeping), measured once set up.
     const size_t batches = 2 * (split.train.size() + split.val.size()) * sizeof(int64_t) +
-                           size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4;
+                           size_t(4 * a.batch) * size_t(train_set->image_elems() + 1) * 4 + kSetUpReserveBytes;
     const size_t in_memory = images->bytes() + (a.data.stream ? 0 : in_memory_bytes(*images));
     bool fits_in_memory = !a.data.stream;
     if (fits_in_memory) {
       try {
-        a.step.choose(space, so, a.seed, batches + in_memory, "the images in memory and batches");
+        a.step.choose(space, so, a.seed, batches + in_memory, "the images in memory, batches and the bookkeeping's reserve");
       } catch (const Error& e) {
         std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and batches are read from it\n", e.what(),
                      format_bytes(double(in_memory_bytes(*images))).c_str());
@@ -102,7 +103,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       }
     }
     if (!fits_in_memory)
-      a.step.choose(space, so, a.seed, batches + images->bytes(), "the streamed images and batches");
+      a.step.choose(space, so, a.seed, batches + images->bytes(), "the streamed images, batches and the bookkeeping's reserve");
     if (fits_in_memory && !a.data.stream) {
       std::vector<int64_t> all(size_t(images->N));
       for (int64_t i = 0; i < images->N; ++i) all[size_t(i)] = i;
