@@ -8,7 +8,9 @@
 //
 // Cases: search_step/<config>/<mode>, mode one of full, ops, ops+pairs,
 // sbs-recompute, sbs-checkpoint (split 1) and sbs-recompute-split5 /
-// full-split5 (5 micro-batches; omniglot only, whose batch 25 divides by 5).
+// full-split5 (5 micro-batches; omniglot only, whose batch 25 divides by 5), and
+// sbs-recompute-split5-sgd: the same with plain SGD for the weights (no optimizer
+// state) instead of Adam.
 // The time is one whole step; the programs are compiled once, when the Searcher is
 // built, and each step's sample is data (compile_ms: the compiling time per step,
 // measured, which must be 0).
@@ -51,6 +53,10 @@ constexpr BenchConfig kConfigs[] = {{"fmnist", 16, 10, 32}, {"omniglot", 28, 5, 
 struct BenchMode {
   const char* name;
   nas::StepConfig step;
+  // The weights' optimizer: Adam with betas (0, 0.999), one moment per weight (the
+  // research code's), or plain SGD without momentum, which keeps no state (ONNAS.md
+  // section 3 allows either).
+  bool sgd = false;
 };
 const std::vector<BenchMode>& modes() {
   static const std::vector<BenchMode> m = {
@@ -61,6 +67,9 @@ const std::vector<BenchMode>& modes() {
       {"sbs-checkpoint", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::checkpoint}},
       {"full-split5", {.mode = nas::Mode::full, .split = 5}},
       {"sbs-recompute-split5", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5}},
+      {"sbs-recompute-split5-sgd",
+       {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5},
+       /*sgd=*/true},
   };
   return m;
 }
@@ -84,7 +93,7 @@ void fill(Rng& rng, Tensor x, Tensor y, int classes) {
   for (int64_t i = 0; i < y.numel(); ++i) y.i32()[i] = int32_t(rng.uniform_int(classes));
 }
 
-void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step) {
+void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, bool sgd) {
   set_num_threads(bench_threads());
   nas::SearchSpace space;
   space.channels = c.channels;
@@ -92,6 +101,10 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step) {
   nas::SearchOptions options;
   options.batch = c.batch;
   options.step = step;
+  if (sgd) {
+    options.w_optimizer = nas::WeightOptimizer::sgd;
+    options.w_momentum = 0.0f;
+  }
   // The process before the step exists (code, libraries, threads, the benchmark
   // library): the fixed overhead the peak RSS is held against.
   parallel_for(0, 64, 1, [](int64_t, int64_t) {});
@@ -145,7 +158,7 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step) {
     for (const BenchMode& m : modes()) {
       if (c.batch % m.step.split != 0) continue;
       benchmark::RegisterBenchmark((std::string("search_step/") + c.name + "/" + m.name).c_str(), search_step, c,
-                                   m.step)
+                                   m.step, m.sgd)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->Iterations(5);
