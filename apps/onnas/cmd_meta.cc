@@ -735,7 +735,9 @@ struct AdaptArgs {
   FewShotDataOptions data;
   SpaceOptions space;  // with --random-init
   EpisodeOptions episode;
-  StepOptions step;
+  // The paper's on-device configuration: every memory technique, micro-batches where
+  // they divide the support set.
+  StepOptions step{.mode = "ops+pairs+sbs", .split = 0};
   std::string meta_cell;
   bool random_init = false;
   // Held-out classes are new to any classifier a meta cell holds (its rows belong to

@@ -36,7 +36,9 @@ void StepOptions::add(CLI::App& cmd) {
   cmd.add_option("--sbs", sbs, "Step-by-step back-propagation variant: recompute or checkpoint")
       ->check(CLI::IsMember({"recompute", "checkpoint"}));
   cmd.add_option("--k-grad", k_grad, "Gradient ops per edge in the sampled modes")->check(CLI::Range(1, 64));
-  cmd.add_option("--split", split, "Micro-batches per batch (gradients accumulated)")->check(CLI::Range(1, 4096));
+  CLI::Option* o = cmd.add_option("--split", split, "Micro-batches per batch (gradients accumulated)")
+                       ->check(CLI::Range(1, 4096));
+  if (split == 0) o->default_str("5 where 5 divides the support set, else 1");
   cmd.add_option("--memory-budget", memory_budget,
                  "A bound on what the run holds, its plan and its data (e.g. 64MiB): chooses the fastest mode that fits, "
                  "streams the images when they do not fit beside it, and refuses what cannot fit; the process's "
@@ -45,8 +47,9 @@ void StepOptions::add(CLI::App& cmd) {
 }
 
 void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options) const {
+  const int chunks = split > 0 ? split : (options.batch % 5 == 0 ? 5 : 1);
   options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
-                  .split = split};
+                  .split = chunks};
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
   if (has_budget()) budget_bytes();  // a budget that is not a size is refused before any work
