@@ -31,11 +31,11 @@
 #include <chrono>
 #include <fstream>
 #include <string>
-#include <string>
 #include <vector>
 
 #include "graph/compile.h"
 #include "nas/search.h"
+#include "runtime/heap.h"
 #include "runtime/rng.h"
 #include "runtime/threading.h"
 
@@ -94,6 +94,7 @@ void fill(Rng& rng, Tensor x, Tensor y, int classes) {
 }
 
 void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, bool sgd) {
+  return_large_blocks_to_system();  // as the onnas tool starts
   set_num_threads(bench_threads());
   nas::SearchSpace space;
   space.channels = c.channels;
