@@ -85,16 +85,18 @@ const uint8_t* RotatedClasses::raw_image(int64_t i, uint8_t* scratch) const {
   return scratch;
 }
 
-size_t RotatedClasses::bytes() const {
+size_t RotatedClasses::view_bytes() const {
   size_t b = sizeof(*this) + classes_.capacity() * sizeof(classes_[0]) + class_start_.capacity() * sizeof(int64_t) +
              base_items_.capacity() * sizeof(base_items_[0]);
   for (const auto& v : base_items_) b += v.capacity() * sizeof(int64_t);
   return b;
 }
 
+size_t RotatedClasses::bytes() const { return view_bytes() + base_.bytes(); }
+
 std::string RotatedClasses::describe() const {
   return fmt::format("{} classes (rotations of {} classes) over {}; {} in memory for the view", num_classes,
-                     base_.num_classes, base_.describe(), format_data_bytes(double(bytes())));
+                     base_.num_classes, base_.describe(), format_data_bytes(double(view_bytes())));
 }
 
 }  // namespace onnas::data

@@ -30,7 +30,10 @@ class RotatedClasses final : public ImageSet {
 
   int32_t label(int64_t i) const override;
   const uint8_t* raw_image(int64_t i, uint8_t* scratch) const override;
+  // What the process holds for this set: the view and the set it views (whose images
+  // and caches are read through it). view_bytes(): the view alone.
   size_t bytes() const override;
+  size_t view_bytes() const;
   std::string describe() const override;
   void read_labels(int64_t first, std::span<int32_t> out) const override;
 

@@ -205,7 +205,7 @@ struct FewShotData {
 
 // A benchmark in its published layout: the three splits and all their classes.
 // Images are decoded when a task reads them, not normalized (as class trees).
-FewShotData load_benchmark(const FewShotDataOptions& o) {
+FewShotData load_benchmark(const FewShotDataOptions& o, bool adaptation_only) {
   FewShotData d;
   data::FewShotSets sets;
   if (o.format == "miniimagenet") {
@@ -233,6 +233,11 @@ FewShotData load_benchmark(const FewShotDataOptions& o) {
   }
   d.C = d.sets[0]->C, d.H = d.sets[0]->H, d.W = d.sets[0]->W;
   d.description = o.format + ": " + sets.description;
+  // Adaptation draws meta-test tasks only: the meta-train and meta-val sets (their
+  // file lists and decoded-image caches) are let go.
+  if (adaptation_only)
+    for (int s : {int(FewShotData::meta_train), int(FewShotData::meta_val)})
+      if (d.sets[s] != d.sets[FewShotData::meta_test]) d.sets[s].reset();
   return d;
 }
 
@@ -243,7 +248,8 @@ FewShotData load_benchmark(const FewShotDataOptions& o) {
 // adaptation_only: meta-train tasks are never drawn (adapt, eval-fewshot).
 FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* given = nullptr,
                          bool adaptation_only = false) {
-  if (o.format == "omniglot" || o.format == "glyphs" || o.format == "miniimagenet") return load_benchmark(o);
+  if (o.format == "omniglot" || o.format == "glyphs" || o.format == "miniimagenet")
+    return load_benchmark(o, adaptation_only);
   FewShotData d;
   if (o.format == "fashion-mnist") {
     const std::string dir = o.path.empty() ? data::kFashionMnistDir : o.path;

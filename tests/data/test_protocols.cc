@@ -129,6 +129,9 @@ TEST_CASE("Omniglot layout: background / evaluation, and rotations as classes") 
   CHECK(r.num_classes == 20);
   CHECK(r.N == 80);
   CHECK(rot.sets[FewShotSets::meta_test]->num_classes == 8);
+  // The rotated view's bytes hold what it reads through: the image set (its cache) too.
+  // (The plain meta-train set is the same tree with the same cache as the one viewed.)
+  CHECK(r.bytes() == dynamic_cast<const RotatedClasses&>(r).view_bytes() + train.bytes());
   // Class 4c + t holds class c's images turned t times.
   const std::vector<std::vector<int64_t>> by_class = r.indices_by_class(), base = train.indices_by_class();
   for (int32_t c = 0; c < 5; ++c)
