@@ -312,6 +312,7 @@ void run_eval(const EvalArgs& a, const CLI::App& cmd) {
   graph::Graph g;
   nas::emit_discrete_net(g, space, m.info.genotype, a.batch, false);
   ParamStore params;
+  params.store_weight_gradients(false);  // evaluation only: no gradients
   Rng rng(0);
   nas::init_params(params, g, rng);
   load_params(a.model, params);  // strict: every tensor of the network must be in the file
