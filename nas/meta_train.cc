@@ -41,12 +41,17 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   cell_ = MetaCell::from_cells(space_, meta_);
   cell_.unfold(meta_);
   if (options_.head != HeadInit::meta) zero_head(meta_);
+  size_t largest = 0;
   for (const auto& en : meta_.entries()) {
     if (en->kind != ParamKind::weight && en->kind != ParamKind::arch) continue;
     names_.push_back(en->name);
     offsets_.push_back(fold_size_);
     fold_size_ += size_t(en->tensor.numel());
+    largest = std::max(largest, size_t(en->tensor.numel()));
   }
+  // The task fold's sums and one tensor's differences, allocated once.
+  fold_ = FoldAverage(fold_size_, options_.task_weighting);
+  diff_.resize(largest);
 
   searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);  // compiled once, here
 
@@ -59,14 +64,21 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   task_ = {Tensor(sx_.data(), Shape{ns, image[0], image[1], image[2]}), Tensor(sy_.data(), Shape{ns}, DType::i32),
            Tensor(qx_.data(), Shape{nq, image[0], image[1], image[2]}), Tensor(qy_.data(), Shape{nq}, DType::i32)};
 
-  // The query set is evaluated with the batch's statistics (search BN keeps none).
+  // The query set is evaluated with the batch's statistics (search BN keeps none), in
+  // the search step's arena (nothing in it outlives a step): one arena, the larger.
   graph::Graph g;
   query_net_ = emit_search_net(g, space_, nq);
   query_ = graph::compile(g, {.outputs = {query_net_.logits, query_net_.loss}});
-  query_arena_ = Arena(query_.arena_bytes());
+  searcher_->reserve_arena(query_.arena_bytes());
 }
 
-size_t MetaLearner::arena_bytes() const { return searcher_->arena_bytes() + query_.arena_bytes(); }
+size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq) {
+  graph::Graph g;
+  const SearchNet net = emit_search_net(g, space, nq);
+  return graph::compile(g, {.outputs = {net.logits, net.loss}}).arena_bytes();
+}
+
+size_t MetaLearner::arena_bytes() const { return searcher_->arena_bytes(); }
 size_t MetaLearner::table_bytes() const { return searcher_->compiled().table_bytes() + query_.table_bytes(); }
 
 TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adapt_arch) {
@@ -78,10 +90,11 @@ TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adap
   searcher_->reset(task_seed(seed_, index));
   searcher_->set_arch_frozen(!adapt_arch);
   search_on_support(*searcher_, task_, options_.inner_steps, fmt::format("meta-learning: task {} inner", index));
-  query_.run(query_arena_, work_, {{query_net_.x, task_.query_x}, {query_net_.labels, task_.query_y}});
+  Arena& arena = searcher_->arena();
+  query_.run(arena, work_, {{query_net_.x, task_.query_x}, {query_net_.labels, task_.query_y}});
   TaskResult r;
-  r.query_loss = query_.output(query_arena_, query_net_.loss).f32()[0];
-  r.query_accuracy = accuracy(query_.output(query_arena_, query_net_.logits), task_.query_y);
+  r.query_loss = query_.output(arena, query_net_.loss).f32()[0];
+  r.query_accuracy = accuracy(query_.output(arena, query_net_.logits), task_.query_y);
   return r;
 }
 
@@ -89,12 +102,11 @@ TaskResult MetaLearner::run_task(uint64_t index, const TaskSource& tasks, bool a
   ONNAS_CHECK(fold.size() == fold_size_, "meta-learning: fold of {} elements, the supernet has {}", fold.size(),
               fold_size_);
   TaskResult r = adapt(index, tasks, adapt_arch);
-  std::vector<float> d;
   for (size_t k = 0; k < names_.size(); ++k) {
     Tensor meta = meta_.get(names_[k]), task = work_.get(names_[k]);
     const float* m = meta.f32();
     const float* t = task.f32();
-    d.resize(size_t(meta.numel()));
+    const std::span<float> d(diff_.data(), size_t(meta.numel()));  // diff_ holds the largest
     for (size_t i = 0; i < d.size(); ++i) d[i] = t[i] - m[i];
     fold.add(offsets_[k], d);
   }
@@ -117,9 +129,19 @@ void MetaLearner::apply_fold(const FoldAverage& fold, bool update_arch) {
   }
 }
 
+FoldAverage& MetaLearner::fold() {
+  fold_.reset();
+  return fold_;
+}
+
+size_t MetaLearner::fold_bytes() const {
+  return fold_.size() * (2 * sizeof(double) + (options_.task_weighting == FoldWeighting::softmax ? sizeof(float) : 0)) +
+         diff_.capacity() * sizeof(float);
+}
+
 MetaStepResult MetaLearner::step(int64_t step, const TaskSource& tasks) {
   const bool arch = !in_warmup(step);
-  FoldAverage fold(fold_size_, options_.task_weighting);
+  FoldAverage& fold = this->fold();
   MetaStepResult out;
   for (int64_t b = 0; b < options_.meta_batch; ++b) {
     TaskResult r = run_task(uint64_t(step * options_.meta_batch + b), tasks, arch, fold);

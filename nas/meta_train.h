@@ -87,6 +87,11 @@ class MetaLearner {
   // and add its difference to `fold` (the task fold's accumulator, over
   // fold_size() elements); then apply the (merged) fold.
   TaskResult run_task(uint64_t index, const TaskSource& tasks, bool adapt_arch, FoldAverage& fold);
+  // The task fold's accumulator, emptied: one per learner, allocated once (step() uses
+  // it; a distributed step passes it to run_task and combines it across ranks).
+  FoldAverage& fold();
+  // Bytes of that accumulator and of the per-tensor differences.
+  size_t fold_bytes() const;
   void apply_fold(const FoldAverage& fold, bool update_arch);
   size_t fold_size() const { return fold_size_; }
   bool in_warmup(int64_t step) const { return step < options_.warmup_steps; }
@@ -102,7 +107,7 @@ class MetaLearner {
   const ParamStore& params() const { return meta_; }
   const MetaCell& meta_cell() const { return cell_; }
   // Bytes of the working supernet (parameters, gradients, optimizer state) and of
-  // the arena the inner steps and the query evaluation run in.
+  // the one arena the inner steps and the query evaluation run in (the larger plan).
   size_t work_bytes() const { return work_.bytes(); }
   size_t arena_bytes() const;
   // Heap bytes of the inner search step's tables and the query program's.
@@ -127,13 +132,18 @@ class MetaLearner {
   std::vector<std::string> names_;  // meta_'s weights and alpha/beta, fold order
   std::vector<size_t> offsets_;
   size_t fold_size_ = 0;
+  FoldAverage fold_{0, FoldWeighting::mean};
+  std::vector<float> diff_;
   // The task's images and the query evaluation program.
   Buffer sx_, sy_, qx_, qy_;
   Task task_;
-  graph::Program query_;
+  graph::Program query_;  // runs in the search step's arena
   SearchNet query_net_;
-  Arena query_arena_;
 };
+
+// The arena the query evaluation of `nq` images needs (compiled and let go): what a
+// memory budget must leave for it beside the inner search step.
+size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 
 // `steps` first-order DARTS steps on the task's support set (both the weight and the
 // architecture step use it: a few-shot task has no other labelled data), the learning

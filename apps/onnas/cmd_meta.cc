@@ -464,6 +464,15 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
                      shared_arena);
 }
 
+// After set-up: the plan (with the bookkeeping measured) and the data within the budget,
+// or the run is refused before its first step, naming what the choice did not see.
+void check_budget_held(const StepOptions& step, const MemoryReport& m, const std::string& beside) {
+  if (!step.has_budget() || m.plan_bytes() + m.data_bytes() <= step.budget_bytes()) return;
+  fail("--memory-budget {}: set up, the run holds {} (plan {} + data {}); the step chosen does not fit beside {}",
+       format_bytes(double(step.budget_bytes())), format_bytes(double(m.plan_bytes() + m.data_bytes())),
+       format_bytes(double(m.plan_bytes())), format_bytes(double(m.data_bytes())), beside);
+}
+
 // CPU seconds of this process (all its threads): what a piece of work costs whatever
 // share of the cores other processes leave it.
 double cpu_seconds() {
@@ -493,7 +502,7 @@ nas::MetaStepResult distributed_meta_step(nas::MetaLearner& ml, int64_t step, co
   const double c0 = cpu_seconds();
   const bool arch = !ml.in_warmup(step);
   const int64_t batch = ml.options().meta_batch;
-  nas::FoldAverage fold(ml.fold_size(), ml.options().task_weighting);
+  nas::FoldAverage& fold = ml.fold();
   std::vector<double> results(size_t(2 * batch), 0.0);  // per slot: query loss, query accuracy
   for (int64_t b = 0; b < batch; ++b) {
     if (!dist.owns(b)) continue;
@@ -562,7 +571,27 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner);
-  choose_inner_step(a.step, space, o.inner, a.seed, d);
+  if (a.step.has_budget()) {
+    // The query evaluation runs in the inner step's arena: the step may use its share.
+    const size_t query = nas::query_eval_arena_bytes(space, a.episode.way * a.episode.query);
+    // Beside the inner step (whose working supernet the choice counts): the meta
+    // supernet, the meta cell (at most as large), the task fold's sums (two doubles per
+    // element, and a float for the softmax weighting) and one tensor's differences.
+    size_t supernet = 0;
+    {
+      ParamStore probe;
+      probe.store_weight_gradients(false);
+      nas::init_search_params(probe, space, a.seed);
+      supernet = probe.bytes(ParamKind::weight) + probe.bytes(ParamKind::arch);
+    }
+    const size_t fold = supernet / sizeof(float) * (2 * sizeof(double) + (a.task_weighting == "mean" ? 0 : sizeof(float)));
+    const size_t learner = 3 * supernet + fold;
+    choose_inner_step(a.step, space, o.inner, a.seed, d, kSetUpReserveBytes + query + learner,
+                      fmt::format("what a set-up holds beyond the choice (bookkeeping), the meta supernet, meta cell "
+                                  "and task fold ({}) and the query evaluation ({})",
+                                  format_bytes(double(learner)), format_bytes(double(query))),
+                      query);
+  }
   o.lr_weights = a.meta_lr;
   o.lr_arch = a.meta_arch_lr;
   o.task_weighting = a.task_weighting == "mean" ? nas::FoldWeighting::mean : nas::FoldWeighting::softmax;
@@ -625,9 +654,11 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   memory.plan("meta supernet and its optimizer state", ml.params().bytes());
   memory.plan("meta cell", meta_cell_bytes);
   memory.plan("step tables", ml.table_bytes());
+  memory.plan("task fold", ml.fold_bytes());
   memory.data("images", d.bytes());
   memory.add_bookkeeping();
   if (root) memory.print_plan();
+  check_budget_held(a.step, memory, "the meta-learner's supernets and tables");
   if (root && Distributed::built_with_mpi())
     std::fprintf(stderr, "  scale-out: %d ranks (%d on this machine) x %d threads; slot b of a meta-batch on rank b %% %d\n",
                  dist.size(), dist.local_size(), num_threads(), dist.size());
@@ -743,7 +774,7 @@ struct AdaptArgs {
   EpisodeOptions episode;
   // The paper's on-device configuration: every memory technique, micro-batches where
   // they divide the support set.
-  StepOptions step{.mode = "ops+pairs+sbs", .split = 0};
+  StepOptions step{.mode = "ops+pairs+sbs", .sbs = "recompute", .memory_budget = {}, .k_grad = 2, .split = 0};
   std::string meta_cell;
   bool random_init = false;
   // Held-out classes are new to any classifier a meta cell holds (its rows belong to

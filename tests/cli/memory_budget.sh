@@ -73,6 +73,26 @@ adapt_within() {
 }
 adapt_within 4 16
 adapt_within 8 20
+# meta-train: the inner step, its query evaluation (in the step's arena), the meta
+# supernet, meta cell and task fold (held once, in the plan) and the data within the budget.
+/usr/bin/time -f "%M" -o "$work/meta.maxrss" "$onnas" meta-train -C 8 --meta-batch 2 --meta-epochs 1 \
+  --steps-per-epoch 2 --warmup-epochs 0 --val-every 0 --threads 2 --memory-budget 112MiB --out "$work/meta" --json \
+  > "$work/meta.json" 2> "$work/meta.err" || fail "meta-train: $(tail -3 "$work/meta.err")"
+grep -q "task fold" "$work/meta.err" || fail "meta-train: the task fold is not in the plan"
+python3 - "$work/meta.json" "$work/meta.maxrss" <<'PY' || fail "meta-train: beyond its budget"
+import json, sys
+m = json.loads(open(sys.argv[1]).read().splitlines()[-1])["memory"]
+maxrss, budget = int(open(sys.argv[2]).read()) * 1024, 112 * 2**20
+assert m["plan_bytes"] + m["data_bytes"] <= budget, m
+assert maxrss <= budget + m["overhead_bytes"], (maxrss, m)
+print(f"memory_budget: meta-train peak RSS {maxrss // 1024} KiB, budget 112 MiB + fixed overhead {m['overhead_bytes'] // 1024} KiB")
+PY
+if "$onnas" meta-train -C 8 --meta-batch 2 --meta-epochs 1 --steps-per-epoch 2 --val-every 0 --threads 2 \
+  --memory-budget 100MiB --out "$work/meta100" > /dev/null 2> "$work/meta100.err"; then
+  fail "meta-train: a 100 MiB budget was accepted (the data alone is 52.6 MiB, the query evaluation 32.3 MiB)"
+fi
+grep -q "memory-budget 100.00 MiB" "$work/meta100.err" || fail "meta-train, 100 MiB: $(tail -2 "$work/meta100.err")"
+
 # Below what the task needs at the smallest step, it is refused before any task runs.
 if "$onnas" adapt --random-init -C 8 --threads 2 --memory-budget 12MiB > /dev/null 2> "$work/adapt_small.err"; then
   fail "adapt: a 12 MiB budget was accepted"
