@@ -31,6 +31,12 @@ class FoldAverage {
   FoldAverage(size_t size, FoldWeighting weighting);
 
   size_t size() const { return sum_.size(); }
+  // The bytes an accumulator over `size` elements holds (two doubles per element, and a
+  // float for the softmax weighting's running maximum); bytes(): this one's.
+  static size_t bytes_for(size_t size, FoldWeighting weighting) {
+    return size * (2 * sizeof(double) + (weighting == FoldWeighting::softmax ? sizeof(float) : 0));
+  }
+  size_t bytes() const { return bytes_for(size(), weighting_); }
   FoldWeighting weighting() const { return weighting_; }
   void reset();
   // Adds one difference for elements [offset, offset + d.size()).

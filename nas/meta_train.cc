@@ -135,8 +135,7 @@ FoldAverage& MetaLearner::fold() {
 }
 
 size_t MetaLearner::fold_bytes() const {
-  return fold_.size() * (2 * sizeof(double) + (options_.task_weighting == FoldWeighting::softmax ? sizeof(float) : 0)) +
-         diff_.capacity() * sizeof(float);
+  return fold_.bytes() + diff_.capacity() * sizeof(float);
 }
 
 MetaStepResult MetaLearner::step(int64_t step, const TaskSource& tasks) {

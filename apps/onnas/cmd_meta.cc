@@ -464,9 +464,10 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
                      shared_arena);
 }
 
-// After set-up: the plan (with the bookkeeping measured) and the data within the budget,
-// or the run is refused before its first step, naming what the choice did not see.
-void check_budget_held(const StepOptions& step, const MemoryReport& m, const std::string& beside) {
+// After set-up (the bookkeeping measured): the plan and the data within the budget, or
+// the run is refused before its first step, naming what the chosen step did not fit
+// beside. The budget bounds plan + data (the fixed overhead on top).
+void check_budget(const StepOptions& step, const MemoryReport& m, const std::string& beside) {
   if (!step.has_budget() || m.plan_bytes() + m.data_bytes() <= step.budget_bytes()) return;
   fail("--memory-budget {}: set up, the run holds {} (plan {} + data {}); the step chosen does not fit beside {}",
        format_bytes(double(step.budget_bytes())), format_bytes(double(m.plan_bytes() + m.data_bytes())),
@@ -575,8 +576,8 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
     // The query evaluation runs in the inner step's arena: the step may use its share.
     const size_t query = nas::query_eval_arena_bytes(space, a.episode.way * a.episode.query);
     // Beside the inner step (whose working supernet the choice counts): the meta
-    // supernet, the meta cell (at most as large), the task fold's sums (two doubles per
-    // element, and a float for the softmax weighting) and one tensor's differences.
+    // supernet, the meta cell and one tensor's differences (each at most as large), and
+    // the task fold's sums.
     size_t supernet = 0;
     {
       ParamStore probe;
@@ -584,8 +585,10 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
       nas::init_search_params(probe, space, a.seed);
       supernet = probe.bytes(ParamKind::weight) + probe.bytes(ParamKind::arch);
     }
-    const size_t fold = supernet / sizeof(float) * (2 * sizeof(double) + (a.task_weighting == "mean" ? 0 : sizeof(float)));
-    const size_t learner = 3 * supernet + fold;
+    const size_t learner =
+        3 * supernet + nas::FoldAverage::bytes_for(supernet / sizeof(float), a.task_weighting == "mean"
+                                                                                  ? nas::FoldWeighting::mean
+                                                                                  : nas::FoldWeighting::softmax);
     choose_inner_step(a.step, space, o.inner, a.seed, d, kSetUpReserveBytes + query + learner,
                       fmt::format("what a set-up holds beyond the choice (bookkeeping), the meta supernet, meta cell "
                                   "and task fold ({}) and the query evaluation ({})",
@@ -658,7 +661,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   memory.data("images", d.bytes());
   memory.add_bookkeeping();
   if (root) memory.print_plan();
-  check_budget_held(a.step, memory, "the meta-learner's supernets and tables");
+  check_budget(a.step, memory, "the meta-learner's supernets and tables");
   if (root && Distributed::built_with_mpi())
     std::fprintf(stderr, "  scale-out: %d ranks (%d on this machine) x %d threads; slot b of a meta-batch on rank b %% %d\n",
                  dist.size(), dist.local_size(), num_threads(), dist.size());
@@ -935,18 +938,6 @@ void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const 
   m.data("task", tb.sx.bytes() + tb.sy.bytes() + tb.qx.bytes() + tb.qy.bytes());
 }
 
-// --memory-budget covers the whole task: the search step was chosen for what the data,
-// the task's buffers and the starting supernet leave; the query evaluation then runs in
-// chunks that fit the arena, and the discrete network's estimate must fit too.
-// As for the search step, the budget bounds plan + data (the fixed overhead on top).
-void check_budget(const StepOptions& step, const MemoryReport& m) {
-  if (!step.has_budget() || m.plan_bytes() + m.data_bytes() <= step.budget_bytes()) return;
-  fail("--memory-budget {}: with the search step chosen, the task plans {} (plan {} + data {}); the query "
-       "evaluation and the discrete network's fine-tuning do not fit beside it",
-       format_bytes(double(step.budget_bytes())), format_bytes(double(m.plan_bytes() + m.data_bytes())),
-       format_bytes(double(m.plan_bytes())), format_bytes(double(m.data_bytes())));
-}
-
 // An adaptation set up: the adapter, the task's buffers and the memory report (with
 // the bookkeeping measured).
 struct PreparedAdaptation {
@@ -1008,7 +999,7 @@ void run_adapt(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist) {
   TaskBuffers& tb = *prepared->tb;
   MemoryReport& memory = prepared->memory;
   memory.print_plan();
-  check_budget(a.step, memory);
+  check_budget(a.step, memory, "the query evaluation and the discrete network's fine-tuning");
   ad.tasks(a.task, tb.task);
   nas::AdaptResult r = ad.adapter->adapt(tb.task, nas::task_seed(a.seed, a.task));
   nas::FewShotAdapter& ada = *ad.adapter;
@@ -1064,7 +1055,7 @@ void run_eval_fewshot(const AdaptArgs& a, const CLI::App& cmd, Distributed& dist
                  a.episode.shot, a.episode.query, ad.procedure.c_str());
     memory.print_plan();
   }
-  check_budget(a.step, memory);
+  check_budget(a.step, memory, "the query evaluation and the discrete network's fine-tuning");
   // Per task: accuracy after fine-tuning, then of the supernet after search; task t on
   // rank t % P, gathered in task order (so the interval is one process's).
   std::vector<double> results(size_t(2 * a.tasks), 0.0);
