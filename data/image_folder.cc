@@ -159,9 +159,14 @@ std::optional<std::string> png_problem(std::span<const uint8_t> b) {
 // stb_image 2.27 pads a JPEG whose scan data is missing or cut short (grey rows, or a
 // whole grey image for a file with no scan at all) instead of failing. A JPEG must have
 // a start-of-scan segment and, after it, its end-of-image marker (entropy-coded data
-// escapes every FF byte, so the first FF D9 after the scan is the end).
+// escapes every FF byte, so the first FF D9 after the scan is the end), and enough
+// bytes for its frame: every 8 x 8 block of the first component costs at least one bit
+// (a DC code of the first scan that holds it, baseline or progressive). Without that
+// bound 700 bytes claiming 5792 x 5792 pixels decoded as a 33-megapixel grey picture
+// (600 MB and 8 s under the fuzzer's sanitizers; found by fuzz/fuzz_image.cc).
 std::optional<std::string> jpeg_problem(std::span<const uint8_t> b) {
   const size_t n = b.size();
+  uint64_t frame_h = 0, frame_w = 0;
   size_t i = 2;  // after SOI
   while (i + 1 < n) {
     if (b[i] != 0xFF) return std::nullopt;  // not a marker: stb names the corruption
@@ -170,7 +175,16 @@ std::optional<std::string> jpeg_problem(std::span<const uint8_t> b) {
     if (j >= n) break;
     const unsigned m = b[j];
     if (m == 0xD9) return "a JPEG without scan data (end of image before any start of scan)";
+    // Start of frame (SOF0-SOF15 but DHT C4, JPG C8, DAC CC): length, precision, height, width.
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && j + 7 < n) {
+      frame_h = uint64_t(b[j + 4]) << 8 | b[j + 5];
+      frame_w = uint64_t(b[j + 6]) << 8 | b[j + 7];
+    }
     if (m == 0xDA) {
+      const uint64_t blocks = (frame_h + 7) / 8 * ((frame_w + 7) / 8);
+      if (blocks > 8 * uint64_t(n))
+        return fmt::format("truncated JPEG: {} bytes cannot hold the scan data of its {} x {} pixels ({} blocks of 8 x 8)",
+                           n, frame_h, frame_w, blocks);
       for (size_t k = j + 1; k + 1 < n; ++k)
         if (b[k] == 0xFF && b[k + 1] == 0xD9) return std::nullopt;
       return "truncated JPEG: no end-of-image marker after its scan data";
@@ -288,32 +302,33 @@ void decode_image(std::span<const uint8_t> bytes, const std::string& source, con
     fail("cannot decode image '{}': it decoded to {} x {} pixels of {} channels", source, h, w, in_file);
   const int c = options.channels;
   const int oh = int(options.height), ow = int(options.width);
-  const size_t n_pixels = size_t(w) * size_t(h);
   const size_t plane = size_t(oh) * size_t(ow);
-  // The byte of pixel i, channel ch, in the caller's channel count.
+  // Planar CHW in the caller's channels from interleaved pixels of the file's channels
+  // (same size as the output): grey from colour with stb's weights, grey copied to
+  // every colour channel, alpha dropped.
   const bool colour = in_file >= 3;
-  const stbi_uc* px = pixels.get();
-  auto value = [&](size_t i, int ch) -> uint8_t {
-    const stbi_uc* p = px + i * size_t(in_file);
-    if (c == 1) return colour ? uint8_t((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
-    return p[colour ? ch : 0];
+  auto store = [&](const stbi_uc* hwc) {
+    for (size_t i = 0; i < plane; ++i) {
+      const stbi_uc* p = hwc + i * size_t(in_file);
+      if (c == 1) {
+        out[i] = colour ? uint8_t((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8) : p[0];
+      } else {
+        for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + i] = p[colour ? ch : 0];
+      }
+    }
   };
-  if (w == ow && h == oh) {  // interleaved HWC -> planar CHW, the bytes as stored
-    for (size_t i = 0; i < plane; ++i)
-      for (int ch = 0; ch < c; ++ch) out[size_t(ch) * plane + i] = value(i, ch);
+  if (w == ow && h == oh) {  // the bytes as stored
+    store(pixels.get());
     return;
   }
-  std::vector<float> hwc(n_pixels * size_t(c));
-  for (size_t i = 0; i < n_pixels; ++i)
-    for (int ch = 0; ch < c; ++ch) hwc[i * size_t(c) + size_t(ch)] = kByteToUnit[value(i, ch)];
-  pixels.reset();
-  std::vector<float> resized(plane * size_t(c));
-  if (!stbir_resize_float(hwc.data(), w, h, 0, resized.data(), ow, oh, 0, c))
+  // Resized in 8 bits in the file's own channels (stb filters each channel alone,
+  // through float rows), then converted: a large image costs its decoded bytes once
+  // (a 33-megapixel RGB file took 400 MB more as floats).
+  std::vector<uint8_t> resized(plane * size_t(in_file));
+  if (!stbir_resize_uint8(pixels.get(), w, h, 0, resized.data(), ow, oh, 0, in_file))
     fail("cannot resize image '{}' from {} x {} to {} x {}", source, h, w, oh, ow);
-  // Back to bytes (as an 8-bit resize would store them); the filters may overshoot [0, 1] at edges.
-  for (size_t p = 0; p < plane; ++p)
-    for (int ch = 0; ch < c; ++ch)
-      out[size_t(ch) * plane + p] = uint8_t(std::lround(std::clamp(resized[p * size_t(c) + size_t(ch)], 0.0f, 1.0f) * 255.0f));
+  pixels.reset();
+  store(resized.data());
 }
 
 void decode_image(std::span<const uint8_t> bytes, const std::string& source, const ImageLoadOptions& options,

@@ -644,8 +644,10 @@ TEST_CASE("broken image files are refused, naming the file and the problem") {
   auto u32le = [](uint32_t v) { return Bytes{char(v & 0xff), char((v >> 8) & 0xff), char((v >> 16) & 0xff), char(v >> 24)}; };
   const Bytes png = valid_images()["png"];
   const Bytes jpg = valid_images()["jpg"], bmp = valid_images()["bmp"];
-  const size_t sos = jpg.find("\xff\xda");
+  const size_t sos = jpg.find("\xff\xda"), sof = jpg.find("\xff\xc0");
   REQUIRE(sos != Bytes::npos);
+  REQUIRE(sof != Bytes::npos);
+  auto be16 = [](uint16_t v) { return Bytes{char(v >> 8), char(v & 0xff)}; };
   struct Case {
     std::string what;
     Bytes file;
@@ -661,6 +663,9 @@ TEST_CASE("broken image files are refused, naming the file and the problem") {
       {"JPEG without scan data (SOI, tables, EOI)", jpg.substr(0, sos) + "\xff\xd9", "without scan data"},
       {"JPEG without scan data or EOI", jpg.substr(0, sos), "ends before its scan data"},
       {"JPEG cut inside its scan data", jpg.substr(0, jpg.size() - 2), "no end-of-image marker"},
+      // A few hundred bytes claiming 33 megapixels: stb padded the scan and decoded it.
+      {"JPEG frame of 5792 x 5792 in a short file", jpg.substr(0, sof + 5) + be16(5792) + be16(5792) + jpg.substr(sof + 9),
+       "cannot hold the scan data of its 5792 x 5792 pixels"},
       {"BMP missing its last pixel row", bmp.substr(0, bmp.size() - 20), "truncated BMP"},
       {"BMP whose header claims more rows", bmp.substr(0, 22) + u32le(50) + bmp.substr(26), "truncated BMP"},
       {"PNM with zero width", "P6\n0 5\n255\n" + Bytes(90, 'x'), "cannot decode image"},
