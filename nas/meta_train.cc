@@ -20,6 +20,29 @@ void search_on_support(Searcher& searcher, const Task& task, int steps, const st
   }
 }
 
+float TemperatureSchedule::at(int64_t step, int64_t warmup_steps) const {
+  if (step <= warmup_steps) return start;
+  if (steps <= 0) return end;
+  const double t = std::min(1.0, double(step - warmup_steps) / double(steps));
+  return float(double(start) * std::pow(double(end) / double(start), t));
+}
+
+float meta_cell_temperature(const std::map<std::string, std::string>& metadata, const std::string& source) {
+  auto it = metadata.find("alpha_temperature");
+  if (it == metadata.end()) return 1.0f;
+  float t = 0;
+  try {
+    size_t used = 0;
+    t = std::stof(it->second, &used);
+    if (used != it->second.size()) t = 0;
+  } catch (const std::exception&) {
+    t = 0;
+  }
+  if (!(t > 0) || !std::isfinite(t))
+    fail("{}: metadata 'alpha_temperature' is '{}', not a positive number", source, it->second);
+  return t;
+}
+
 SearchOptions MetaOptions::default_inner() {
   SearchOptions o;
   o.w_lr_min = o.w_lr;  // a handful of steps per task: no schedule
@@ -35,9 +58,14 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
          space_.classes);
   if (options_.meta_batch < 1 || options_.inner_steps < 1 || e.k_shot < 1 || e.q_query < 1)
     fail("meta-learning: meta batch, inner steps, shots and queries must be at least 1");
+  const TemperatureSchedule& ts = options_.temperature;
+  if (!(ts.start > 0) || !(ts.end > 0) || !std::isfinite(ts.start) || !std::isfinite(ts.end) || ts.steps < 0)
+    fail("meta-learning: temperatures must be positive ({} to {}) over a non-negative number of steps ({})", ts.start,
+         ts.end, ts.steps);
   options_.inner.batch = e.n_way * e.k_shot;
 
   init_search_params(meta_, space_, Rng(seed).fork(0).next_u64());
+  temperature_ = 1.0f;  // the logits as initialized; anneal_to(0) moves them to the start temperature
   cell_ = MetaCell::from_cells(space_, meta_);
   cell_.unfold(meta_);
   if (options_.head != HeadInit::meta) zero_head(meta_);
@@ -54,6 +82,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   diff_.resize(largest);
 
   searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);  // compiled once, here
+  anneal_to(0);
 
   const Shape image{space_.in_channels, space_.height, space_.width};
   const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query;
@@ -80,6 +109,21 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq) {
 
 size_t MetaLearner::arena_bytes() const { return searcher_->arena_bytes(); }
 size_t MetaLearner::table_bytes() const { return searcher_->compiled().table_bytes() + query_.table_bytes(); }
+
+void MetaLearner::anneal_to(int64_t step) {
+  const float t = options_.temperature.at(step, options_.warmup_steps);
+  if (t != temperature_) {
+    const float scale = temperature_ / t;
+    for (const std::string& name : names_) {
+      const ParamStore::Entry& e = meta_.entry(name);
+      if (e.kind != ParamKind::arch) continue;
+      float* p = e.tensor.f32();
+      for (int64_t i = 0; i < e.tensor.numel(); ++i) p[i] *= scale;
+    }
+    temperature_ = t;
+  }
+  searcher_->set_arch_lr(options_.inner.a_lr / temperature_);
+}
 
 TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adapt_arch) {
   tasks(index, task_);
@@ -139,6 +183,7 @@ size_t MetaLearner::fold_bytes() const {
 }
 
 MetaStepResult MetaLearner::step(int64_t step, const TaskSource& tasks) {
+  anneal_to(step);
   const bool arch = !in_warmup(step);
   FoldAverage& fold = this->fold();
   MetaStepResult out;
@@ -154,12 +199,13 @@ MetaStepResult MetaLearner::step(int64_t step, const TaskSource& tasks) {
 TaskResult MetaLearner::evaluate_task(uint64_t index, const TaskSource& tasks) { return adapt(index, tasks, true); }
 
 void MetaLearner::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  std::map<std::string, std::string> md = metadata;
+  if (temperature_ != 1.0f) md["alpha_temperature"] = fmt::format("{}", temperature_);  // shortest exact form
   if (options_.cell_fold) {
-    save_meta_cell(path, space_, meta_, cell_, metadata);
+    save_meta_cell(path, space_, meta_, cell_, md);
   } else {
     // The cells went their own ways; one meta cell holds each element from the last
     // cell covering it.
-    std::map<std::string, std::string> md = metadata;
     md["cell_fold"] = "off";
     save_meta_cell(path, space_, meta_, MetaCell::from_cells(space_, meta_), md);
   }
@@ -176,6 +222,8 @@ std::map<std::string, std::string> MetaLearner::load(const std::string& path) {
   }
   cell_ = std::move(f.cell);
   if (options_.cell_fold) cell_.unfold(meta_);
+  temperature_ = meta_cell_temperature(f.metadata, path);
+  searcher_->set_arch_lr(options_.inner.a_lr / temperature_);
   return f.metadata;
 }
 

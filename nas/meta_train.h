@@ -13,6 +13,16 @@
 //              the meta cell's weights.
 //
 // The first `warmup_steps` meta steps adapt and update the weights only.
+// Temperature (MetaNAS's annealing, ONNAS.md section 9): the mixture weights are
+// softmax(alpha / T), T annealed geometrically from `temperature.start` to
+// `temperature.end` over `temperature.steps` meta steps after the warm-up. The store
+// holds the effective logits a = alpha / T, so the graphs, plans and files are those
+// of T = 1: when T changes, every a is multiplied by T_old / T_new, and the inner
+// architecture step (Adam, invariant to the gradient's scale) runs at a_lr / T, which
+// moves a exactly as Adam at a_lr moves alpha. The meta update (SGD on the task
+// differences) is linear, so the same in either unit. Only Adam's weight decay on
+// alpha/beta differs: it decays a, not alpha. A meta cell records its T; adaptation
+// runs at a_lr / T too.
 // Determinism: task i of the run (meta step s, slot b: i = s * meta_batch + b) is drawn
 // and adapted from seeds that depend on the run's seed and i alone, so a run resumed
 // from a checkpoint, or split across processes, does the same arithmetic.
@@ -45,6 +55,15 @@ struct Task {
 // Fills `out` with task number `index`; the same index must give the same task.
 using TaskSource = std::function<void(uint64_t index, const Task& out)>;
 
+// T at meta step s: `start` through the warm-up, then geometric to `end` over `steps`
+// meta steps, then `end`. start = end = 1: no annealing.
+struct TemperatureSchedule {
+  float start = 1.0f, end = 1.0f;
+  int64_t steps = 0;
+  float at(int64_t step, int64_t warmup_steps) const;
+  bool annealed() const { return start != 1.0f || end != 1.0f; }
+};
+
 struct MetaOptions {
   data::EpisodeShape episode;        // n_way, k_shot, q_query
   int64_t meta_batch = 10;           // tasks per meta step
@@ -57,6 +76,7 @@ struct MetaOptions {
   bool cell_fold = true;             // off: each cell keeps its own weights (plain Reptile)
   CellFoldOptions cell;
   int64_t warmup_steps = 0;          // meta steps that adapt and update weights only
+  TemperatureSchedule temperature;   // of alpha/beta's softmax (see the top of this file)
   // The classifier at each task's start (head.h); with zero the meta classifier stays
   // zero.
   HeadInit head = HeadInit::zero;
@@ -95,6 +115,12 @@ class MetaLearner {
   void apply_fold(const FoldAverage& fold, bool update_arch);
   size_t fold_size() const { return fold_size_; }
   bool in_warmup(int64_t step) const { return step < options_.warmup_steps; }
+  // Moves the meta supernet's logits and the inner architecture step to the temperature
+  // of meta step `step` (a no-op when it is the current one). step() calls it; a
+  // distributed step calls it before its tasks.
+  void anneal_to(int64_t step);
+  // The temperature the stored logits are in (1 before any annealing).
+  float temperature() const { return temperature_; }
 
   // Adapts a copy of the meta supernet to a task (inner steps) and measures the
   // query set; the meta parameters are untouched. For meta-validation.
@@ -113,10 +139,11 @@ class MetaLearner {
   // Heap bytes of the inner search step's tables and the query program's.
   size_t table_bytes() const;
 
-  // The meta cell file (meta_cell.h), with `metadata` added.
+  // The meta cell file (meta_cell.h), with `metadata` and its temperature
+  // ("alpha_temperature") added.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;
   // Restores the meta supernet and meta cell from a file save() wrote for the same
-  // space; returns its metadata.
+  // space (and its temperature); returns its metadata.
   std::map<std::string, std::string> load(const std::string& path);
 
  private:
@@ -125,6 +152,7 @@ class MetaLearner {
   SearchSpace space_;
   MetaOptions options_;
   uint64_t seed_;
+  float temperature_ = 1.0f;
   ParamStore meta_;   // weights and alpha/beta of the meta supernet (no gradients)
   MetaCell cell_;
   ParamStore work_;   // the task's copy, with gradients and optimizer state
@@ -149,6 +177,10 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 // architecture step use it: a few-shot task has no other labelled data), the learning
 // rate schedule over `steps`; a non-finite loss throws, naming `what` and the step.
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
+
+// The temperature a meta cell file's logits are in (its "alpha_temperature"; 1 when
+// absent); a value that is not a positive finite number throws, naming `source`.
+float meta_cell_temperature(const std::map<std::string, std::string>& metadata, const std::string& source);
 
 // The seed of everything random about task number `index` of a run seeded `seed`
 // (its episode draw, its inner search's sampler): a function of the two alone.

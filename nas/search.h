@@ -147,6 +147,8 @@ class Searcher {
   std::map<std::string, std::string> load_checkpoint(const std::string& path);
   // With frozen = true, step() runs only the weight step (TFML's warm-up).
   void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
+  // The architecture step's learning rate from now on (meta-learning's temperature).
+  void set_arch_lr(float lr) { a_opt_.set_lr(lr); }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
   const ArchSampler& sampler() const { return sampler_; }

@@ -380,6 +380,10 @@ struct MetaTrainArgs {
   int inner_steps = 5;
   int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
   float meta_lr = 1.0f, meta_arch_lr = 0.6f;
+  // Softmax temperature of alpha/beta: from temperature[0] to temperature[1] over
+  // anneal_epochs meta-epochs after the warm-up (-1: the rest of the run).
+  std::vector<float> temperature{1.0f, 1.0f};
+  int anneal_epochs = -1;
   SearchOptimizerOptions inner{.optimizer = "adam", .lr = 3e-3f};  // --optimizer, --lr, --arch-lr of the inner loop
   std::string task_weighting = "softmax";
   bool cell_fold = true;
@@ -417,6 +421,9 @@ nlohmann::json run_signature(const MetaTrainArgs& a, const nas::SearchSpace& spa
   // Only a non-default inner arch learning rate is recorded, so checkpoints from before
   // --arch-lr resume.
   if (o.inner.a_lr != nas::SearchOptions{}.a_lr) j["inner_arch_lr"] = o.inner.a_lr;
+  // Likewise only an annealed temperature.
+  if (o.temperature.annealed())
+    j["temperature"] = {{"start", o.temperature.start}, {"end", o.temperature.end}, {"steps", o.temperature.steps}};
   return j;
 }
 
@@ -501,6 +508,7 @@ nas::MetaStepResult distributed_meta_step(nas::MetaLearner& ml, int64_t step, co
                                           Distributed& dist, ScaleOutStats& st) {
   const auto t0 = std::chrono::steady_clock::now();
   const double c0 = cpu_seconds();
+  ml.anneal_to(step);
   const bool arch = !ml.in_warmup(step);
   const int64_t batch = ml.options().meta_batch;
   nas::FoldAverage& fold = ml.fold();
@@ -602,6 +610,10 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.head = nas::parse_head_init(a.head);
   o.episode.sorted_labels = a.labels == "sorted";
   o.warmup_steps = int64_t(a.warmup_epochs) * a.steps_per_epoch;
+  o.temperature.start = a.temperature[0];
+  o.temperature.end = a.temperature.size() > 1 ? a.temperature[1] : a.temperature[0];
+  const int anneal_epochs = a.anneal_epochs >= 0 ? a.anneal_epochs : std::max(0, a.meta_epochs - a.warmup_epochs);
+  o.temperature.steps = int64_t(anneal_epochs) * a.steps_per_epoch;
 
   nas::MetaLearner ml(space, o, a.seed);
   const nlohmann::json signature_json = run_signature(a, space, o);
@@ -646,6 +658,9 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
                num_threads());
+  if (root && o.temperature.annealed())
+    std::fprintf(stderr, "  alpha/beta at temperature %g, then %g over %d meta-epochs after the warm-up (files keep alpha / T)\n",
+                 double(o.temperature.start), double(o.temperature.end), anneal_epochs);
   if (root && a.warmup_epochs >= a.meta_epochs)
     std::fprintf(stderr,
                  "onnas: warning: the warm-up (%d meta-epochs) covers the whole run of %d meta-epochs: alpha and beta "
@@ -698,6 +713,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                          {"query_loss", loss / a.steps_per_epoch},
                          {"query_accuracy", acc / a.steps_per_epoch},
                          {"seconds", secs}};
+    if (o.temperature.annealed()) entry["temperature"] = ml.temperature();
     std::string val;
     if (a.val_every > 0 && ((e + 1) % a.val_every == 0 || e + 1 == a.meta_epochs)) {
       last_val = distributed_validation(ml, val_tasks, a.val_tasks, dist);
@@ -863,6 +879,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   Adaptation r;
   ParamStore start;
   std::pair<std::string, float> inner = kDefaultSearchOptimizer;
+  float temperature = 1.0f;  // the meta cell's logits are alpha / T (nas/meta_train.h)
   if (a.random_init) {
     r.space = a.space.space(d.C, d.H, d.W, a.episode.way);
     nas::init_search_params(start, r.space, a.seed);
@@ -879,6 +896,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
     r.start = fmt::format("meta cell {} ({} meta-epochs)", a.meta_cell,
                           f.metadata.count("meta_epoch") ? f.metadata.at("meta_epoch") : "?");
     inner = meta_cell_inner_optimizer(f.metadata, a.meta_cell);
+    temperature = nas::meta_cell_temperature(f.metadata, a.meta_cell);
   }
   const std::string optimizer = a.search.optimizer.empty() ? inner.first : a.search.optimizer;
   const float lr = a.search.lr > 0 ? a.search.lr : inner.second;
@@ -890,6 +908,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   o.head = nas::parse_head_init(a.head);
   o.search.w_lr = o.search.w_lr_min = lr;
   o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  o.search.a_lr = a.search.arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
   o.search.batch = a.episode.way * a.episode.shot;
   o.query_chunk = a.query_chunk;
   a.step.apply(r.space, o.search);
@@ -911,8 +930,11 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
     if (a.query_chunk == 0) o.query_chunk = nas::AdaptOptions::kFitQueryChunk;
   }
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, std::move(start));
-  r.procedure = fmt::format("search {} steps ({}; {} lr {}{}), fine-tune {} steps", a.search_steps,
+  r.procedure = fmt::format("search {} steps ({}; {} lr {}{}{}), fine-tune {} steps", a.search_steps,
                             o.search.step.describe(), optimizer, lr,
+                            temperature != 1.0f ? fmt::format("; alpha at temperature {:g}, arch lr {:g}", temperature,
+                                                              o.search.a_lr)
+                                                : std::string(),
                             a.head == "meta" ? "" : "; classifier from " + a.head, a.finetune_steps);
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
@@ -1171,6 +1193,14 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("--meta-arch-lr", m->meta_arch_lr, "Meta learning rate of alpha/beta (SGD on the task fold)");
   add_renamed(*cmd, "--lr-weights", "--meta-lr", m->meta_lr);
   add_renamed(*cmd, "--lr-arch", "--meta-arch-lr", m->meta_arch_lr);
+  cmd->add_option("--temperature", m->temperature,
+                  "Softmax temperature of alpha/beta: T, or START END to anneal geometrically after the warm-up "
+                  "(MetaNAS: 1 0.1); files keep alpha / T")
+      ->expected(1, 2)
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--anneal-epochs", m->anneal_epochs,
+                  "Meta-epochs over which --temperature goes from START to END (default: the run after the warm-up)")
+      ->check(non_negative());
   cmd->add_option("--task-weighting", m->task_weighting, "Task fold: softmax (exponential coefficients) or mean")
       ->check(CLI::IsMember({"softmax", "mean"}));
   cmd->add_option("--head", m->head,

@@ -105,6 +105,15 @@ json inspect -- inspect t/model.safetensors
 json meta-train -- meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
   --warmup-epochs 0 --val-every 0 --out m
 json adapt -- adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 --out a
+# An annealed temperature: logged per meta-epoch, kept in the meta cell, and adaptation
+# steps alpha at the meta cell's temperature (1 -> 0.1 over 2 meta steps: 0.316 after the second).
+"$onnas" meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 2 --steps-per-epoch 1 \
+  --warmup-epochs 0 --val-every 0 --temperature 1 0.1 --out mt > /dev/null 2> mt.err || fail "meta-train --temperature: $(tail -3 mt.err)"
+t=$("$python" -c 'import json, sys; print(round(json.loads(open(sys.argv[1]).readlines()[-1])["temperature"], 3))' mt/meta_log.jsonl)
+[[ $t == 0.316 ]] || fail "meta-train --temperature 1 0.1: temperature $t after 2 meta steps, expected 0.316"
+"$onnas" adapt --meta-cell mt/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 \
+  2> ma.err > /dev/null || fail "adapt from an annealed meta cell: $(tail -3 ma.err)"
+grep -q "alpha at temperature 0.316228, arch lr 0.000948683" ma.err || fail "adapt does not step alpha at the meta cell's temperature: $(grep search ma.err)"
 [[ -s a/genotype.json && -s a/result.json ]] || fail "adapt --out wrote nothing"
 json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" "${data[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
 [[ $(wc -l < f/tasks.jsonl) == 2 ]] || fail "eval-fewshot --out: expected 2 task lines"
@@ -122,6 +131,7 @@ usage bad-option 2 "did you mean '--steps'?" -- search --stpes 3
 usage bad-value 2 "--steps: must be 0 or more, not -1" -- search --steps -1
 usage bad-choice 2 "--mode" -- search --mode fast
 usage required 2 "--genotype is required" -- train
+usage bad-temperature 2 "--temperature" -- meta-train --temperature 1 0
 usage both-starts 2 "give either --meta-cell FILE" -- adapt
 usage json-twice 2 "give --out FILE once" -- plan --json a.json --out b.json
 # Runtime errors: exit 1.

@@ -323,6 +323,72 @@ TEST_CASE("meta cell files round-trip, and resuming from one equals the uninterr
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("temperature schedule: the start through the warm-up, geometric to the end, then the end") {
+  const TemperatureSchedule t{.start = 1.0f, .end = 0.1f, .steps = 4};
+  CHECK(t.at(0, 2) == 1.0f);
+  CHECK(t.at(2, 2) == 1.0f);
+  CHECK(t.at(3, 2) == Approx(std::pow(0.1, 0.25)));
+  CHECK(t.at(4, 2) == Approx(std::pow(0.1, 0.5)));
+  CHECK(t.at(6, 2) == Approx(0.1));
+  CHECK(t.at(100, 2) == Approx(0.1));
+  CHECK_FALSE(TemperatureSchedule{}.annealed());
+  CHECK(TemperatureSchedule{.start = 1.0f, .end = 1.0f, .steps = 9}.at(5, 0) == 1.0f);
+  MetaOptions o = tiny_options();
+  o.temperature = {.start = 1.0f, .end = 0.0f, .steps = 1};
+  CHECK_THROWS_WITH(MetaLearner(tiny_space(), o, 1), Catch::Contains("temperatures must be positive"));
+}
+
+TEST_CASE("annealing keeps alpha / T in the store: a temperature change rescales the logits, resume keeps it") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();
+  o.warmup_steps = 1;
+  o.temperature = {.start = 1.0f, .end = 0.1f, .steps = 2};
+  TaskSource tasks = synthetic_tasks(5);
+  MetaLearner ml(s, o, 13);
+  CHECK(ml.temperature() == 1.0f);
+  ml.step(0, tasks);  // warm-up: T = 1, alpha untouched
+  ml.step(1, tasks);  // the first step after it: still the start temperature
+  CHECK(ml.temperature() == 1.0f);
+  const std::vector<float> alpha = values(ml.params().get("alpha.normal"));
+  const std::vector<float> beta = values(ml.params().get("beta.reduce.1"));
+  ml.anneal_to(2);
+  const float t1 = o.temperature.at(2, 1);
+  REQUIRE(t1 < 1.0f);
+  CHECK(ml.temperature() == t1);
+  // softmax(alpha / T): the stored logits grew by 1 / T, so every edge's mixture is sharper.
+  const std::vector<float> a1 = values(ml.params().get("alpha.normal")), b1 = values(ml.params().get("beta.reduce.1"));
+  for (size_t i = 0; i < alpha.size(); ++i) CHECK(a1[i] == alpha[i] * (1.0f / t1));
+  for (size_t i = 0; i < beta.size(); ++i) CHECK(b1[i] == beta[i] * (1.0f / t1));
+  ml.anneal_to(2);  // the same step again: nothing moves
+  CHECK(values(ml.params().get("alpha.normal")) == a1);
+
+  // Resumed across temperature changes, the run is the uninterrupted one.
+  const std::string dir = (std::filesystem::temp_directory_path() / "onnas_test_meta_temperature").string();
+  std::filesystem::create_directories(dir);
+  MetaLearner straight(s, o, 21);
+  for (int64_t step = 0; step < 4; ++step) straight.step(step, tasks);
+  CHECK(straight.temperature() == Approx(0.1f));
+  MetaLearner first(s, o, 21);
+  for (int64_t step = 0; step < 3; ++step) first.step(step, tasks);
+  first.save(dir + "/ckpt.safetensors", {});
+  MetaLearner resumed(s, o, 21);
+  auto md = resumed.load(dir + "/ckpt.safetensors");
+  CHECK(meta_cell_temperature(md, "ckpt") == first.temperature());
+  CHECK(resumed.temperature() == first.temperature());
+  CHECK(resumed.temperature() < 1.0f);
+  resumed.step(3, tasks);
+  for (const auto& e : straight.params().entries()) {
+    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    INFO(e->name);
+    REQUIRE(values(e->tensor) == values(resumed.params().get(e->name)));
+  }
+  std::filesystem::remove_all(dir);
+  CHECK(meta_cell_temperature({}, "f") == 1.0f);
+  CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "-2"}}, "f.safetensors"),
+                    Catch::Contains("f.safetensors") && Catch::Contains("not a positive number"));
+  CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "0.5x"}}, "f"), Catch::Contains("'0.5x'"));
+}
+
 TEST_CASE("meta-training on synthetic tasks raises the query accuracy after adaptation") {
   SearchSpace s = tiny_space();
   MetaOptions o = tiny_options();
