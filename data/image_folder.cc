@@ -104,9 +104,14 @@ const char* image_format(std::span<const uint8_t> b) {
 
 // stb_image 2.27 reads a PNM's pixels without checking that they are all there (a
 // short file decodes to uninitialised memory) and parses its numbers without an
-// overflow check. This reads the header as stb does and names what is wrong.
+// overflow check, and a number that ends the file loses its last digit ("P5 1
+// 99929999" read as 1 x 9992999 pixels, from 12 bytes: found by fuzz/fuzz_image.cc).
+// This reads the header strictly (whitespace after the magic, three numbers, each
+// followed by a byte, the maximum value in 1..65535), so stb reads the same numbers,
+// and names what is wrong, the size and the pixels' length included.
 std::optional<std::string> pnm_problem(std::span<const uint8_t> b) {
   const size_t n = b.size();
+  if (n < 3 || !std::isspace(b[2])) return "truncated PNM: no whitespace after its magic number";
   size_t i = 2;
   auto skip_space_and_comments = [&] {
     for (;;) {
@@ -116,23 +121,29 @@ std::optional<std::string> pnm_problem(std::span<const uint8_t> b) {
     }
   };
   constexpr size_t kMaxDigits = 9;  // stb parses into an int
+  constexpr const char* kWhat[3] = {"width", "height", "maximum value"};
   uint64_t values[3] = {};
-  for (uint64_t& v : values) {
+  for (int k = 0; k < 3; ++k) {
     skip_space_and_comments();
     const size_t start = i;
     while (i < n && std::isdigit(b[i])) {
       if (i - start == kMaxDigits) return "a header number has more than 9 digits";
-      v = v * 10 + uint64_t(b[i++] - '0');
+      values[k] = values[k] * 10 + uint64_t(b[i++] - '0');
     }
+    if (i >= n) return fmt::format("truncated PNM: it ends inside its header (at its {})", kWhat[k]);
+    if (i == start) return fmt::format("a PNM header without its {}", kWhat[k]);
   }
+  if (!std::isspace(b[i])) return fmt::format("a PNM header whose maximum value is followed by byte {}", b[i]);
   const auto [width, height, max_value] = values;
   if (width == 0 || height == 0) return fmt::format("the header says {} x {} pixels", height, width);
-  if (width * height > uint64_t(kMaxImagePixels)) return std::nullopt;  // the size check names it
+  if (max_value == 0 || max_value > 65535) return fmt::format("the header's maximum value {} is outside 1..65535", max_value);
+  if (width * height > uint64_t(kMaxImagePixels))
+    return fmt::format("its header says {} x {} pixels, more than the {} pixels an image may have", height, width,
+                       kMaxImagePixels);
   const uint64_t need = width * height * (b[1] == '6' ? 3 : 1) * (max_value > 255 ? 2 : 1);
   const size_t data_start = i + 1;  // one whitespace byte ends the header
-  if (data_start > n || n - data_start < need)
-    return fmt::format("truncated PNM: {} bytes of pixels for {} x {}, expected {}", data_start > n ? 0 : n - data_start,
-                       height, width, need);
+  if (n - data_start < need)
+    return fmt::format("truncated PNM: {} bytes of pixels for {} x {}, expected {}", n - data_start, height, width, need);
   return std::nullopt;
 }
 

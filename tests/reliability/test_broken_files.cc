@@ -672,6 +672,11 @@ TEST_CASE("broken image files are refused, naming the file and the problem") {
       {"PNM with a 12-digit width", "P5\n123456789012 2\n255\n" + Bytes(30, 'x'), "9 digits"},
       {"PNM cut inside the pixels", "P5\n6 5\n255\n" + Bytes(29, 'x'), "truncated PNM"},
       {"16-bit PNM cut inside the pixels", "P5\n6 5\n65535\n" + Bytes(31, 'x'), "truncated PNM"},
+      // stb drops the last digit of a number that ends the file: it read 1 x 9992999 pixels from 12 bytes.
+      {"PNM whose header ends the file", "P5 1\n99929999", "ends inside its header (at its height)"},
+      {"PNM without a maximum value", "P5 6 5\n\n" + Bytes(30, 'x'), "without its maximum value"},
+      {"PNM with maximum value 0", "P5 6 5 0\n" + Bytes(30, 'x'), "maximum value 0 is outside 1..65535"},
+      {"PNM magic run into its width", "P56 5\n255\n" + Bytes(30, 'x'), "no whitespace after its magic"},
       {"a TGA (not a format the loader takes)", Bytes("\0\0\2\0\0\0\0\0\0\0\0\0\2\0\2\0\x18\0", 18) + Bytes(12, 'x'), "not a PNG"},
       {"a GIF", "GIF89a" + Bytes(30, '\0'), "not a PNG"},
       {"not an image", "hello, world: certainly not an image file", "not a PNG"},
