@@ -260,7 +260,14 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
   for (size_t v = 0; v < g.num_values(); ++v) {
     const Value& val = g.values()[v];
     Program::Val& pv = p.vals_[v];
-    pv.type = val.type;
+    // Most values share a type with a recent one: searched from the newest.
+    auto same = std::find(p.types_.rbegin(), p.types_.rend(), val.type);
+    if (same == p.types_.rend()) {
+      p.types_.push_back(val.type);
+      pv.type = uint32_t(p.types_.size() - 1);
+    } else {
+      pv.type = uint32_t(p.types_.rend() - same - 1);
+    }
     pv.kind = val.kind;
     pv.producer_step = first[v];
     pv.last_step = last[v];
@@ -440,9 +447,10 @@ void Program::bind(const ParamStore& params) {
     if (b.grad && e.grad_index < 0) fail("parameter '{}' ({}) has no gradient", name, param_kind_name(e.kind));
     b.entry = b.grad ? params.entries()[size_t(e.grad_index)].get() : &e;
     const Tensor& t = b.entry->tensor;
-    if (t.shape() != val.type.shape || t.dtype() != val.type.dtype)
+    const TensorType& type = type_of(val);
+    if (t.shape() != type.shape || t.dtype() != type.dtype)
       fail("parameter '{}' in the store has shape {}, the graph expects {}", this->name(ValueId(v)), t.shape().str(),
-           val.type.shape.str());
+           type.shape.str());
   }
   bound_store_ = &params;
   bound_layout_ = params.layout_version();
@@ -530,8 +538,8 @@ int64_t Program::base_of(int32_t c) const { return c >= 0 ? std::max<int64_t>(ch
 Tensor Program::tensor_of(ValueId v, std::byte* base) const {
   const Val& val = vals_[size_t(v)];
   if (val.choice >= 0 && choice_base_[size_t(val.choice)] >= 0)
-    return Tensor(base + choice_base_[size_t(val.choice)] + val.choice_offset, val.type.shape, val.type.dtype);
-  if (val.offset >= 0) return Tensor(base + base_of(val.home) + val.offset, val.type.shape, val.type.dtype);
+    return Tensor(base + choice_base_[size_t(val.choice)] + val.choice_offset, type_of(val).shape, type_of(val).dtype);
+  if (val.offset >= 0) return Tensor(base + base_of(val.home) + val.offset, type_of(val).shape, type_of(val).dtype);
   return val.binding >= 0 ? bound_[size_t(val.binding)] : Tensor();
 }
 
@@ -568,8 +576,9 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
     for (const Feed& f : feeds)
       if (f.value == v) feed = &f;
     if (!feed) fail("run: no feed for input '{}'", name(v));
-    if (feed->tensor.shape() != val.type.shape || feed->tensor.dtype() != val.type.dtype)
-      fail("run: input '{}' expects {} {}, was fed {} {}", name(v), dtype_name(val.type.dtype), val.type.shape.str(),
+    const TensorType& type = type_of(val);
+    if (feed->tensor.shape() != type.shape || feed->tensor.dtype() != type.dtype)
+      fail("run: input '{}' expects {} {}, was fed {} {}", name(v), dtype_name(type.dtype), type.shape.str(),
            dtype_name(feed->tensor.dtype()), feed->tensor.shape().str());
     bound_[size_t(val.binding)] = feed->tensor;
   }
@@ -638,14 +647,16 @@ std::vector<Program::GradTarget> Program::grad_targets() const {
 size_t Program::persistent_bytes(const ParamStore& params) const {
   size_t total = 0;
   for (const Val& v : vals_)
-    if (v.kind == ValueKind::param || v.kind == ValueKind::param_grad) total += v.type.bytes();
+    if (v.kind == ValueKind::param || v.kind == ValueKind::param_grad) total += type_of(v).bytes();
   return total;
 }
 
 size_t Program::table_bytes() const {
+  static_assert(sizeof(Val) == 64, "a value's entry is meant to stay one cache line");
   size_t bytes = steps_.capacity() * sizeof(Step) + order_.capacity() * sizeof(NodeId) +
                  arg_values_.capacity() * sizeof(ValueId) + args_.capacity() * sizeof(Tensor) +
-                 vals_.capacity() * sizeof(Val) + inputs_.capacity() * sizeof(ValueId) +
+                 vals_.capacity() * sizeof(Val) + types_.capacity() * sizeof(TensorType) +
+                 inputs_.capacity() * sizeof(ValueId) +
                  bindings_.capacity() * sizeof(Binding) + bound_.capacity() * sizeof(Tensor) + names_.capacity() +
                  choice_gate_.capacity() * sizeof(GateId) + choice_open_.capacity() + choice_base_.capacity() * 8 +
                  plan_.groups.capacity() * sizeof(planner::GroupRegion) + plan_.choice_bytes.capacity() * 8;
@@ -667,6 +678,7 @@ void Program::shrink_tables() {
   arg_values_.shrink_to_fit();
   args_.shrink_to_fit();
   vals_.shrink_to_fit();
+  types_.shrink_to_fit();
   inputs_.shrink_to_fit();
   bindings_.shrink_to_fit();
   bound_.shrink_to_fit();

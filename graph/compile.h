@@ -115,7 +115,7 @@ class Program {
   std::span<const ValueId> step_outputs(size_t s) const;
   // Values, by the source graph's ids.
   size_t num_values() const { return vals_.size(); }
-  const TensorType& type(ValueId v) const { return vals_[size_t(v)].type; }
+  const TensorType& type(ValueId v) const { return types_[vals_[size_t(v)].type]; }
   ValueKind kind(ValueId v) const { return vals_[size_t(v)].kind; }
   std::string_view name(ValueId v) const;
   int32_t producer_step(ValueId v) const { return vals_[size_t(v)].producer_step; }
@@ -176,19 +176,23 @@ class Program {
     bool backward = false;
     bool writes_param_grad = false;  // its output storage is a ParamStore gradient
   };
+  // 64 bytes: a program of a search step has a thousand or more values, and its type
+  // (shape and dtype, 64 bytes alone) is one of a few dozen distinct ones, kept once in
+  // types_.
   struct Val {
-    TensorType type;
-    ValueKind kind = ValueKind::activation;
     int64_t offset = -1;         // arena offset (from home's base, if any), -1: not in the arena
-    int32_t home = -1;           // the choice its producer runs under (it exists only then), or -1
     int64_t choice_offset = 0;   // from its choice's base, when the choice is open
+    uint32_t type = 0;           // into types_
+    int32_t home = -1;           // the choice its producer runs under (it exists only then), or -1
     int32_t choice = -1;         // the choice (of tree_) whose runs keep it longer, or -1
     int32_t buffer = -1, choice_buffer = -1;
     int32_t producer_step = -1, last_step = -1;
     int32_t binding = -1;        // into bindings_: parameters, their gradients, inputs
     uint32_t name_at = 0, name_len = 0;
+    ValueKind kind = ValueKind::activation;
     bool handed = false;         // an input whose storage another program of a schedule wrote
   };
+  const TensorType& type_of(const Val& v) const { return types_[v.type]; }
   struct Binding {
     uint32_t name_at = 0, name_len = 0;  // the store's name (without "@grad")
     bool grad = false;
@@ -210,6 +214,7 @@ class Program {
   std::vector<Tensor> args_;           // the running step's tensors (scratch, as wide as the widest step)
   size_t step_limit_ = SIZE_MAX;       // run() stops before this step (run_prefix)
   std::vector<Val> vals_;
+  std::vector<TensorType> types_;      // the distinct types of vals_
   std::vector<ValueId> inputs_;        // values of kind input that some step reads
   std::vector<Binding> bindings_;
   std::vector<Tensor> bound_;          // per binding: this run's tensor (scratch)

@@ -65,10 +65,10 @@ Schedule::Schedule(std::vector<Part> parts, std::vector<Handoff> handoffs, std::
       fail("schedule: a handoff into '{}' names value {}, not an input", labels_[size_t(h.to)], h.input);
     const Program::Val& in = to.vals_[size_t(h.input)];
     const Program& from = programs_[size_t(h.from)];
-    if (in.type != from.vals_[size_t(h.value)].type)
+    if (to.type(h.input) != from.type(h.value))
       fail("schedule: '{}' of '{}' is {} {}, handed to '{}' of '{}' which is {} {}", from.name(h.value),
            labels_[size_t(h.from)], dtype_name(from.type(h.value).dtype), from.type(h.value).shape.str(),
-           to.name(h.input), labels_[size_t(h.to)], dtype_name(in.type.dtype), in.type.shape.str());
+           to.name(h.input), labels_[size_t(h.to)], dtype_name(to.type(h.input).dtype), to.type(h.input).shape.str());
     if (in.last_step >= 0)
       buffers_[b].last_step = std::max(buffers_[b].last_step, first_step_[size_t(h.to)] + in.last_step);
     buffers_[b].kind += " (handed on)";
