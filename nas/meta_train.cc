@@ -5,6 +5,7 @@
 
 #include "nas/network.h"
 #include "runtime/error.h"
+#include "runtime/heap.h"
 #include "runtime/rng.h"
 
 namespace onnas::nas {
@@ -99,6 +100,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   query_net_ = emit_search_net(g, space_, nq);
   query_ = graph::compile(g, {.outputs = {query_net_.logits, query_net_.loss}});
   searcher_->reserve_arena(query_.arena_bytes());
+  release_free_heap();  // the query graph and its compilation's transients are gone
 }
 
 size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq) {
