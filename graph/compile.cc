@@ -537,9 +537,10 @@ int64_t Program::base_of(int32_t c) const { return c >= 0 ? std::max<int64_t>(ch
 
 Tensor Program::tensor_of(ValueId v, std::byte* base) const {
   const Val& val = vals_[size_t(v)];
+  const TensorType& type = type_of(val);
   if (val.choice >= 0 && choice_base_[size_t(val.choice)] >= 0)
-    return Tensor(base + choice_base_[size_t(val.choice)] + val.choice_offset, type_of(val).shape, type_of(val).dtype);
-  if (val.offset >= 0) return Tensor(base + base_of(val.home) + val.offset, type_of(val).shape, type_of(val).dtype);
+    return Tensor(base + choice_base_[size_t(val.choice)] + val.choice_offset, type.shape, type.dtype);
+  if (val.offset >= 0) return Tensor(base + base_of(val.home) + val.offset, type.shape, type.dtype);
   return val.binding >= 0 ? bound_[size_t(val.binding)] : Tensor();
 }
 

@@ -7,6 +7,7 @@
 #include "runtime/error.h"
 #include "runtime/heap.h"
 #include "runtime/rng.h"
+#include "runtime/serialize/safetensors.h"
 
 namespace onnas::nas {
 
@@ -29,19 +30,8 @@ float TemperatureSchedule::at(int64_t step, int64_t warmup_steps) const {
 }
 
 float meta_cell_temperature(const std::map<std::string, std::string>& metadata, const std::string& source) {
-  auto it = metadata.find("alpha_temperature");
-  if (it == metadata.end()) return 1.0f;
-  float t = 0;
-  try {
-    size_t used = 0;
-    t = std::stof(it->second, &used);
-    if (used != it->second.size()) t = 0;
-  } catch (const std::exception&) {
-    t = 0;
-  }
-  if (!(t > 0) || !std::isfinite(t))
-    fail("{}: metadata 'alpha_temperature' is '{}', not a positive number", source, it->second);
-  return t;
+  if (!metadata.count("alpha_temperature")) return 1.0f;
+  return float(metadata_number(metadata, "alpha_temperature", source, 1e-6, 1e6));
 }
 
 SearchOptions MetaOptions::default_inner() {
@@ -66,7 +56,6 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   options_.inner.batch = e.n_way * e.k_shot;
 
   init_search_params(meta_, space_, Rng(seed).fork(0).next_u64());
-  temperature_ = 1.0f;  // the logits as initialized; anneal_to(0) moves them to the start temperature
   cell_ = MetaCell::from_cells(space_, meta_);
   cell_.unfold(meta_);
   if (options_.head != HeadInit::meta) zero_head(meta_);
@@ -83,7 +72,7 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   diff_.resize(largest);
 
   searcher_ = std::make_unique<Searcher>(space_, options_.inner, work_, seed);  // compiled once, here
-  anneal_to(0);
+  anneal_to(0);  // the logits as initialized are at T = 1
 
   const Shape image{space_.in_channels, space_.height, space_.width};
   const int64_t ns = e.n_way * e.k_shot, nq = e.n_way * e.q_query;

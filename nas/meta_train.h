@@ -179,7 +179,7 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
 
 // The temperature a meta cell file's logits are in (its "alpha_temperature"; 1 when
-// absent); a value that is not a positive finite number throws, naming `source`.
+// absent); a value that is not a number in [1e-6, 1e6] throws, naming `source`.
 float meta_cell_temperature(const std::map<std::string, std::string>& metadata, const std::string& source);
 
 // The seed of everything random about task number `index` of a run seeded `seed`

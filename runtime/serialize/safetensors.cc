@@ -331,6 +331,21 @@ int64_t metadata_integer(const std::map<std::string, std::string>& metadata, con
   return value;
 }
 
+double metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                       const std::string& path, double low, double high) {
+  auto it = metadata.find(key);
+  if (it == metadata.end()) fail("'{}': its metadata has no \"{}\"", path, key);
+  const std::string& text = it->second;
+  const std::string shown = text.size() > 40 ? text.substr(0, 37) + "..." : text;
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size() || !std::isfinite(value))
+    fail("'{}': metadata \"{}\" is '{}', not a finite decimal number", path, key, shown);
+  if (ec == std::errc::result_out_of_range || value < low || value > high)
+    fail("'{}': metadata \"{}\" is {}, outside {}..{}", path, key, shown, low, high);
+  return value;
+}
+
 void check_finite(const SafetensorsTensor& t, const std::string& path) {
   if (t.dtype != DType::f32) return;
   const auto* v = static_cast<const float*>(t.data.data());

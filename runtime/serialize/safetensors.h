@@ -70,6 +70,9 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::str
 // lie in [low, high]. Throws onnas::Error naming the file, the key and the value.
 int64_t metadata_integer(const std::map<std::string, std::string>& metadata, const std::string& key,
                          const std::string& path, int64_t low, int64_t high);
+// The same for a decimal number (a meta cell's temperature): finite, in [low, high].
+double metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                       const std::string& path, double low, double high);
 
 // Throws onnas::Error naming the file, the tensor and the first NaN or infinity of an
 // f32 tensor. Loaders check what they copy into a model: one NaN weight turns a whole

@@ -384,9 +384,12 @@ TEST_CASE("annealing keeps alpha / T in the store: a temperature change rescales
   }
   std::filesystem::remove_all(dir);
   CHECK(meta_cell_temperature({}, "f") == 1.0f);
+  CHECK(meta_cell_temperature({{"alpha_temperature", "0.25"}}, "f") == 0.25f);
   CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "-2"}}, "f.safetensors"),
-                    Catch::Contains("f.safetensors") && Catch::Contains("not a positive number"));
+                    Catch::Contains("f.safetensors") && Catch::Contains("alpha_temperature") && Catch::Contains("outside"));
+  CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "0"}}, "f"), Catch::Contains("outside"));
   CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "0.5x"}}, "f"), Catch::Contains("'0.5x'"));
+  CHECK_THROWS_WITH(meta_cell_temperature({{"alpha_temperature", "nan"}}, "f"), Catch::Contains("not a finite"));
 }
 
 TEST_CASE("meta-training on synthetic tasks raises the query accuracy after adaptation") {
