@@ -10,6 +10,8 @@
 #   bench/mode_accuracy.sh                      runs/mode_accuracy/, the defaults below
 #   SEEDS="1 2 3" SEARCH_STEPS=937 TRAIN_EPOCHS=20 THREADS=2 bench/mode_accuracy.sh
 #   bench/mode_accuracy.sh --table              only the table of what has finished
+# Trainings are kept per number of epochs (train-e20-full-s1/, ...), so a quick table with
+# short trainings (TRAIN_EPOCHS=4) and the full one can sit side by side.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 onnas=${ONNAS:-$root/build/apps/onnas}
@@ -26,18 +28,19 @@ table() {
 import glob, json, os, statistics, sys
 out = sys.argv[1]
 rows = {}
-for f in sorted(glob.glob(os.path.join(out, "train-*", "result.json"))):
-    name = os.path.basename(os.path.dirname(f))[len("train-"):]
-    mode = name.rsplit("-s", 1)[0]
+for f in sorted(glob.glob(os.path.join(out, "train-e*", "result.json"))):
+    name = os.path.basename(os.path.dirname(f))[len("train-e"):]
+    epochs, name = name.split("-", 1)
+    mode = (name.rsplit("-s", 1)[0], int(epochs))
     try:
         acc = json.loads(open(f).read().strip().splitlines()[-1])["test_accuracy"]
     except (ValueError, KeyError, IndexError):
         continue
     rows.setdefault(mode, []).append(100 * acc)
-print("| genotypes from | runs | test accuracy % (mean) | spread (min - max) |")
-print("|---|---:|---:|---:|")
-for mode, accs in rows.items():
-    print(f"| {mode} | {len(accs)} | {statistics.mean(accs):.2f} | {min(accs):.2f} - {max(accs):.2f} |")
+print("| genotypes from | training epochs | runs | test accuracy % (mean) | spread (min - max) |")
+print("|---|---:|---:|---:|---:|")
+for (mode, epochs), accs in rows.items():
+    print(f"| {mode} | {epochs} | {len(accs)} | {statistics.mean(accs):.2f} | {min(accs):.2f} - {max(accs):.2f} |")
 PY
 }
 [[ ${1:-} == --table ]] && { table; exit 0; }
@@ -75,7 +78,7 @@ PY
 done
 for seed in $seeds; do
   for m in full ops ops+pairs sbs4 random; do
-    dir=$out/train-$m-s$seed
+    dir=$out/train-e$train_epochs-$m-s$seed
     [[ -e $dir/result.json ]] && continue
     resumable "$dir" "$onnas" train --genotype "$out/search-$m-s$seed/genotype.json" --epochs "$train_epochs" \
       --seed "$seed" --threads "$threads" --out "$dir" --json > "$dir.json.tmp"
