@@ -15,6 +15,15 @@ EpisodeSampler::EpisodeSampler(const ImageSet& data, std::vector<int32_t> classe
   init();
 }
 
+EpisodeSampler::EpisodeSampler(const ImageSet& data, const std::vector<std::vector<int64_t>>& pools,
+                               std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed)
+    : data_(&data), classes_(std::move(classes)), shape_(shape), C_(data.C), H_(data.H), W_(data.W), source_(data.source),
+      rng_(seed) {
+  if (int64_t(pools.size()) != int64_t(std::max(data.num_classes, 0)))
+    fail("episodes over '{}': {} class pools for a set of {} classes", source_, pools.size(), data.num_classes);
+  init(&pools);
+}
+
 EpisodeSampler::EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions options, std::vector<int32_t> classes,
                                EpisodeShape shape, uint64_t seed)
     : owned_(std::make_unique<FolderImages>(tree, options, StreamOptions{.temp_dir = {}, .cache_bytes = 0})),
@@ -25,7 +34,7 @@ EpisodeSampler::EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions op
 
 EpisodeSampler::~EpisodeSampler() = default;
 
-void EpisodeSampler::init() {
+void EpisodeSampler::init(const std::vector<std::vector<int64_t>>* pools) {
   data_->check();
   const int32_t num_classes = data_->num_classes;
   const int64_t n = shape_.n_way, k = shape_.k_shot, q = shape_.q_query;
@@ -41,9 +50,14 @@ void EpisodeSampler::init() {
   if (int64_t(classes_.size()) < n)
     fail("episodes over '{}': {}-way episodes need {} classes, the class split has {}", source_, n, n, classes_.size());
   // Every class's images, ascending; only the split's classes are kept.
-  pools_ = data_->indices_by_class();
-  for (int32_t c = 0; c < num_classes; ++c)
-    if (!seen[size_t(c)]) std::vector<int64_t>().swap(pools_[size_t(c)]);
+  if (pools) {
+    pools_.resize(size_t(num_classes));
+    for (int32_t c : classes_) pools_[size_t(c)] = (*pools)[size_t(c)];
+  } else {
+    pools_ = data_->indices_by_class();
+    for (int32_t c = 0; c < num_classes; ++c)
+      if (!seen[size_t(c)]) std::vector<int64_t>().swap(pools_[size_t(c)]);
+  }
   for (int32_t c : classes_)
     if (int64_t(pools_[size_t(c)].size()) < k + q)
       fail("episodes over '{}': class {} has {} images, fewer than the {} support + {} query an episode needs", source_, c,

@@ -49,6 +49,12 @@ class EpisodeSampler {
   // Over an ImageSet (which must outlive the sampler), restricted to `classes` (all
   // classes when empty).
   EpisodeSampler(const ImageSet& data, std::vector<int32_t> classes, EpisodeShape shape, uint64_t seed);
+  // As above, with the set's images by class already listed (ImageSet::indices_by_class,
+  // e.g. once per split for all its tasks): the sampler copies only the pools of
+  // `classes`, exactly sized, instead of reading every label of the set again. The same
+  // episodes as the constructor above.
+  EpisodeSampler(const ImageSet& data, const std::vector<std::vector<int64_t>>& pools, std::vector<int32_t> classes,
+                 EpisodeShape shape, uint64_t seed);
   // Over an image tree (which must outlive the sampler); images are decoded with
   // `options` when an episode is filled (a FolderImages set without a cache).
   EpisodeSampler(const ImageFolderIndex& tree, ImageLoadOptions options, std::vector<int32_t> classes, EpisodeShape shape,
@@ -68,7 +74,7 @@ class EpisodeSampler {
   size_t bytes() const;
 
  private:
-  void init();
+  void init(const std::vector<std::vector<int64_t>>* pools = nullptr);
   void fill(const std::vector<int64_t>& items, int64_t per_class, Tensor x, Tensor y, const char* what);
 
   std::unique_ptr<ImageSet> owned_;  // the tree's set, for the tree constructor

@@ -7,10 +7,11 @@
 
 namespace onnas::data {
 
-Dataset load_fashion_mnist(const std::string& dir, Split split, int64_t max_images) {
+Dataset load_fashion_mnist(const std::string& dir, Split split, int64_t max_images,
+                           std::span<const int32_t> only_classes) {
   const std::string prefix = dir + (split == Split::train ? "/train" : "/t10k");
   return load_idx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", int32_t(kFashionMnistClassNames.size()),
-                  max_images);
+                  max_images, only_classes);
 }
 
 ClassSplit fashion_mnist_class_split() { return {{0, 2, 5, 7, 8}, {1, 3, 4, 6, 9}}; }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,10 @@ inline constexpr std::array<const char*, 10> kFashionMnistClassNames = {
 enum class Split { train, test };
 
 // Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz from `dir`; num_classes is 10.
-// max_images > 0: only the first max_images are kept (load_idx).
+// max_images > 0: only the first max_images are kept; only_classes non-empty: only
+// the images of those classes (load_idx).
 Dataset load_fashion_mnist(const std::string& dir = kFashionMnistDir, Split split = Split::train,
-                           int64_t max_images = 0);
+                           int64_t max_images = 0, std::span<const int32_t> only_classes = {});
 
 // Disjoint classes for few-shot meta-learning: meta-train episodes draw from one set,
 // meta-test episodes (unseen classes) from the other.

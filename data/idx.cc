@@ -37,7 +37,7 @@ std::vector<uint32_t> read_idx_header(GzFile& f, uint32_t expected_magic, int nd
 }
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes,
-                 int64_t max_images) {
+                 int64_t max_images, std::span<const int32_t> only_classes) {
   if (num_classes < 0 || num_classes > 256) fail("load_idx: num_classes {} is outside [0, 256]", num_classes);
   GzFile fi(images_path, "IDX images");
   std::vector<uint32_t> idims = read_idx_header(fi, kIdxImagesMagic, 3);
@@ -62,11 +62,36 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
   const uint64_t kept = max_images > 0 ? std::min(n, uint64_t(max_images)) : n;
   std::vector<uint8_t> raw_labels = fl.read_payload(n, "the labels", kept);
   fl.expect_end();
-  std::vector<uint8_t> raw = fi.read_payload(pixels, "the pixels", kept * rows * cols);
+  std::vector<uint8_t> raw;
+  if (only_classes.empty()) {
+    raw = fi.read_payload(pixels, "the pixels", kept * rows * cols);
+  } else {
+    // The kept images are copied out of the stream image by image: memory holds them
+    // and one image, and the file is still read (and checked) whole.
+    auto wanted = [&](uint8_t label) {
+      return std::find(only_classes.begin(), only_classes.end(), int32_t(label)) != only_classes.end();
+    };
+    const size_t image_bytes = size_t(rows * cols);
+    raw.reserve(size_t(std::count_if(raw_labels.begin(), raw_labels.end(), wanted)) * image_bytes);
+    std::vector<uint8_t> image(image_bytes);
+    std::vector<uint8_t> labels;
+    labels.reserve(raw.capacity() / image_bytes);
+    for (uint64_t i = 0; i < n; ++i) {
+      const bool keep = i < kept && wanted(raw_labels[size_t(i)]);
+      fi.read_exact(image.data(), image_bytes, "the pixels");
+      if (keep) {
+        raw.insert(raw.end(), image.begin(), image.end());
+        labels.push_back(raw_labels[size_t(i)]);
+      }
+    }
+    raw_labels = std::move(labels);
+    if (raw_labels.empty())
+      fail("IDX file '{}': no image has one of the classes {}", labels_path, fmt::format("{}", fmt::join(only_classes, ",")));
+  }
   fi.expect_end();
 
   Dataset d;
-  d.N = int64_t(kept);
+  d.N = int64_t(raw_labels.size());
   d.C = 1;
   d.H = int64_t(rows);
   d.W = int64_t(cols);

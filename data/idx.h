@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,11 @@ constexpr uint32_t kIdxMaxSide = 1u << 16;
 // num_classes = 0 infers it as max label + 1; otherwise every label must be below it.
 // The pixels are kept as stored (uint8), Dataset::pixels. max_images > 0 keeps only the
 // first max_images images (both files are still read and checked whole; labels are
-// checked for the images kept).
+// checked for the images kept). `only_classes` non-empty keeps only the images whose
+// label is one of them, in file order, with their labels unchanged (meta-training holds
+// its meta-train classes, not the whole file); memory is what is kept, never the file.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path, int32_t num_classes = 0,
-                 int64_t max_images = 0);
+                 int64_t max_images = 0, std::span<const int32_t> only_classes = {});
 
 // Reads an IDX header (magic, then `ndim` dimensions) from the start of `f`; refuses
 // another magic and zero dimensions, naming the file (shared with the streamed reader,

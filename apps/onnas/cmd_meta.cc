@@ -66,8 +66,10 @@ struct FewShotDataOptions {
   std::vector<int32_t> test_classes;  // fashion-mnist: empty is the default split
   bool rotations = false;             // omniglot / glyphs
   std::string split_dir;              // omniglot / glyphs: train.txt, val.txt, test.txt
-  // fashion-mnist adaptation (adapt, eval-fewshot): the test file is opened streamed;
-  // FewShotData::hold_meta_test_in_memory() reads the meta-test classes' images in.
+  // fashion-mnist under a memory budget, the files are opened streamed. Adaptation
+  // (adapt, eval-fewshot): the test file; FewShotData::hold_meta_test_in_memory() reads
+  // the meta-test classes' images in. Meta-training: both files;
+  // FewShotData::hold_meta_train_in_memory() reads what meta-training draws from in.
   bool stream = false;
   CLI::Option* image_size_given = nullptr;  // miniimagenet defaults to 84 x 84 colour
   CLI::Option* image_channels_given = nullptr;
@@ -155,6 +157,25 @@ struct FewShotData {
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
 
+  // Meta-training Fashion-MNIST under a memory budget: both files opened streamed
+  // (sets[] read from them), and read in (the meta-train classes of the train file, the
+  // whole test file) only when that fits beside the step (choose_inner_step).
+  std::shared_ptr<const data::ImageSet> train_file, test_file;
+  bool meta_train_streamed() const { return train_file && sets[meta_train] == train_file; }
+  size_t meta_train_in_memory_bytes() const {
+    const size_t per_image = size_t(C * H * W + 4);
+    return (images_of_classes(*train_file, classes[meta_train]).size() + size_t(test_file->N)) * per_image;
+  }
+  void hold_meta_train_in_memory() {
+    if (!meta_train_streamed()) return;
+    std::vector<int64_t> all_test(size_t(test_file->N));
+    for (int64_t i = 0; i < test_file->N; ++i) all_test[size_t(i)] = i;
+    auto held_train = std::make_shared<data::Dataset>(data::subset(*train_file, images_of_classes(*train_file, classes[meta_train])));
+    auto held_test = std::make_shared<data::Dataset>(data::subset(*test_file, all_test));
+    sets[meta_train] = held_train;
+    sets[meta_val] = sets[meta_test] = held_test;
+  }
+
   // Bytes the loaded data holds in memory (each set once).
   size_t bytes() const {
     size_t b = 0;
@@ -172,22 +193,20 @@ struct FewShotData {
     if (int64_t(classes[split].size()) < shape.n_way)
       fail("{}-way tasks need {} classes; the {} split has {}", shape.n_way, shape.n_way, split_name(split),
            classes[split].size());
-    if (sets[split]) {
-      std::shared_ptr<const data::ImageSet> set = sets[split];
+    // The split's images by class are listed once, not per task (a task copies the pools
+    // of its split's classes, exactly sized): drawing a task does not read every label.
+    auto from_set = [&](std::shared_ptr<const data::ImageSet> set) -> nas::TaskSource {
       std::vector<int32_t> cls = classes[split];
-      return [set, cls, shape, seed](uint64_t index, const nas::Task& t) {
-        data::EpisodeSampler es(*set, cls, shape, nas::task_seed(seed, index));
+      auto pools = std::make_shared<std::vector<std::vector<int64_t>>>(set->indices_by_class());
+      for (size_t c = 0; c < pools->size(); ++c)
+        if (std::find(cls.begin(), cls.end(), int32_t(c)) == cls.end()) std::vector<int64_t>().swap((*pools)[c]);
+      return [set, pools, cls, shape, seed](uint64_t index, const nas::Task& t) {
+        data::EpisodeSampler es(*set, *pools, cls, shape, nas::task_seed(seed, index));
         es.next(t.support_x, t.support_y, t.query_x, t.query_y);
       };
-    }
-    if (train) {
-      std::shared_ptr<data::Dataset> d = split == meta_train ? train : test;
-      std::vector<int32_t> cls = classes[split];
-      return [d, cls, shape, seed](uint64_t index, const nas::Task& t) {
-        data::EpisodeSampler es(*d, cls, shape, nas::task_seed(seed, index));
-        es.next(t.support_x, t.support_y, t.query_x, t.query_y);
-      };
-    }
+    };
+    if (sets[split]) return from_set(sets[split]);
+    if (train) return from_set(split == meta_train ? train : test);
     std::shared_ptr<data::ImageFolderIndex> tree = trees[split];
     std::vector<int32_t> cls = classes[split];
     data::ImageLoadOptions lo = load;
@@ -275,6 +294,22 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       d.description = fmt::format("fashion-mnist ({}): meta-test classes {} (test file)", dir, fmt::join(cs.meta_test, ","));
       return d;
     }
+    if (o.stream && !given && !adaptation_only) {
+      // Meta-training under a budget: streamed until the step is chosen.
+      std::shared_ptr<data::ImageSet> train = data::open_fashion_mnist_stream(dir, data::Split::train);
+      std::shared_ptr<data::ImageSet> test = data::open_fashion_mnist_stream(dir, data::Split::test);
+      d.stats = data::channel_stats(*train, images_of_classes(*train, cs.meta_train));
+      data::normalize(*train, d.stats);
+      data::normalize(*test, d.stats);
+      d.train_file = train, d.test_file = test;
+      d.sets[FewShotData::meta_train] = train;
+      d.sets[FewShotData::meta_val] = d.sets[FewShotData::meta_test] = test;
+      d.C = test->C, d.H = test->H, d.W = test->W;
+      d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
+                                  "(test file), meta-test classes {} (test file)",
+                                  dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
+      return d;
+    }
     d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
     if (given) {
       d.stats = *given;
@@ -286,12 +321,9 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       d.stats = data::channel_stats(*train, images_of_classes(*train, cs.meta_train));
       d.train = d.test;
     } else {
-      d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train));
-      std::vector<int64_t> meta_train_images;
-      for (int64_t i = 0; i < d.train->N; ++i)
-        if (std::find(cs.meta_train.begin(), cs.meta_train.end(), d.train->label(i)) != cs.meta_train.end())
-          meta_train_images.push_back(i);
-      d.stats = data::channel_stats(*d.train, meta_train_images);
+      // Of the train file only the meta-train classes' images are held (half the file).
+      d.train = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::train, 0, cs.meta_train));
+      d.stats = data::channel_stats(*d.train);
       data::normalize(*d.train, d.stats);
     }
     data::normalize(*d.test, d.stats);
@@ -453,6 +485,17 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
                          size_t shared_arena = 0) {
   if (!step.has_budget()) return 0;
   const std::string rest = more ? ", " + more_for : std::string();
+  if (d.train_file) {
+    const size_t in_memory = d.meta_train_in_memory_bytes();
+    try {
+      const size_t s = step.choose(space, options, seed, in_memory + more, "the data in memory" + rest, shared_arena);
+      d.hold_meta_train_in_memory();
+      return in_memory + more + s;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s\n  so the images (%s) stay in their files and each task reads its own\n", e.what(),
+                   format_bytes(double(in_memory)).c_str());
+    }
+  }
   if (d.file) {
     const size_t in_memory = d.meta_test_in_memory_bytes();
     d.stream_from_file();  // (a second choice: what the first read in is let go)
@@ -467,7 +510,7 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
     }
   }
   return d.bytes() + more +
-         step.choose(space, options, seed, d.bytes() + more, (d.streamed() ? "the streamed data" : "the data") + rest,
+         step.choose(space, options, seed, d.bytes() + more, (d.streamed() || d.meta_train_streamed() ? "the streamed data" : "the data") + rest,
                      shared_arena);
 }
 
@@ -569,7 +612,9 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   a.data.warn_ignored(cmd);
   const auto started = std::chrono::steady_clock::now();
   set_threads(a.threads, dist);
-  FewShotData d = load_fewshot(a.data);
+  FewShotDataOptions data_options = a.data;
+  data_options.stream = a.step.has_budget();  // Fashion-MNIST: read in only if it fits beside the step
+  FewShotData d = load_fewshot(data_options);
   nas::SearchSpace space = a.space.space(d.C, d.H, d.W, a.episode.way);
   nas::MetaOptions o;
   o.episode = a.episode.shape();
@@ -597,8 +642,8 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
         3 * supernet + nas::FoldAverage::bytes_for(supernet / sizeof(float), a.task_weighting == "mean"
                                                                                   ? nas::FoldWeighting::mean
                                                                                   : nas::FoldWeighting::softmax);
-    choose_inner_step(a.step, space, o.inner, a.seed, d, kSetUpReserveBytes + query + learner,
-                      fmt::format("what a set-up holds beyond the choice (bookkeeping), the meta supernet, meta cell "
+    choose_inner_step(a.step, space, o.inner, a.seed, d, kSetUpReserveBytes + kMetaStepHeapBytes + query + learner,
+                      fmt::format("what a set-up holds beyond the choice (bookkeeping) and a meta step's small heap blocks, the meta supernet, meta cell "
                                   "and task fold ({}) and the query evaluation ({})",
                                   format_bytes(double(learner)), format_bytes(double(query))),
                       query);
@@ -675,6 +720,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   memory.plan("task fold", ml.fold_bytes());
   memory.data("images", d.bytes());
   memory.add_bookkeeping();
+  memory.plan("a meta step's small heap blocks (allowance)", kMetaStepHeapBytes);
   if (root) memory.print_plan();
   check_budget(a.step, memory, "the meta-learner's supernets and tables");
   if (root && Distributed::built_with_mpi())

@@ -99,6 +99,34 @@ TEST_CASE("IDX: plain and gzip'ed files load the same") {
   CHECK(load_idx(dir.file("img"), dir.file("lab"), 10).num_classes == 10);
 }
 
+TEST_CASE("IDX: only_classes keeps those classes' images, in file order, with their labels") {
+  TempDir dir;
+  write_gz(dir.file("img.gz"), idx_images(5, 3, 4));
+  write_gz(dir.file("lab.gz"), idx_labels(kLabels));  // 0, 2, 1, 2, 0
+  const std::vector<int32_t> keep = {2, 0};
+  const Dataset d = load_idx(dir.file("img.gz"), dir.file("lab.gz"), 3, 0, keep);
+  CHECK(d.N == 4);
+  CHECK(d.num_classes == 3);
+  CHECK(d.labels == std::vector<int32_t>{0, 2, 2, 0});
+  REQUIRE(d.pixels.size() == 4 * 12);
+  CHECK(d.pixels_of(1)[0] == 1 * 16);      // file image 1 (class 2)
+  CHECK(d.pixels_of(2)[5] == 3 * 16 + 5);  // file image 3 (class 2); image 2 (class 1) is skipped
+  CHECK(d.pixels_of(3)[11] == 4 * 16 + 11);
+  CHECK(d.bytes() == 4 * 12 + 4 * sizeof(int32_t));  // what is kept, not the file
+  // With max_images, of the first images only.
+  CHECK(load_idx(dir.file("img.gz"), dir.file("lab.gz"), 3, 3, keep).labels == std::vector<int32_t>{0, 2});
+  const std::vector<int32_t> none = {1};
+  CHECK(load_idx(dir.file("img.gz"), dir.file("lab.gz"), 3, 0, none).N == 1);
+  const std::vector<int32_t> absent = {7};
+  CHECK_THROWS_WITH(load_idx(dir.file("img.gz"), dir.file("lab.gz"), 0, 0, absent),
+                    Catch::Contains("no image has one of the classes 7"));
+  // A truncated file is still caught while skipping images.
+  std::string img = idx_images(5, 3, 4);
+  write_gz(dir.file("short.gz"), img.substr(0, img.size() - 3));
+  CHECK_THROWS_WITH(load_idx(dir.file("short.gz"), dir.file("lab.gz"), 3, 0, keep),
+                    Catch::Contains("truncated") && Catch::Contains("the pixels"));
+}
+
 TEST_CASE("IDX: broken files are refused with a clear message") {
   TempDir dir;
   const std::string img = dir.file("img"), lab = dir.file("lab");

@@ -291,6 +291,28 @@ TEST_CASE("EpisodeSampler: N-way K-shot episodes over a class split") {
                     Catch::Contains("support_x is f32 [3, 1, 4, 4], expected f32 [6, 1, 4, 4]"));
 }
 
+TEST_CASE("EpisodeSampler: given the class pools, the same episodes as listing them itself") {
+  Dataset d = numbered(200, 10);
+  const std::vector<int32_t> split = {0, 1, 2, 5, 8};
+  const EpisodeShape shape{.n_way = 3, .k_shot = 2, .q_query = 4};
+  const std::vector<std::vector<int64_t>> pools = d.indices_by_class();
+  for (uint64_t seed : {1, 2, 3}) {
+    EpisodeSampler a(d, split, shape, seed), b(d, pools, split, shape, seed);
+    for (int ep = 0; ep < 20; ++ep) {
+      const Episode& e = a.next();
+      const Episode& eb = b.next();
+      REQUIRE(e.classes == eb.classes);
+      REQUIRE(e.support == eb.support);
+      REQUIRE(e.query == eb.query);
+    }
+    // It holds the split's pools only.
+    CHECK(b.bytes() <= a.bytes());
+  }
+  CHECK(pools == d.indices_by_class());  // copied, not drawn from in place
+  CHECK_THROWS_WITH(EpisodeSampler(d, std::vector<std::vector<int64_t>>(3), split, shape, 1),
+                    Catch::Contains("3 class pools for a set of 10 classes"));
+}
+
 TEST_CASE("EpisodeSampler: sorted labels follow the class id, random ones take every order") {
   Dataset d = numbered(200, 10);
   const std::vector<int32_t> split = {8, 2, 5};
