@@ -124,6 +124,16 @@ FewShotAdapter::FewShotAdapter(SearchSpace space, AdaptOptions options, ParamSto
     fail("adaptation: a query chunk of {} images does not divide the query set of {} ({} ways x {} queries)", chunk,
          nq, e.n_way, e.q_query);
   }
+  const int64_t micro_batch = options_.search.batch / std::max(1, options_.search.step.split);
+  const bool grouped = options_.query_stats == AdaptOptions::QueryStats::micro_batch ||
+                       (options_.query_stats == AdaptOptions::QueryStats::automatic && options_.search.step.split > 1);
+  if (grouped) {
+    if (micro_batch < 1 || nq % micro_batch != 0)
+      fail("adaptation: the query set of {} images cannot be measured in groups of a micro-batch's {} images", nq,
+           micro_batch);
+    query_group_ = true;
+    chunk = micro_batch;
+  }
   plan_query(chunk);
   for (const Genotype& p : probe_genotypes(space_)) {
     const auto [train, eval] = discrete_needs(space_, e, p, chunk);
@@ -138,10 +148,12 @@ void FewShotAdapter::plan_query(int64_t chunk) {
   const int64_t nq = options_.episode.n_way * options_.episode.q_query;
   query_chunk_ = chunk;
   graph::Graph g;
-  if (chunk == nq) {
-    query_net_ = emit_search_net(g, space_, nq);
+  if (chunk == nq || query_group_) {
+    // The whole query set, or one group of it with its own statistics.
+    query_net_ = emit_search_net(g, space_, chunk);
     query_ = graph::compile(g, {.outputs = {query_net_.logits}});
     query_.release_planning_data();
+    if (chunk < nq) logits_ = Buffer(size_t(nq * space_.classes) * sizeof(float));
     return;
   }
   query_net_ = emit_chunk_net(g, space_, chunk);
@@ -160,6 +172,23 @@ float FewShotAdapter::evaluate_supernet(const Task& task) {
   if (query_chunked_) {
     Tensor logits(logits_.data(), Shape{task.query_x.shape()[0], space_.classes});
     query_chunked_->run(searcher_->arena(), work_, task.query_x, logits);
+    return accuracy(logits, task.query_y);
+  }
+  const int64_t nq = task.query_x.shape()[0];
+  if (query_group_ && query_chunk_ < nq) {
+    interleave_classes(task.query_x, task.query_y, space_.classes);  // groups of every class, as the micro-batches
+    // Group by group, each normalized by its own statistics: slices of the query set
+    // (contiguous, leading dimension) in, the group's logits out.
+    Shape group_shape = task.query_x.shape();
+    group_shape[0] = query_chunk_;
+    const int64_t image = task.query_x.numel() / nq, k = space_.classes;
+    Tensor logits(logits_.data(), Shape{nq, k});
+    for (int64_t first = 0; first < nq; first += query_chunk_) {
+      Tensor group(task.query_x.f32() + first * image, group_shape);
+      query_.run(searcher_->arena(), work_, {{query_net_.x, group}});
+      const Tensor out = query_.output(searcher_->arena(), query_net_.logits);
+      std::copy_n(out.f32(), query_chunk_ * k, logits.f32() + first * k);
+    }
     return accuracy(logits, task.query_y);
   }
   query_.run(searcher_->arena(), work_, {{query_net_.x, task.query_x}});

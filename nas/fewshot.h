@@ -50,6 +50,17 @@ struct AdaptOptions {
   // evaluation fits the arena the search and the fine-tuning need anyway.
   int64_t query_chunk = 0;
   static constexpr int64_t kFitQueryChunk = -1;
+  // Whose statistics batch norm uses when the supernet's query accuracy is measured.
+  // query_set: the whole query set's (as above; chunks do not change it). micro_batch:
+  // each group of as many query images as a micro-batch of the search holds is
+  // normalized by its own statistics, as the supernet was while it adapted (a search
+  // in micro-batches of one image normalizes each image by itself; measured with the
+  // query set's statistics instead, such a supernet is at chance). auto: micro_batch
+  // when the search splits the support set, else query_set. The discrete network is
+  // fine-tuned on the whole support set and measured with the query set's statistics
+  // either way.
+  enum class QueryStats { automatic, query_set, micro_batch };
+  QueryStats query_stats = QueryStats::automatic;
 };
 
 struct AdaptResult {
@@ -88,6 +99,9 @@ class FewShotAdapter {
   // query set's size when it runs in one program).
   size_t query_arena_bytes() const { return query_chunked_ ? query_chunked_->arena_bytes() : query_.arena_bytes(); }
   int64_t query_chunk() const { return query_chunk_; }
+  // True when each chunk of the query set is normalized by its own statistics
+  // (AdaptOptions::QueryStats::micro_batch): query_chunk() images per group.
+  bool query_per_chunk_stats() const { return query_group_; }
   // The discrete network's fine-tuning and query evaluation: estimated before the first
   // task, and the largest any task has needed so far.
   size_t discrete_estimate_bytes() const { return discrete_estimate_bytes_; }
@@ -113,6 +127,7 @@ class FewShotAdapter {
   ParamStore work_;
   std::unique_ptr<Searcher> searcher_;
   int64_t query_chunk_ = 0;
+  bool query_group_ = false;  // query_ runs once per chunk, each with its own statistics
   graph::Program query_;  // the whole query set in one program, or
   std::optional<ChunkedEval> query_chunked_;  // in chunks
   SearchNet query_net_;

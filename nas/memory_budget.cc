@@ -44,7 +44,13 @@ std::vector<StepConfig> candidate_configs(const SearchSpace& space, const Search
     for (SbsVariant v : {SbsVariant::checkpoint, SbsVariant::recompute})
       out.push_back({.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = k_grad, .split = split});
   }
-  auto key = [&](const StepConfig& c) { return std::tuple(recomputed_cells(space, c), c.split, int(c.mode)); };
+  // Micro-batches of one image come last, whatever their speed: batch norm normalizes
+  // each by itself, which defeats the search (every image looks alike after the global
+  // pooling); they are chosen only when nothing else fits.
+  auto key = [&](const StepConfig& c) {
+    const bool one_image = c.split > 1 && options.batch / c.split == 1;
+    return std::tuple(one_image, recomputed_cells(space, c), c.split, int(c.mode));
+  };
   std::stable_sort(out.begin(), out.end(), [&](const StepConfig& a, const StepConfig& b) { return key(a) < key(b); });
   return out;
 }

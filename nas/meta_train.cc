@@ -1,5 +1,6 @@
 #include "nas/meta_train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -13,7 +14,41 @@ namespace onnas::nas {
 
 uint64_t task_seed(uint64_t seed, uint64_t index) { return Rng(seed).fork(index + 1).next_u64(); }
 
+void interleave_classes(const Tensor& x, const Tensor& y, int64_t n_way) {
+  const int64_t rows = x.shape()[0];
+  if (n_way < 1 || rows % n_way != 0 || y.numel() != rows)
+    fail("interleave_classes: {} rows ({} labels) are not {} classes of equal size", rows, y.numel(), n_way);
+  const int64_t per_class = rows / n_way, image = x.numel() / std::max<int64_t>(rows, 1);
+  if (per_class == 1 || n_way == 1) return;
+  // Where each row goes: the i-th image of class c to row i * N + c. Read from the labels,
+  // so rows already shot-major stay where they are (a second call changes nothing).
+  float* px = x.f32();
+  int32_t* py = y.i32();
+  std::vector<int64_t> to(static_cast<size_t>(rows)), seen(static_cast<size_t>(n_way), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t c = py[r];
+    if (c < 0 || c >= n_way || seen[size_t(c)] == per_class)
+      fail("interleave_classes: label {} of row {}: not {} classes of {} images each", c, r, n_way, per_class);
+    to[size_t(r)] = seen[size_t(c)]++ * n_way + c;
+  }
+  // Each cycle of the permutation is applied once, from its smallest row, by swapping
+  // rows through that row.
+  for (int64_t start = 0; start < rows; ++start) {
+    int64_t r = to[size_t(start)];
+    while (r > start) r = to[size_t(r)];
+    if (r < start) continue;  // the cycle was applied from a smaller row
+    for (int64_t next = to[size_t(start)]; next != start; next = to[size_t(next)]) {
+      std::swap_ranges(px + start * image, px + (start + 1) * image, px + next * image);
+      std::swap(py[start], py[next]);
+    }
+  }
+}
+
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what) {
+  if (searcher.options().step.split > 1) {
+    const int64_t n_way = searcher.space().classes;
+    interleave_classes(task.support_x, task.support_y, n_way);
+  }
   for (int s = 0; s < steps; ++s) {
     searcher.set_progress(s, steps);
     StepResult r = searcher.step(task.support_x, task.support_y, task.support_x, task.support_y);

@@ -176,7 +176,17 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 // `steps` first-order DARTS steps on the task's support set (both the weight and the
 // architecture step use it: a few-shot task has no other labelled data), the learning
 // rate schedule over `steps`; a non-finite loss throws, naming `what` and the step.
+// When the step splits the support set into micro-batches, the support set is first
+// laid out shot-major (interleave_classes), so that each micro-batch holds images of
+// every class rather than of one: batch norm normalizes a micro-batch by its own
+// statistics, and a micro-batch of one class has its class normalized away.
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
+
+// Reorders the rows of x (images) and y (labels, 0..N-1, K of each) in place so that
+// image k of every class is at rows k*N .. k*N+N-1 (shot-major), each class's images
+// in their order: from the episode layout (class-major, class j at rows j*K ..) or any
+// other. Rows already shot-major stay (a second call changes nothing). N = n_way.
+void interleave_classes(const Tensor& x, const Tensor& y, int64_t n_way);
 
 // The temperature a meta cell file's logits are in (its "alpha_temperature"; 1 when
 // absent); a value that is not a number in [1e-6, 1e6] throws, naming `source`.

@@ -848,6 +848,7 @@ struct AdaptArgs {
   int search_steps = 10, finetune_steps = 40;
   float finetune_lr = 0.02f;
   int64_t query_chunk = 0;  // 0: the whole query set (with --memory-budget: the largest chunk that fits)
+  std::string query_stats = "auto";  // nas::AdaptOptions::QueryStats
   // Unset (empty / 0): the meta cell's inner optimizer and learning rate, so that the
   // device adapts as meta-training taught the cell to; adam 3e-3 from a random start.
   SearchOptimizerOptions search{.optimizer = "", .lr = 0};
@@ -957,6 +958,9 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   o.search.a_lr = a.search.arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
   o.search.batch = a.episode.way * a.episode.shot;
   o.query_chunk = a.query_chunk;
+  o.query_stats = a.query_stats == "query-set"     ? nas::AdaptOptions::QueryStats::query_set
+                  : a.query_stats == "micro-batch" ? nas::AdaptOptions::QueryStats::micro_batch
+                                                   : nas::AdaptOptions::QueryStats::automatic;
   a.step.apply(r.space, o.search);
   if (a.step.has_budget()) {
     // The task's buffers and the starting supernet live through the search; the query
@@ -995,7 +999,9 @@ void add_adaptation_plan(MemoryReport& m, const nas::FewShotAdapter& ada, const 
                                                              format_bytes(double(ada.search_handed_bytes())))
                                                : std::string(),
                      format_bytes(double(ada.query_arena_bytes())),
-                     ada.query_chunk() < nq ? fmt::format("chunks of {} of {} images", ada.query_chunk(), nq)
+                     ada.query_per_chunk_stats()
+                         ? fmt::format("groups of {} of {} images, each by its own statistics", ada.query_chunk(), nq)
+                     : ada.query_chunk() < nq ? fmt::format("chunks of {} of {} images", ada.query_chunk(), nq)
                                             : fmt::format("{} images at once", nq),
                      format_bytes(double(ada.discrete_estimate_bytes()))),
          ada.planned_arena_bytes());
@@ -1211,6 +1217,13 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
                   "set's statistics, so accuracy does not change (default: all at once; with --memory-budget the "
                   "largest chunk that fits)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--query-stats", a.query_stats,
+                  "Whose statistics batch norm uses when the searched supernet is measured on the query set: "
+                  "query-set (all of it; --query-chunk does not change them), micro-batch (each group of as many "
+                  "query images as a micro-batch of the search, one of every class, by its own statistics, as the "
+                  "supernet was while it adapted; --query-chunk is then ignored) or auto (micro-batch when the search "
+                  "splits the support set). The discrete network is measured with the query set's")
+      ->check(CLI::IsMember({"auto", "query-set", "micro-batch"}));
   cmd->add_option("--finetune-lr", a.finetune_lr, "Fine-tuning SGD learning rate (Nesterov 0.9, cosine)");
   cmd->add_option("--seed", a.seed, "Random seed (tasks and adaptation)");
   cmd->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));

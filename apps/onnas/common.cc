@@ -38,7 +38,7 @@ void StepOptions::add(CLI::App& cmd) {
   cmd.add_option("--k-grad", k_grad, "Gradient ops per edge in the sampled modes")->check(CLI::Range(1, 64));
   CLI::Option* o = cmd.add_option("--split", split, "Micro-batches per batch (gradients accumulated)")
                        ->check(CLI::Range(1, 4096));
-  if (split == 0) o->default_str("5 where 5 divides the support set, else 1");
+  if (split == 0) o->default_str("the shots K: micro-batches of one image per class (1 for 1-shot)");
   cmd.add_option("--memory-budget", memory_budget,
                  "A bound on what the run holds, its plan and its data (e.g. 64MiB): chooses the fastest mode that fits, "
                  "streams the images when they do not fit beside it, and refuses what cannot fit; the process's "
@@ -46,13 +46,34 @@ void StepOptions::add(CLI::App& cmd) {
                  "--sbs, --split");
 }
 
+namespace {
+
+// Batch norm normalizes a micro-batch by its own statistics: one image alone has every
+// channel's spatial mean taken out, so after the global pooling every image looks
+// alike (a supernet searched so is at chance).
+void warn_single_image_micro_batches(const nas::SearchOptions& options) {
+  if (options.step.split > 1 && options.batch / options.step.split == 1)
+    std::fprintf(stderr,
+                 "onnas: warning: split %d of a batch of %lld: micro-batches of one image, which batch norm normalizes "
+                 "by themselves (after the global pooling every image looks alike); choose a split that leaves at "
+                 "least 2 images per micro-batch\n",
+                 options.step.split, (long long)options.batch);
+}
+
+}  // namespace
+
 void StepOptions::apply(const nas::SearchSpace& space, nas::SearchOptions& options) const {
-  const int chunks = split > 0 ? split : (options.batch % 5 == 0 ? 5 : 1);
+  // The on-device default: micro-batches of one image of every class (the support set
+  // is laid out shot-major when split, nas::search_on_support), so K of them for K shots;
+  // one batch for 1-shot (micro-batches of one image would defeat batch norm).
+  const int64_t per_class = space.classes > 0 && options.batch % space.classes == 0 ? options.batch / space.classes : 1;
+  const int chunks = split > 0 ? split : int(std::max<int64_t>(1, per_class));
   options.step = {.mode = nas::mode_from_name(mode), .sbs = nas::sbs_variant_from_name(sbs), .k_grad = k_grad,
                   .split = chunks};
   nas::check_supernet_space(space);
   options.step.validate(space, options.batch);
   if (has_budget()) budget_bytes();  // a budget that is not a size is refused before any work
+  warn_single_image_micro_batches(options);
 }
 
 size_t StepOptions::budget_bytes() const { return memory_budget.empty() ? 0 : parse_bytes(memory_budget); }
@@ -74,6 +95,7 @@ size_t StepOptions::choose(const nas::SearchSpace& space, nas::SearchOptions& op
   std::fprintf(stderr, "memory budget %s, of which %s for %s: chose %s\n  %s\n", format_bytes(double(budget)).c_str(),
                format_bytes(double(reserved)).c_str(), reserved_for.c_str(), options.step.describe().c_str(),
                c.why.c_str());
+  warn_single_image_micro_batches(options);
   return c.chosen.bytes_beside(shared_arena);
 }
 

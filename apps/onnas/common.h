@@ -74,8 +74,8 @@ struct SpaceOptions {
 // --memory-budget (which chooses mode, variant and split itself).
 struct StepOptions {
   std::string mode = "full", sbs = "recompute", memory_budget;
-  // split 0: the paper's on-device default (adapt, eval-fewshot): 5 micro-batches where
-  // 5 divides the batch (the support set), else 1.
+  // split 0: the on-device default (adapt, eval-fewshot): K micro-batches for K shots,
+  // each one image of every class (1 for 1-shot).
   int k_grad = 2, split = 1;
   void add(CLI::App& cmd);
   // Sets options.step from the flags (and checks it).

@@ -56,7 +56,7 @@ adapt_within() {
   local C=$1 mib=$2 tag=adapt-C$1
   /usr/bin/time -f "%M" -o "$work/$tag.maxrss" "$onnas" adapt --random-init -C "$C" --threads 2 \
     --memory-budget "${mib}MiB" --json > "$work/$tag.json" 2> "$work/$tag.err" || fail "$tag: $(tail -3 "$work/$tag.err")"
-  grep -q "query evaluation .* (chunks of" "$work/$tag.err" || fail "$tag did not evaluate the query set in chunks: $(grep memory: "$work/$tag.err")"
+  grep -Eq "query evaluation .* \((chunks|groups) of" "$work/$tag.err" || fail "$tag did not evaluate the query set in chunks: $(grep memory: "$work/$tag.err")"
   grep -q "^adapt peak RSS" "$work/$tag.err" || fail "$tag: no peak RSS line"
   grep -q "choosing again" "$work/$tag.err" && fail "$tag: the first set-up did not fit (its compilation may have broken the bound)"
   local overhead maxrss limit held

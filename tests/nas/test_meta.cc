@@ -439,6 +439,84 @@ TEST_CASE("adaptation: a zero classifier starts every task from ties, meta keeps
   CHECK_THROWS_WITH(parse_head_init("prototype"), Catch::Contains("choose meta or zero"));
 }
 
+TEST_CASE("interleave_classes: class-major rows become shot-major, labels with them, in place") {
+  for (auto [n, k] : {std::pair{5, 3}, std::pair{3, 4}, std::pair{4, 1}, std::pair{1, 3}, std::pair{6, 6}}) {
+    INFO(n << "-way, " << k << " per class");
+    const int64_t rows = n * k, image = 3;
+    std::vector<float> x(static_cast<size_t>(rows * image));
+    std::vector<int32_t> y(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {  // class-major: row r is image r % k of class r / k
+      y[size_t(r)] = int32_t(r / k);
+      for (int64_t p = 0; p < image; ++p) x[size_t(r * image + p)] = float(r * 10 + p);
+    }
+    interleave_classes(Tensor(x.data(), Shape{rows, 1, 1, image}), Tensor(y.data(), Shape{rows}, DType::i32), n);
+    if (k > 1 && n > 1) {  // once shot-major, it stays
+      const std::vector<float> once = x;
+      interleave_classes(Tensor(x.data(), Shape{rows, 1, 1, image}), Tensor(y.data(), Shape{rows}, DType::i32), n);
+      REQUIRE(x == once);
+    }
+    for (int64_t shot = 0; shot < k; ++shot)
+      for (int64_t c = 0; c < n; ++c) {
+        const int64_t at = shot * n + c, from = c * k + shot;
+        REQUIRE(y[size_t(at)] == c);
+        for (int64_t p = 0; p < image; ++p) REQUIRE(x[size_t(at * image + p)] == float(from * 10 + p));
+      }
+  }
+  std::vector<float> x(12);
+  std::vector<int32_t> y(4);
+  CHECK_THROWS_WITH(interleave_classes(Tensor(x.data(), Shape{4, 3}), Tensor(y.data(), Shape{4}, DType::i32), 3),
+                    Catch::Contains("4 rows (4 labels) are not 3 classes of equal size"));
+  y = {0, 0, 0, 1};
+  CHECK_THROWS_WITH(interleave_classes(Tensor(x.data(), Shape{4, 3}), Tensor(y.data(), Shape{4}, DType::i32), 2),
+                    Catch::Contains("not 2 classes of 2 images each"));
+}
+
+TEST_CASE("adaptation in micro-batches: each holds every class, so batch norm keeps the classes apart") {
+  // Episodes as the sampler lays them out, class-major (class c at rows c*K ..).
+  // Split 3 of 3-way 2-shot: micro-batches of 2 images. Taken in that order each would
+  // hold one class, which its own batch norm normalizes away: the supernet stayed at
+  // chance (1/3). Interleaved, each holds two classes.
+  SearchSpace s = tiny_space();
+  ParamStore start;
+  init_search_params(start, s, 3);
+  AdaptOptions o;
+  o.episode = {.n_way = 3, .k_shot = 2, .q_query = 4};
+  o.search_steps = 60;
+  o.finetune_steps = 0;
+  o.head = HeadInit::zero;
+  o.search.w_lr = o.search.w_lr_min = 0.1f;
+  o.search.w_optimizer = WeightOptimizer::sgd;
+  o.search.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 1, .split = 3};
+  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
+  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
+            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+  double sum = 0;
+  for (uint64_t t = 0; t < 4; ++t) {
+    synthetic_tasks(21)(t, task);
+    // Class-major: sort rows by label (stable), as the episode sampler writes them.
+    for (const Tensor* pair : {&task.support_x, &task.query_x}) {
+      const Tensor& x = *pair;
+      const Tensor& y = pair == &task.support_x ? task.support_y : task.query_y;
+      const int64_t rows = x.shape()[0], image = x.numel() / rows;
+      std::vector<float> xs(x.f32(), x.f32() + x.numel());
+      std::vector<int32_t> ys(y.i32(), y.i32() + rows);
+      int64_t at = 0;
+      for (int32_t c = 0; c < 3; ++c)
+        for (int64_t r = 0; r < rows; ++r)
+          if (ys[size_t(r)] == c) {
+            std::copy_n(xs.data() + r * image, image, x.f32() + at * image);
+            y.i32()[at++] = c;
+          }
+    }
+    FewShotAdapter ada(s, o, weights_copy(start));
+    CHECK(ada.query_per_chunk_stats());  // automatic: the search splits the support set
+    CHECK(ada.query_chunk() == 2);
+    sum += ada.adapt(task, 3 + t).supernet_accuracy;
+  }
+  // Measured 2026-12-01: 0.56 interleaved, 0.31 in the class-major order (chance 1/3).
+  CHECK(sum / 4 > 0.45);
+}
+
 TEST_CASE("adaptation: the query set in chunks gives the same accuracies, in one planned arena") {
   SearchSpace s = tiny_space();
   ParamStore start;
@@ -449,6 +527,7 @@ TEST_CASE("adaptation: the query set in chunks gives the same accuracies, in one
   o.search_steps = 3;
   o.finetune_steps = 3;
   o.search.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 1, .split = 2};
+  o.query_stats = AdaptOptions::QueryStats::query_set;  // chunks of the whole query set's statistics
   Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
   Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
             Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};

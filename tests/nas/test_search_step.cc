@@ -279,7 +279,11 @@ TEST_CASE("the memory budget picks the fastest setting that fits, or refuses nam
   CHECK(order.front().split == 1);
   CHECK(order.back().mode == Mode::ops_pairs_sbs);
   CHECK(order.back().sbs == SbsVariant::recompute);
-  CHECK(order.back().split == 6);
+  CHECK(order.back().split == 6);  // micro-batches of one image (split 6) come last, the fastest of them first
+  CHECK(order[14].split == 3);
+  CHECK(order[15].split == 6);
+  CHECK(order[15].mode == Mode::full);
+  for (size_t i = 0; i < 15; ++i) CHECK(order[i].split < 6);
 
   ParamStore params;
   params.store_weight_gradients(false);
