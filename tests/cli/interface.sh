@@ -115,6 +115,24 @@ t=$("$python" -c 'import json, sys; print(round(json.loads(open(sys.argv[1]).rea
   2> ma.err > /dev/null || fail "adapt from an annealed meta cell: $(tail -3 ma.err)"
 grep -q "alpha at temperature 0.316228, arch lr 0.000948683" ma.err || fail "adapt does not step alpha at the meta cell's temperature: $(grep search ma.err)"
 [[ -s a/genotype.json && -s a/result.json ]] || fail "adapt --out wrote nothing"
+# The on-device default at K shots: K micro-batches of one image of every class, the
+# supernet measured in groups of 5 query images by their own statistics; at 1 shot one
+# batch; micro-batches of one image warn; --query-stats query-set measures with the
+# whole query set's statistics.
+"$onnas" adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --shot 2 --query 2 --search-steps 1 --finetune-steps 1 \
+  --threads 2 2> a5.err > /dev/null || fail "adapt --shot 2: $(tail -3 a5.err)"
+grep -q "split 2;" a5.err || fail "adapt --shot 2 did not search in 2 micro-batches: $(grep search a5.err)"
+grep -q "groups of 5 of 10 images, each by its own statistics" a5.err || fail "adapt --shot 2: $(grep memory: a5.err)"
+grep -q "warning" a5.err && fail "adapt --shot 2 warned: $(grep warning a5.err)"
+"$onnas" adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --shot 2 --query 2 --search-steps 1 --finetune-steps 1 \
+  --threads 2 --query-stats query-set 2> a5q.err > /dev/null || fail "adapt --query-stats query-set: $(tail -3 a5q.err)"
+grep -q "(10 images at once)" a5q.err || fail "adapt --query-stats query-set: $(grep memory: a5q.err)"
+"$onnas" adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 \
+  2> a1.err > /dev/null || fail "adapt: $(tail -3 a1.err)"
+grep -q "split 1;" a1.err || fail "adapt at 1 shot did not search in one batch: $(grep search a1.err)"
+"$onnas" adapt --meta-cell m/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 1 --threads 2 \
+  --split 5 2> a1s.err > /dev/null || fail "adapt --split 5: $(tail -3 a1s.err)"
+grep -q "warning: split 5 of a batch of 5: micro-batches of one image" a1s.err || fail "adapt --split 5 at 1 shot did not warn"
 json eval-fewshot -- eval-fewshot --random-init "${tiny[@]}" "${data[@]}" --query 2 --tasks 2 --search-steps 1 --finetune-steps 1 --out f
 [[ $(wc -l < f/tasks.jsonl) == 2 ]] || fail "eval-fewshot --out: expected 2 task lines"
 json export -- export --model t/model.safetensors --out net.onnx
