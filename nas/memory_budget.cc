@@ -44,12 +44,9 @@ std::vector<StepConfig> candidate_configs(const SearchSpace& space, const Search
     for (SbsVariant v : {SbsVariant::checkpoint, SbsVariant::recompute})
       out.push_back({.mode = Mode::ops_pairs_sbs, .sbs = v, .k_grad = k_grad, .split = split});
   }
-  // Micro-batches of one image come last, whatever their speed: batch norm normalizes
-  // each by itself, which defeats the search (every image looks alike after the global
-  // pooling); they are chosen only when nothing else fits.
+  // Micro-batches of one image come last, whatever their speed (StepConfig::one_image_micro_batches).
   auto key = [&](const StepConfig& c) {
-    const bool one_image = c.split > 1 && options.batch / c.split == 1;
-    return std::tuple(one_image, recomputed_cells(space, c), c.split, int(c.mode));
+    return std::tuple(c.one_image_micro_batches(options.batch), recomputed_cells(space, c), c.split, int(c.mode));
   };
   std::stable_sort(out.begin(), out.end(), [&](const StepConfig& a, const StepConfig& b) { return key(a) < key(b); });
   return out;

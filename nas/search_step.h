@@ -70,6 +70,10 @@ struct StepConfig {
   bool samples_ops() const { return mode != Mode::full; }
   bool samples_pairs() const { return mode == Mode::ops_pairs || mode == Mode::ops_pairs_sbs; }
   bool sbs_on() const { return mode == Mode::ops_pairs_sbs; }
+  // Micro-batches of one image of a batch of `batch`: batch norm normalizes each image
+  // by itself, and after the global pooling every image looks alike (a search so is at
+  // chance). The tool warns, and a memory budget chooses them only when nothing else fits.
+  bool one_image_micro_batches(int64_t batch) const { return split > 1 && batch / split == 1; }
   // "ops+pairs+sbs/recompute, k_grad 2, split 5"
   std::string describe() const;
   // The tool's flags for it: "--mode ops+pairs+sbs --sbs recompute --k-grad 2 --split 5"

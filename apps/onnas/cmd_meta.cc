@@ -29,6 +29,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -66,10 +67,9 @@ struct FewShotDataOptions {
   std::vector<int32_t> test_classes;  // fashion-mnist: empty is the default split
   bool rotations = false;             // omniglot / glyphs
   std::string split_dir;              // omniglot / glyphs: train.txt, val.txt, test.txt
-  // fashion-mnist under a memory budget, the files are opened streamed. Adaptation
-  // (adapt, eval-fewshot): the test file; FewShotData::hold_meta_test_in_memory() reads
-  // the meta-test classes' images in. Meta-training: both files;
-  // FewShotData::hold_meta_train_in_memory() reads what meta-training draws from in.
+  // fashion-mnist under a memory budget: the files are opened streamed (adaptation: the
+  // test file; meta-training: both), and FewShotData::hold_in_memory() reads in what the
+  // run draws from when that fits beside the step.
   bool stream = false;
   CLI::Option* image_size_given = nullptr;  // miniimagenet defaults to 84 x 84 colour
   CLI::Option* image_channels_given = nullptr;
@@ -138,43 +138,39 @@ struct FewShotData {
   data::ImageLoadOptions load;
   data::ChannelStats stats;  // Fashion-MNIST: the normalization applied (empty for trees)
   bool fashion = false;      // Fashion-MNIST (in memory, or its test file streamed in sets[])
-  std::shared_ptr<const data::ImageSet> file;  // that test file, opened streamed (also once read in)
-  // The images stay in their file (sets[] are Fashion-MNIST's streamed test file).
+  // Fashion-MNIST under a memory budget: its files opened streamed (also once read in).
+  // `file` is the test file; `train_file` the train file, when meta-training draws from it.
+  std::shared_ptr<const data::ImageSet> file, train_file;
+  // The images stay in their files (sets[] read from them).
   bool streamed() const { return file && sets[meta_test] == file; }
 
-  // Fashion-MNIST's streamed test file: the bytes its meta-test classes' images would
-  // take in memory, and reading them in (an adaptation holds nothing else of the file).
+  // Reading the streamed files in, and the bytes that takes: what the run draws from.
+  // Adaptation holds the meta-test classes of the test file (nothing else of it);
+  // meta-training the meta-train classes of the train file and the whole test file.
+  std::vector<int64_t> meta_train_images() const { return images_of_classes(*train_file, classes[meta_train]); }
   std::vector<int64_t> meta_test_images() const { return images_of_classes(*file, classes[meta_test]); }
-  void stream_from_file() {
+  void stream_from_files() {
     for (auto& set : sets) set = file;
+    if (train_file) sets[meta_train] = train_file;
   }
-  size_t meta_test_in_memory_bytes() const { return meta_test_images().size() * size_t(C * H * W + 4); }
-  void hold_meta_test_in_memory() {
+  size_t in_memory_bytes() const {
+    const size_t images = train_file ? meta_train_images().size() + size_t(file->N) : meta_test_images().size();
+    return images * size_t(C * H * W + 4);
+  }
+  void hold_in_memory() {
     if (!streamed()) return;
-    auto held = std::make_shared<data::Dataset>(data::subset(*file, meta_test_images()));
-    for (auto& set : sets) set = held;
+    if (!train_file) {
+      auto held = std::make_shared<data::Dataset>(data::subset(*file, meta_test_images()));
+      for (auto& set : sets) set = held;
+      return;
+    }
+    std::vector<int64_t> all_test(size_t(file->N));
+    std::iota(all_test.begin(), all_test.end(), int64_t(0));
+    sets[meta_train] = std::make_shared<data::Dataset>(data::subset(*train_file, meta_train_images()));
+    sets[meta_val] = sets[meta_test] = std::make_shared<data::Dataset>(data::subset(*file, all_test));
   }
 
   enum Split { meta_train = 0, meta_val = 1, meta_test = 2 };
-
-  // Meta-training Fashion-MNIST under a memory budget: both files opened streamed
-  // (sets[] read from them), and read in (the meta-train classes of the train file, the
-  // whole test file) only when that fits beside the step (choose_inner_step).
-  std::shared_ptr<const data::ImageSet> train_file, test_file;
-  bool meta_train_streamed() const { return train_file && sets[meta_train] == train_file; }
-  size_t meta_train_in_memory_bytes() const {
-    const size_t per_image = size_t(C * H * W + 4);
-    return (images_of_classes(*train_file, classes[meta_train]).size() + size_t(test_file->N)) * per_image;
-  }
-  void hold_meta_train_in_memory() {
-    if (!meta_train_streamed()) return;
-    std::vector<int64_t> all_test(size_t(test_file->N));
-    for (int64_t i = 0; i < test_file->N; ++i) all_test[size_t(i)] = i;
-    auto held_train = std::make_shared<data::Dataset>(data::subset(*train_file, images_of_classes(*train_file, classes[meta_train])));
-    auto held_test = std::make_shared<data::Dataset>(data::subset(*test_file, all_test));
-    sets[meta_train] = held_train;
-    sets[meta_val] = sets[meta_test] = held_test;
-  }
 
   // Bytes the loaded data holds in memory (each set once).
   size_t bytes() const {
@@ -289,11 +285,15 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       }
       data::normalize(*test, d.stats);
       d.file = test;
-      d.stream_from_file();
+      d.stream_from_files();
       d.C = test->C, d.H = test->H, d.W = test->W;
       d.description = fmt::format("fashion-mnist ({}): meta-test classes {} (test file)", dir, fmt::join(cs.meta_test, ","));
       return d;
     }
+    const std::string meta_training_description =
+        fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes (test file), "
+                    "meta-test classes {} (test file)",
+                    dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
     if (o.stream && !given && !adaptation_only) {
       // Meta-training under a budget: streamed until the step is chosen.
       std::shared_ptr<data::ImageSet> train = data::open_fashion_mnist_stream(dir, data::Split::train);
@@ -301,13 +301,10 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
       d.stats = data::channel_stats(*train, images_of_classes(*train, cs.meta_train));
       data::normalize(*train, d.stats);
       data::normalize(*test, d.stats);
-      d.train_file = train, d.test_file = test;
-      d.sets[FewShotData::meta_train] = train;
-      d.sets[FewShotData::meta_val] = d.sets[FewShotData::meta_test] = test;
+      d.train_file = train, d.file = test;
+      d.stream_from_files();
       d.C = test->C, d.H = test->H, d.W = test->W;
-      d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
-                                  "(test file), meta-test classes {} (test file)",
-                                  dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
+      d.description = meta_training_description;
       return d;
     }
     d.test = std::make_shared<data::Dataset>(data::load_fashion_mnist(dir, data::Split::test));
@@ -328,9 +325,7 @@ FewShotData load_fewshot(const FewShotDataOptions& o, const data::ChannelStats* 
     }
     data::normalize(*d.test, d.stats);
     d.C = d.test->C, d.H = d.test->H, d.W = d.test->W;
-    d.description = fmt::format("fashion-mnist ({}): meta-train classes {} (train file), meta-val the same classes "
-                                "(test file), meta-test classes {} (test file)",
-                                dir, fmt::join(cs.meta_train, ","), fmt::join(cs.meta_test, ","));
+    d.description = meta_training_description;
     return d;
   }
   if (o.train_dir.empty() || o.test_dir.empty())
@@ -476,8 +471,9 @@ void set_threads(int threads, const Distributed& dist) {
 // chooser prints its choice). The budget bounds plan + data; the fixed overhead of the
 // process comes on top.
 // `more` bytes (what else the command holds through the step) with what they are.
-// A Fashion-MNIST test file opened streamed (adaptation) is read in, its meta-test
-// classes only, when that fits beside the step; else it stays in its file.
+// Fashion-MNIST files opened streamed are read in (what the run draws from:
+// FewShotData::hold_in_memory) when that fits beside the step; else they stay in their
+// files.
 // `shared_arena` (of `more`): an arena reserved anyway that the step may run in.
 // Returns the bytes the choice counted: the data, `more` and the step.
 size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space, nas::SearchOptions& options,
@@ -485,32 +481,21 @@ size_t choose_inner_step(const StepOptions& step, const nas::SearchSpace& space,
                          size_t shared_arena = 0) {
   if (!step.has_budget()) return 0;
   const std::string rest = more ? ", " + more_for : std::string();
-  if (d.train_file) {
-    const size_t in_memory = d.meta_train_in_memory_bytes();
-    try {
-      const size_t s = step.choose(space, options, seed, in_memory + more, "the data in memory" + rest, shared_arena);
-      d.hold_meta_train_in_memory();
-      return in_memory + more + s;
-    } catch (const Error& e) {
-      std::fprintf(stderr, "%s\n  so the images (%s) stay in their files and each task reads its own\n", e.what(),
-                   format_bytes(double(in_memory)).c_str());
-    }
-  }
   if (d.file) {
-    const size_t in_memory = d.meta_test_in_memory_bytes();
-    d.stream_from_file();  // (a second choice: what the first read in is let go)
+    const size_t in_memory = d.in_memory_bytes();
+    d.stream_from_files();  // (a second choice: what the first read in is let go)
     try {
-      const size_t s = step.choose(space, options, seed, in_memory + more, "the meta-test images in memory" + rest,
-                                   shared_arena);
-      d.hold_meta_test_in_memory();
+      const char* what = d.train_file ? "the data in memory" : "the meta-test images in memory";
+      const size_t s = step.choose(space, options, seed, in_memory + more, what + rest, shared_arena);
+      d.hold_in_memory();
       return in_memory + more + s;
     } catch (const Error& e) {
-      std::fprintf(stderr, "%s\n  so the images (%s) stay in their file and each task reads its own\n", e.what(),
-                   format_bytes(double(in_memory)).c_str());
+      std::fprintf(stderr, "%s\n  so the images (%s) stay in their file%s and each task reads its own\n", e.what(),
+                   format_bytes(double(in_memory)).c_str(), d.train_file ? "s" : "");
     }
   }
   return d.bytes() + more +
-         step.choose(space, options, seed, d.bytes() + more, (d.streamed() || d.meta_train_streamed() ? "the streamed data" : "the data") + rest,
+         step.choose(space, options, seed, d.bytes() + more, (d.streamed() ? "the streamed data" : "the data") + rest,
                      shared_arena);
 }
 

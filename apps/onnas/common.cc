@@ -48,11 +48,8 @@ void StepOptions::add(CLI::App& cmd) {
 
 namespace {
 
-// Batch norm normalizes a micro-batch by its own statistics: one image alone has every
-// channel's spatial mean taken out, so after the global pooling every image looks
-// alike (a supernet searched so is at chance).
 void warn_single_image_micro_batches(const nas::SearchOptions& options) {
-  if (options.step.split > 1 && options.batch / options.step.split == 1)
+  if (options.step.one_image_micro_batches(options.batch))
     std::fprintf(stderr,
                  "onnas: warning: split %d of a batch of %lld: micro-batches of one image, which batch norm normalizes "
                  "by themselves (after the global pooling every image looks alike); choose a split that leaves at "

@@ -63,6 +63,16 @@ TaskSource synthetic_tasks(uint64_t seed) {
   };
 }
 
+// A task of `ns` support and `nq` query images (1x8x8, tiny_space's), in buffers it owns.
+struct TaskStore {
+  TaskStore(int64_t ns, int64_t nq)
+      : sx(size_t(ns) * 64 * 4), sy(size_t(ns) * 4), qx(size_t(nq) * 64 * 4), qy(size_t(nq) * 4),
+        task{Tensor(sx.data(), Shape{ns, 1, 8, 8}), Tensor(sy.data(), Shape{ns}, DType::i32),
+             Tensor(qx.data(), Shape{nq, 1, 8, 8}), Tensor(qy.data(), Shape{nq}, DType::i32)} {}
+  Buffer sx, sy, qx, qy;
+  Task task;
+};
+
 MetaOptions tiny_options() {
   MetaOptions o;
   o.episode = {.n_way = 3, .k_shot = 2, .q_query = 2};
@@ -219,9 +229,8 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
     SearchOptions so = o.inner;
     so.batch = 6;
     Searcher searcher(s, so, p, task_seed(5, t));
-    Buffer sx(6 * 64 * 4), sy(6 * 4), qx(6 * 64 * 4), qy(6 * 4);
-    Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
-              Tensor(qx.data(), Shape{6, 1, 8, 8}), Tensor(qy.data(), Shape{6}, DType::i32)};
+    TaskStore store(6, 6);
+    const Task& task = store.task;
     tasks(t, task);
     for (int step = 0; step < o.inner_steps; ++step) {
       searcher.set_progress(step, o.inner_steps);
@@ -419,9 +428,8 @@ TEST_CASE("adaptation: a zero classifier starts every task from ties, meta keeps
   o.episode = {.n_way = 3, .k_shot = 2, .q_query = 4};
   o.search_steps = 0;
   o.finetune_steps = 0;
-  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
-  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
-            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+  TaskStore store(6, 12);
+  const Task& task = store.task;
   synthetic_tasks(5)(0, task);
   // Every logit is the same: the first class wins each query, a third of them (labels i % 3).
   o.head = HeadInit::zero;
@@ -487,9 +495,8 @@ TEST_CASE("adaptation in micro-batches: each holds every class, so batch norm ke
   o.search.w_lr = o.search.w_lr_min = 0.1f;
   o.search.w_optimizer = WeightOptimizer::sgd;
   o.search.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 1, .split = 3};
-  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
-  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
-            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+  TaskStore store(6, 12);
+  const Task& task = store.task;
   double sum = 0;
   for (uint64_t t = 0; t < 4; ++t) {
     synthetic_tasks(21)(t, task);
@@ -528,9 +535,8 @@ TEST_CASE("adaptation: the query set in chunks gives the same accuracies, in one
   o.finetune_steps = 3;
   o.search.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 1, .split = 2};
   o.query_stats = AdaptOptions::QueryStats::query_set;  // chunks of the whole query set's statistics
-  Buffer sx(6 * 64 * 4), sy(6 * 4), qx(12 * 64 * 4), qy(12 * 4);
-  Task task{Tensor(sx.data(), Shape{6, 1, 8, 8}), Tensor(sy.data(), Shape{6}, DType::i32),
-            Tensor(qx.data(), Shape{12, 1, 8, 8}), Tensor(qy.data(), Shape{12}, DType::i32)};
+  TaskStore store(6, 12);
+  const Task& task = store.task;
 
   o.query_chunk = 0;
   FewShotAdapter whole(s, o, copy());
