@@ -116,7 +116,7 @@ std::vector<ValueId> backward(Graph& g, std::span<const Seed> seeds, std::span<c
     const Node& p = g.node(g.value(v).producer);
     const OpDef& op = *p.op->recompute;
     const std::string name = p.name + ".recomputed";
-    std::any attrs = p.attrs;
+    Attrs attrs = p.attrs;
     std::vector<ValueId> inputs = p.inputs;  // copies: making copies of inputs may move g's nodes
     for (ValueId& in : inputs) in = remat_impl(in, after);
     inputs.push_back(after);

@@ -318,6 +318,11 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     p.choice_gate_ = choices.gate_of_choice;
   }
 
+  // The steps' attributes, copied into one table (graph/attrs.h): sized first, allocated once.
+  size_t attrs_bytes = 0;
+  for (NodeId id : order)
+    if (const AttrsType* t = g.node(id).attrs.type()) attrs_bytes = AttrsTable::add_size(attrs_bytes, *t);
+  p.attrs_ = AttrsTable(attrs_bytes);
   std::vector<int32_t> buffer_of(g.num_values(), -1);
   for (size_t s = 0; s < order.size(); ++s) {
     const Node& n = g.node(order[s]);
@@ -365,7 +370,10 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     }
     Program::Step step;
     step.op = n.op;
-    step.attrs = n.attrs;
+    if (n.attrs.has_value()) {
+      step.attrs_type = n.attrs.type();
+      step.attrs_at = p.attrs_.add(n.attrs);
+    }
     step.first_arg = uint32_t(p.arg_values_.size());
     step.num_inputs = uint32_t(n.inputs.size());
     step.num_outputs = uint32_t(n.outputs.size());
@@ -600,7 +608,7 @@ void Program::run(Arena& arena, const ParamStore& params, std::span<const Feed> 
         if (args_[i].empty())
           fail("run: the gradient '{}' has no storage in the parameter store in this run (its gate is open, so a "
                "step writes it)", name(arg_values_[s.first_arg + i]));
-    RunContext ctx{s.attrs, std::span<const Tensor>(args_.data(), s.num_inputs),
+    RunContext ctx{attrs_.at(s.attrs_at), s.attrs_type, std::span<const Tensor>(args_.data(), s.num_inputs),
                    std::span<const Tensor>(args_.data() + s.num_inputs, s.num_outputs),
                    s.workspace_offset >= 0 ? static_cast<void*>(base + base_of(s.workspace_choice) + s.workspace_offset)
                                            : nullptr,
@@ -654,7 +662,7 @@ size_t Program::persistent_bytes(const ParamStore& params) const {
 
 size_t Program::table_bytes() const {
   static_assert(sizeof(Val) == 64, "a value's entry is meant to stay one cache line");
-  size_t bytes = steps_.capacity() * sizeof(Step) + order_.capacity() * sizeof(NodeId) +
+  size_t bytes = steps_.capacity() * sizeof(Step) + attrs_.bytes() + order_.capacity() * sizeof(NodeId) +
                  arg_values_.capacity() * sizeof(ValueId) + args_.capacity() * sizeof(Tensor) +
                  vals_.capacity() * sizeof(Val) + types_.capacity() * sizeof(TensorType) +
                  inputs_.capacity() * sizeof(ValueId) +

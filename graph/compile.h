@@ -166,7 +166,8 @@ class Program {
 
   struct Step {
     const OpDef* op = nullptr;
-    std::any attrs;
+    const AttrsType* attrs_type = nullptr;  // nullptr: the node had none
+    uint32_t attrs_at = 0;                   // into attrs_: the step's copy of its node's attributes
     uint32_t first_arg = 0;    // into arg_values_: inputs then outputs
     uint32_t num_inputs = 0, num_outputs = 0;
     int64_t workspace_offset = -1;   // from its choice's base when workspace_choice >= 0
@@ -219,6 +220,7 @@ class Program {
   std::vector<Binding> bindings_;
   std::vector<Tensor> bound_;          // per binding: this run's tensor (scratch)
   std::string names_;                  // every name, one after the other
+  AttrsTable attrs_;                   // every step's attributes, one after the other
   std::vector<planner::BufferRequest> buffers_;
   planner::ChoiceTree tree_;
   std::vector<GateId> choice_gate_;

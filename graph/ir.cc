@@ -64,7 +64,7 @@ ValueId Graph::param_grad(ValueId param) {
 }
 
 std::vector<ValueId> Graph::add_node(const OpDef& op, const std::string& name, std::vector<ValueId> inputs,
-                                     std::any attrs) {
+                                     Attrs attrs) {
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i] < 0 || size_t(inputs[i]) >= values_.size())
       fail("{} '{}': input {} is not a value of this graph", op.name, name, i);

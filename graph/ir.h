@@ -11,13 +11,13 @@
 //   Program p = compile(g, {.outputs = {loss}, .param_grads = {{w, grads[0]}}});
 #pragma once
 
-#include <any>
 #include <memory>
 #include <unordered_map>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "graph/attrs.h"
 #include "graph/gates.h"
 #include "runtime/param_store.h"
 #include "runtime/shape.h"
@@ -59,7 +59,7 @@ struct Node {
   std::string name;
   std::vector<ValueId> inputs;
   std::vector<ValueId> outputs;
-  std::any attrs;
+  Attrs attrs;
   bool backward = false;  // emitted by autodiff
   GateId gate = kAlways;  // runs only when this gate is open (graph/gates.h)
 };
@@ -75,8 +75,8 @@ class Graph {
   // throws onnas::Error naming the node and values on a mismatch), names the outputs
   // `name` (or `name.<output name>` for ops with several outputs). Returns the outputs.
   std::vector<ValueId> add_node(const OpDef& op, const std::string& name, std::vector<ValueId> inputs,
-                                std::any attrs = {});
-  ValueId add_node1(const OpDef& op, const std::string& name, std::vector<ValueId> inputs, std::any attrs = {}) {
+                                Attrs attrs = {});
+  ValueId add_node1(const OpDef& op, const std::string& name, std::vector<ValueId> inputs, Attrs attrs = {}) {
     return add_node(op, name, std::move(inputs), std::move(attrs)).at(0);
   }
 

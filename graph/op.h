@@ -11,7 +11,6 @@
 //   };
 #pragma once
 
-#include <any>
 #include <functional>
 #include <span>
 #include <string>
@@ -27,7 +26,7 @@ namespace onnas::graph {
 class InferContext {
  public:
   InferContext(const Graph& g, const std::string& node_name, std::string_view op_name,
-               std::span<const ValueId> inputs, const std::any& attrs)
+               std::span<const ValueId> inputs, const Attrs& attrs)
       : g_(g), node_name_(node_name), op_name_(op_name), inputs_(inputs), attrs_(attrs) {}
 
   size_t num_inputs() const { return inputs_.size(); }
@@ -36,7 +35,7 @@ class InferContext {
   const std::string& input_name(size_t i) const { return g_.name(inputs_[i]); }
   template <typename A>
   const A& attrs() const {
-    return std::any_cast<const A&>(attrs_);
+    return attrs_.get<A>();
   }
   // Throws onnas::Error: "<op> '<node>': <message>".
   template <typename... Args>
@@ -53,18 +52,19 @@ class InferContext {
   const std::string& node_name_;
   std::string_view op_name_;  // OpDef::name, a string literal
   std::span<const ValueId> inputs_;
-  const std::any& attrs_;
+  const Attrs& attrs_;
 };
 
 struct RunContext {
-  const std::any& attributes;
+  const void* attributes;  // the step's copy in its program's attribute table
+  const AttrsType* attributes_type;
   std::span<const Tensor> inputs;
   std::span<const Tensor> outputs;
   void* workspace;               // workspace_bytes() bytes of planned scratch, 64-byte aligned
   const uint8_t* gates = nullptr;  // this run's open gates by GateId; nullptr: every gate open
   template <typename A>
   const A& attrs() const {
-    return *std::any_cast<A>(&attributes);
+    return attrs_as<A>(attributes, attributes_type);
   }
   // For ops whose attributes name gates (a term or element that exists only in some runs).
   bool open(GateId g) const { return g == kAlways || !gates || gates[size_t(g)] != 0; }
@@ -102,7 +102,7 @@ class GradContext {
   bool needs_grad(size_t i) const { return needs_[i]; }
   template <typename A>
   const A& attrs() const {
-    return *std::any_cast<A>(&node().attrs);
+    return node().attrs.get<A>();
   }
   // A name for a backward value, e.g. "grad/cells.0.conv" + suffix.
   std::string grad_name(const std::string& suffix = "") const { return "grad/" + node().name + suffix; }

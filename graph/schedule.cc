@@ -5,16 +5,34 @@
 
 namespace onnas::graph {
 
+int Schedule::Builder::add(Part part) {
+  programs_.push_back(lower(part.graph, part.options));
+  labels_.push_back(std::move(part.label));
+  return int(programs_.size()) - 1;
+}
+
+namespace {
+Schedule::Builder lower_all(std::vector<Schedule::Part> parts) {
+  Schedule::Builder b;
+  for (Schedule::Part& part : parts) {
+    b.add(std::move(part));
+    part.graph = Graph();  // the tables are built; the graph is not kept
+  }
+  return b;
+}
+}  // namespace
+
 Schedule::Schedule(std::vector<Part> parts, std::vector<Handoff> handoffs, std::vector<std::pair<int, ValueId>> keep,
-                   planner::Strategy strategy) {
+                   planner::Strategy strategy)
+    : Schedule(lower_all(std::move(parts)), std::move(handoffs), std::move(keep), strategy) {}
+
+Schedule::Schedule(Builder lowered, std::vector<Handoff> handoffs, std::vector<std::pair<int, ValueId>> keep,
+                   planner::Strategy strategy)
+    : programs_(std::move(lowered.programs_)), labels_(std::move(lowered.labels_)) {
   std::vector<size_t> buffer_base, choice_base, group_base;
   int32_t step = 0;
   size_t inputs = 0;
-  for (Part& part : parts) {
-    programs_.push_back(lower(part.graph, part.options));
-    part.graph = Graph();  // the tables are built; the graph is not kept
-    labels_.push_back(std::move(part.label));
-    const Program& p = programs_.back();
+  for (const Program& p : programs_) {
     first_step_.push_back(step);
     step += int32_t(p.num_steps());
     buffer_base.push_back(buffers_.size());

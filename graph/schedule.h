@@ -51,7 +51,25 @@ class Schedule {
     Tensor tensor;
   };
 
+  // Lowers each part as it is added and frees its graph at once, so that building a
+  // schedule never holds more than one program's graph: the heap then stays about the
+  // size of the tables that are kept, instead of growing to every graph of the step and
+  // leaving holes between the kept tables when they are freed.
+  class Builder {
+   public:
+    // Returns the program's index in the schedule.
+    int add(Part part);
+    size_t size() const { return programs_.size(); }
+
+   private:
+    friend class Schedule;
+    std::vector<Program> programs_;
+    std::vector<std::string> labels_;
+  };
+
   Schedule() = default;
+  Schedule(Builder programs, std::vector<Handoff> handoffs, std::vector<std::pair<int, ValueId>> keep = {},
+           planner::Strategy strategy = planner::Strategy::best);
   Schedule(std::vector<Part> parts, std::vector<Handoff> handoffs, std::vector<std::pair<int, ValueId>> keep = {},
            planner::Strategy strategy = planner::Strategy::best);
 

@@ -190,8 +190,8 @@ struct GradientPass::Impl {
     graph::CompileOptions o;
     o.outputs = {net.loss, net.logits};
     add_param_grads(o, wrt, grads);
-    std::vector<graph::Schedule::Part> parts;
-    parts.push_back({"one-shot", std::move(g), std::move(o)});
+    graph::Schedule::Builder parts;
+    parts.add({"one-shot", std::move(g), std::move(o)});
     feed(0, net.x, false);
     feed(0, net.labels, true);
     loss_program = 0;
@@ -217,7 +217,7 @@ struct GradientPass::Impl {
 
   void build_sbs(const StepGates& gates, const ParamStore& params) {
     const int n = space.cells;
-    std::vector<graph::Schedule::Part> parts;
+    graph::Schedule::Builder parts;  // each program lowered as soon as its graph is built
     std::vector<graph::Schedule::Handoff> handoffs;
     // Whether phase i hands the gradients of its inputs on (the architecture pass has no
     // parameters before cell 0, so its phase 0 does not).
@@ -228,7 +228,7 @@ struct GradientPass::Impl {
       std::vector<int> keep;
       for (int k = 0; k < n; ++k) keep.push_back(k);
       ValueId x;
-      parts.push_back(forward_states(gates, n - 2, keep, x, checkpoint_states, "forward to cell outputs"));
+      parts.add(forward_states(gates, n - 2, keep, x, checkpoint_states, "forward to cell outputs"));
       checkpoint = 0;
       feed(0, x, false);
     }
@@ -243,7 +243,7 @@ struct GradientPass::Impl {
       if (config.sbs == SbsVariant::recompute) {
         const int keep[] = {k0, i};
         ValueId x;
-        parts.push_back(forward_states(gates, i - 1, keep, x, prefix_states, fmt::format("forward to cell {}", i)));
+        parts.add(forward_states(gates, i - 1, keep, x, prefix_states, fmt::format("forward to cell {}", i)));
         prefix = int(parts.size()) - 1;
         feed(prefix, x, false);
       }
@@ -291,7 +291,7 @@ struct GradientPass::Impl {
           o.outputs.push_back(d_s0);
         }
       }
-      parts.push_back({fmt::format("cell {} phase", i), std::move(g), std::move(o)});
+      parts.add({fmt::format("cell {} phase", i), std::move(g), std::move(o)});
       const int me = int(parts.size()) - 1;
       program_of[size_t(i)] = me;
       if (labels != kNoValue) {
@@ -321,7 +321,7 @@ struct GradientPass::Impl {
       std::vector<ValueId> grads = graph::backward(g, std::span<const graph::Seed>(&seed, 1), wrt);
       graph::CompileOptions o;
       add_param_grads(o, wrt, grads);
-      parts.push_back({"stem phase", std::move(g), std::move(o)});
+      parts.add({"stem phase", std::move(g), std::move(o)});
       const int me = int(parts.size()) - 1;
       feed(me, x, false);
       handoffs.push_back({program_of[0], full_grad[0], me, seed_value});

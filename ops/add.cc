@@ -73,7 +73,7 @@ ValueId scale(Graph& g, ValueId x, float s, const std::string& name) { return g.
 const OnnxOp kAddOnnx{&kAdd, [](OnnxLowering& l) { l.emit("Add", {l.input(0), l.input(1)}, {l.output(0)}); }};
 
 const OnnxOp kScaleOnnx{&kScale, [](OnnxLowering& l) {
-  const std::string s = l.constant(onnx::Tensor::f32(l.temp("s"), {}, {std::any_cast<float>(l.node().attrs)}));
+  const std::string s = l.constant(onnx::Tensor::f32(l.temp("s"), {}, {l.node().attrs.get<float>()}));
   l.emit("Mul", {l.input(0), s}, {l.output(0)});
 }};
 

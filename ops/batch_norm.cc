@@ -195,7 +195,7 @@ const graph::OpDef kBatchNormEvalBackward{
 };
 
 bool reads_output(const graph::Node& n) {
-  const BatchNormNode& b = *std::any_cast<BatchNormNode>(&n.attrs);
+  const BatchNormNode& b = n.attrs.get<BatchNormNode>();
   return !b.has_gamma && !b.has_beta;
 }
 
@@ -267,7 +267,7 @@ ValueId batch_norm(Graph& g, ValueId x, BatchNormParams p, BatchNormAttrs a, con
 // written out where the node has none. fold_batch_norms (ops/onnx_export.h) folds it
 // into the convolution before it, where there is one.
 const OnnxOp kBatchNormEvalOnnx{&kBatchNormEval, [](OnnxLowering& l) {
-  const BatchNormNode& n = std::any_cast<const BatchNormNode&>(l.node().attrs);
+  const BatchNormNode& n = l.node().attrs.get<BatchNormNode>();
   const int64_t c = l.graph().shape(l.node().inputs[0])[1];
   const std::string gamma = n.has_gamma ? l.input(n.gamma_at())
                                         : l.constant(onnx::Tensor::f32(l.temp("gamma"), {c}, std::vector<float>(size_t(c), 1.0f)));

@@ -144,7 +144,7 @@ const OnnxOp kConcatOnnx{&kConcat, [](OnnxLowering& l) {
 
 // Channels c0 .. c0 + channels - 1: Slice along axis 1.
 const OnnxOp kSliceOnnx{&kSlice, [](OnnxLowering& l) {
-  const SliceNode& a = std::any_cast<const SliceNode&>(l.node().attrs);
+  const SliceNode& a = l.node().attrs.get<SliceNode>();
   const std::string starts = l.constant(onnx::Tensor::i64(l.temp("starts"), {1}, {a.c0}));
   const std::string ends = l.constant(onnx::Tensor::i64(l.temp("ends"), {1}, {a.c0 + a.channels}));
   const std::string axes = l.constant(onnx::Tensor::i64(l.temp("axes"), {1}, {1}));

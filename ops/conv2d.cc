@@ -39,10 +39,10 @@ Shape weight_shape(const Conv2dShape& s) { return Shape{s.K, s.C / s.groups, s.R
 
 // The backward nodes carry the forward's kernel shape as their attributes.
 size_t backward_data_workspace(const graph::Graph&, const graph::Node& n) {
-  return kernels::conv2d_workspace_bytes(std::any_cast<const Conv2dShape&>(n.attrs), kernels::ConvPass::backward_data);
+  return kernels::conv2d_workspace_bytes(n.attrs.get<Conv2dShape>(), kernels::ConvPass::backward_data);
 }
 size_t backward_weight_workspace(const graph::Graph&, const graph::Node& n) {
-  return kernels::conv2d_workspace_bytes(std::any_cast<const Conv2dShape&>(n.attrs),
+  return kernels::conv2d_workspace_bytes(n.attrs.get<Conv2dShape>(),
                                          kernels::ConvPass::backward_weight);
 }
 
@@ -113,13 +113,13 @@ void forward_conv(const RunContext& c) {
 
 size_t forward_workspace(const graph::Graph& g, const graph::Node& n) {
   return kernels::conv2d_workspace_bytes(
-      conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), std::any_cast<const Conv2dAttrs&>(n.attrs)),
+      conv_shape(g.shape(n.inputs[0]), g.shape(n.inputs[1]), n.attrs.get<Conv2dAttrs>()),
       kernels::ConvPass::forward);
 }
 
 // Depthwise convs cost a few operations per output: recomputing one in the backward
 // is cheaper than keeping its output (a dense conv is not).
-bool cheap(const graph::Node& n) { return std::any_cast<const Conv2dAttrs&>(n.attrs).groups > 1; }
+bool cheap(const graph::Node& n) { return n.attrs.get<Conv2dAttrs>().groups > 1; }
 
 }  // namespace
 
@@ -153,7 +153,7 @@ const graph::OpDef kConv2d{
 
 const OnnxOp kConv2dOnnx{&kConv2d, [](OnnxLowering& l) {
   const Conv2dShape s = conv_shape(l.graph().shape(l.node().inputs[0]), l.graph().shape(l.node().inputs[1]),
-                                   std::any_cast<const Conv2dAttrs&>(l.node().attrs));
+                                   l.node().attrs.get<Conv2dAttrs>());
   l.emit("Conv", {l.input(0), l.input(1)}, {l.output(0)},
          {onnx::Attribute::ints("kernel_shape", {s.R, s.S}), onnx::Attribute::ints("strides", {s.stride_h, s.stride_w}),
           onnx::Attribute::ints("pads", {s.pad_h, s.pad_w, s.pad_h, s.pad_w}),

@@ -94,7 +94,7 @@ ValueId crop(Graph& g, ValueId x, int64_t top, int64_t left, int64_t h, int64_t 
 
 // x[:, :, top:top+h, left:left+w]: Slice along axes 2 and 3.
 const OnnxOp kCropOnnx{&kCrop, [](OnnxLowering& l) {
-  const CropNode& a = std::any_cast<const CropNode&>(l.node().attrs);
+  const CropNode& a = l.node().attrs.get<CropNode>();
   const std::string starts = l.constant(onnx::Tensor::i64(l.temp("starts"), {2}, {a.top, a.left}));
   const std::string ends = l.constant(onnx::Tensor::i64(l.temp("ends"), {2}, {a.top + a.h, a.left + a.w}));
   const std::string axes = l.constant(onnx::Tensor::i64(l.temp("axes"), {2}, {2, 3}));

@@ -125,11 +125,11 @@ std::vector<onnx::Attribute> onnx_window(const Pool2dAttrs& a) {
 
 // Only y is exported: argmax serves the backward.
 const OnnxOp kMaxPool2dOnnx{&kMaxPool2d, [](OnnxLowering& l) {
-  l.emit("MaxPool", {l.input(0)}, {l.output(0)}, onnx_window(std::any_cast<const Pool2dAttrs&>(l.node().attrs)));
+  l.emit("MaxPool", {l.input(0)}, {l.output(0)}, onnx_window(l.node().attrs.get<Pool2dAttrs>()));
 }};
 
 const OnnxOp kAvgPool2dOnnx{&kAvgPool2d, [](OnnxLowering& l) {
-  std::vector<onnx::Attribute> a = onnx_window(std::any_cast<const Pool2dAttrs&>(l.node().attrs));
+  std::vector<onnx::Attribute> a = onnx_window(l.node().attrs.get<Pool2dAttrs>());
   a.push_back(onnx::Attribute::integer("count_include_pad", 0));
   l.emit("AveragePool", {l.input(0)}, {l.output(0)}, std::move(a));
 }};

@@ -1,5 +1,6 @@
 #include "runtime/param_store.h"
 
+#include <algorithm>
 #include <atomic>
 
 namespace onnas {
@@ -7,6 +8,24 @@ namespace onnas {
 uint64_t ParamStore::next_layout_version() {
   static std::atomic<uint64_t> counter{1};
   return counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+// Slabs double from the smallest mapped block to 1 MiB, so a small store maps little
+// more than it holds (a mapped block counts whole in the memory the tools measure).
+constexpr size_t kFirstSlabBytes = size_t(64) << 10, kSlabBytes = size_t(1) << 20;
+}  // namespace
+
+void* ParamStore::slab_allocate(size_t bytes) {
+  const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (slabs_.empty() || slab_used_ + rounded > slabs_.back().bytes()) {
+    const size_t size = slabs_.empty() ? kFirstSlabBytes : std::min(2 * slabs_.back().bytes(), kSlabBytes);
+    slabs_.emplace_back(size);  // mapped, zero; resident only where written
+    slab_used_ = 0;
+  }
+  void* p = static_cast<std::byte*>(slabs_.back().data()) + slab_used_;
+  slab_used_ += rounded;
+  return p;
 }
 
 const char* param_kind_name(ParamKind k) {
@@ -25,8 +44,15 @@ Tensor ParamStore::add(const std::string& name, const Shape& shape, ParamKind ki
   auto e = std::make_unique<Entry>();
   e->name = name;
   e->kind = kind;
-  e->memory = Buffer(size_t(shape.numel()) * dtype_size(dtype));
-  e->tensor = Tensor(e->memory.data(), shape, dtype);
+  e->bytes = size_t(shape.numel()) * dtype_size(dtype);
+  void* data = nullptr;
+  if (kind == ParamKind::grad || e->bytes >= kFirstSlabBytes) {  // a gradient may be freed (set_grad_view)
+    e->memory = Buffer(e->bytes);
+    data = e->memory.data();
+  } else if (e->bytes > 0) {
+    data = slab_allocate(e->bytes);
+  }
+  e->tensor = Tensor(data, shape, dtype);
   index_.emplace(name, entries_.size());
   entries_.push_back(std::move(e));
   ++version_;
@@ -71,14 +97,14 @@ Tensor ParamStore::grad(std::string_view name) const {
 
 size_t ParamStore::bytes() const {
   size_t n = 0;
-  for (const auto& e : entries_) n += e->memory.bytes();
+  for (const auto& e : entries_) n += e->bytes;
   return n;
 }
 
 size_t ParamStore::bytes(ParamKind kind) const {
   size_t n = 0;
   for (const auto& e : entries_)
-    if (e->kind == kind) n += e->memory.bytes();
+    if (e->kind == kind) n += e->bytes;
   return n;
 }
 
@@ -86,8 +112,9 @@ void ParamStore::set_grad_view(std::string_view name, float* data) {
   const Entry& e = entry(name);
   if (e.grad_index < 0) fail("parameter '{}' ({}) has no gradient", name, param_kind_name(e.kind));
   Entry& g = *entries_[size_t(e.grad_index)];
-  if (g.tensor.data() == data && g.memory.bytes() == 0) return;
+  if (g.tensor.data() == data && g.bytes == 0) return;
   g.memory = Buffer();
+  g.bytes = 0;
   g.tensor = Tensor(data, g.tensor.shape(), g.tensor.dtype());
   ++version_;
 }

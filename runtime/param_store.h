@@ -40,9 +40,10 @@ class ParamStore {
   struct Entry {
     std::string name;
     ParamKind kind;
-    Buffer memory;
+    Buffer memory;  // its own block: a gradient, or 64 KiB and more; else it lies in a slab
     Tensor tensor;
     int grad_index = -1;  // index of the grad entry for weight/arch kinds
+    size_t bytes = 0;     // the storage it holds (0: a view, or nothing)
   };
 
   // Adds a tensor (zero-filled). Throws if the name exists.
@@ -80,6 +81,13 @@ class ParamStore {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
+  // Small tensors (weights, state, statistics under 64 KiB) are laid end to end in slabs
+  // mapped from the system, not one malloc block each: a supernet has thousands of them,
+  // added while its graph is built, and between them compilation's freed transients
+  // would stay resident (holes malloc cannot give back).
+  void* slab_allocate(size_t bytes);
+  std::vector<Buffer> slabs_;
+  size_t slab_used_ = 0;
   std::vector<std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> index_;  // lookups allocate nothing
   uint64_t version_ = 0;

@@ -103,6 +103,76 @@ TEST_CASE("compile removes dead code and runs what the outputs need") {
   for (int i = 0; i < 6; ++i) CHECK(out.f32()[i] == expect[i]);
 }
 
+namespace {
+
+// Attributes that own heap memory and count their live copies.
+struct Pattern {
+  std::vector<float> values;
+  static inline int live = 0;
+  explicit Pattern(std::vector<float> v) : values(std::move(v)) { ++live; }
+  Pattern(const Pattern& o) : values(o.values) { ++live; }
+  Pattern(Pattern&& o) noexcept : values(std::move(o.values)) { ++live; }
+  ~Pattern() { --live; }
+};
+
+// out = x + the pattern, repeated.
+const graph::OpDef kAddPattern{
+    .name = "add_pattern",
+    .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
+    .forward =
+        [](const graph::RunContext& c) {
+          const std::vector<float>& v = c.attrs<Pattern>().values;
+          for (int64_t i = 0; i < c.outputs[0].numel(); ++i)
+            c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
+        },
+};
+// Reads its attributes as the wrong type.
+const graph::OpDef kMisread{
+    .name = "misread",
+    .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
+    .forward = [](const graph::RunContext& c) { (void)c.attrs<float>(); },
+};
+
+}  // namespace
+
+TEST_CASE("a program holds its steps' attributes in a table of its own, checked by type") {
+  const int live0 = Pattern::live;
+  graph::Program p;
+  ValueId x, y;
+  {
+    Graph g;
+    x = g.input("x", {Shape{2, 3}});
+    ValueId a = g.add_node1(kAddPattern, "a", {x}, Pattern({1, 2}));
+    ValueId b = ops::scale(g, a, 0.5f, "half");  // a float, held in place
+    y = g.add_node1(kAddPattern, "b", {b}, Pattern({10, 20, 30}));
+    CHECK(g.node(g.value(a).producer).attrs.get<Pattern>().values.size() == 2);
+    CHECK_THROWS_WITH(g.node(g.value(a).producer).attrs.get<float>(), Catch::Contains("holds"));
+    p = graph::compile(g, {.outputs = {y}});
+  }  // the graph and its attributes are gone; the program has its own copies
+  CHECK(Pattern::live == live0 + 2);
+  CHECK(p.table_bytes() > 0);
+  Arena arena(p.arena_bytes());
+  float xs[6] = {0, 1, 2, 3, 4, 5};
+  ParamStore ps;
+  p.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}});
+  const float expect[6] = {10.5f, 21.5f, 31.5f, 12.5f, 22.5f, 33.5f};  // (x + [1 2 ...]) / 2 + [10 20 30 ...]
+  for (int i = 0; i < 6; ++i) CHECK(p.output(arena, y).f32()[i] == expect[i]);
+  graph::Program moved = std::move(p);
+  CHECK(Pattern::live == live0 + 2);
+  moved.run(arena, ps, {{x, Tensor(xs, Shape{2, 3})}});
+  CHECK(moved.output(arena, y).f32()[5] == expect[5]);
+  moved = graph::Program();
+  CHECK(Pattern::live == live0);  // destroyed with the program
+
+  Graph g;
+  ValueId in = g.input("x", {Shape{2}});
+  ValueId out = g.add_node1(kMisread, "m", {in}, Pattern({1}));
+  graph::Program bad = graph::compile(g, {.outputs = {out}});
+  Arena a2(bad.arena_bytes());
+  float two[2] = {};
+  CHECK_THROWS_WITH(bad.run(a2, ps, {{in, Tensor(two, Shape{2})}}), Catch::Contains("reads attributes of type"));
+}
+
 TEST_CASE("a profiled run counts every node under its op and leaves the results unchanged") {
   Graph g;
   ValueId x = g.input("x", {Shape{2, 3}});

@@ -1,5 +1,6 @@
 // Shape, Buffer, Arena, ParamStore, Rng, parallel_for.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <cstdint>
@@ -130,6 +131,37 @@ TEST_CASE("ParamStore gradients can live outside the store, or nowhere") {
   CHECK_THROWS_WITH(ps.set_grad_view("b", outside), Catch::Contains("'b'"));
 }
 
+
+TEST_CASE("ParamStore lays small tensors end to end in mapped slabs, not one malloc block each") {
+  ParamStore ps;
+  const size_t mapped0 = Buffer::mapped_bytes();
+  std::vector<Tensor> small;
+  for (int i = 0; i < 300; ++i) small.push_back(ps.add(fmt::format("t{}", i), Shape{5, 3}, ParamKind::state));
+  // 300 tensors of 60 bytes, each rounded to a cache line: the first slab, 64 KiB, mapped.
+  CHECK(Buffer::mapped_bytes() - mapped0 == 65536);
+  for (size_t i = 0; i < small.size(); ++i) {
+    CHECK(reinterpret_cast<uintptr_t>(small[i].data()) % kAlignment == 0);
+    for (int64_t k = 0; k < small[i].numel(); ++k) REQUIRE(small[i].f32()[k] == 0.0f);  // zero-filled
+    small[i].f32()[14] = float(i);  // the last element: writing it must not reach the next tensor
+    if (i > 0) CHECK(static_cast<std::byte*>(small[i].data()) - static_cast<std::byte*>(small[i - 1].data()) == 64);
+  }
+  for (size_t i = 0; i < small.size(); ++i) CHECK(small[i].f32()[0] == 0.0f);
+  CHECK(ps.get("t299").f32()[14] == 299.0f);
+  CHECK(ps.bytes(ParamKind::state) == 300 * 60);
+  // A tensor of 64 KiB or more has a block of its own.
+  ps.add("big", Shape{16384}, ParamKind::buffer);
+  CHECK(Buffer::mapped_bytes() - mapped0 == 2 * 65536);
+  // A full slab starts another of twice its size, up to 1 MiB: 32,000 bytes each, 1 in
+  // the first slab's 46,336 left, then 4 in 128 KiB, 8 in 256 KiB, 16 in 512 KiB, 11 in 1 MiB.
+  for (int i = 0; i < 40; ++i) ps.add(fmt::format("mid{}", i), Shape{8000}, ParamKind::buffer);
+  CHECK(Buffer::mapped_bytes() - mapped0 == 2 * 65536 + 131072 + 262144 + 524288 + 1048576);
+  // A gradient keeps its own block: set_grad_view frees it.
+  ps.add_weight("w", Shape{4});
+  CHECK(ps.bytes(ParamKind::grad) == 16);
+  float outside[4] = {};
+  ps.set_grad_view("w", outside);
+  CHECK(ps.bytes(ParamKind::grad) == 0);
+}
 TEST_CASE("Rng is deterministic, forks independently, draws in range") {
   Rng a(7), b(7), c(8);
   for (int i = 0; i < 100; ++i) CHECK(a.next_u64() == b.next_u64());
