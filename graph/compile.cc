@@ -277,7 +277,7 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
       std::string_view name = val.name;
       if (val.kind == ValueKind::param_grad) name = name.substr(0, name.size() - 5);  // strip "@grad"
       Program::Binding b;
-      b.name_at = append_name(p.names_, name);
+      b.name_at = pv.name_at;  // the value's name, or its leading part
       b.name_len = uint32_t(name.size());
       b.grad = val.kind == ValueKind::param_grad;
       pv.binding = int32_t(p.bindings_.size());
@@ -379,7 +379,11 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     step.num_outputs = uint32_t(n.outputs.size());
     step.gate = n.gate;
     step.backward = n.backward;
-    step.name_at = append_name(p.names_, n.name);
+    // A node's name leads its first output's ("conv", "bn" of "bn.mean"): shared.
+    const Program::Val* out0 = n.outputs.empty() ? nullptr : &p.vals_[size_t(n.outputs[0])];
+    step.name_at = out0 && std::string_view(p.names_).substr(out0->name_at, out0->name_len).starts_with(n.name)
+                       ? out0->name_at
+                       : append_name(p.names_, n.name);
     step.name_len = uint32_t(n.name.size());
     for (ValueId in : n.inputs) {
       p.arg_values_.push_back(in);

@@ -351,14 +351,29 @@ SearchNet emit_discrete_net(Graph& g, const SearchSpace& space, const Genotype& 
   return emit_network(g, space, batch, mode, discrete_body(space, genotype, mode));
 }
 
-void init_params(ParamStore& params, const Graph& g, Rng& rng) {
-  auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
+ParamList param_list(const Graph& g) {
+  ParamList list;
+  size_t bytes = 0, count = 0;
+  for (const graph::Value& v : g.values())
+    if (v.kind == graph::ValueKind::param) bytes += v.name.size(), ++count;
+  list.names.reserve(bytes);
+  list.items.reserve(count);
   for (const graph::Value& v : g.values()) {
-    if (v.kind != graph::ValueKind::param || params.contains(v.name)) continue;
-    const std::string& name = v.name;
-    const Shape& shape = v.type.shape;
+    if (v.kind != graph::ValueKind::param) continue;
+    list.items.push_back({uint32_t(list.names.size()), uint32_t(v.name.size()), v.type});
+    list.names += v.name;
+  }
+  return list;
+}
+
+void init_params(ParamStore& params, const Graph& g, Rng& rng) { init_params(params, param_list(g), rng); }
+
+void init_params(ParamStore& params, const ParamList& list, Rng& rng) {
+  auto ends_with = [](std::string_view s, std::string_view suffix) { return s.ends_with(suffix); };
+  for (size_t p = 0; p < list.items.size(); ++p) {
+    const std::string name(list.name(p));
+    if (params.contains(name)) continue;
+    const Shape& shape = list.items[p].type.shape;
     const bool is_arch = name.rfind("alpha.", 0) == 0 || name.rfind("beta.", 0) == 0;
     const bool is_bn = name.find(".bn") != std::string::npos;
     if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
@@ -377,11 +392,11 @@ void init_params(ParamStore& params, const Graph& g, Rng& rng) {
     } else {
       int64_t fan_in = 1;
       if (ends_with(name, ".bias")) {
-        std::string wname = name.substr(0, name.size() - 5) + ".weight";
-        const graph::Value* wv = nullptr;
-        for (const graph::Value& u : g.values())
-          if (u.kind == graph::ValueKind::param && u.name == wname) wv = &u;
-        fan_in = wv ? wv->type.shape.numel() / wv->type.shape[0] : shape[0];
+        const std::string wname = name.substr(0, name.size() - 5) + ".weight";
+        const Shape* ws = nullptr;
+        for (size_t u = 0; u < list.items.size(); ++u)
+          if (list.name(u) == wname) ws = &list.items[u].type.shape;
+        fan_in = ws ? ws->numel() / (*ws)[0] : shape[0];
       } else {
         fan_in = shape.numel() / shape[0];
       }

@@ -118,6 +118,21 @@ std::vector<ValueId> params_of_kind(const Graph& g, const ParamStore& params, Pa
 // running mean 0 / var 1, alpha and beta 1e-3 * N(0, 1). Kinds: alpha/beta arch,
 // running statistics buffer, the rest weight.
 void init_params(ParamStore& params, const Graph& g, Rng& rng);
+// A graph's parameters in its order, in two blocks (the names end to end, the types),
+// so that the graph can be freed before the store's entries are made: entries made
+// while the graph lives end up scattered among its freed blocks, and keep those pages
+// resident (nas::Searcher).
+struct ParamList {
+  struct Item {
+    uint32_t name_at, name_len;
+    graph::TensorType type;
+  };
+  std::string names;
+  std::vector<Item> items;
+  std::string_view name(size_t i) const { return std::string_view(names).substr(items[i].name_at, items[i].name_len); }
+};
+ParamList param_list(const Graph& g);
+void init_params(ParamStore& params, const ParamList& list, Rng& rng);
 // The supernet's parameters (every op of every edge, alpha and beta), created where
 // missing with init_params from a generator seeded by `seed`.
 void init_search_params(ParamStore& params, const SearchSpace& space, uint64_t seed);

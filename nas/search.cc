@@ -83,17 +83,22 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
   // With sparse gradients, the weights' gradients never get storage of their own.
   const bool stored = params_.gradients_of_weights_stored();
   if (options_.sparse_weight_grads) params_.store_weight_gradients(false);
+  // The store's entries and the names below live as long as the search: they are made
+  // once the supernet's graph is freed and its blocks merged (release_free_heap), so they
+  // lie together, not scattered among the graph's holes keeping their pages resident.
+  ParamList list;
   {
     Graph g;
     emit_search_net(g, space_, options_.batch);
-    Rng init_rng = rng_.fork(0);
-    init_params(params_, g, init_rng);
-    for (const graph::Value& v : g.values()) {
-      if (v.kind != graph::ValueKind::param) continue;
-      ParamKind kind = params_.entry(v.name).kind;
-      if (kind == ParamKind::weight) weight_names_.push_back(v.name);
-      if (kind == ParamKind::arch) arch_names_.push_back(v.name);
-    }
+    list = param_list(g);
+  }
+  release_free_heap();
+  Rng init_rng = rng_.fork(0);
+  init_params(params_, list, init_rng);
+  for (size_t p = 0; p < list.items.size(); ++p) {
+    const ParamKind kind = params_.entry(list.name(p)).kind;
+    if (kind == ParamKind::weight) weight_names_.emplace_back(list.name(p));
+    if (kind == ParamKind::arch) arch_names_.emplace_back(list.name(p));
   }
   params_.store_weight_gradients(stored);
   const size_t entries = size_t(space_.num_edges() * space_.num_ops());
