@@ -1,6 +1,7 @@
 #include "graph/builtin_ops.h"
 
 #include "runtime/kernels/elementwise.h"
+#include "runtime/small_vector.h"
 
 namespace onnas::graph {
 
@@ -36,7 +37,7 @@ const OpDef kAddN{
 
 namespace {
 struct GatedTerms {
-  std::vector<GateId> gates;  // per input
+  SmallVector<GateId, 8> gates;  // per input; in place up to 8 (copied with a program's table)
 };
 }  // namespace
 
@@ -45,7 +46,7 @@ const OpDef kAddNGated{
     .infer = kAddN.infer,
     .forward =
         [](const RunContext& c) {
-          const std::vector<GateId>& gates = c.attrs<GatedTerms>().gates;
+          const auto& gates = c.attrs<GatedTerms>().gates;
           const int64_t n = c.outputs[0].numel();
           float* y = c.outputs[0].f32();
           bool first = true;
@@ -103,7 +104,7 @@ ValueId add_n_gated(Graph& g, std::span<const ValueId> values, std::span<const G
               values.size(), gates.size());
   Graph::GateScope scope(g, g.gates()->any_of(gates), /*exact=*/true);
   return g.add_node1(kAddNGated, name, std::vector<ValueId>(values.begin(), values.end()),
-                     GatedTerms{std::vector<GateId>(gates.begin(), gates.end())});
+                     GatedTerms{SmallVector<GateId, 8>(gates)});
 }
 
 void accumulate_grad(Graph& g, ValueId param, ValueId grad) {

@@ -35,6 +35,7 @@ GradientBlock::GradientBlock(const GradientPass& weight_pass, const ParamStore& 
     tree_ = c.tree;
     choice_gate_ = c.gate_of_choice;
   }
+  std::vector<planner::BufferRequest> buffers;  // per weight (0 bytes if never accumulated)
   for (size_t i = 0; i < names_.size(); ++i) {
     planner::BufferRequest b;
     b.name = names_[i] + "@grad";
@@ -42,10 +43,11 @@ GradientBlock::GradientBlock(const GradientPass& weight_pass, const ParamStore& 
     b.first_step = b.last_step = 0;
     b.kind = "gradient";
     if (leaves[i] >= 0) b.choice = c.at(leaves[i]);
-    buffers_.push_back(std::move(b));
+    buffers.push_back(std::move(b));
   }
-  plan_ = planner::plan_with_choices(buffers_, tree_);
-  planner::check_choice_plan(buffers_, tree_, plan_);
+  plan_ = planner::plan_with_choices(buffers, tree_);
+  planner::check_choice_plan(buffers, tree_, plan_);
+  for (const planner::BufferRequest& b : buffers) choice_.push_back(b.choice);
   if (allocate) block_ = Buffer(std::max<size_t>(plan_.arena_bytes, kAlignment));
   trained_.assign(names_.size(), 0);
   open_.assign(tree_.choices.size(), 0);
@@ -65,7 +67,7 @@ void GradientBlock::install(ParamStore& params, const graph::GateValues* gates) 
     trained_[i] = trained ? 1 : 0;
     float* at = nullptr;
     if (trained) {
-      const int32_t c = buffers_[i].choice;
+      const int32_t c = choice_[i];
       at = reinterpret_cast<float*>(base + plan_.offsets[i] + (c >= 0 ? size_t(base_[size_t(c)]) : 0));
     }
     params.set_grad_view(names_[i], at);

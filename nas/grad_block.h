@@ -45,7 +45,7 @@ class GradientBlock {
   std::vector<std::string> names_;
   std::vector<graph::GateId> gate_;       // per weight: the gate of its accumulation (kAlways), or -1: never
   std::vector<bool> accumulated_;
-  std::vector<planner::BufferRequest> buffers_;  // per weight (0 bytes if never accumulated)
+  std::vector<int32_t> choice_;  // per weight: the choice its gradient's storage is under, or -1
   planner::ChoiceTree tree_;
   std::vector<graph::GateId> choice_gate_;
   planner::Plan plan_;

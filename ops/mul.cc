@@ -21,6 +21,7 @@
 #include "ops/op_list.h"
 #include "ops/ops.h"
 #include "runtime/kernels/elementwise.h"
+#include "runtime/small_vector.h"
 
 namespace onnas::ops {
 namespace {
@@ -31,8 +32,9 @@ using graph::RunContext;
 using graph::TensorType;
 
 struct WeightedSumAttrs {
-  std::vector<int64_t> indices;     // into s, per value
-  std::vector<graph::GateId> gates;  // per value, or empty: every term always gets gradients
+  // In place up to 8 (an edge's ops, a node's pairs): copied with a program's table.
+  SmallVector<int64_t, 8> indices;        // into s, per value
+  SmallVector<graph::GateId, 8> gates;    // per value, or empty: every term always gets gradients
 };
 
 // Checks that input `at` is f32 and every (flat) index is inside it. Any rank: the
@@ -92,7 +94,7 @@ const graph::OpDef kWeightedSumBackwardScalars{
     .infer = [](const InferContext& c) { return std::vector<TensorType>{c.input(c.num_inputs() - 1)}; },
     .forward =
         [](const RunContext& c) {
-          const std::vector<int64_t>& indices = c.attrs<WeightedSumAttrs>().indices;
+          const auto& indices = c.attrs<WeightedSumAttrs>().indices;
           const Tensor& ds = c.outputs[0];
           const Tensor& dy = c.inputs[0];
           kernels::fill(ds.numel(), 0.0f, ds.f32());
@@ -107,7 +109,7 @@ const graph::OpDef kWeightedSum{
     .infer =
         [](const InferContext& c) {
           const WeightedSumAttrs& a = c.attrs<WeightedSumAttrs>();
-          const std::vector<int64_t>& indices = a.indices;
+          const auto& indices = a.indices;
           if (indices.empty()) c.fail("needs at least one value");
           if (!a.gates.empty() && a.gates.size() != indices.size())
             c.fail("{} gates for {} values", a.gates.size(), indices.size());
@@ -123,7 +125,7 @@ const graph::OpDef kWeightedSum{
         },
     .forward =
         [](const RunContext& c) {
-          const std::vector<int64_t>& indices = c.attrs<WeightedSumAttrs>().indices;
+          const auto& indices = c.attrs<WeightedSumAttrs>().indices;
           const float* s = c.inputs[indices.size()].f32();
           const int64_t n = c.outputs[0].numel();
           float* y = c.outputs[0].f32();
@@ -135,7 +137,7 @@ const graph::OpDef kWeightedSum{
         [](GradContext& c) {
           graph::Graph& g = c.graph();
           const WeightedSumAttrs& a = c.attrs<WeightedSumAttrs>();
-          const std::vector<int64_t>& indices = a.indices;
+          const auto& indices = a.indices;
           auto gate = [&](size_t j) { return a.gates.empty() ? graph::kAlways : a.gates[j]; };
           const size_t s_at = indices.size();
           const ValueId dy = c.output_grad(0);
@@ -178,9 +180,9 @@ ValueId weighted_sum(Graph& g, std::span<const ValueId> values, ValueId s, std::
     fail("weighted_sum '{}': {} values and {} indices into '{}'", name, values.size(), indices.size(), g.name(s));
   std::vector<ValueId> inputs(values.begin(), values.end());
   inputs.push_back(s);
-  WeightedSumAttrs a{std::vector<int64_t>(indices.begin(), indices.end()), {}};
+  WeightedSumAttrs a{SmallVector<int64_t, 8>(indices), {}};
   if (std::any_of(gates.begin(), gates.end(), [](graph::GateId x) { return x != graph::kAlways; }))
-    a.gates.assign(gates.begin(), gates.end());
+    a.gates = SmallVector<graph::GateId, 8>(gates);
   return g.add_node1(kWeightedSum, name, std::move(inputs), std::move(a));
 }
 
