@@ -10,8 +10,8 @@
 //   const Conv2dAttrs& c = a.get<Conv2dAttrs>();   // throws onnas::Error on another type
 //   const AttrsType* t = a.type();                 // nullptr when empty
 //
-//   AttrsTable table(AttrsTable::bytes_for(sizes));  // a program's: one block
-//   uint32_t at = table.add(a);                      // a copy, aligned for its type
+//   AttrsTable table(AttrsTable::add_size(0, *a.type()));  // a program's: one block, sized first
+//   uint32_t at = table.add(a);                             // a copy, aligned for its type
 //   attrs_as<Conv2dAttrs>(table.at(at), a.type());
 #pragma once
 

@@ -14,10 +14,7 @@ int Schedule::Builder::add(Part part) {
 namespace {
 Schedule::Builder lower_all(std::vector<Schedule::Part> parts) {
   Schedule::Builder b;
-  for (Schedule::Part& part : parts) {
-    b.add(std::move(part));
-    part.graph = Graph();  // the tables are built; the graph is not kept
-  }
+  for (Schedule::Part& part : parts) b.add(std::move(part));  // each graph freed once lowered
   return b;
 }
 }  // namespace

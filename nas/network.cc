@@ -369,16 +369,15 @@ ParamList param_list(const Graph& g) {
 void init_params(ParamStore& params, const Graph& g, Rng& rng) { init_params(params, param_list(g), rng); }
 
 void init_params(ParamStore& params, const ParamList& list, Rng& rng) {
-  auto ends_with = [](std::string_view s, std::string_view suffix) { return s.ends_with(suffix); };
   for (size_t p = 0; p < list.items.size(); ++p) {
     const std::string name(list.name(p));
     if (params.contains(name)) continue;
     const Shape& shape = list.items[p].type.shape;
     const bool is_arch = name.rfind("alpha.", 0) == 0 || name.rfind("beta.", 0) == 0;
     const bool is_bn = name.find(".bn") != std::string::npos;
-    if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
+    if (name.ends_with(".running_mean") || name.ends_with(".running_var")) {
       Tensor t = params.add(name, shape, ParamKind::buffer);
-      if (ends_with(name, ".running_var"))
+      if (name.ends_with(".running_var"))
         for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 1.0f;
       continue;
     }
@@ -387,11 +386,11 @@ void init_params(ParamStore& params, const ParamList& list, Rng& rng) {
     if (is_arch) {
       for (int64_t i = 0; i < t.numel(); ++i) w[i] = 1e-3f * rng.normal();
     } else if (is_bn) {
-      if (ends_with(name, ".weight"))
+      if (name.ends_with(".weight"))
         for (int64_t i = 0; i < t.numel(); ++i) w[i] = 1.0f;
     } else {
       int64_t fan_in = 1;
-      if (ends_with(name, ".bias")) {
+      if (name.ends_with(".bias")) {
         const std::string wname = name.substr(0, name.size() - 5) + ".weight";
         const Shape* ws = nullptr;
         for (size_t u = 0; u < list.items.size(); ++u)

@@ -44,7 +44,6 @@ CompiledStep::CompiledStep(const SearchSpace& space, const SearchOptions& option
   if (names.empty())
     for (const auto& e : params.entries())
       if (e->kind == ParamKind::weight) names.push_back(e->name);
-  release_free_heap();  // the block's lists are kept: made with the passes' transients merged, they lie together
   block_ = GradientBlock(weight_, params, names, gates_.space().get(), allocate_grad_block && sparse_);
 }
 
