@@ -3,7 +3,7 @@
 // Default Fashion-MNIST search: 28x28x1 input, C = 16, 4 cells (reductions at 1 and
 // 3), batch 32; the paper's Omniglot-like setting: C = 28, batch 25. Stem: 3x3 conv to
 // 3C channels. Per cell: 1x1 preprocessing convs, depthwise 3x3 (dilation 1 and 2),
-// pointwise C -> C, the 1x5 / 5x1 pair, at 28x28 (cell 0), 14x14 (cells 1-2, 2C
+// pointwise C -> C, the 1x5 / 5x1 pair, the dense 3x3, at 28x28 (cell 0), 14x14 (cells 1-2, 2C
 // channels) and 7x7 (cell 3, 4C channels).
 #pragma once
 
@@ -27,6 +27,8 @@ inline std::vector<ConvCase> search_conv_cases() {
       {"dw_3x3_d2_16_28",            32, 16, 28, 28, 16, 3, 3, 1, 2, 2, 2, 16},
       {"conv_1x5_16_28",             32, 16, 28, 28, 16, 1, 5, 1, 0, 2, 1, 1},
       {"conv_5x1_16_28",             32, 16, 28, 28, 16, 5, 1, 1, 2, 0, 1, 1},
+      {"conv_3x3_16_28",             32, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1},
+      {"conv_3x3_64_7",              32, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1},
       {"dw_3x3_s2_32_28to14",        32, 32, 28, 28, 32, 3, 3, 2, 1, 1, 1, 32},
       {"pw_1x1_32_14",               32, 32, 14, 14, 32, 1, 1, 1, 0, 0, 1, 1},
       {"dw_3x3_32_14",               32, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, 32},

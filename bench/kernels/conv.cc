@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -50,7 +51,10 @@ struct Operands {
       : x(size_t(s.N * s.C * s.H * s.W) * 4),
         w(size_t(s.weight_numel()) * 4),
         y(size_t(s.N * s.K * s.P() * s.Q()) * 4),
-        ws(onnas::kernels::conv2d_workspace_bytes(s, onnas::kernels::ConvPass::backward_weight) + 64) {
+        ws(std::max({onnas::kernels::conv2d_workspace_bytes(s, onnas::kernels::ConvPass::forward),
+                     onnas::kernels::conv2d_workspace_bytes(s, onnas::kernels::ConvPass::backward_data),
+                     onnas::kernels::conv2d_workspace_bytes(s, onnas::kernels::ConvPass::backward_weight)}) +
+           64) {
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     for (onnas::Buffer* b : {&x, &w, &y}) {

@@ -11,7 +11,14 @@
 // never hold a whole image.
 //
 // A pointwise conv (1x1, stride 1, no pad) is already a GEMM on the input (cols = x[n])
-// and needs no columns. The im2col buffers are the caller's planned workspace, so the
+// and needs no columns. Nor does any other dense conv with stride 1 along a row: each
+// lane copies a band of input rows once, zero-padded, and the GEMM reads every row of
+// the columns where it lies in the band through a table of row pointers
+// (sgemm_indirect), an output row at a time: the copy is the input's size, not R*S
+// times it, and the products are the same FMA chains as on copied columns. Backward
+// data with stride 1 is the forward conv of dy with the kernel flipped and transposed
+// (pad (R-1)*dil - pad), so it takes the same path; the weight gradient and strided
+// rows keep the columns. The im2col buffers are the caller's planned workspace, so the
 // kernels never allocate. Images run in a fixed number of lanes (below) in parallel,
 // and SGEMM and im2col split further inside a lane; the weight gradient sums each
 // lane's images in order, then the lanes in order, and SGEMM's own sums do not depend
@@ -188,17 +195,6 @@ void lane_gemm(const Conv2dShape& s, float* pack, bool trans_a, bool trans_b, in
     sgemm_packed(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, pack);
 }
 
-}  // namespace
-
-size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass) {
-  if (s.groups != 1) return 0;
-  const size_t partials =
-      pass == ConvPass::backward_weight ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S)) : 0;
-  return (size_t(lanes(s)) * lane_floats(s, pass) + partials) * sizeof(float);
-}
-
-namespace {
-
 template <typename F>
 void for_each_lane(const Conv2dShape& s, F&& body) {
   const int64_t L = lanes(s);
@@ -207,12 +203,113 @@ void for_each_lane(const Conv2dShape& s, F&& body) {
   });
 }
 
+// The indirect path (above): dense, not pointwise, stride 1 along a row.
+bool indirect(const Conv2dShape& s) { return s.groups == 1 && !pointwise(s) && s.stride_w == 1; }
+
+// Backward data as a forward conv: of dy (K channels, P x Q) with the kernel flipped
+// and transposed to C x K x R x S, padded so its output is H x W. Needs stride 1 and a
+// padding no larger than the dilated kernel's reach. Its GEMM has C rows (the columns'
+// has C*R*S): below a register tile's rows (8) most of each tile would be empty, and a
+// stem's 1 or 3 input channels keep the columns.
+constexpr int64_t kFlipMinChannels = 8;
+bool flips(const Conv2dShape& s) {
+  return s.groups == 1 && !pointwise(s) && s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= (s.R - 1) * s.dil_h &&
+         s.pad_w <= (s.S - 1) * s.dil_w && s.C >= kFlipMinChannels;
+}
+Conv2dShape flipped(const Conv2dShape& s) {
+  return {.N = s.N, .C = s.K, .H = s.P(), .W = s.Q(), .K = s.C, .R = s.R, .S = s.S,
+          .pad_h = (s.R - 1) * s.dil_h - s.pad_h, .pad_w = (s.S - 1) * s.dil_w - s.pad_w, .dil_h = s.dil_h,
+          .dil_w = s.dil_w};
+}
+// wf[c][k][R-1-r][S-1-t] = w[k][c][r][t].
+void flip_weights(const Conv2dShape& s, const float* w, float* wf) {
+  const int64_t RS = s.R * s.S;
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t i = 0; i < RS; ++i) wf[(c * s.K + k) * RS + (RS - 1 - i)] = w[(k * s.C + c) * RS + i];
+}
+
+// A lane's band: the zero-padded input rows a tile of output rows reads, each padded row
+// Wp = W + 2*pw wide. Tiles are balanced, about kBandColumns output pixels each.
+constexpr int64_t kBandColumns = 1024;
+struct Band {
+  int64_t rows_out;  // output rows per tile (the last tile may have fewer)
+  int64_t rows_in;   // input rows one tile reads
+  int64_t Wp;
+};
+Band band_of(const Conv2dShape& s) {
+  const int64_t P = s.P(), most = std::clamp<int64_t>(kBandColumns / s.Q(), 1, P);
+  const int64_t tiles = (P + most - 1) / most, rows_out = (P + tiles - 1) / tiles;
+  return {rows_out, (rows_out - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1, s.W + 2 * s.pad_w};
+}
+constexpr size_t kFloatsPerPointer = sizeof(const float*) / sizeof(float);
+size_t band_floats(const Conv2dShape& s) {
+  const Band b = band_of(s);
+  return round_floats(size_t(s.C * b.rows_in * b.Wp));
+}
+size_t table_floats(const Conv2dShape& s) { return round_floats(size_t(s.C * s.R * s.S) * kFloatsPerPointer); }
+size_t indirect_lane_floats(const Conv2dShape& s) {
+  return band_floats(s) + table_floats(s) + round_floats(sgemm_indirect_pack_floats(s.K, s.C * s.R * s.S));
+}
+
+// y = conv(x, w) on the indirect path; the workspace holds each lane's band, row table
+// and packing memory.
+void indirect_forward(const Conv2dShape& s, const float* x, const float* w, float* y, float* workspace) {
+  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S;
+  const Band band = band_of(s);
+  for_each_lane(s, [&](int64_t lane, int64_t L) {
+    float* lane_ws = workspace + size_t(lane) * indirect_lane_floats(s);
+    float* bandp = lane_ws;
+    auto* rows = reinterpret_cast<const float**>(lane_ws + band_floats(s));
+    float* pack = lane_ws + band_floats(s) + table_floats(s);
+    // Row (c, r, t) of the columns, for the tile's first output row: where its values lie.
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t t = 0; t < s.S; ++t)
+          rows[(c * s.R + r) * s.S + t] = bandp + (c * band.rows_in + r * s.dil_h) * band.Wp + t * s.dil_w;
+    for (int64_t n = lane; n < s.N; n += L) {
+      const float* xn = x + n * s.C * HW;
+      float* yn = y + n * s.K * PQ;
+      for (int64_t p0 = 0; p0 < P; p0 += band.rows_out) {
+        const int64_t p1 = std::min(P, p0 + band.rows_out), h0 = p0 * s.stride_h - s.pad_h;
+        const int64_t rows_in = (p1 - p0 - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1;
+        for (int64_t c = 0; c < s.C; ++c)
+          for (int64_t i = 0; i < rows_in; ++i) {
+            float* o = bandp + (c * band.rows_in + i) * band.Wp;
+            const int64_t h = h0 + i;
+            if (h < 0 || h >= s.H) {
+              std::fill(o, o + band.Wp, 0.0f);
+              continue;
+            }
+            std::fill(o, o + s.pad_w, 0.0f);
+            std::copy_n(xn + (c * s.H + h) * s.W, s.W, o + s.pad_w);
+            std::fill(o + s.pad_w + s.W, o + band.Wp, 0.0f);
+          }
+        sgemm_indirect(s.K, Q, CRS, p1 - p0, 1.0f, w, CRS, rows, s.stride_h * band.Wp, 0.0f, yn + p0 * Q, PQ, Q,
+                       L < 2, pack);
+      }
+    }
+  });
+}
+
 }  // namespace
+
+size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass) {
+  if (s.groups != 1) return 0;
+  if (pass == ConvPass::forward && indirect(s)) return size_t(lanes(s)) * indirect_lane_floats(s) * sizeof(float);
+  if (pass == ConvPass::backward_data && flips(s))
+    return (round_floats(size_t(s.weight_numel())) + size_t(lanes(s)) * indirect_lane_floats(flipped(s))) *
+           sizeof(float);
+  const size_t partials =
+      pass == ConvPass::backward_weight ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S)) : 0;
+  return (size_t(lanes(s)) * lane_floats(s, pass) + partials) * sizeof(float);
+}
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, float* y, void* workspace) {
   check_shape(s);
   if (s.depthwise()) return depthwise::run_forward(s, x, w, y);
   if (s.groups != 1) return ref::conv2d_forward<float>(s, x, w, y);
+  if (indirect(s)) return indirect_forward(s, x, w, y, static_cast<float*>(workspace));
   const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   for_each_lane(s, [&](int64_t lane, int64_t L) {
     float* cols = lane_cols(s, ConvPass::forward, workspace, lane);
@@ -237,6 +334,11 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   check_shape(s);
   if (s.depthwise()) return depthwise::run_backward_data(s, dy, w, dx);
   if (s.groups != 1) return ref::conv2d_backward_data<float>(s, dy, w, dx);
+  if (flips(s)) {
+    float* wf = static_cast<float*>(workspace);
+    flip_weights(s, w, wf);
+    return indirect_forward(flipped(s), dy, wf, dx, wf + round_floats(size_t(s.weight_numel())));
+  }
   const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   for_each_lane(s, [&](int64_t lane, int64_t L) {
     float* cols = lane_cols(s, ConvPass::backward_data, workspace, lane);

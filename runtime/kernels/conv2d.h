@@ -4,9 +4,11 @@
 // R S kernel height and width, P Q output size; stride, pad (symmetric per axis),
 // dilation per axis; groups 1 (dense) or C == K (depthwise).
 //
-// The fast path: groups == 1 -> im2col into the caller's workspace + sgemm (1x1,
-// stride 1, no pad -> sgemm straight on the input); depthwise -> direct loops
-// (conv2d_depthwise.cc). Every output is overwritten, not accumulated.
+// The fast path: groups == 1 -> sgemm on the input for a pointwise conv (1x1, stride 1,
+// no pad); with stride 1 along rows, sgemm_indirect reading the columns in place from a
+// padded band of input rows (backward data with stride 1 too, as the forward conv of dy
+// with the flipped kernel); else im2col into the caller's workspace + sgemm. Depthwise
+// -> direct loops (conv2d_depthwise.cc). Every output is overwritten, not accumulated.
 // The workspace is planned memory: conv2d_workspace_bytes(s, pass) tells how much
 // each call needs; pass at least that many bytes (64-byte aligned).
 //
@@ -43,9 +45,11 @@ struct Conv2dShape {
   }
 };
 
-// The workspace of one direction: forward and backward data need the columns of 4 image
-// lanes (none for a pointwise conv); the weight gradient also needs a partial sum
-// (K x CRS) for every lane but the first.
+// The workspace of one direction: forward and backward data need, for each of 4 image
+// lanes, a padded band of input rows and its row table (the indirect path) or the
+// columns of a tile of output rows (none for a pointwise conv), and SGEMM's packing;
+// backward data by the flipped kernel also holds that kernel; the weight gradient
+// keeps the columns and also needs a partial sum (K x CRS) for every lane but the first.
 enum class ConvPass { forward, backward_data, backward_weight };
 size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass);
 

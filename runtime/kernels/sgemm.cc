@@ -61,11 +61,12 @@ constexpr int64_t kTasksPerThread = 4;
 constexpr int kGenericMR = sgemm_detail::kGenericBlocking.mr;
 constexpr int kGenericNR = sgemm_detail::kGenericBlocking.nr;
 
-template <int R>
-void generic_tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols,
-                       float alpha, float beta) {
+template <int R, typename Rows>
+void generic_tile_rows(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int cols, float alpha,
+                       float beta) {
   float acc[R][kGenericNR] = {};
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     for (int r = 0; r < R; ++r) {
       const float ar = a[r];
       if (cols == kGenericNR) {
@@ -75,7 +76,6 @@ void generic_tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k
       }
     }
     a += kGenericMR;
-    b += ldb_k;
   }
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
@@ -83,19 +83,30 @@ void generic_tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k
   }
 }
 
+template <typename Rows>
+void generic_tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha,
+                     float beta) {
+  switch (rows) {
+    case 1: return generic_tile_rows<1>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 2: return generic_tile_rows<2>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 3: return generic_tile_rows<3>(kc, a, b, c, ldc, cols, alpha, beta);
+    default: return generic_tile_rows<4>(kc, a, b, c, ldc, cols, alpha, beta);
+  }
+}
+
 void generic_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
                   float alpha, float beta) {
-  switch (rows) {
-    case 1: return generic_tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 2: return generic_tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 3: return generic_tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    default: return generic_tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-  }
+  generic_tile_of(kc, a, sgemm_detail::StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
+}
+
+void generic_tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c,
+                           int64_t ldc, int rows, int cols, float alpha, float beta) {
+  generic_tile_of(kc, a, sgemm_detail::IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
 }
 
 // The micro-kernel of `isa` (one the build has: active_isa() never names another).
 const MicroKernel& kernel_for(Isa isa) {
-  static const MicroKernel generic = {sgemm_detail::kGenericBlocking, &generic_tile};
+  static const MicroKernel generic = {sgemm_detail::kGenericBlocking, &generic_tile, &generic_tile_indirect};
 #if defined(ONNAS_KERNELS_X86)
   static const MicroKernel avx512 = sgemm_detail::avx512_kernel();
   static const MicroKernel avx2 = sgemm_detail::avx2_kernel();
@@ -413,6 +424,56 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   const PackSizes sizes = pack_sizes(mk, trans_b, M, N, K);
   sgemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mk, false, pack,
              pack + round16(sizes.a_floats));
+}
+
+namespace {
+
+// K's passes: equal, at most kc steps each (a function of K alone, as in sgemm_impl).
+int64_t pass_depth(const Blocking& mk, int64_t K) { return ceil_div(K, ceil_div(K, mk.kc)); }
+
+}  // namespace
+
+void sgemm_indirect(int64_t M, int64_t N, int64_t K, int64_t n_rows, float alpha, const float* A, int64_t lda,
+                    const float* const* b_rows, int64_t b_row_step, float beta, float* C, int64_t ldc,
+                    int64_t c_row_step, bool parallel, float* pack) {
+  ONNAS_CHECK(M >= 0 && N >= 0 && K >= 0 && n_rows >= 0, "sgemm_indirect: negative size M={} N={} K={} rows={}", M,
+              N, K, n_rows);
+  ONNAS_CHECK(lda >= K, "sgemm_indirect: lda {} < K {}", lda, K);
+  if (M == 0 || N == 0 || n_rows == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    for (int64_t p = 0; p < n_rows; ++p) scale_c(M, N, beta, C + p * c_row_step, ldc);
+    return;
+  }
+  const MicroKernel& mk = kernel_for(active_isa());
+  const int mr = mk.mr, nr = mk.nr;
+  const int64_t kc_max = pass_depth(mk, K), m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
+  parallel = parallel && num_threads() > 1 && n_rows > 1;
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kb = std::min(kc_max, K - pc);
+    const float beta_pass = pc == 0 ? beta : 1.0f;
+    for (int64_t mp = 0; mp < m_panels; ++mp)
+      pack_a(false, A, lda, mp * mr, int(std::min<int64_t>(mr, M - mp * mr)), pc, kb, mr, pack + mp * mr * kb);
+    maybe_parallel(parallel, 0, n_rows, ceil_div(n_rows, kTasksPerThread * num_threads()), [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p)
+        for (int64_t mp = 0; mp < m_panels; ++mp) {
+          const int64_t i0 = mp * mr;
+          const int rows = int(std::min<int64_t>(mr, M - i0));
+          for (int64_t np = 0; np < n_panels; ++np) {
+            const int64_t j0 = np * nr;
+            const int cols = int(std::min<int64_t>(nr, N - j0));
+            mk.tile_indirect(kb, pack + mp * mr * kb, b_rows + pc, p * b_row_step + j0,
+                             C + i0 * ldc + p * c_row_step + j0, ldc, rows, cols, alpha, beta_pass);
+          }
+        }
+    });
+  }
+}
+
+size_t sgemm_indirect_pack_floats(int64_t M, int64_t K) {
+  size_t most = 0;
+  for (const Blocking& b : sgemm_detail::kAllBlockings)
+    most = std::max(most, round16(size_t(ceil_div(M, b.mr) * b.mr * pass_depth(b, K))));
+  return most;
 }
 
 }  // namespace onnas::kernels

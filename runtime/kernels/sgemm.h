@@ -40,6 +40,21 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
 // architecture (the same number on every machine, so plans are too).
 size_t sgemm_pack_floats(bool trans_b, int64_t M, int64_t N, int64_t K);
 
+// The product of a convolution whose columns are read where they lie instead of copied
+// (conv2d.cc): for each of `n_rows` output rows p,
+//   C[i][p * c_row_step + j] = alpha * sum_k A[i][k] * (b_rows[k] + p * b_row_step)[j] + beta * C[i][p * c_row_step + j]
+// for i < M, j < N, with A M x K (lda) and ldc between rows of C. B's row k of output row
+// p is N floats at b_rows[k] + p * b_row_step (an indirection table into a padded input).
+// Runs on the calling thread, or parallel over the output rows when `parallel`; packs A
+// into `pack` (at least sgemm_indirect_pack_floats() floats, 64-byte aligned). Each
+// element is one FMA chain over k ascending, cut at the K-only pass boundaries of
+// sgemm(), with the same micro-kernel: the bits of sgemm() on the copied columns.
+void sgemm_indirect(int64_t M, int64_t N, int64_t K, int64_t n_rows, float alpha, const float* A, int64_t lda,
+                    const float* const* b_rows, int64_t b_row_step, float beta, float* C, int64_t ldc,
+                    int64_t c_row_step, bool parallel, float* pack);
+// Floats of packing memory sgemm_indirect needs under any ISA of any architecture.
+size_t sgemm_indirect_pack_floats(int64_t M, int64_t K);
+
 // Plain triple loop (double accumulation), for tests.
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -19,9 +19,8 @@ constexpr int kVec = 8;
 constexpr int kMaxV = 2;
 static_assert(kAvx2Blocking.nr == kMaxV * kVec);
 
-template <int R, int V>
-void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-          float beta) {
+template <int R, int V, typename Rows>
+void tile(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int cols, float alpha, float beta) {
   // Lanes of the last vector that exist: lane i is on when i < cols - (V-1)*8.
   const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - (V - 1) * kVec),
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -33,6 +32,7 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     __m256 bv[V];
     if (V > 1) bv[0] = _mm256_loadu_ps(b);
     bv[V - 1] = _mm256_maskload_ps(b + (V - 1) * kVec, last);
@@ -43,7 +43,6 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
       for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
     }
     a += kMR;
-    b += ldb_k;
   }
 
   const __m256 va = _mm256_set1_ps(alpha);
@@ -65,27 +64,36 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
   }
 }
 
-template <int R>
-void tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-               float beta) {
-  if (cols > kVec) return tile<R, 2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-  return tile<R, 1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+template <int R, typename Rows>
+void tile_rows(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int cols, float alpha, float beta) {
+  if (cols > kVec) return tile<R, 2>(kc, a, b, c, ldc, cols, alpha, beta);
+  return tile<R, 1>(kc, a, b, c, ldc, cols, alpha, beta);
+}
+
+template <typename Rows>
+void tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha, float beta) {
+  switch (rows) {
+    case 1: return tile_rows<1>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 2: return tile_rows<2>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 3: return tile_rows<3>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 4: return tile_rows<4>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 5: return tile_rows<5>(kc, a, b, c, ldc, cols, alpha, beta);
+    default: return tile_rows<6>(kc, a, b, c, ldc, cols, alpha, beta);
+  }
 }
 
 void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
               float alpha, float beta) {
-  switch (rows) {
-    case 1: return tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 2: return tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 3: return tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 4: return tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 5: return tile_rows<5>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    default: return tile_rows<6>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-  }
+  tile_of(kc, a, StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
+}
+
+void tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c, int64_t ldc,
+                   int rows, int cols, float alpha, float beta) {
+  tile_of(kc, a, IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
 }
 
 }  // namespace
 
-MicroKernel avx2_kernel() { return {kAvx2Blocking, &tile_any}; }
+MicroKernel avx2_kernel() { return {kAvx2Blocking, &tile_any, &tile_indirect}; }
 
 }  // namespace onnas::kernels::sgemm_detail

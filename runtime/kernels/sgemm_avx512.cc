@@ -19,9 +19,8 @@ constexpr int kVec = 16;
 constexpr int kMaxV = 3;
 static_assert(kAvx512Blocking.nr == kMaxV * kVec);
 
-template <int R, int V>
-void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-          float beta) {
+template <int R, int V, typename Rows>
+void tile(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int cols, float alpha, float beta) {
   // Lanes of the last vector that exist (1..16).
   const __mmask16 last = __mmask16((1u << (cols - (V - 1) * kVec)) - 1u);
   __m512 acc[R][V];
@@ -32,6 +31,7 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     __m512 bv[V];
 #pragma GCC unroll 3
     for (int v = 0; v < V - 1; ++v) bv[v] = _mm512_loadu_ps(b + v * kVec);
@@ -43,7 +43,6 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
       for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
     a += kMR;
-    b += ldb_k;
   }
 
   const __m512 va = _mm512_set1_ps(alpha);
@@ -70,19 +69,18 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
 // the 8 rows instead (the packed A step is exactly one ymm) and each column is one
 // ymm FMA per step. Every element is still the same FMA chain over k, so the bits
 // match the wide tile's.
-template <int NCOLS>
-void narrow_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
-                 float alpha, float beta) {
+template <int NCOLS, typename Rows>
+void narrow_tile(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int rows, float alpha, float beta) {
   static_assert(kMR == 8, "one ymm holds one packed step of A");
   __m256 acc[NCOLS];
 #pragma GCC unroll 8
   for (int j = 0; j < NCOLS; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     const __m256 av = _mm256_loadu_ps(a);
 #pragma GCC unroll 8
     for (int j = 0; j < NCOLS; ++j) acc[j] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[j]), acc[j]);
     a += kMR;
-    b += ldb_k;
   }
   alignas(32) float col[kMR];
   for (int j = 0; j < NCOLS; ++j) {
@@ -96,47 +94,57 @@ void narrow_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, floa
 
 constexpr int kNarrowMaxCols = 8;
 
-void narrow_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
-                float alpha, float beta) {
+template <typename Rows>
+void narrow_any(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha,
+                float beta) {
   switch (cols) {
-    case 1: return narrow_tile<1>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 2: return narrow_tile<2>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 3: return narrow_tile<3>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 4: return narrow_tile<4>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 5: return narrow_tile<5>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 6: return narrow_tile<6>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 7: return narrow_tile<7>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    default: return narrow_tile<8>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
+    case 1: return narrow_tile<1>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 2: return narrow_tile<2>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 3: return narrow_tile<3>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 4: return narrow_tile<4>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 5: return narrow_tile<5>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 6: return narrow_tile<6>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 7: return narrow_tile<7>(kc, a, b, c, ldc, rows, alpha, beta);
+    default: return narrow_tile<8>(kc, a, b, c, ldc, rows, alpha, beta);
   }
 }
 
-template <int R>
-void tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-               float beta) {
+template <int R, typename Rows>
+void tile_rows(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int cols, float alpha, float beta) {
   switch ((cols + kVec - 1) / kVec) {
-    case 1: return tile<R, 1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 2: return tile<R, 2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    default: return tile<R, 3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+    case 1: return tile<R, 1>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 2: return tile<R, 2>(kc, a, b, c, ldc, cols, alpha, beta);
+    default: return tile<R, 3>(kc, a, b, c, ldc, cols, alpha, beta);
+  }
+}
+
+template <typename Rows>
+void tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha, float beta) {
+  if (cols <= kNarrowMaxCols) return narrow_any(kc, a, b, c, ldc, rows, cols, alpha, beta);
+  switch (rows) {
+    case 1: return tile_rows<1>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 2: return tile_rows<2>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 3: return tile_rows<3>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 4: return tile_rows<4>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 5: return tile_rows<5>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 6: return tile_rows<6>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 7: return tile_rows<7>(kc, a, b, c, ldc, cols, alpha, beta);
+    default: return tile_rows<8>(kc, a, b, c, ldc, cols, alpha, beta);
   }
 }
 
 void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
               float alpha, float beta) {
-  if (cols <= kNarrowMaxCols) return narrow_any(kc, a, b, ldb_k, c, ldc, rows, cols, alpha, beta);
-  switch (rows) {
-    case 1: return tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 2: return tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 3: return tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 4: return tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 5: return tile_rows<5>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 6: return tile_rows<6>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 7: return tile_rows<7>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    default: return tile_rows<8>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-  }
+  tile_of(kc, a, StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
+}
+
+void tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c, int64_t ldc,
+                   int rows, int cols, float alpha, float beta) {
+  tile_of(kc, a, IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
 }
 
 }  // namespace
 
-MicroKernel avx512_kernel() { return {kAvx512Blocking, &tile_any}; }
+MicroKernel avx512_kernel() { return {kAvx512Blocking, &tile_any, &tile_indirect}; }
 
 }  // namespace onnas::kernels::sgemm_detail

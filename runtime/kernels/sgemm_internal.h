@@ -39,10 +39,31 @@ inline constexpr Blocking kAllBlockings[] = {kGenericBlocking, kAvx2Blocking, kA
 
 using TileFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
                         int cols, float alpha, float beta);
+// The same tile with B's row k at b_rows[k] + b_offset (an indirection table: the rows
+// of a convolution's columns, read where they lie in the input, sgemm_indirect).
+using IndirectTileFn = void (*)(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c,
+                                int64_t ldc, int rows, int cols, float alpha, float beta);
 
 struct MicroKernel : Blocking {
   TileFn tile;
+  IndirectTileFn tile_indirect;
 };
+
+// Where a micro-kernel finds B's row k: the two sources its templates are written over.
+// Internal linkage (an unnamed namespace), so the copies compiled with each ISA's flags
+// never meet at link time.
+namespace {
+struct StridedRows {  // b + k * ld: a matrix, or a packed panel (ld == NR)
+  const float* b;
+  int64_t ld;
+  const float* row(int64_t k) const { return b + k * ld; }
+};
+struct IndirectRows {  // rows[k] + offset
+  const float* const* rows;
+  int64_t offset;
+  const float* row(int64_t k) const { return rows[k] + offset; }
+};
+}  // namespace
 
 // Defined only in builds that compile them (runtime/kernels/cpu_features.h).
 MicroKernel avx512_kernel();  // sgemm_avx512.cc, needs AVX-512F

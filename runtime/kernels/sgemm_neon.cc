@@ -59,9 +59,8 @@ inline void fma_rows(float32x4_t (&acc)[R][V], const float32x4_t (&bv)[V], float
 }
 
 // FULL: the last vector of columns is whole (cols == V * 4), so no lane-wise access.
-template <int R, int V, bool FULL>
-void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-          float beta) {
+template <int R, int V, bool FULL, typename Rows>
+void tile(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int cols, float alpha, float beta) {
   const int tail = cols - (V - 1) * kVec;  // columns of the last vector that exist (1..4)
   float32x4_t acc[R][V];
 #pragma GCC unroll 8
@@ -70,6 +69,7 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
     for (int v = 0; v < V; ++v) acc[r][v] = vdupq_n_f32(0.0f);
 
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     float32x4_t bv[V];
 #pragma GCC unroll 3
     for (int v = 0; v < V - 1; ++v) bv[v] = vld1q_f32(b + v * kVec);
@@ -79,7 +79,6 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
     const float32x4_t a_hi = vld1q_f32(a + kVec);
     fma_rows<R, V>(acc, bv, a_lo, a_hi, std::make_integer_sequence<int, R>{});
     a += kMR;
-    b += ldb_k;
   }
 
   const float32x4_t va = vdupq_n_f32(alpha);
@@ -106,13 +105,13 @@ void tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, i
 // down the 8 rows instead (one packed step of A is two q registers) and each column
 // costs 2 FMAs per step. Every element is still the same FMA chain over k, so the bits
 // match the wide tile's.
-template <int NCOLS>
-void narrow_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows,
-                 float alpha, float beta) {
+template <int NCOLS, typename Rows>
+void narrow_tile(int64_t kc, const float* a, Rows rows_b, float* c, int64_t ldc, int rows, float alpha, float beta) {
   float32x4_t lo[NCOLS], hi[NCOLS];
 #pragma GCC unroll 3
   for (int j = 0; j < NCOLS; ++j) lo[j] = hi[j] = vdupq_n_f32(0.0f);
   for (int64_t k = 0; k < kc; ++k) {
+    const float* b = rows_b.row(k);
     const float32x4_t a_lo = vld1q_f32(a);
     const float32x4_t a_hi = vld1q_f32(a + kVec);
 #pragma GCC unroll 3
@@ -121,7 +120,6 @@ void narrow_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, floa
       hi[j] = vfmaq_n_f32(hi[j], a_hi, b[j]);
     }
     a += kMR;
-    b += ldb_k;
   }
   float col[kMR];
   for (int j = 0; j < NCOLS; ++j) {
@@ -136,49 +134,59 @@ void narrow_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, floa
 
 constexpr int kNarrowMaxCols = 3;
 
-void narrow_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
-                float alpha, float beta) {
+template <typename Rows>
+void narrow_any(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha,
+                float beta) {
   switch (cols) {
-    case 1: return narrow_tile<1>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    case 2: return narrow_tile<2>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
-    default: return narrow_tile<3>(kc, a, b, ldb_k, c, ldc, rows, alpha, beta);
+    case 1: return narrow_tile<1>(kc, a, b, c, ldc, rows, alpha, beta);
+    case 2: return narrow_tile<2>(kc, a, b, c, ldc, rows, alpha, beta);
+    default: return narrow_tile<3>(kc, a, b, c, ldc, rows, alpha, beta);
   }
 }
 
-template <int R>
-void tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int cols, float alpha,
-               float beta) {
+template <int R, typename Rows>
+void tile_rows(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int cols, float alpha, float beta) {
   const bool full = cols % kVec == 0;
   switch ((cols + kVec - 1) / kVec) {
     case 1:
-      return full ? tile<R, 1, true>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta)
-                  : tile<R, 1, false>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+      return full ? tile<R, 1, true>(kc, a, b, c, ldc, cols, alpha, beta)
+                  : tile<R, 1, false>(kc, a, b, c, ldc, cols, alpha, beta);
     case 2:
-      return full ? tile<R, 2, true>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta)
-                  : tile<R, 2, false>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+      return full ? tile<R, 2, true>(kc, a, b, c, ldc, cols, alpha, beta)
+                  : tile<R, 2, false>(kc, a, b, c, ldc, cols, alpha, beta);
     default:
-      return full ? tile<R, 3, true>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta)
-                  : tile<R, 3, false>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
+      return full ? tile<R, 3, true>(kc, a, b, c, ldc, cols, alpha, beta)
+                  : tile<R, 3, false>(kc, a, b, c, ldc, cols, alpha, beta);
+  }
+}
+
+template <typename Rows>
+void tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows, int cols, float alpha, float beta) {
+  if (cols <= kNarrowMaxCols) return narrow_any(kc, a, b, c, ldc, rows, cols, alpha, beta);
+  switch (rows) {
+    case 1: return tile_rows<1>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 2: return tile_rows<2>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 3: return tile_rows<3>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 4: return tile_rows<4>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 5: return tile_rows<5>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 6: return tile_rows<6>(kc, a, b, c, ldc, cols, alpha, beta);
+    case 7: return tile_rows<7>(kc, a, b, c, ldc, cols, alpha, beta);
+    default: return tile_rows<8>(kc, a, b, c, ldc, cols, alpha, beta);
   }
 }
 
 void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
               float alpha, float beta) {
-  if (cols <= kNarrowMaxCols) return narrow_any(kc, a, b, ldb_k, c, ldc, rows, cols, alpha, beta);
-  switch (rows) {
-    case 1: return tile_rows<1>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 2: return tile_rows<2>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 3: return tile_rows<3>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 4: return tile_rows<4>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 5: return tile_rows<5>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 6: return tile_rows<6>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    case 7: return tile_rows<7>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-    default: return tile_rows<8>(kc, a, b, ldb_k, c, ldc, cols, alpha, beta);
-  }
+  tile_of(kc, a, StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
+}
+
+void tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c, int64_t ldc,
+                   int rows, int cols, float alpha, float beta) {
+  tile_of(kc, a, IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
 }
 
 }  // namespace
 
-MicroKernel neon_kernel() { return {kNeonBlocking, &tile_any}; }
+MicroKernel neon_kernel() { return {kNeonBlocking, &tile_any, &tile_indirect}; }
 
 }  // namespace onnas::kernels::sgemm_detail

@@ -176,10 +176,13 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
   for (size_t i = 0; i < shapes.size(); ++i) check_fast_against_reference(shapes[i], 300 + i);
 }
 
-TEST_CASE("conv2d workspace: per image lane its columns and SGEMM packing, then partial weight gradients") {
+TEST_CASE("conv2d workspace: per image lane its band or columns and SGEMM packing, then partial weight gradients") {
   auto pack = [](bool trans_b, int64_t M, int64_t N, int64_t K) {
     return (sgemm_pack_floats(trans_b, M, N, K) + 15) / 16 * 16;
   };
+  auto round16 = [](size_t n) { return (n + 15) / 16 * 16; };
+  auto indirect_pack = [&](int64_t M, int64_t K) { return round16(sgemm_indirect_pack_floats(M, K)); };
+  const size_t per_pointer = sizeof(float*) / sizeof(float);
   const Conv2dShape pw{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16};
   CHECK(conv2d_workspace_bytes(pw, ConvPass::forward) == 4 * pack(false, 16, 784, 16) * 4);
   CHECK(conv2d_workspace_bytes(pw, ConvPass::backward_data) == 4 * pack(false, 16, 784, 16) * 4);
@@ -188,20 +191,37 @@ TEST_CASE("conv2d workspace: per image lane its columns and SGEMM packing, then 
                        .groups = 16};
   CHECK(conv2d_workspace_bytes(dw, ConvPass::backward_weight) == 0);
   const Conv2dShape c15{.N = 32, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2};
-  // The columns of a tile of output rows: 256 / 28 -> 9 rows of 28 pixels, not the whole 28 x 28 image.
+  // Forward reads the columns in place: per lane a band of the input (here the whole
+  // image, 28 rows padded to 32 wide), a table of the 80 rows of the columns, packed A.
+  const size_t band = 16 * 28 * 32, table = round16(80 * per_pointer);
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == 4 * (band + table + indirect_pack(16, 80)) * 4);
+  // Backward data is the forward conv of dy with the flipped kernel (16 x 16 x 1 x 5):
+  // the same band, after the flipped weights.
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) ==
+        (16 * 16 * 5 + 4 * (band + table + indirect_pack(16, 80))) * 4);
+  // The weight gradient keeps the columns of a tile of output rows: 256 / 28 -> 9 rows
+  // of 28 pixels, not the whole 28 x 28 image.
   const size_t cols = 16 * 5 * 9 * 28;
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) == 4 * (cols + pack(false, 16, 252, 80)) * 4);
-  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) == 4 * (cols + pack(false, 80, 252, 16)) * 4);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) ==
         (4 * (cols + pack(true, 16, 80, 252)) + 3 * 16 * 80) * 4);
-  // A row wider than a tile: one row per tile.
+  // Strided rows keep the columns too (a 1x5 of a reduction cell, stride 2 along rows).
+  Conv2dShape strided = c15;
+  strided.stride_w = 2;
+  const size_t cols_s = 16 * 5 * 18 * 14;  // 256 / 14 -> 18 rows of 14 pixels
+  CHECK(conv2d_workspace_bytes(strided, ConvPass::forward) == 4 * (cols_s + pack(false, 16, 252, 80)) * 4);
+  CHECK(conv2d_workspace_bytes(strided, ConvPass::backward_data) == 4 * (cols_s + pack(false, 80, 252, 16)) * 4);
+  // A band of 3 output rows 300 wide (about 1024 pixels a tile): 5 input rows, 302 wide.
   const Conv2dShape wide{.N = 2, .C = 2, .H = 3, .W = 300, .K = 2, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1};
-  CHECK(conv2d_workspace_bytes(wide, ConvPass::forward) == 2 * ((2 * 9 * 300 + 15) / 16 * 16 + pack(false, 2, 300, 18)) * 4);
+  CHECK(conv2d_workspace_bytes(wide, ConvPass::forward) ==
+        2 * (round16(2 * 5 * 302) + round16(18 * per_pointer) + indirect_pack(2, 18)) * 4);
+  // Fewer than 8 input channels (a stem): backward data keeps the columns.
+  CHECK(conv2d_workspace_bytes(wide, ConvPass::backward_data) == 2 * (round16(18 * 300) + pack(false, 18, 300, 2)) * 4);
   // One image: one lane, whose parallel sgemm packs into the lane's planned memory too.
   Conv2dShape one = c15;
   one.N = 1;
   CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == (cols + pack(true, 16, 80, 252)) * 4);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) % 64 == 0);
+  CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) % 64 == 0);
 }
 
 TEST_CASE("conv2d backward weight is bit-identical on 1 and 2 threads") {

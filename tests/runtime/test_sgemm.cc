@@ -303,3 +303,54 @@ TEST_CASE("sgemm_serial and sgemm_packed give sgemm's bits, stay inside their pa
     CHECK(canary);
   }
 }
+
+TEST_CASE("sgemm_indirect gives sgemm's bits on the rows it points at, on every ISA, serial or parallel") {
+  // B's rows for output row p lie at rows[k] + p * step inside a larger array, in an
+  // order unrelated to k; sgemm on the same rows copied out (each output row its own
+  // K x N matrix) must give the same bits. K 300 takes two passes of K; M 13 leaves a
+  // part tile; N 7, 28 and 53 cover narrow, one and several column panels.
+  struct Case {
+    int64_t M, N, K, rows;
+    float beta;
+  };
+  const Case c = GENERATE(Case{16, 28, 80, 5, 0.0f}, Case{13, 53, 300, 3, 0.5f}, Case{64, 7, 144, 7, 0.0f},
+                          Case{1, 17, 9, 2, 1.0f});
+  const bool parallel = GENERATE(false, true);
+  IsaGuard isa_guard;
+  ThreadsGuard threads_guard;
+  set_num_threads(2);
+  for (Isa isa : isas_to_test()) {
+    set_isa(isa);
+    INFO("isa " << isa_name(isa) << " M " << c.M << " N " << c.N << " K " << c.K << " rows " << c.rows
+                << " parallel " << parallel);
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    const int64_t step = c.N + 3, span = (c.rows - 1) * step + c.N;
+    std::vector<float> A(size_t(c.M * c.K)), pool(size_t(c.K * (span + 5)));
+    for (float& v : A) v = u(rng);
+    for (float& v : pool) v = u(rng);
+    std::vector<const float*> rows(size_t(c.K));
+    for (int64_t k = 0; k < c.K; ++k) rows[size_t(k)] = pool.data() + ((k * 7) % c.K) * (span + 5) + k % 5;
+    const int64_t ldc = c.rows * c.N;
+    std::vector<float> want(size_t(c.M * ldc)), got(want.size());
+    for (size_t i = 0; i < want.size(); ++i) want[i] = got[i] = u(rng);
+    for (int64_t p = 0; p < c.rows; ++p) {
+      std::vector<float> B(size_t(c.K * c.N));
+      for (int64_t k = 0; k < c.K; ++k) std::copy_n(rows[size_t(k)] + p * step, c.N, B.begin() + k * c.N);
+      sgemm(false, false, c.M, c.N, c.K, 1.0f, A.data(), c.K, B.data(), c.N, c.beta, want.data() + p * c.N, ldc);
+    }
+    const size_t floats = onnas::kernels::sgemm_indirect_pack_floats(c.M, c.K);
+    constexpr size_t kCanary = 64;
+    onnas::Buffer pack((floats + kCanary) * sizeof(float));
+    float* p = static_cast<float*>(pack.data());
+    std::fill(p, p + floats + kCanary, 7.0f);
+    const onnas::test::AllocCounter count;
+    onnas::kernels::sgemm_indirect(c.M, c.N, c.K, c.rows, 1.0f, A.data(), c.K, rows.data(), step, c.beta,
+                                   got.data(), ldc, c.N, parallel, p);
+    if (!parallel) CHECK(count.allocations() == 0);
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+    bool canary = true;
+    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
+    CHECK(canary);
+  }
+}
