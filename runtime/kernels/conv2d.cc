@@ -17,8 +17,9 @@
 // (sgemm_indirect), an output row at a time: the copy is the input's size, not R*S
 // times it, and the products are the same FMA chains as on copied columns. Backward
 // data with stride 1 is the forward conv of dy with the kernel flipped and transposed
-// (pad (R-1)*dil - pad), so it takes the same path; the weight gradient and strided
-// rows keep the columns. The im2col buffers are the caller's planned workspace, so the
+// (pad (R-1)*dil - pad), so it takes the same path; the weight gradient gathers its
+// packed panels of the columns from the band (sgemm_gathered). Strided rows keep the
+// columns. The im2col buffers are the caller's planned workspace, so the
 // kernels never allocate. Images run in a fixed number of lanes (below) in parallel,
 // and SGEMM and im2col split further inside a lane; the weight gradient sums each
 // lane's images in order, then the lanes in order, and SGEMM's own sums do not depend
@@ -248,60 +249,105 @@ size_t band_floats(const Conv2dShape& s) {
   return round_floats(size_t(s.C * b.rows_in * b.Wp));
 }
 size_t table_floats(const Conv2dShape& s) { return round_floats(size_t(s.C * s.R * s.S) * kFloatsPerPointer); }
-size_t indirect_lane_floats(const Conv2dShape& s) {
-  return band_floats(s) + table_floats(s) + round_floats(sgemm_indirect_pack_floats(s.K, s.C * s.R * s.S));
+// The packing memory of a lane's products: sgemm_indirect's (forward, backward data by
+// the flipped kernel) or sgemm_gathered's (weight gradient, a tile's pixels deep).
+size_t indirect_pack_floats(const Conv2dShape& s, ConvPass pass) {
+  const int64_t CRS = s.C * s.R * s.S;
+  if (pass == ConvPass::backward_weight)
+    return round_floats(sgemm_gathered_pack_floats(s.K, CRS, band_of(s).rows_out * s.Q()));
+  return round_floats(sgemm_indirect_pack_floats(s.K, CRS));
+}
+size_t indirect_lane_floats(const Conv2dShape& s, ConvPass pass) {
+  return band_floats(s) + table_floats(s) + indirect_pack_floats(s, pass);
 }
 
-// y = conv(x, w) on the indirect path; the workspace holds each lane's band, row table
-// and packing memory.
+// A lane's piece of the workspace on the indirect path: the band, the table of the
+// columns' rows (row (c, r, t) for the tile's first output row: where its values lie in
+// the band, set once) and the packing memory.
+struct BandLane {
+  float* band;
+  const float** rows;
+  float* pack;
+};
+BandLane band_lane(const Conv2dShape& s, ConvPass pass, float* workspace, int64_t lane) {
+  float* at = workspace + size_t(lane) * indirect_lane_floats(s, pass);
+  BandLane b{at, reinterpret_cast<const float**>(at + band_floats(s)), at + band_floats(s) + table_floats(s)};
+  const Band band = band_of(s);
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t t = 0; t < s.S; ++t)
+        b.rows[(c * s.R + r) * s.S + t] = b.band + (c * band.rows_in + r * s.dil_h) * band.Wp + t * s.dil_w;
+  return b;
+}
+
+// The band of output rows [p0, p1) of image xn: its input rows, zero-padded.
+void fill_band(const Conv2dShape& s, const float* xn, float* out, int64_t p0, int64_t p1) {
+  const Band band = band_of(s);
+  const int64_t h0 = p0 * s.stride_h - s.pad_h, rows_in = (p1 - p0 - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1;
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t i = 0; i < rows_in; ++i) {
+      float* o = out + (c * band.rows_in + i) * band.Wp;
+      const int64_t h = h0 + i;
+      if (h < 0 || h >= s.H) {
+        std::fill(o, o + band.Wp, 0.0f);
+        continue;
+      }
+      std::fill(o, o + s.pad_w, 0.0f);
+      std::copy_n(xn + (c * s.H + h) * s.W, s.W, o + s.pad_w);
+      std::fill(o + s.pad_w + s.W, o + band.Wp, 0.0f);
+    }
+}
+
+// y = conv(x, w) on the indirect path.
 void indirect_forward(const Conv2dShape& s, const float* x, const float* w, float* y, float* workspace) {
   const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S;
   const Band band = band_of(s);
   for_each_lane(s, [&](int64_t lane, int64_t L) {
-    float* lane_ws = workspace + size_t(lane) * indirect_lane_floats(s);
-    float* bandp = lane_ws;
-    auto* rows = reinterpret_cast<const float**>(lane_ws + band_floats(s));
-    float* pack = lane_ws + band_floats(s) + table_floats(s);
-    // Row (c, r, t) of the columns, for the tile's first output row: where its values lie.
-    for (int64_t c = 0; c < s.C; ++c)
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t t = 0; t < s.S; ++t)
-          rows[(c * s.R + r) * s.S + t] = bandp + (c * band.rows_in + r * s.dil_h) * band.Wp + t * s.dil_w;
-    for (int64_t n = lane; n < s.N; n += L) {
-      const float* xn = x + n * s.C * HW;
-      float* yn = y + n * s.K * PQ;
+    const BandLane b = band_lane(s, ConvPass::forward, workspace, lane);
+    for (int64_t n = lane; n < s.N; n += L)
       for (int64_t p0 = 0; p0 < P; p0 += band.rows_out) {
-        const int64_t p1 = std::min(P, p0 + band.rows_out), h0 = p0 * s.stride_h - s.pad_h;
-        const int64_t rows_in = (p1 - p0 - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1;
-        for (int64_t c = 0; c < s.C; ++c)
-          for (int64_t i = 0; i < rows_in; ++i) {
-            float* o = bandp + (c * band.rows_in + i) * band.Wp;
-            const int64_t h = h0 + i;
-            if (h < 0 || h >= s.H) {
-              std::fill(o, o + band.Wp, 0.0f);
-              continue;
-            }
-            std::fill(o, o + s.pad_w, 0.0f);
-            std::copy_n(xn + (c * s.H + h) * s.W, s.W, o + s.pad_w);
-            std::fill(o + s.pad_w + s.W, o + band.Wp, 0.0f);
-          }
-        sgemm_indirect(s.K, Q, CRS, p1 - p0, 1.0f, w, CRS, rows, s.stride_h * band.Wp, 0.0f, yn + p0 * Q, PQ, Q,
-                       L < 2, pack);
+        const int64_t p1 = std::min(P, p0 + band.rows_out);
+        fill_band(s, x + n * s.C * HW, b.band, p0, p1);
+        sgemm_indirect(s.K, Q, CRS, p1 - p0, 1.0f, w, CRS, b.rows, s.stride_h * band.Wp, 0.0f,
+                       y + n * s.K * PQ + p0 * Q, PQ, Q, L < 2, b.pack);
       }
-    }
   });
+}
+
+// dw = sum over images and pixels of dy x columns^T on the indirect path: each lane sums
+// its images in order into dw (lane 0) or its partial.
+void indirect_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* workspace) {
+  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S;
+  const Band band = band_of(s);
+  float* partials = workspace + size_t(lanes(s)) * indirect_lane_floats(s, ConvPass::backward_weight);
+  for_each_lane(s, [&](int64_t lane, int64_t L) {
+    const BandLane b = band_lane(s, ConvPass::backward_weight, workspace, lane);
+    float* acc = lane == 0 ? dw : partials + size_t(lane - 1) * round_floats(size_t(s.K * CRS));
+    for (int64_t n = lane; n < s.N; n += L)
+      for (int64_t p0 = 0; p0 < P; p0 += band.rows_out) {
+        const int64_t p1 = std::min(P, p0 + band.rows_out);
+        fill_band(s, x + n * s.C * HW, b.band, p0, p1);
+        const float beta = n == lane && p0 == 0 ? 0.0f : 1.0f;  // a lane's first tile overwrites
+        sgemm_gathered(s.K, CRS, (p1 - p0) * Q, 1.0f, dy + n * s.K * PQ + p0 * Q, PQ, b.rows, Q,
+                       s.stride_h * band.Wp, beta, acc, CRS, L < 2, b.pack);
+      }
+  });
+  for (int64_t lane = 1; lane < lanes(s); ++lane)
+    accumulate(s.K * CRS, partials + size_t(lane - 1) * round_floats(size_t(s.K * CRS)), dw);
 }
 
 }  // namespace
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass) {
   if (s.groups != 1) return 0;
-  if (pass == ConvPass::forward && indirect(s)) return size_t(lanes(s)) * indirect_lane_floats(s) * sizeof(float);
-  if (pass == ConvPass::backward_data && flips(s))
-    return (round_floats(size_t(s.weight_numel())) + size_t(lanes(s)) * indirect_lane_floats(flipped(s))) *
-           sizeof(float);
   const size_t partials =
       pass == ConvPass::backward_weight ? size_t(lanes(s) - 1) * round_floats(size_t(s.K * s.C * s.R * s.S)) : 0;
+  if (pass == ConvPass::backward_data && flips(s))
+    return (round_floats(size_t(s.weight_numel())) +
+            size_t(lanes(s)) * indirect_lane_floats(flipped(s), ConvPass::forward)) *
+           sizeof(float);
+  if (pass != ConvPass::backward_data && indirect(s))
+    return (size_t(lanes(s)) * indirect_lane_floats(s, pass) + partials) * sizeof(float);
   return (size_t(lanes(s)) * lane_floats(s, pass) + partials) * sizeof(float);
 }
 
@@ -363,6 +409,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   check_shape(s);
   if (s.depthwise()) return depthwise::run_backward_weight(s, x, dy, dw);
   if (s.groups != 1) return ref::conv2d_backward_weight<float>(s, x, dy, dw);
+  if (indirect(s)) return indirect_backward_weight(s, x, dy, dw, static_cast<float*>(workspace));
   const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S, rows = tile_rows(s);
   // Lane 0 sums into dw itself, the others into their partials; then dw += partials in
   // lane order.

@@ -7,7 +7,8 @@
 // The fast path: groups == 1 -> sgemm on the input for a pointwise conv (1x1, stride 1,
 // no pad); with stride 1 along rows, sgemm_indirect reading the columns in place from a
 // padded band of input rows (backward data with stride 1 too, as the forward conv of dy
-// with the flipped kernel); else im2col into the caller's workspace + sgemm. Depthwise
+// with the flipped kernel; the weight gradient with sgemm_gathered packing from the
+// band); else im2col into the caller's workspace + sgemm. Depthwise
 // -> direct loops (conv2d_depthwise.cc). Every output is overwritten, not accumulated.
 // The workspace is planned memory: conv2d_workspace_bytes(s, pass) tells how much
 // each call needs; pass at least that many bytes (64-byte aligned).
@@ -48,8 +49,8 @@ struct Conv2dShape {
 // The workspace of one direction: forward and backward data need, for each of 4 image
 // lanes, a padded band of input rows and its row table (the indirect path) or the
 // columns of a tile of output rows (none for a pointwise conv), and SGEMM's packing;
-// backward data by the flipped kernel also holds that kernel; the weight gradient
-// keeps the columns and also needs a partial sum (K x CRS) for every lane but the first.
+// backward data by the flipped kernel also holds that kernel; the weight gradient also
+// needs a partial sum (K x CRS) for every lane but the first.
 enum class ConvPass { forward, backward_data, backward_weight };
 size_t conv2d_workspace_bytes(const Conv2dShape& s, ConvPass pass);
 

@@ -476,4 +476,62 @@ size_t sgemm_indirect_pack_floats(int64_t M, int64_t K) {
   return most;
 }
 
+void sgemm_gathered(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* const* b_cols, int64_t row_len, int64_t b_row_step, float beta, float* C, int64_t ldc,
+                    bool parallel, float* pack) {
+  ONNAS_CHECK(M >= 0 && N >= 0 && K >= 0 && row_len >= 1, "sgemm_gathered: bad size M={} N={} K={} row {}", M, N,
+              K, row_len);
+  ONNAS_CHECK(lda >= K && ldc >= N, "sgemm_gathered: leading dimension too small (lda={} ldc={} for M={} N={} K={})",
+              lda, ldc, M, N, K);
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);
+  const MicroKernel& mk = kernel_for(active_isa());
+  const int mr = mk.mr, nr = mk.nr;
+  const int64_t kc_max = pass_depth(mk, K), m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
+  float* a_packed = pack;
+  float* b_packed = pack + round16(size_t(m_panels * mr * kc_max));
+  parallel = parallel && num_threads() > 1 && n_panels > 1;
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kb = std::min(kc_max, K - pc);
+    const float beta_pass = pc == 0 ? beta : 1.0f;
+    for (int64_t mp = 0; mp < m_panels; ++mp)
+      pack_a(false, A, lda, mp * mr, int(std::min<int64_t>(mr, M - mp * mr)), pc, kb, mr, a_packed + mp * mr * kb);
+    // B's panel np, then its tiles: lane l at step k is column j0 + l's element pc + k,
+    // found a run of row_len floats at a time. Panels are independent (parallel tasks).
+    maybe_parallel(parallel, 0, n_panels, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t np = lo; np < hi; ++np) {
+        const int64_t j0 = np * nr;
+        const int cols = int(std::min<int64_t>(nr, N - j0));
+        float* out = b_packed + np * nr * kb;
+        for (int l = 0; l < cols; ++l) {
+          const float* src = b_cols[j0 + l];
+          int64_t k = 0, row = pc / row_len, q = pc % row_len;
+          while (k < kb) {
+            const int64_t run = std::min(row_len - q, kb - k);
+            const float* from = src + row * b_row_step + q;
+            for (int64_t i = 0; i < run; ++i) out[(k + i) * nr + l] = from[i];
+            k += run, q = 0, ++row;
+          }
+        }
+        if (cols < nr)
+          for (int64_t k = 0; k < kb; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
+        for (int64_t mp = 0; mp < m_panels; ++mp) {
+          const int64_t i0 = mp * mr;
+          mk.tile(kb, a_packed + mp * mr * kb, out, nr, C + i0 * ldc + j0, ldc, int(std::min<int64_t>(mr, M - i0)),
+                  cols, alpha, beta_pass);
+        }
+      }
+    });
+  }
+}
+
+size_t sgemm_gathered_pack_floats(int64_t M, int64_t N, int64_t K) {
+  size_t most = 0;
+  for (const Blocking& b : sgemm_detail::kAllBlockings) {
+    const int64_t kc = pass_depth(b, K);
+    most = std::max(most, round16(size_t(ceil_div(M, b.mr) * b.mr * kc)) + round16(size_t(ceil_div(N, b.nr) * b.nr * kc)));
+  }
+  return most;
+}
+
 }  // namespace onnas::kernels

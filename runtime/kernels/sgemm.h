@@ -55,6 +55,18 @@ void sgemm_indirect(int64_t M, int64_t N, int64_t K, int64_t n_rows, float alpha
 // Floats of packing memory sgemm_indirect needs under any ISA of any architecture.
 size_t sgemm_indirect_pack_floats(int64_t M, int64_t K);
 
+// The weight gradient's product with the columns read in place (conv2d.cc), on the
+// calling thread (or parallel over panels of C's columns with `parallel`): C (M x N) = alpha * A (M x K, lda) * B + beta * C (ldc), where B's
+// column j holds K values gathered from b_cols[j]: value k is at
+// b_cols[j][(k / row_len) * b_row_step + k % row_len] (k runs over a tile's output
+// pixels, row_len of them per output row). Packs A and B into `pack` (at least
+// sgemm_gathered_pack_floats() floats, 64-byte aligned). Each element is one FMA chain
+// over k ascending, cut at K-only pass boundaries.
+void sgemm_gathered(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* const* b_cols, int64_t row_len, int64_t b_row_step, float beta, float* C, int64_t ldc,
+                    bool parallel, float* pack);
+size_t sgemm_gathered_pack_floats(int64_t M, int64_t N, int64_t K);
+
 // Plain triple loop (double accumulation), for tests.
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

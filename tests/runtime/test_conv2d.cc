@@ -199,17 +199,20 @@ TEST_CASE("conv2d workspace: per image lane its band or columns and SGEMM packin
   // the same band, after the flipped weights.
   CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) ==
         (16 * 16 * 5 + 4 * (band + table + indirect_pack(16, 80))) * 4);
-  // The weight gradient keeps the columns of a tile of output rows: 256 / 28 -> 9 rows
-  // of 28 pixels, not the whole 28 x 28 image.
-  const size_t cols = 16 * 5 * 9 * 28;
+  // The weight gradient packs its panels from the same band (a tile of 784 pixels deep),
+  // and every lane but the first has a partial sum.
+  auto gathered_pack = [&](int64_t M, int64_t N, int64_t K) { return round16(sgemm_gathered_pack_floats(M, N, K)); };
   CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_weight) ==
-        (4 * (cols + pack(true, 16, 80, 252)) + 3 * 16 * 80) * 4);
-  // Strided rows keep the columns too (a 1x5 of a reduction cell, stride 2 along rows).
+        (4 * (band + table + gathered_pack(16, 80, 784)) + 3 * 16 * 80) * 4);
+  // Strided rows keep the columns of a tile of output rows (a 1x5 of a reduction cell,
+  // stride 2 along rows): 256 / 14 -> 18 rows of 14 pixels, not the whole image.
   Conv2dShape strided = c15;
   strided.stride_w = 2;
-  const size_t cols_s = 16 * 5 * 18 * 14;  // 256 / 14 -> 18 rows of 14 pixels
+  const size_t cols_s = 16 * 5 * 18 * 14;
   CHECK(conv2d_workspace_bytes(strided, ConvPass::forward) == 4 * (cols_s + pack(false, 16, 252, 80)) * 4);
   CHECK(conv2d_workspace_bytes(strided, ConvPass::backward_data) == 4 * (cols_s + pack(false, 80, 252, 16)) * 4);
+  CHECK(conv2d_workspace_bytes(strided, ConvPass::backward_weight) ==
+        (4 * (cols_s + pack(true, 16, 80, 252)) + 3 * 16 * 80) * 4);
   // A band of 3 output rows 300 wide (about 1024 pixels a tile): 5 input rows, 302 wide.
   const Conv2dShape wide{.N = 2, .C = 2, .H = 3, .W = 300, .K = 2, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1};
   CHECK(conv2d_workspace_bytes(wide, ConvPass::forward) ==
@@ -219,7 +222,7 @@ TEST_CASE("conv2d workspace: per image lane its band or columns and SGEMM packin
   // One image: one lane, whose parallel sgemm packs into the lane's planned memory too.
   Conv2dShape one = c15;
   one.N = 1;
-  CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == (cols + pack(true, 16, 80, 252)) * 4);
+  CHECK(conv2d_workspace_bytes(one, ConvPass::backward_weight) == (band + table + gathered_pack(16, 80, 784)) * 4);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::forward) % 64 == 0);
   CHECK(conv2d_workspace_bytes(c15, ConvPass::backward_data) % 64 == 0);
 }
