@@ -56,6 +56,8 @@ ONNAS_DW_DECLARE(neon)
 }  // namespace onnas::kernels::depthwise
 
 #ifdef ONNAS_DW_ISA
+#include "runtime/kernels/short_copy.h"
+
 namespace onnas::kernels::depthwise {
 namespace {
 
@@ -275,7 +277,7 @@ void copy_into(float* buf, int64_t Wp, int64_t top, int64_t left, const float* s
   for (int64_t h = 0; h < H; ++h) {
     float* __restrict d = buf + (top + h) * Wp + left;
     const float* __restrict s = src + h * W;
-    for (int64_t v = 0; v < W; ++v) d[v] = s[v];
+    copy_floats(d, s, W);
   }
 }
 
@@ -310,7 +312,7 @@ bool padded_forward(const Args& a, const float* x, const float* w, float* y, int
       else
         apply_taps<0>(ywide, xpad, wk, off, T, n, a.sw);
       for (int64_t p = 0; p < a.P; ++p)
-        for (int64_t q = 0; q < a.Q; ++q) yp[p * a.Q + q] = ywide[p * Wp + q];
+        copy_floats(yp + p * a.Q, ywide + p * Wp, a.Q);
     } else if (a.sw == 2) {
       for (int64_t p = 0; p < a.P; ++p) apply_taps<2>(yp + p * a.Q, xpad + p * a.sh * Wp, wk, off, T, a.Q, 2);
     } else {
@@ -340,6 +342,10 @@ bool padded_backward_data(const Args& a, const float* dy, const float* w, float*
     for (int64_t p = 0; p < a.P; ++p) {
       const int64_t gh = p * a.sh + oh;
       if (gh < 0 || gh >= Hb) continue;
+      if (a.sw == 1 && ow >= 0 && ow + a.Q <= Wb) {  // the whole row lands inside the grid
+        copy_floats(grid + gh * Wb + ow, dyp + p * a.Q, a.Q);
+        continue;
+      }
       for (int64_t q = 0; q < a.Q; ++q) {
         const int64_t gv = q * a.sw + ow;
         if (gv >= 0 && gv < Wb) grid[gh * Wb + gv] = dyp[p * a.Q + q];
@@ -350,7 +356,7 @@ bool padded_backward_data(const Args& a, const float* dy, const float* w, float*
     apply_taps<1>(dxwide, grid, wf, off, T, (a.H - 1) * Wb + a.W, 1);
     float* dxp = dx + nc * a.H * a.W;
     for (int64_t h = 0; h < a.H; ++h)
-      for (int64_t v = 0; v < a.W; ++v) dxp[h * a.W + v] = dxwide[h * Wb + v];
+      copy_floats(dxp + h * a.W, dxwide + h * Wb, a.W);
   }
   return true;
 }
@@ -380,8 +386,13 @@ bool padded_backward_weight(const Args& a, int64_t N, const float* x, const floa
     for (int64_t n = 0; n < N; ++n) {
       copy_into(xpad, Wp, a.ph, a.pw, x + (n * a.C + c) * a.H * a.W, a.H, a.W);
       const float* dyp = dy + (n * a.C + c) * a.P * a.Q;
-      for (int64_t p = 0; p < a.P; ++p)
+      for (int64_t p = 0; p < a.P; ++p) {
+        if (a.sw == 1) {
+          copy_floats(dywide + p * a.sh * Wp, dyp + p * a.Q, a.Q);
+          continue;
+        }
         for (int64_t q = 0; q < a.Q; ++q) dywide[p * a.sh * Wp + q * a.sw] = dyp[p * a.Q + q];
+      }
       for (int64_t k = 0; k < T; ++k) {
         const float* __restrict xs = xpad + off[k];
         const float* __restrict g = dywide;

@@ -188,6 +188,16 @@ inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
   _mm_storeu_ps(out + 2 * width, x2);
   _mm_storeu_ps(out + 3 * width, x3);
 }
+// The same from four rows anywhere: out[k * width + l] = s_l[k].
+inline void transpose4_rows(const float* s0, const float* s1, const float* s2, const float* s3, float* out,
+                            int64_t width) {
+  __m128 x0 = _mm_loadu_ps(s0), x1 = _mm_loadu_ps(s1), x2 = _mm_loadu_ps(s2), x3 = _mm_loadu_ps(s3);
+  _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+  _mm_storeu_ps(out, x0);
+  _mm_storeu_ps(out + width, x1);
+  _mm_storeu_ps(out + 2 * width, x2);
+  _mm_storeu_ps(out + 3 * width, x3);
+}
 #elif defined(ONNAS_KERNELS_NEON)
 constexpr bool kHasTranspose4 = true;
 inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
@@ -200,9 +210,19 @@ inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
   vst1q_f32(out + 2 * width, vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0])));
   vst1q_f32(out + 3 * width, vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1])));
 }
+inline void transpose4_rows(const float* s0, const float* s1, const float* s2, const float* s3, float* out,
+                            int64_t width) {
+  const float32x4x2_t ab = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s1));
+  const float32x4x2_t cd = vtrnq_f32(vld1q_f32(s2), vld1q_f32(s3));
+  vst1q_f32(out, vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0])));
+  vst1q_f32(out + width, vcombine_f32(vget_low_f32(ab.val[1]), vget_low_f32(cd.val[1])));
+  vst1q_f32(out + 2 * width, vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0])));
+  vst1q_f32(out + 3 * width, vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1])));
+}
 #else
 constexpr bool kHasTranspose4 = false;
 inline void transpose4(const float*, int64_t, float*, int64_t) {}
+inline void transpose4_rows(const float*, const float*, const float*, const float*, float*, int64_t) {}
 #endif
 
 // Copies a panel of `lanes` rows or columns of a matrix over kc steps of K into
@@ -503,15 +523,27 @@ void sgemm_gathered(int64_t M, int64_t N, int64_t K, float alpha, const float* A
         const int64_t j0 = np * nr;
         const int cols = int(std::min<int64_t>(nr, N - j0));
         float* out = b_packed + np * nr * kb;
-        for (int l = 0; l < cols; ++l) {
-          const float* src = b_cols[j0 + l];
-          int64_t k = 0, row = pc / row_len, q = pc % row_len;
-          while (k < kb) {
-            const int64_t run = std::min(row_len - q, kb - k);
-            const float* from = src + row * b_row_step + q;
-            for (int64_t i = 0; i < run; ++i) out[(k + i) * nr + l] = from[i];
-            k += run, q = 0, ++row;
+        // Runs of one output row: steps [k, k + run) read at offset `from` in every column.
+        int64_t k = 0, row = pc / row_len, q = pc % row_len;
+        while (k < kb) {
+          const int64_t run = std::min(row_len - q, kb - k), from = row * b_row_step + q;
+          int l = 0;
+          if constexpr (kHasTranspose4) {
+            for (; l + 4 <= cols; l += 4) {
+              const float* const* src = b_cols + j0 + l;
+              int64_t i = 0;
+              for (; i + 4 <= run; i += 4)
+                transpose4_rows(src[0] + from + i, src[1] + from + i, src[2] + from + i, src[3] + from + i,
+                                out + (k + i) * nr + l, nr);
+              for (; i < run; ++i)
+                for (int j = 0; j < 4; ++j) out[(k + i) * nr + l + j] = src[j][from + i];
+            }
           }
+          for (; l < cols; ++l) {
+            const float* src = b_cols[j0 + l] + from;
+            for (int64_t i = 0; i < run; ++i) out[(k + i) * nr + l] = src[i];
+          }
+          k += run, q = 0, ++row;
         }
         if (cols < nr)
           for (int64_t k = 0; k < kb; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
