@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "runtime/kernels/conv2d.h"
@@ -256,4 +257,45 @@ TEST_CASE("conv2d: a kernel larger than the padded input gives an empty output a
   std::vector<float> x(x_numel(s)), w(size_t(s.weight_numel())), y(16);
   CHECK_THROWS_AS(conv2d_forward(s, x.data(), w.data(), y.data(), nullptr), Error);
   CHECK(Pool2dShape{.H = 2, .W = 2, .R = 5, .S = 5, .pad_h = 1, .pad_w = 1}.P() == 0);
+}
+
+TEST_CASE("conv2d forward reading the columns in place gives the bits of SGEMM on copied columns") {
+  // The indirect path (stride 1 along rows, rows of 12 pixels or more) must run the same
+  // FMA chains as im2col + sgemm: build each image's whole columns here and compare bits.
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  INFO("isa " << isa_name(isa));
+  const std::vector<Conv2dShape> shapes = {
+      {.N = 5, .C = 16, .H = 28, .W = 28, .K = 16, .R = 1, .S = 5, .pad_h = 0, .pad_w = 2},
+      {.N = 2, .C = 16, .H = 28, .W = 28, .K = 16, .R = 5, .S = 1, .pad_h = 2, .pad_w = 0},
+      {.N = 1, .C = 12, .H = 17, .W = 19, .K = 13, .R = 3, .S = 3, .stride_h = 2, .pad_h = 2, .pad_w = 2,
+       .dil_h = 2, .dil_w = 2},
+      {.N = 3, .C = 40, .H = 14, .W = 14, .K = 24, .R = 3, .S = 3, .pad_h = 1, .pad_w = 1},  // CRS 360: 2 passes
+  };
+  for (const Conv2dShape& s : shapes) {
+    INFO(describe(s));
+    REQUIRE(s.Q() >= 12);
+    const int64_t P = s.P(), Q = s.Q(), CRS = s.C * s.R * s.S;
+    auto x = test::random<float>(x_numel(s), 41);
+    auto w = test::random<float>(size_t(s.weight_numel()), 42);
+    Workspace ws(s, ConvPass::forward);
+    std::vector<float> y(y_numel(s), NAN), want(y_numel(s));
+    conv2d_forward(s, x.data(), w.data(), y.data(), ws.data());
+    std::vector<float> cols(size_t(CRS * P * Q));
+    for (int64_t n = 0; n < s.N; ++n) {
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t t = 0; t < s.S; ++t)
+            for (int64_t p = 0; p < P; ++p)
+              for (int64_t q = 0; q < Q; ++q) {
+                const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h, v = q * s.stride_w - s.pad_w + t * s.dil_w;
+                cols[size_t(((c * s.R + r) * s.S + t) * P * Q + p * Q + q)] =
+                    h >= 0 && h < s.H && v >= 0 && v < s.W ? x[size_t(((n * s.C + c) * s.H + h) * s.W + v)] : 0.0f;
+              }
+      sgemm(false, false, s.K, P * Q, CRS, 1.0f, w.data(), CRS, cols.data(), P * Q, 0.0f,
+            want.data() + n * s.K * P * Q, P * Q);
+    }
+    CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
+    CHECK(ws.canary_intact());
+  }
 }
