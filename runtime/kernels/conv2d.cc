@@ -306,42 +306,46 @@ void fill_band(const Conv2dShape& s, const float* xn, float* out, int64_t p0, in
     }
 }
 
-// y = conv(x, w) on the indirect path.
-void indirect_forward(const Conv2dShape& s, const float* x, const float* w, float* y, float* workspace) {
-  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S;
-  const Band band = band_of(s);
+// Runs body(lane, lanes, b, n, p0, p1) for every tile of output rows [p0, p1) of every
+// image n, lanes in parallel, each lane's images in order, with the tile's band filled
+// from x (b: the lane's band, row table and packing memory).
+template <typename F>
+void for_each_band_tile(const Conv2dShape& s, ConvPass pass, const float* x, float* workspace, F&& body) {
+  const int64_t P = s.P(), rows = band_of(s).rows_out;
   for_each_lane(s, [&](int64_t lane, int64_t L) {
-    const BandLane b = band_lane(s, ConvPass::forward, workspace, lane);
+    const BandLane b = band_lane(s, pass, workspace, lane);
     for (int64_t n = lane; n < s.N; n += L)
-      for (int64_t p0 = 0; p0 < P; p0 += band.rows_out) {
-        const int64_t p1 = std::min(P, p0 + band.rows_out);
-        fill_band(s, x + n * s.C * HW, b.band, p0, p1);
-        sgemm_indirect(s.K, Q, CRS, p1 - p0, 1.0f, w, CRS, b.rows, s.stride_h * band.Wp, 0.0f,
-                       y + n * s.K * PQ + p0 * Q, PQ, Q, L < 2, b.pack);
+      for (int64_t p0 = 0; p0 < P; p0 += rows) {
+        const int64_t p1 = std::min(P, p0 + rows);
+        fill_band(s, x + n * s.C * s.H * s.W, b.band, p0, p1);
+        body(lane, L, b, n, p0, p1);
       }
   });
 }
 
+// y = conv(x, w) on the indirect path.
+void indirect_forward(const Conv2dShape& s, const float* x, const float* w, float* y, float* workspace) {
+  const int64_t Q = s.Q(), PQ = s.P() * Q, CRS = s.C * s.R * s.S, row_step = s.stride_h * band_of(s).Wp;
+  for_each_band_tile(s, ConvPass::forward, x, workspace,
+                     [&](int64_t, int64_t L, const BandLane& b, int64_t n, int64_t p0, int64_t p1) {
+                       sgemm_indirect(s.K, Q, CRS, p1 - p0, 1.0f, w, CRS, b.rows, row_step, 0.0f,
+                                      y + n * s.K * PQ + p0 * Q, PQ, Q, L < 2, b.pack);
+                     });
+}
+
 // dw = sum over images and pixels of dy x columns^T on the indirect path: each lane sums
-// its images in order into dw (lane 0) or its partial.
+// its images in order into dw (lane 0) or its partial, then dw += partials in lane order.
 void indirect_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* workspace) {
-  const int64_t HW = s.H * s.W, P = s.P(), Q = s.Q(), PQ = P * Q, CRS = s.C * s.R * s.S;
-  const Band band = band_of(s);
+  const int64_t Q = s.Q(), PQ = s.P() * Q, CRS = s.C * s.R * s.S, row_step = s.stride_h * band_of(s).Wp;
   float* partials = workspace + size_t(lanes(s)) * indirect_lane_floats(s, ConvPass::backward_weight);
-  for_each_lane(s, [&](int64_t lane, int64_t L) {
-    const BandLane b = band_lane(s, ConvPass::backward_weight, workspace, lane);
-    float* acc = lane == 0 ? dw : partials + size_t(lane - 1) * round_floats(size_t(s.K * CRS));
-    for (int64_t n = lane; n < s.N; n += L)
-      for (int64_t p0 = 0; p0 < P; p0 += band.rows_out) {
-        const int64_t p1 = std::min(P, p0 + band.rows_out);
-        fill_band(s, x + n * s.C * HW, b.band, p0, p1);
-        const float beta = n == lane && p0 == 0 ? 0.0f : 1.0f;  // a lane's first tile overwrites
-        sgemm_gathered(s.K, CRS, (p1 - p0) * Q, 1.0f, dy + n * s.K * PQ + p0 * Q, PQ, b.rows, Q,
-                       s.stride_h * band.Wp, beta, acc, CRS, L < 2, b.pack);
-      }
-  });
-  for (int64_t lane = 1; lane < lanes(s); ++lane)
-    accumulate(s.K * CRS, partials + size_t(lane - 1) * round_floats(size_t(s.K * CRS)), dw);
+  auto partial = [&](int64_t lane) { return partials + size_t(lane - 1) * round_floats(size_t(s.K * CRS)); };
+  for_each_band_tile(s, ConvPass::backward_weight, x, workspace,
+                     [&](int64_t lane, int64_t L, const BandLane& b, int64_t n, int64_t p0, int64_t p1) {
+                       const float beta = n == lane && p0 == 0 ? 0.0f : 1.0f;  // a lane's first tile overwrites
+                       sgemm_gathered(s.K, CRS, (p1 - p0) * Q, 1.0f, dy + n * s.K * PQ + p0 * Q, PQ, b.rows, Q,
+                                      row_step, beta, lane == 0 ? dw : partial(lane), CRS, L < 2, b.pack);
+                     });
+  for (int64_t lane = 1; lane < lanes(s); ++lane) accumulate(s.K * CRS, partial(lane), dw);
 }
 
 }  // namespace
