@@ -73,10 +73,19 @@ Moments plane_grad_sums(const float* x, const float* dy, int64_t HW, float mean)
   return m;
 }
 
-// y = x * a + b over one plane. Not __restrict: evaluation runs in place (the op marks
-// y as x's place), and restrict-qualified pointers to one array are undefined behaviour.
+inline void store4(float* p, Vec4 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// y = x * a + b over one plane, kLanes floats a step. y may be x (evaluation runs in
+// place: the op marks y as x's place): each vector is read before it is written.
 void plane_affine(const float* x, float* y, int64_t HW, float a, float b) {
-  for (int64_t i = 0; i < HW; ++i) y[i] = x[i] * a + b;
+  const Vec4 va = {a, a, a, a}, vb = {b, b, b, b};
+  int64_t i = 0;
+  for (; i + kLanes <= HW; i += kLanes) {
+    Vec4 v[kVecs];
+    for (int k = 0; k < kVecs; ++k) v[k] = load4(x + i + 4 * k);
+    for (int k = 0; k < kVecs; ++k) store4(y + i + 4 * k, v[k] * va + vb);
+  }
+  for (; i < HW; ++i) y[i] = x[i] * a + b;
 }
 
 }  // namespace
@@ -128,6 +137,21 @@ void batch_norm_forward_infer(const BatchNormShape& s, const float* x, const flo
 
 namespace {
 
+// dx = k_dy * dy + k_v * (v - centre) + k_0 over one plane, kLanes floats a step; dx may
+// be dy (each vector is read before it is written).
+void plane_backward(const float* v, const float* dy, float* dx, int64_t HW, float k_dy, float k_v, float centre,
+                    float k_0) {
+  const Vec4 a = {k_dy, k_dy, k_dy, k_dy}, b = {k_v, k_v, k_v, k_v}, c = {centre, centre, centre, centre},
+             z = {k_0, k_0, k_0, k_0};
+  int64_t i = 0;
+  for (; i + kLanes <= HW; i += kLanes) {
+    Vec4 out[kVecs];
+    for (int k = 0; k < kVecs; ++k) out[k] = a * load4(dy + i + 4 * k) + b * (load4(v + i + 4 * k) - c) + z;
+    for (int k = 0; k < kVecs; ++k) store4(dx + i + 4 * k, out[k]);
+  }
+  for (; i < HW; ++i) dx[i] = k_dy * dy[i] + k_v * (v[i] - centre) + k_0;
+}
+
 // dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * rstd / M * (M dy - dbeta - xhat dgamma),
 // written as dx = k_dy * dy + k_v * (v - centre) + k_0, where v holds xhat up to a
 // per-channel centre and scale: xhat = (v - centre) * v_scale, with (v, centre,
@@ -156,7 +180,7 @@ void backward_channels(const BatchNormShape& s, const float* v, const float* dy,
         const float* vp = v + at;
         const float* dyp = dy + at;
         float* dxp = dx + at;
-        for (int64_t i = 0; i < s.HW; ++i) dxp[i] = k_dy * dyp[i] + k_v * (vp[i] - centre) + k_0;
+        plane_backward(vp, dyp, dxp, s.HW, k_dy, k_v, centre, k_0);
       }
     }
   });
