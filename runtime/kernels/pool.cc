@@ -18,6 +18,7 @@
 #include "runtime/cpu.h"
 #include "runtime/error.h"
 #include "runtime/kernels/cpu_features.h"
+#include "runtime/kernels/short_copy.h"
 #include "runtime/threading.h"
 
 #if defined(ONNAS_KERNELS_X86)
@@ -182,8 +183,63 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
   });
 }
 
+namespace {
+
+// 3x3, stride 1, pad 1 (the normal cells' pool), on a zero-bordered copy of each plane
+// (on the stack): every output is the same nine additions in the same order as the
+// generic loop's, with exact zeros where it skips the padding (acc is never -0, so
+// adding +0 changes nothing), then the same division by the in-bounds count: the same
+// bits, in branch-free rows the compiler vectorizes. The generic loop had run every
+// border output with bounds and a division of its own, half the pool's time at 28x28.
+constexpr int64_t kBorderedMaxFloats = 8192;
+
+bool avg_bordered_applies(const Pool2dShape& s) {
+  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
+         s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;
+}
+
+void avg_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y) {
+  const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
+  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
+    alignas(64) float g[kBorderedMaxFloats];
+    std::fill(g, g + (H + 2) * BW, 0.0f);
+    for (int64_t nc = lo; nc < hi; ++nc) {
+      const float* xp = x + nc * HW;
+      for (int64_t h = 0; h < H; ++h) copy_floats(g + (h + 1) * BW + 1, xp + h * W, W);
+      float* yp = y + nc * HW;
+      for (int64_t h = 0; h < H; ++h) {
+        const float* a = g + h * BW;
+        const float* b = a + BW;
+        const float* c = b + BW;
+        const float rows = (h == 0 || h == H - 1) ? 2.0f : 3.0f;
+        auto window = [&](int64_t v) {
+          float acc = 0.0f;
+          acc += a[v];
+          acc += a[v + 1];
+          acc += a[v + 2];
+          acc += b[v];
+          acc += b[v + 1];
+          acc += b[v + 2];
+          acc += c[v];
+          acc += c[v + 1];
+          acc += c[v + 2];
+          return acc;
+        };
+        float* yr = yp + h * W;
+        yr[0] = window(0) / (rows * 2.0f);
+        const float inner = rows * 3.0f;
+        for (int64_t v = 1; v < W - 1; ++v) yr[v] = window(v) / inner;
+        yr[W - 1] = window(W - 1) / (rows * 2.0f);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
   check_pool(s, "avg_pool2d");
+  if (avg_bordered_applies(s)) return avg_pool2d_forward_bordered(s, x, y);
   const int64_t P = s.P(), Q = s.Q();
   const bool fast = s.R == 3 && s.S == 3;
   const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};

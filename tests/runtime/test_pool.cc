@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "runtime/kernels/pool.h"
@@ -159,4 +160,28 @@ TEST_CASE("avg pool excludes padding from the count, global avg pool is the plan
   global_avg_pool_forward(1, 2, 9, plane.data(), g.data());
   CHECK(g[0] == Approx(5.0f));
   CHECK(g[1] == Approx(14.0f));
+}
+
+TEST_CASE("avg pool 3x3 stride 1 pad 1 gives the bits of float sums over the in-bounds window in row-major order") {
+  // The normal cells' pool runs on a zero-bordered copy; it must give exactly what the
+  // plain loop gives: a float sum of the in-bounds values in row-major order, divided by
+  // their count. Negative zeros and mixed signs included.
+  const int64_t H = GENERATE(2, 7, 28), W = GENERATE(2, 5, 28);
+  Pool2dShape s{.N = 2, .C = 3, .H = H, .W = W, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  INFO("H " << H << " W " << W);
+  auto x = test::random<float>(size_t(s.N * s.C * H * W), 77);
+  for (size_t i = 0; i < x.size(); i += 5) x[i] = -0.0f;
+  std::vector<float> y(x.size(), NAN), want(x.size());
+  avg_pool2d_forward(s, x.data(), y.data());
+  for (int64_t nc = 0; nc < s.N * s.C; ++nc)
+    for (int64_t p = 0; p < H; ++p)
+      for (int64_t q = 0; q < W; ++q) {
+        float acc = 0.0f;
+        int count = 0;
+        for (int64_t h = p - 1; h <= p + 1; ++h)
+          for (int64_t v = q - 1; v <= q + 1; ++v)
+            if (h >= 0 && h < H && v >= 0 && v < W) acc += x[size_t((nc * H + h) * W + v)], ++count;
+        want[size_t((nc * H + p) * W + q)] = acc / float(count);
+      }
+  CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
 }
