@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "runtime/cpu.h"
@@ -115,8 +116,114 @@ int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w,
 
 }  // namespace
 
+namespace {
+
+constexpr int64_t kBorderedMaxFloats = 8192;  // a bordered plane lives on the stack
+
+// 3x3, stride 1, pad 1 (the normal cells' pool), on a copy of each plane bordered with
+// -inf: each output starts from the first in-bounds tap of its window (as the generic
+// loop does) and takes every tap in row-major order that is strictly larger, so the
+// border (-inf) never wins, a NaN start stays, ties keep the first: the generic loop's
+// values and argmax, without its bounds. Four outputs at a time where the build has
+// SSE2 or NEON (compare-and-select), the scalar loop beside it.
+bool max_bordered_applies(const Pool2dShape& s) {
+  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
+         s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;
+}
+
+// Outputs [q_lo, q_hi) of row p; r0 is the window's first in-bounds row (1 on the first
+// output row), and every q here has its first in-bounds column at t = 0 (q >= 1).
+void max3_bordered_row(const float* g, int64_t BW, int64_t W, int64_t p, int64_t r0, int64_t q_lo, int64_t q_hi,
+                       float* y, int32_t* argmax) {
+  int64_t q = q_lo;
+  const bool simd = active_isa() != Isa::reference;
+#if defined(ONNAS_KERNELS_X86)
+  for (; simd && q + 4 <= q_hi; q += 4) {
+    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+    __m128 best = _mm_loadu_ps(g + (p + r0) * BW + q);
+    __m128i best_at = _mm_add_epi32(_mm_set1_epi32(int32_t((p + r0 - 1) * W + q - 1)), lane);
+    for (int64_t r = r0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t) {
+        const __m128 v = _mm_loadu_ps(g + (p + r) * BW + q + t);
+        const __m128 more = _mm_cmpgt_ps(v, best);
+        const __m128i more_i = _mm_castps_si128(more);
+        best = _mm_or_ps(_mm_and_ps(more, v), _mm_andnot_ps(more, best));
+        const __m128i ats = _mm_add_epi32(_mm_set1_epi32(int32_t((p + r - 1) * W + q + t - 1)), lane);
+        best_at = _mm_or_si128(_mm_and_si128(more_i, ats), _mm_andnot_si128(more_i, best_at));
+      }
+    _mm_storeu_ps(y + q, best);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + q), best_at);
+  }
+#elif defined(ONNAS_KERNELS_NEON)
+  const int32x4_t lane = {0, 1, 2, 3};
+  for (; simd && q + 4 <= q_hi; q += 4) {
+    float32x4_t best = vld1q_f32(g + (p + r0) * BW + q);
+    int32x4_t best_at = vaddq_s32(vdupq_n_s32(int32_t((p + r0 - 1) * W + q - 1)), lane);
+    for (int64_t r = r0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t) {
+        const float32x4_t v = vld1q_f32(g + (p + r) * BW + q + t);
+        const uint32x4_t more = vcgtq_f32(v, best);
+        best = vbslq_f32(more, v, best);
+        best_at = vbslq_s32(more, vaddq_s32(vdupq_n_s32(int32_t((p + r - 1) * W + q + t - 1)), lane), best_at);
+      }
+    vst1q_f32(y + q, best);
+    vst1q_s32(argmax + q, best_at);
+  }
+#else
+  (void)simd;
+#endif
+  for (; q < q_hi; ++q) {
+    float best = g[(p + r0) * BW + q];
+    int32_t best_at = int32_t((p + r0 - 1) * W + q - 1);
+    for (int64_t r = r0; r < 3; ++r)
+      for (int64_t t = 0; t < 3; ++t) {
+        const float v = g[(p + r) * BW + q + t];
+        const int32_t at = int32_t((p + r - 1) * W + q + t - 1);
+        best_at = v > best ? at : best_at;
+        best = v > best ? v : best;
+      }
+    y[q] = best;
+    argmax[q] = best_at;
+  }
+}
+
+void max_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+  const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
+  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
+    alignas(64) float g[kBorderedMaxFloats];
+    std::fill(g, g + (H + 2) * BW, -std::numeric_limits<float>::infinity());
+    for (int64_t nc = lo; nc < hi; ++nc) {
+      const float* xp = x + nc * HW;
+      for (int64_t h = 0; h < H; ++h) copy_floats(g + (h + 1) * BW + 1, xp + h * W, W);
+      float* yp = y + nc * HW;
+      int32_t* ap = argmax + nc * HW;
+      for (int64_t p = 0; p < H; ++p) {
+        const int64_t r0 = p == 0 ? 1 : 0;
+        // Column 0: its window's first in-bounds column is t = 1.
+        {
+          float best = g[(p + r0) * BW + 1];
+          int32_t best_at = int32_t((p + r0 - 1) * W);
+          for (int64_t r = r0; r < 3; ++r)
+            for (int64_t t = 1; t < 3; ++t) {
+              const float v = g[(p + r) * BW + t];
+              const int32_t at = int32_t((p + r - 1) * W + t - 1);
+              best_at = v > best ? at : best_at;
+              best = v > best ? v : best;
+            }
+          yp[p * W] = best;
+          ap[p * W] = best_at;
+        }
+        max3_bordered_row(g, BW, W, p, r0, 1, W, yp + p * W, ap + p * W);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   check_pool(s, "max_pool2d");
+  if (max_bordered_applies(s)) return max_pool2d_forward_bordered(s, x, y, argmax);
   const int64_t P = s.P(), Q = s.Q();
   // 3x3 windows: outputs away from the border run a fixed 9-tap loop (the DARTS pools).
   const bool fast = s.R == 3 && s.S == 3;
@@ -191,8 +298,6 @@ namespace {
 // adding +0 changes nothing), then the same division by the in-bounds count: the same
 // bits, in branch-free rows the compiler vectorizes. The generic loop had run every
 // border output with bounds and a division of its own, half the pool's time at 28x28.
-constexpr int64_t kBorderedMaxFloats = 8192;
-
 bool avg_bordered_applies(const Pool2dShape& s) {
   return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
          s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "runtime/kernels/pool.h"
@@ -184,4 +185,39 @@ TEST_CASE("avg pool 3x3 stride 1 pad 1 gives the bits of float sums over the in-
         want[size_t((nc * H + p) * W + q)] = acc / float(count);
       }
   CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("max pool 3x3 stride 1 pad 1 gives the plain loop's values and argmax, ties, -inf and NaN included") {
+  // The normal cells' max pool runs on a copy bordered with -inf; it must keep the plain
+  // loop's rule: start from the window's first in-bounds value, take a later one only if
+  // strictly larger, in row-major order (padding never wins, ties keep the first, a NaN
+  // start stays). On every ISA (the SIMD rows and the scalar loop).
+  const Isa isa = GENERATE(from_range(test::available_isas()));
+  test::IsaGuard guard(isa);
+  const int64_t H = GENERATE(2, 5, 28), W = GENERATE(2, 7, 28);
+  Pool2dShape s{.N = 2, .C = 3, .H = H, .W = W, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  INFO("isa " << isa_name(isa) << " H " << H << " W " << W);
+  auto x = test::random<float>(size_t(s.N * s.C * H * W), 91);
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (i % 7 == 0) x[i] = 0.25f;  // ties
+    if (i % 11 == 0) x[i] = -std::numeric_limits<float>::infinity();
+    if (i % 29 == 0) x[i] = NAN;
+  }
+  std::vector<float> y(x.size(), 0.0f), want(x.size());
+  std::vector<int32_t> at(x.size(), -1), want_at(x.size());
+  max_pool2d_forward(s, x.data(), y.data(), at.data());
+  for (int64_t nc = 0; nc < s.N * s.C; ++nc)
+    for (int64_t p = 0; p < H; ++p)
+      for (int64_t q = 0; q < W; ++q) {
+        const int64_t h0 = p > 0 ? p - 1 : 0, v0 = q > 0 ? q - 1 : 0;
+        int32_t best_at = int32_t(h0 * W + v0);
+        float best = x[size_t(nc * H * W + best_at)];
+        for (int64_t h = h0; h <= p + 1 && h < H; ++h)
+          for (int64_t v = v0; v <= q + 1 && v < W; ++v)
+            if (x[size_t(nc * H * W + h * W + v)] > best) best = x[size_t(nc * H * W + h * W + v)], best_at = int32_t(h * W + v);
+        want[size_t(nc * H * W + p * W + q)] = best;
+        want_at[size_t(nc * H * W + p * W + q)] = best_at;
+      }
+  CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
+  CHECK(at == want_at);
 }
