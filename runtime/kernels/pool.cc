@@ -6,9 +6,11 @@
 // pad per axis; HW = H*W.
 //
 // The loops are plain so the compiler vectorizes them for the target (SSE2 on x86-64,
-// NEON on aarch64), except the max-pool interior, which needs compare-and-select written
-// out (max3_row_stride1: SSE2 or NEON, whichever the build has; the scalar loop beside
-// it under Isa::reference). The plain references are ref::*pool* in reference.h.
+// NEON on aarch64), except the max-pool rows, which need compare-and-select written out
+// (max3_row_stride1, max3_bordered_row: SSE2 or NEON, whichever the build has; the
+// scalar loop beside them under Isa::reference). The normal cells' 3x3 stride-1 pools
+// run on a bordered copy of each plane (zeros for the average, -inf for the max). The
+// plain references are ref::*pool* in reference.h.
 #include "runtime/kernels/pool.h"
 
 #include <algorithm>
