@@ -50,6 +50,33 @@ void check_pool(const Pool2dShape& s, const char* op) {
               s.H, s.W);
 }
 
+// The normal cells' pool (3x3, stride 1, pad 1) on planes small enough to copy, with a
+// border of one row and column, onto the stack: the bordered paths below (max and
+// average forward, average backward).
+constexpr int64_t kBorderedMaxFloats = 8192;
+
+bool bordered3x3(const Pool2dShape& s) {
+  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
+         s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;
+}
+
+// body(nc, g) for every plane nc, in parallel, g a bordered plane of its task
+// ((H + 2) x (W + 2), pitch W + 2) whose border holds `border`; body writes the interior.
+template <typename Body>
+void for_each_bordered_plane(const Pool2dShape& s, float border, Body&& body) {
+  const int64_t floats = (s.H + 2) * (s.W + 2);
+  parallel_for(0, s.N * s.C, plane_grain(s.H * s.W), [&](int64_t lo, int64_t hi) {
+    alignas(64) float g[kBorderedMaxFloats];
+    std::fill(g, g + floats, border);
+    for (int64_t nc = lo; nc < hi; ++nc) body(nc, g);
+  });
+}
+
+// The interior of bordered plane g: plane x (H x W).
+void copy_interior(float* g, const float* x, int64_t H, int64_t W) {
+  for (int64_t h = 0; h < H; ++h) copy_floats(g + (h + 1) * (W + 2) + 1, x + h * W, W);
+}
+
 }  // namespace
 
 // The outputs whose 3x3 window lies wholly inside the input along one axis:
@@ -120,17 +147,27 @@ int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w,
 
 namespace {
 
-constexpr int64_t kBorderedMaxFloats = 8192;  // a bordered plane lives on the stack
-
 // 3x3, stride 1, pad 1 (the normal cells' pool), on a copy of each plane bordered with
 // -inf: each output starts from the first in-bounds tap of its window (as the generic
 // loop does) and takes every tap in row-major order that is strictly larger, so the
 // border (-inf) never wins, a NaN start stays, ties keep the first: the generic loop's
 // values and argmax, without its bounds. Four outputs at a time where the build has
 // SSE2 or NEON (compare-and-select), the scalar loop beside it.
-bool max_bordered_applies(const Pool2dShape& s) {
-  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
-         s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;
+//
+// Output q of row p, one at a time: the window from its first in-bounds tap (r0, t0).
+void max3_bordered_one(const float* g, int64_t BW, int64_t W, int64_t p, int64_t r0, int64_t t0, int64_t q, float* y,
+                       int32_t* argmax) {
+  float best = g[(p + r0) * BW + q + t0];
+  int32_t best_at = int32_t((p + r0 - 1) * W + q + t0 - 1);
+  for (int64_t r = r0; r < 3; ++r)
+    for (int64_t t = t0; t < 3; ++t) {
+      const float v = g[(p + r) * BW + q + t];
+      const int32_t at = int32_t((p + r - 1) * W + q + t - 1);
+      best_at = v > best ? at : best_at;
+      best = v > best ? v : best;
+    }
+  y[q] = best;
+  argmax[q] = best_at;
 }
 
 // Outputs [q_lo, q_hi) of row p; r0 is the window's first in-bounds row (1 on the first
@@ -174,49 +211,20 @@ void max3_bordered_row(const float* g, int64_t BW, int64_t W, int64_t p, int64_t
 #else
   (void)simd;
 #endif
-  for (; q < q_hi; ++q) {
-    float best = g[(p + r0) * BW + q];
-    int32_t best_at = int32_t((p + r0 - 1) * W + q - 1);
-    for (int64_t r = r0; r < 3; ++r)
-      for (int64_t t = 0; t < 3; ++t) {
-        const float v = g[(p + r) * BW + q + t];
-        const int32_t at = int32_t((p + r - 1) * W + q + t - 1);
-        best_at = v > best ? at : best_at;
-        best = v > best ? v : best;
-      }
-    y[q] = best;
-    argmax[q] = best_at;
-  }
+  for (; q < q_hi; ++q) max3_bordered_one(g, BW, W, p, r0, 0, q, y, argmax);
 }
 
 void max_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
-  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
-    alignas(64) float g[kBorderedMaxFloats];
-    std::fill(g, g + (H + 2) * BW, -std::numeric_limits<float>::infinity());
-    for (int64_t nc = lo; nc < hi; ++nc) {
-      const float* xp = x + nc * HW;
-      for (int64_t h = 0; h < H; ++h) copy_floats(g + (h + 1) * BW + 1, xp + h * W, W);
-      float* yp = y + nc * HW;
-      int32_t* ap = argmax + nc * HW;
-      for (int64_t p = 0; p < H; ++p) {
-        const int64_t r0 = p == 0 ? 1 : 0;
-        // Column 0: its window's first in-bounds column is t = 1.
-        {
-          float best = g[(p + r0) * BW + 1];
-          int32_t best_at = int32_t((p + r0 - 1) * W);
-          for (int64_t r = r0; r < 3; ++r)
-            for (int64_t t = 1; t < 3; ++t) {
-              const float v = g[(p + r) * BW + t];
-              const int32_t at = int32_t((p + r - 1) * W + t - 1);
-              best_at = v > best ? at : best_at;
-              best = v > best ? v : best;
-            }
-          yp[p * W] = best;
-          ap[p * W] = best_at;
-        }
-        max3_bordered_row(g, BW, W, p, r0, 1, W, yp + p * W, ap + p * W);
-      }
+  for_each_bordered_plane(s, -std::numeric_limits<float>::infinity(), [&](int64_t nc, float* g) {
+    copy_interior(g, x + nc * HW, H, W);
+    float* yp = y + nc * HW;
+    int32_t* ap = argmax + nc * HW;
+    for (int64_t p = 0; p < H; ++p) {
+      const int64_t r0 = p == 0 ? 1 : 0;
+      // Column 0's window starts at column t = 1; the others' at t = 0.
+      max3_bordered_one(g, BW, W, p, r0, 1, 0, yp + p * W, ap + p * W);
+      max3_bordered_row(g, BW, W, p, r0, 1, W, yp + p * W, ap + p * W);
     }
   });
 }
@@ -225,7 +233,7 @@ void max_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y,
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   check_pool(s, "max_pool2d");
-  if (max_bordered_applies(s)) return max_pool2d_forward_bordered(s, x, y, argmax);
+  if (bordered3x3(s)) return max_pool2d_forward_bordered(s, x, y, argmax);
   const int64_t P = s.P(), Q = s.Q();
   // 3x3 windows: outputs away from the border run a fixed 9-tap loop (the DARTS pools).
   const bool fast = s.R == 3 && s.S == 3;
@@ -294,50 +302,44 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
 
 namespace {
 
+// The sum of a 3x3 window starting at column v of rows a, b, c, in row-major order from
+// 0.0f (the generic loop's additions, without its bounds).
+inline float sum3x3(const float* a, const float* b, const float* c, int64_t v) {
+  float acc = 0.0f;
+  acc += a[v];
+  acc += a[v + 1];
+  acc += a[v + 2];
+  acc += b[v];
+  acc += b[v + 1];
+  acc += b[v + 2];
+  acc += c[v];
+  acc += c[v + 1];
+  acc += c[v + 2];
+  return acc;
+}
+
 // 3x3, stride 1, pad 1 (the normal cells' pool), on a zero-bordered copy of each plane
 // (on the stack): every output is the same nine additions in the same order as the
 // generic loop's, with exact zeros where it skips the padding (acc is never -0, so
 // adding +0 changes nothing), then the same division by the in-bounds count: the same
 // bits, in branch-free rows the compiler vectorizes. The generic loop had run every
 // border output with bounds and a division of its own, half the pool's time at 28x28.
-bool avg_bordered_applies(const Pool2dShape& s) {
-  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 && s.H >= 2 &&
-         s.W >= 2 && (s.H + 2) * (s.W + 2) <= kBorderedMaxFloats;
-}
-
 void avg_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y) {
   const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
-  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
-    alignas(64) float g[kBorderedMaxFloats];
-    std::fill(g, g + (H + 2) * BW, 0.0f);
-    for (int64_t nc = lo; nc < hi; ++nc) {
-      const float* xp = x + nc * HW;
-      for (int64_t h = 0; h < H; ++h) copy_floats(g + (h + 1) * BW + 1, xp + h * W, W);
-      float* yp = y + nc * HW;
-      for (int64_t h = 0; h < H; ++h) {
-        const float* a = g + h * BW;
-        const float* b = a + BW;
-        const float* c = b + BW;
-        const float rows = (h == 0 || h == H - 1) ? 2.0f : 3.0f;
-        auto window = [&](int64_t v) {
-          float acc = 0.0f;
-          acc += a[v];
-          acc += a[v + 1];
-          acc += a[v + 2];
-          acc += b[v];
-          acc += b[v + 1];
-          acc += b[v + 2];
-          acc += c[v];
-          acc += c[v + 1];
-          acc += c[v + 2];
-          return acc;
-        };
-        float* yr = yp + h * W;
-        yr[0] = window(0) / (rows * 2.0f);
-        const float inner = rows * 3.0f;
-        for (int64_t v = 1; v < W - 1; ++v) yr[v] = window(v) / inner;
-        yr[W - 1] = window(W - 1) / (rows * 2.0f);
-      }
+  for_each_bordered_plane(s, 0.0f, [&](int64_t nc, float* g) {
+    copy_interior(g, x + nc * HW, H, W);
+    float* yp = y + nc * HW;
+    for (int64_t h = 0; h < H; ++h) {
+      const float* a = g + h * BW;
+      const float* b = a + BW;
+      const float* c = b + BW;
+      const float rows = (h == 0 || h == H - 1) ? 2.0f : 3.0f;
+      auto window = [&](int64_t v) { return sum3x3(a, b, c, v); };
+      float* yr = yp + h * W;
+      yr[0] = window(0) / (rows * 2.0f);
+      const float inner = rows * 3.0f;
+      for (int64_t v = 1; v < W - 1; ++v) yr[v] = window(v) / inner;
+      yr[W - 1] = window(W - 1) / (rows * 2.0f);
     }
   });
 }
@@ -346,7 +348,7 @@ void avg_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y)
 
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
   check_pool(s, "avg_pool2d");
-  if (avg_bordered_applies(s)) return avg_pool2d_forward_bordered(s, x, y);
+  if (bordered3x3(s)) return avg_pool2d_forward_bordered(s, x, y);
   const int64_t P = s.P(), Q = s.Q();
   const bool fast = s.R == 3 && s.S == 3;
   const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};
@@ -375,20 +377,7 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
         const float* r1 = r0 + s.W;
         const float* r2 = r1 + s.W;
         auto interior = [&](auto sw) {
-          for (int64_t q = iq.lo; q < iq.hi; ++q) {
-            const int64_t v = q * sw;
-            float acc = 0.0f;
-            acc += r0[v];
-            acc += r0[v + 1];
-            acc += r0[v + 2];
-            acc += r1[v];
-            acc += r1[v + 1];
-            acc += r1[v + 2];
-            acc += r2[v];
-            acc += r2[v + 1];
-            acc += r2[v + 2];
-            yp[p * Q + q] = acc / 9.0f;
-          }
+          for (int64_t q = iq.lo; q < iq.hi; ++q) yp[p * Q + q] = sum3x3(r0, r1, r2, q * sw) / 9.0f;
         };
         // A stride known to be 1 at compile time lets the compiler vectorize across q.
         if (s.stride_w == 1)
@@ -406,36 +395,25 @@ namespace {
 // 3x3, stride 1, pad 1 (the normal cells' pool): a gather instead of a scatter.
 // g = dy / count goes into a zero-bordered copy, and each dx is the sum of the 3x3
 // g around it: branch-free rows the compiler vectorizes.
-constexpr int64_t kGatherMaxFloats = 8192;  // the bordered plane lives on the stack
-
-bool avg_gather_applies(const Pool2dShape& s) {
-  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1 &&
-         (s.H + 2) * (s.W + 2) <= kGatherMaxFloats;
-}
-
 void avg_pool2d_backward_gather(const Pool2dShape& s, const float* dy, float* dx) {
   const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
-  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
-    alignas(64) float g[kGatherMaxFloats];
-    std::fill(g, g + (H + 2) * BW, 0.0f);
-    for (int64_t nc = lo; nc < hi; ++nc) {
-      const float* dyp = dy + nc * HW;
-      for (int64_t p = 0; p < H; ++p) {
-        const float rows = (p == 0 || p == H - 1) ? 2.0f : 3.0f;
-        float* gr = g + (p + 1) * BW + 1;
-        for (int64_t q = 0; q < W; ++q) {
-          const float cols = (q == 0 || q == W - 1) ? 2.0f : 3.0f;
-          gr[q] = dyp[p * W + q] / (rows * cols);
-        }
+  for_each_bordered_plane(s, 0.0f, [&](int64_t nc, float* g) {
+    const float* dyp = dy + nc * HW;
+    for (int64_t p = 0; p < H; ++p) {
+      const float rows = (p == 0 || p == H - 1) ? 2.0f : 3.0f;
+      float* gr = g + (p + 1) * BW + 1;
+      for (int64_t q = 0; q < W; ++q) {
+        const float cols = (q == 0 || q == W - 1) ? 2.0f : 3.0f;
+        gr[q] = dyp[p * W + q] / (rows * cols);
       }
-      float* dxp = dx + nc * HW;
-      for (int64_t h = 0; h < H; ++h) {
-        const float* a = g + h * BW;
-        const float* b = a + BW;
-        const float* c = b + BW;
-        for (int64_t v = 0; v < W; ++v)
-          dxp[h * W + v] = a[v] + a[v + 1] + a[v + 2] + b[v] + b[v + 1] + b[v + 2] + c[v] + c[v + 1] + c[v + 2];
-      }
+    }
+    float* dxp = dx + nc * HW;
+    for (int64_t h = 0; h < H; ++h) {
+      const float* a = g + h * BW;
+      const float* b = a + BW;
+      const float* c = b + BW;
+      for (int64_t v = 0; v < W; ++v)
+        dxp[h * W + v] = a[v] + a[v + 1] + a[v + 2] + b[v] + b[v + 1] + b[v + 2] + c[v] + c[v + 1] + c[v + 2];
     }
   });
 }
@@ -444,7 +422,7 @@ void avg_pool2d_backward_gather(const Pool2dShape& s, const float* dy, float* dx
 
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
   check_pool(s, "avg_pool2d");
-  if (avg_gather_applies(s) && s.H >= 2 && s.W >= 2) return avg_pool2d_backward_gather(s, dy, dx);
+  if (bordered3x3(s)) return avg_pool2d_backward_gather(s, dy, dx);
   const int64_t P = s.P(), Q = s.Q(), HW = s.H * s.W;
   const bool fast = s.R == 3 && s.S == 3;
   const Span iq = fast ? interior3(s.W, Q, s.stride_w, s.pad_w) : Span{0, 0};

@@ -94,19 +94,13 @@ void generic_tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, 
   }
 }
 
-void generic_tile(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
-                  float alpha, float beta) {
-  generic_tile_of(kc, a, sgemm_detail::StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
-}
-
-void generic_tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c,
-                           int64_t ldc, int rows, int cols, float alpha, float beta) {
-  generic_tile_of(kc, a, sgemm_detail::IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
-}
-
 // The micro-kernel of `isa` (one the build has: active_isa() never names another).
 const MicroKernel& kernel_for(Isa isa) {
-  static const MicroKernel generic = {sgemm_detail::kGenericBlocking, &generic_tile, &generic_tile_indirect};
+  static const MicroKernel generic = sgemm_detail::make_micro_kernel(
+      sgemm_detail::kGenericBlocking,
+      [](int64_t kc, const float* a, auto rows_b, float* c, int64_t ldc, int rows, int cols, float alpha, float beta) {
+        generic_tile_of(kc, a, rows_b, c, ldc, rows, cols, alpha, beta);
+      });
 #if defined(ONNAS_KERNELS_X86)
   static const MicroKernel avx512 = sgemm_detail::avx512_kernel();
   static const MicroKernel avx2 = sgemm_detail::avx2_kernel();
@@ -174,21 +168,12 @@ Scratch& b_scratch() {
   return s;
 }
 
-// Transposes the 4 x 4 block at s0..s3 (rows ld apart, 4 floats each) into 4 rows
-// `width` apart at out: out[k * width + l] = s_l[k]. SSE on x86-64 and NEON on aarch64
-// (both baseline, no run-time choice); a portable build has no block transpose.
+// Transposes the 4 x 4 block of rows s0..s3 (4 floats each, anywhere) into 4 rows
+// `width` apart at out: out[k * width + l] = s_l[k]; transpose4, the block whose rows
+// are ld apart from s0. SSE on x86-64 and NEON on aarch64 (both baseline, no run-time
+// choice); a portable build has no block transpose.
 #if defined(ONNAS_KERNELS_X86)
 constexpr bool kHasTranspose4 = true;
-inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
-  __m128 x0 = _mm_loadu_ps(s0), x1 = _mm_loadu_ps(s0 + ld);
-  __m128 x2 = _mm_loadu_ps(s0 + 2 * ld), x3 = _mm_loadu_ps(s0 + 3 * ld);
-  _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-  _mm_storeu_ps(out, x0);
-  _mm_storeu_ps(out + width, x1);
-  _mm_storeu_ps(out + 2 * width, x2);
-  _mm_storeu_ps(out + 3 * width, x3);
-}
-// The same from four rows anywhere: out[k * width + l] = s_l[k].
 inline void transpose4_rows(const float* s0, const float* s1, const float* s2, const float* s3, float* out,
                             int64_t width) {
   __m128 x0 = _mm_loadu_ps(s0), x1 = _mm_loadu_ps(s1), x2 = _mm_loadu_ps(s2), x3 = _mm_loadu_ps(s3);
@@ -200,18 +185,10 @@ inline void transpose4_rows(const float* s0, const float* s1, const float* s2, c
 }
 #elif defined(ONNAS_KERNELS_NEON)
 constexpr bool kHasTranspose4 = true;
-inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
-  // Rows a, b, c, d. vtrn pairs lanes: (a0 b0 a2 b2), (a1 b1 a3 b3); then the halves
-  // of the two pairs make the columns.
-  const float32x4x2_t ab = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s0 + ld));
-  const float32x4x2_t cd = vtrnq_f32(vld1q_f32(s0 + 2 * ld), vld1q_f32(s0 + 3 * ld));
-  vst1q_f32(out, vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0])));
-  vst1q_f32(out + width, vcombine_f32(vget_low_f32(ab.val[1]), vget_low_f32(cd.val[1])));
-  vst1q_f32(out + 2 * width, vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0])));
-  vst1q_f32(out + 3 * width, vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1])));
-}
 inline void transpose4_rows(const float* s0, const float* s1, const float* s2, const float* s3, float* out,
                             int64_t width) {
+  // Rows a, b, c, d. vtrn pairs lanes: (a0 b0 a2 b2), (a1 b1 a3 b3); then the halves
+  // of the two pairs make the columns.
   const float32x4x2_t ab = vtrnq_f32(vld1q_f32(s0), vld1q_f32(s1));
   const float32x4x2_t cd = vtrnq_f32(vld1q_f32(s2), vld1q_f32(s3));
   vst1q_f32(out, vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0])));
@@ -221,9 +198,11 @@ inline void transpose4_rows(const float* s0, const float* s1, const float* s2, c
 }
 #else
 constexpr bool kHasTranspose4 = false;
-inline void transpose4(const float*, int64_t, float*, int64_t) {}
 inline void transpose4_rows(const float*, const float*, const float*, const float*, float*, int64_t) {}
 #endif
+inline void transpose4(const float* s0, int64_t ld, float* out, int64_t width) {
+  transpose4_rows(s0, s0 + ld, s0 + 2 * ld, s0 + 3 * ld, out, width);
+}
 
 // Copies a panel of `lanes` rows or columns of a matrix over kc steps of K into
 // out[k * width + lane]. With k_contiguous, lane l at step k is src[l * ld + k] (the
@@ -251,6 +230,12 @@ void pack_panel(const float* src, int64_t ld, bool k_contiguous, int lanes, int6
   }
 }
 
+// Lanes [used, width) of every step of a packed panel (kc steps of `width` floats) set to 0.
+void zero_lanes_past(float* panel, int64_t kc, int width, int used) {
+  if (used < width)
+    for (int64_t k = 0; k < kc; ++k) std::fill(panel + k * width + used, panel + (k + 1) * width, 0.0f);
+}
+
 // Rows [i0, i0+rows) x steps [k0, k0+kc) of op(A), mr floats per step. Lanes past
 // `rows` are zeroed: a kernel may load whole steps, and stale scratch there could be
 // denormals that slow the FMAs down.
@@ -258,8 +243,7 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int rows, int
             float* out) {
   const float* src = trans_a ? A + k0 * lda + i0 : A + i0 * lda + k0;
   pack_panel(src, lda, !trans_a, rows, kc, mr, out);
-  if (rows < mr)
-    for (int64_t k = 0; k < kc; ++k) std::fill(out + k * mr + rows, out + (k + 1) * mr, 0.0f);
+  zero_lanes_past(out, kc, mr, rows);
 }
 
 // Columns [j0, j0+cols) x steps [k0, k0+kc) of op(B), nr floats per step, zero-padded
@@ -268,8 +252,7 @@ void pack_b(bool trans_b, const float* B, int64_t ldb, int64_t j0, int cols, int
             float* out) {
   const float* src = trans_b ? B + j0 * ldb + k0 : B + k0 * ldb + j0;
   pack_panel(src, ldb, trans_b, cols, kc, nr, out);
-  if (cols < nr)
-    for (int64_t k = 0; k < kc; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
+  zero_lanes_past(out, kc, nr, cols);
 }
 
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
@@ -284,13 +267,23 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The depth of K's passes: equal passes of at most kc steps (a function of K alone, which
+// keeps results thread-independent).
+int64_t pass_depth(const Blocking& mk, int64_t K) { return ceil_div(K, ceil_div(K, mk.kc)); }
+
+// Panels [lo, hi) of op(A) (M rows) for the pass of kb steps at pc, into `out`.
+void pack_a_panels(bool trans_a, const float* A, int64_t lda, int64_t M, int mr, int64_t pc, int64_t kb, float* out,
+                   int64_t lo, int64_t hi) {
+  for (int64_t mp = lo; mp < hi; ++mp)
+    pack_a(trans_a, A, lda, mp * mr, int(std::min<int64_t>(mr, M - mp * mr)), pc, kb, mr, out + mp * mr * kb);
+}
+
 // Packing sizes of one call under a micro-kernel's blocking.
 struct PackSizes {
   size_t a_floats, b_floats;
 };
 PackSizes pack_sizes(const Blocking& mk, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  const int64_t k_passes = ceil_div(K, mk.kc);
-  const int64_t kc_max = ceil_div(K, k_passes);
+  const int64_t kc_max = pass_depth(mk, K);
   const int64_t n_blocks = ceil_div(N, mk.nc);
   const int64_t nc_max = std::min<int64_t>(N, ceil_div(ceil_div(N, n_blocks), mk.nr) * mk.nr);
   const bool pack_whole_b = trans_b || M > kInPlaceBMaxM;
@@ -314,10 +307,8 @@ void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
   const int mr = mk.mr;
   const int nr = mk.nr;
 
-  // Equal passes over K (a function of K alone, which keeps results thread-independent)
-  // and equal column blocks rounded to whole panels.
-  const int64_t k_passes = ceil_div(K, mk.kc);
-  const int64_t kc_max = ceil_div(K, k_passes);
+  // Equal passes over K and equal column blocks rounded to whole panels.
+  const int64_t kc_max = pass_depth(mk, K);
   const int64_t n_blocks = ceil_div(N, mk.nc);
   const int64_t nc_max = std::min<int64_t>(N, ceil_div(ceil_div(N, n_blocks), nr) * nr);
 
@@ -330,14 +321,8 @@ void sgemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
     const float beta_pass = pc == 0 ? beta : 1.0f;
 
     // All of op(A) for this pass, once: every column block below reuses it.
-    auto pack_a_panels = [&](int64_t lo, int64_t hi) {
-      for (int64_t mp = lo; mp < hi; ++mp) {
-        const int rows = int(std::min<int64_t>(mr, M - mp * mr));
-        pack_a(trans_a, A, lda, mp * mr, rows, pc, kb, mr, a_packed + mp * mr * kb);
-      }
-    };
     maybe_parallel(parallel && M * kb >= kParallelMinPack, 0, m_panels, ceil_div(m_panels, target_tasks),
-                   pack_a_panels);
+                   [&](int64_t lo, int64_t hi) { pack_a_panels(trans_a, A, lda, M, mr, pc, kb, a_packed, lo, hi); });
 
     for (int64_t jc = 0; jc < N; jc += nc_max) {
       const int64_t nb = std::min(nc_max, N - jc);
@@ -446,13 +431,6 @@ void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
              pack + round16(sizes.a_floats));
 }
 
-namespace {
-
-// K's passes: equal, at most kc steps each (a function of K alone, as in sgemm_impl).
-int64_t pass_depth(const Blocking& mk, int64_t K) { return ceil_div(K, ceil_div(K, mk.kc)); }
-
-}  // namespace
-
 void sgemm_indirect(int64_t M, int64_t N, int64_t K, int64_t n_rows, float alpha, const float* A, int64_t lda,
                     const float* const* b_rows, int64_t b_row_step, float beta, float* C, int64_t ldc,
                     int64_t c_row_step, bool parallel, float* pack) {
@@ -471,8 +449,7 @@ void sgemm_indirect(int64_t M, int64_t N, int64_t K, int64_t n_rows, float alpha
   for (int64_t pc = 0; pc < K; pc += kc_max) {
     const int64_t kb = std::min(kc_max, K - pc);
     const float beta_pass = pc == 0 ? beta : 1.0f;
-    for (int64_t mp = 0; mp < m_panels; ++mp)
-      pack_a(false, A, lda, mp * mr, int(std::min<int64_t>(mr, M - mp * mr)), pc, kb, mr, pack + mp * mr * kb);
+    pack_a_panels(false, A, lda, M, mr, pc, kb, pack, 0, m_panels);
     maybe_parallel(parallel, 0, n_rows, ceil_div(n_rows, kTasksPerThread * num_threads()), [&](int64_t lo, int64_t hi) {
       for (int64_t p = lo; p < hi; ++p)
         for (int64_t mp = 0; mp < m_panels; ++mp) {
@@ -514,8 +491,7 @@ void sgemm_gathered(int64_t M, int64_t N, int64_t K, float alpha, const float* A
   for (int64_t pc = 0; pc < K; pc += kc_max) {
     const int64_t kb = std::min(kc_max, K - pc);
     const float beta_pass = pc == 0 ? beta : 1.0f;
-    for (int64_t mp = 0; mp < m_panels; ++mp)
-      pack_a(false, A, lda, mp * mr, int(std::min<int64_t>(mr, M - mp * mr)), pc, kb, mr, a_packed + mp * mr * kb);
+    pack_a_panels(false, A, lda, M, mr, pc, kb, a_packed, 0, m_panels);
     // B's panel np, then its tiles: lane l at step k is column j0 + l's element pc + k,
     // found a run of row_len floats at a time. Panels are independent (parallel tasks).
     maybe_parallel(parallel, 0, n_panels, 1, [&](int64_t lo, int64_t hi) {
@@ -545,8 +521,7 @@ void sgemm_gathered(int64_t M, int64_t N, int64_t K, float alpha, const float* A
           }
           k += run, q = 0, ++row;
         }
-        if (cols < nr)
-          for (int64_t k = 0; k < kb; ++k) std::fill(out + k * nr + cols, out + (k + 1) * nr, 0.0f);
+        zero_lanes_past(out, kb, nr, cols);
         for (int64_t mp = 0; mp < m_panels; ++mp) {
           const int64_t i0 = mp * mr;
           mk.tile(kb, a_packed + mp * mr * kb, out, nr, C + i0 * ldc + j0, ldc, int(std::min<int64_t>(mr, M - i0)),

@@ -63,6 +63,22 @@ struct IndirectRows {  // rows[k] + offset
   int64_t offset;
   const float* row(int64_t k) const { return rows[k] + offset; }
 };
+
+// A micro-kernel from a file's tile template: `tile_of` is a stateless generic lambda
+// (kc, a, rows_b, c, ldc, rows, cols, alpha, beta) over a row source, which gives both
+// entry points.
+template <typename TileOf>
+MicroKernel make_micro_kernel(const Blocking& blocking, TileOf) {
+  return {blocking,
+          [](int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
+             float alpha, float beta) {
+            TileOf{}(kc, a, StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
+          },
+          [](int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c, int64_t ldc, int rows,
+             int cols, float alpha, float beta) {
+            TileOf{}(kc, a, IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
+          }};
+}
 }  // namespace
 
 // Defined only in builds that compile them (runtime/kernels/cpu_features.h).

@@ -175,18 +175,12 @@ void tile_of(int64_t kc, const float* a, Rows b, float* c, int64_t ldc, int rows
   }
 }
 
-void tile_any(int64_t kc, const float* a, const float* b, int64_t ldb_k, float* c, int64_t ldc, int rows, int cols,
-              float alpha, float beta) {
-  tile_of(kc, a, StridedRows{b, ldb_k}, c, ldc, rows, cols, alpha, beta);
-}
-
-void tile_indirect(int64_t kc, const float* a, const float* const* b_rows, int64_t b_offset, float* c, int64_t ldc,
-                   int rows, int cols, float alpha, float beta) {
-  tile_of(kc, a, IndirectRows{b_rows, b_offset}, c, ldc, rows, cols, alpha, beta);
-}
-
 }  // namespace
 
-MicroKernel neon_kernel() { return {kNeonBlocking, &tile_any, &tile_indirect}; }
+MicroKernel neon_kernel() {
+  return make_micro_kernel(
+      kNeonBlocking, [](int64_t kc, const float* a, auto rows_b, float* c, int64_t ldc, int rows, int cols, float alpha,
+                        float beta) { tile_of(kc, a, rows_b, c, ldc, rows, cols, alpha, beta); });
+}
 
 }  // namespace onnas::kernels::sgemm_detail

@@ -58,6 +58,25 @@ struct Operands {
   std::vector<float> A, B, C;
 };
 
+// Planned packing memory of `floats` floats (64-byte aligned, as planned memory is) with
+// a canary tail: a kernel must stay inside the size it asked for.
+class CanaryPack {
+ public:
+  explicit CanaryPack(size_t floats) : floats_(floats), mem_((floats + kCanary) * sizeof(float)) { reset(); }
+  float* data() { return static_cast<float*>(mem_.data()); }
+  void reset() { std::fill(data(), data() + floats_ + kCanary, 7.0f); }
+  bool intact() {
+    for (size_t i = floats_; i < floats_ + kCanary; ++i)
+      if (data()[i] != 7.0f) return false;
+    return true;
+  }
+
+ private:
+  static constexpr size_t kCanary = 64;
+  size_t floats_;
+  onnas::Buffer mem_;
+};
+
 Operands make_operands(const Problem& p, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   Operands o;
@@ -277,30 +296,24 @@ TEST_CASE("sgemm_serial and sgemm_packed give sgemm's bits, stay inside their pa
     const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
     sgemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, want.data(), c.N);
     const size_t floats = onnas::kernels::sgemm_pack_floats(c.tb, c.M, c.N, c.K);
-    constexpr size_t kCanary = 64;
-    onnas::Buffer pack((floats + kCanary) * sizeof(float));
-    float* p = static_cast<float*>(pack.data());
-    std::fill(p, p + floats + kCanary, 7.0f);
+    CanaryPack pack(floats);
+    float* p = pack.data();
     const onnas::test::AllocCounter count;
     onnas::kernels::sgemm_serial(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, got.data(),
                                  c.N, p);
     const int64_t news = count.allocations();
     CHECK(news == 0);
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-    bool canary = true;
-    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
-    CHECK(canary);
+    CHECK(pack.intact());
     // sgemm_packed: the parallel product in the same planned memory, from cold.
     std::vector<float> par(want.size(), 0.5f);
-    std::fill(p, p + floats + kCanary, 7.0f);
+    pack.reset();
     const onnas::test::AllocCounter count_packed;
     onnas::kernels::sgemm_packed(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A.data(), lda, B.data(), ldb, 0.5f, par.data(),
                                  c.N, p);
     CHECK(count_packed.allocations() == 0);
     CHECK(std::memcmp(par.data(), want.data(), par.size() * sizeof(float)) == 0);
-    canary = true;
-    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
-    CHECK(canary);
+    CHECK(pack.intact());
   }
 }
 
@@ -340,18 +353,14 @@ TEST_CASE("sgemm_indirect gives sgemm's bits on the rows it points at, on every 
       sgemm(false, false, c.M, c.N, c.K, 1.0f, A.data(), c.K, B.data(), c.N, c.beta, want.data() + p * c.N, ldc);
     }
     const size_t floats = onnas::kernels::sgemm_indirect_pack_floats(c.M, c.K);
-    constexpr size_t kCanary = 64;
-    onnas::Buffer pack((floats + kCanary) * sizeof(float));
-    float* p = static_cast<float*>(pack.data());
-    std::fill(p, p + floats + kCanary, 7.0f);
+    CanaryPack pack(floats);
+    float* p = pack.data();
     const onnas::test::AllocCounter count;
     onnas::kernels::sgemm_indirect(c.M, c.N, c.K, c.rows, 1.0f, A.data(), c.K, rows.data(), step, c.beta,
                                    got.data(), ldc, c.N, parallel, p);
     if (!parallel) CHECK(count.allocations() == 0);
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-    bool canary = true;
-    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
-    CHECK(canary);
+    CHECK(pack.intact());
   }
 }
 
@@ -390,16 +399,12 @@ TEST_CASE("sgemm_gathered matches sgemm on the gathered columns, on every ISA, s
     for (size_t i = 0; i < want.size(); ++i) want[i] = got[i] = u(rng);
     sgemm(false, false, c.M, c.N, c.K, 1.0f, A.data(), c.K, B.data(), c.N, c.beta, want.data(), c.N);
     const size_t floats = onnas::kernels::sgemm_gathered_pack_floats(c.M, c.N, c.K);
-    constexpr size_t kCanary = 64;
-    onnas::Buffer pack((floats + kCanary) * sizeof(float));
-    float* p = static_cast<float*>(pack.data());
-    std::fill(p, p + floats + kCanary, 7.0f);
+    CanaryPack pack(floats);
+    float* p = pack.data();
     onnas::kernels::sgemm_gathered(c.M, c.N, c.K, 1.0f, A.data(), c.K, cols.data(), c.row_len, step, c.beta,
                                    got.data(), c.N, parallel, p);
     // Same micro-kernel and passes as sgemm: the same bits.
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-    bool canary = true;
-    for (size_t i = floats; i < floats + kCanary; ++i) canary = canary && p[i] == 7.0f;
-    CHECK(canary);
+    CHECK(pack.intact());
   }
 }
