@@ -448,6 +448,8 @@ nlohmann::json run_signature(const MetaTrainArgs& a, const nas::SearchSpace& spa
   // Only a non-default inner arch learning rate is recorded, so checkpoints from before
   // --arch-lr resume.
   if (o.inner.a_lr != nas::SearchOptions{}.a_lr) j["inner_arch_lr"] = o.inner.a_lr;
+  // And the inner weight decay (adapt and eval-fewshot take it from the meta cell).
+  if (o.inner.w_weight_decay != nas::SearchOptions{}.w_weight_decay) j["inner_weight_decay"] = o.inner.w_weight_decay;
   // Likewise only an annealed temperature.
   if (o.temperature.annealed())
     j["temperature"] = {{"start", o.temperature.start}, {"end", o.temperature.end}, {"steps", o.temperature.steps}};
@@ -607,6 +609,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.inner_steps = a.inner_steps;
   o.inner.w_lr = o.inner.w_lr_min = a.inner.lr;
   o.inner.a_lr = a.inner.arch_lr;
+  o.inner.w_weight_decay = a.inner.weight_decay_or(o.inner.w_weight_decay);
   o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.inner.batch = a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner);
@@ -866,25 +869,32 @@ struct Adaptation {
   size_t counted = 0;  // --memory-budget: the bytes the step's choice counted (data, task, ..., the step)
 };
 
-// The search's weight optimizer and learning rate from a random start (the search
-// step's Adam).
-const std::pair<std::string, float> kDefaultSearchOptimizer{"adam", 3e-3f};
+// The search's weight optimizer, learning rate and weight decay: from a random start
+// the search step's Adam, from a meta cell its inner loop's.
+struct InnerOptimizer {
+  std::string optimizer = "adam";
+  float lr = 3e-3f;
+  float weight_decay = nas::SearchOptions{}.w_weight_decay;
+};
 
 // The inner loop's weight optimizer and learning rate a meta cell was trained with (its
 // "run" metadata); the default when it does not say.
-std::pair<std::string, float> meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata,
+InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata,
                                                         const std::string& path) {
-  std::pair<std::string, float> r = kDefaultSearchOptimizer;
+  InnerOptimizer r;
   auto it = metadata.find("run");
   if (it == metadata.end()) return r;
   // The run's settings nest three levels ({"space": {"ops": [...]}}).
   const auto j = parse_json(it->second, path + ": run metadata", {.max_depth = 3, .max_array = nas::kMaxCells});
   if (j.is_object() && j.contains("inner_optimizer") && j["inner_optimizer"].is_string() &&
       (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "sgd"))
-    r.first = j["inner_optimizer"].get<std::string>();
+    r.optimizer = j["inner_optimizer"].get<std::string>();
   if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0 &&
       j["inner_lr"].get<double>() < 1e6)
-    r.second = j["inner_lr"].get<float>();
+    r.lr = j["inner_lr"].get<float>();
+  if (j.is_object() && j.contains("inner_weight_decay") && j["inner_weight_decay"].is_number() &&
+      j["inner_weight_decay"].get<double>() >= 0 && j["inner_weight_decay"].get<double>() <= 1)
+    r.weight_decay = j["inner_weight_decay"].get<float>();
   return r;
 }
 
@@ -910,7 +920,7 @@ struct TaskBuffers {
 Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreserved = 0) {
   Adaptation r;
   ParamStore start;
-  std::pair<std::string, float> inner = kDefaultSearchOptimizer;
+  InnerOptimizer inner;
   float temperature = 1.0f;  // the meta cell's logits are alpha / T (nas/meta_train.h)
   if (a.random_init) {
     r.space = a.space.space(d.C, d.H, d.W, a.episode.way);
@@ -930,8 +940,8 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
     inner = meta_cell_inner_optimizer(f.metadata, a.meta_cell);
     temperature = nas::meta_cell_temperature(f.metadata, a.meta_cell);
   }
-  const std::string optimizer = a.search.optimizer.empty() ? inner.first : a.search.optimizer;
-  const float lr = a.search.lr > 0 ? a.search.lr : inner.second;
+  const std::string optimizer = a.search.optimizer.empty() ? inner.optimizer : a.search.optimizer;
+  const float lr = a.search.lr > 0 ? a.search.lr : inner.lr;
   nas::AdaptOptions o;
   o.episode = a.episode.shape();
   o.search_steps = a.search_steps;
@@ -941,6 +951,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   o.search.w_lr = o.search.w_lr_min = lr;
   o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   o.search.a_lr = a.search.arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
+  o.search.w_weight_decay = a.search.weight_decay_or(inner.weight_decay);
   o.search.batch = a.episode.way * a.episode.shot;
   o.query_chunk = a.query_chunk;
   o.query_stats = a.query_stats == "query-set"     ? nas::AdaptOptions::QueryStats::query_set
@@ -965,8 +976,11 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
     if (a.query_chunk == 0) o.query_chunk = nas::AdaptOptions::kFitQueryChunk;
   }
   r.adapter = std::make_unique<nas::FewShotAdapter>(r.space, o, std::move(start));
-  r.procedure = fmt::format("search {} steps ({}; {} lr {}{}{}), fine-tune {} steps", a.search_steps,
+  r.procedure = fmt::format("search {} steps ({}; {} lr {}{}{}{}), fine-tune {} steps", a.search_steps,
                             o.search.step.describe(), optimizer, lr,
+                            o.search.w_weight_decay != nas::SearchOptions{}.w_weight_decay
+                                ? fmt::format(" weight decay {:g}", o.search.w_weight_decay)
+                                : std::string(),
                             temperature != 1.0f ? fmt::format("; alpha at temperature {:g}, arch lr {:g}", temperature,
                                                               o.search.a_lr)
                                                 : std::string(),
@@ -1192,7 +1206,9 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
                "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
                "start)",
                "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9) (default: the meta cell's "
-               "inner optimizer; adam from a random start)");
+               "inner optimizer; adam from a random start)",
+               "L2 weight decay of the search's weights, added to their gradients (default: the meta cell's inner "
+               "weight decay; 3e-4 from a random start)");
   add_renamed(*cmd, "--search-lr", "--lr", a.search.lr);
   add_renamed(*cmd, "--search-optimizer", "--optimizer", a.search.optimizer);
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")
@@ -1227,7 +1243,10 @@ void add_meta_commands(CLI::App& app) {
   cmd->add_option("--meta-batch", m->meta_batch, "Tasks per meta step")->check(CLI::Range(1, 100000));
   cmd->add_option("--inner-steps", m->inner_steps, "First-order DARTS steps per task")->check(CLI::Range(1, 100000));
   m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
-               "Weight optimizer of the inner loop: adam (betas 0, 0.999) or sgd (momentum 0.9)");
+               "Weight optimizer of the inner loop: adam (betas 0, 0.999) or sgd (momentum 0.9)",
+               "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "
+               "meta cell for adapt and eval-fewshot). With Adam, a decay that outweighs the gradient moves every "
+               "weight by the learning rate toward 0 at each step");
   add_renamed(*cmd, "--inner-lr", "--lr", m->inner.lr);
   add_renamed(*cmd, "--inner-optimizer", "--optimizer", m->inner.optimizer);
   cmd->add_option("--meta-epochs", m->meta_epochs, "Meta-epochs")->check(CLI::Range(1, 1000000));

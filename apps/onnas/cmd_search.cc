@@ -81,6 +81,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   so.w_optimizer = a.opt.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
   so.w_lr = a.opt.lr > 0 ? a.opt.lr : (a.opt.optimizer == "sgd" ? 0.025f : 3e-3f);
   so.w_momentum = a.momentum;
+  so.w_weight_decay = a.opt.weight_decay_or(so.w_weight_decay);
   so.a_lr = a.opt.arch_lr;
   a.step.apply(space, so);
   if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
@@ -176,6 +177,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                      {"w_lr", so.w_lr}, {"a_lr", so.a_lr}, {"mode", so.step.describe()}, {"init", a.init}};
   // Only a non-default momentum is recorded, so checkpoints from before --momentum resume.
   if (a.opt.optimizer == "sgd" && a.momentum != 0.9f) signature_json["momentum"] = a.momentum;
+  // Likewise a non-default weight decay.
+  if (so.w_weight_decay != nas::SearchOptions{}.w_weight_decay) signature_json["w_weight_decay"] = so.w_weight_decay;
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors");
   std::string log;

@@ -103,8 +103,13 @@ void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& 
 struct SearchOptimizerOptions {
   std::string optimizer = "adam";
   float lr = 0, arch_lr = 3e-4f;
+  // --weight-decay: L2 on the weights, added to their gradient (as PyTorch's Adam and
+  // SGD do); negative: not given (the subcommand's default).
+  float weight_decay = -1;
+  float weight_decay_or(float fallback) const { return weight_decay >= 0 ? weight_decay : fallback; }
   // `lr_help` says what the default is here.
-  void add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help);
+  void add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help,
+           const std::string& weight_decay_help = "L2 weight decay of the weights, added to their gradients (default 3e-4)");
 };
 
 // Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.

@@ -115,6 +115,17 @@ t=$("$python" -c 'import json, sys; print(round(json.loads(open(sys.argv[1]).rea
   2> ma.err > /dev/null || fail "adapt from an annealed meta cell: $(tail -3 ma.err)"
 grep -q "alpha at temperature 0.316228, arch lr 0.000948683" ma.err || fail "adapt does not step alpha at the meta cell's temperature: $(grep search ma.err)"
 [[ -s a/genotype.json && -s a/result.json ]] || fail "adapt --out wrote nothing"
+# The inner loop's weight decay is kept in the meta cell and adaptation takes it, unless
+# --weight-decay says otherwise.
+"$onnas" meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
+  --warmup-epochs 0 --val-every 0 --weight-decay 0 --out mw > /dev/null 2> mw.err || fail "meta-train --weight-decay 0: $(tail -3 mw.err)"
+"$onnas" adapt --meta-cell mw/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 0 --threads 2 \
+  2> mwa.err > /dev/null || fail "adapt from a meta cell of weight decay 0: $(tail -3 mwa.err)"
+grep -qE "lr 0.003 weight decay 0[;)]" mwa.err || fail "adapt does not take the meta cell's inner weight decay: $(grep search mwa.err)"
+"$onnas" adapt --meta-cell mw/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 0 --threads 2 \
+  --weight-decay 0.01 2> mwb.err > /dev/null || fail "adapt --weight-decay 0.01: $(tail -3 mwb.err)"
+grep -qE "lr 0.003 weight decay 0.01[;)]" mwb.err || fail "adapt --weight-decay 0.01 is not the search's: $(grep search mwb.err)"
+grep -q "weight decay" ma.err && fail "adapt from a meta cell of the default weight decay names one: $(grep search ma.err)"
 # The on-device default at K shots: K micro-batches of one image of every class, the
 # supernet measured in groups of 5 query images by their own statistics; at 1 shot one
 # batch; micro-batches of one image warn; --query-stats query-set measures with the
