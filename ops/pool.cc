@@ -1,6 +1,7 @@
 // max_pool2d and avg_pool2d, NCHW, square windows. Max pooling outputs the argmax
-// (i32, the flat h*W + w index of each maximum within its plane) next to y: the
-// backward scatters dy there and never reads x, so x can die after the forward.
+// (u8, each maximum's offset r * kernel + t within its window) next to y: the backward
+// scatters dy there and never reads x, so x can die after the forward, and what it
+// keeps is a quarter of y.
 // Average pooling excludes padding from the count (DARTS' count_include_pad=False),
 // and its backward needs only dy and the shape.
 //
@@ -57,7 +58,7 @@ const graph::OpDef kMaxPool2dBackward{
     .infer = infer_pool_backward,
     .forward =
         [](const RunContext& c) {
-          kernels::max_pool2d_backward(c.attrs<Pool2dShape>(), c.inputs[0].f32(), c.inputs[1].i32(),
+          kernels::max_pool2d_backward(c.attrs<Pool2dShape>(), c.inputs[0].f32(), c.inputs[1].u8(),
                                        c.outputs[0].f32());
         },
 };
@@ -67,13 +68,14 @@ const graph::OpDef kMaxPool2d{
     .infer =
         [](const InferContext& c) {
           const Pool2dShape s = infer_pool(c);
+          if (s.R > 16) c.fail("max pool window {}x{} is larger than 16x16 (its argmax is one byte)", s.R, s.S);
           const Shape out{s.N, s.C, s.P(), s.Q()};
-          return std::vector<TensorType>{{out, DType::f32}, {out, DType::i32}};
+          return std::vector<TensorType>{{out, DType::f32}, {out, DType::u8}};
         },
     .forward =
         [](const RunContext& c) {
           kernels::max_pool2d_forward(pool_shape(c.inputs[0].shape(), c.attrs<Pool2dAttrs>()), c.inputs[0].f32(),
-                                      c.outputs[0].f32(), c.outputs[1].i32());
+                                      c.outputs[0].f32(), c.outputs[1].u8());
         },
     .gradient =
         [](GradContext& c) {

@@ -4,7 +4,7 @@
 
 namespace onnas {
 
-const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : "i32"; }
+const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : t == DType::i32 ? "i32" : "u8"; }
 
 Shape::Shape(std::initializer_list<int64_t> dims) : Shape(std::span<const int64_t>(dims.begin(), dims.size())) {}
 

@@ -16,9 +16,10 @@
 
 namespace onnas {
 
-enum class DType : uint8_t { f32, i32 };
+// u8 holds small indices (a max pool's window offsets), never parameters or feeds.
+enum class DType : uint8_t { f32, i32, u8 };
 
-constexpr size_t dtype_size(DType t) { return 4; }  // both f32 and i32 are 4 bytes
+constexpr size_t dtype_size(DType t) { return t == DType::u8 ? 1 : 4; }
 const char* dtype_name(DType t);
 
 class Shape {

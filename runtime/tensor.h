@@ -35,6 +35,10 @@ class Tensor {
     ONNAS_DCHECK(dtype_ == DType::i32, "tensor is {}, not i32", dtype_name(dtype_));
     return static_cast<int32_t*>(data_);
   }
+  uint8_t* u8() const {
+    ONNAS_DCHECK(dtype_ == DType::u8, "tensor is {}, not u8", dtype_name(dtype_));
+    return static_cast<uint8_t*>(data_);
+  }
   const Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
   int64_t numel() const { return shape_.numel(); }

@@ -81,7 +81,7 @@ void bm_pool(benchmark::State& state, Map m, Pool which) {
   onnas::set_num_threads(bench_threads());
   Tensors t(m);
   const Pool2dShape s{.N = kBatch, .C = m.C, .H = m.side, .W = m.side};
-  std::vector<int32_t> argmax(t.n);
+  std::vector<uint8_t> argmax(t.n);
   onnas::kernels::max_pool2d_forward(s, Tensors::f(t.x), Tensors::f(t.y), argmax.data());
   for (auto _ : state) {
     switch (which) {

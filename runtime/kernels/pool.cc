@@ -89,52 +89,73 @@ Span interior3(int64_t size, int64_t out, int64_t stride, int64_t pad) {
 
 namespace {
 
+// A max pool's argmax is the offset of the maximum within its window, r * S + t (one
+// byte: windows have at most 256 positions), a quarter of a flat i32 index's memory.
+constexpr int64_t kMaxWindowPositions = 256;
+
+void check_max_window(const Pool2dShape& s, const char* op) {
+  ONNAS_CHECK(s.R * s.S <= kMaxWindowPositions, "{}: a {}x{} window has more than the {} positions its argmax can name",
+              op, s.R, s.S, kMaxWindowPositions);
+}
+
+// Four window offsets (one per 32-bit lane, each 0..8) stored as four bytes at `to`.
+#if defined(ONNAS_KERNELS_X86)
+inline void store_taps(uint8_t* to, __m128i taps) {
+  const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(taps, taps), _mm_setzero_si128());
+  const int32_t four = _mm_cvtsi128_si32(bytes);
+  std::memcpy(to, &four, 4);
+}
+#elif defined(ONNAS_KERNELS_NEON)
+inline void store_taps(uint8_t* to, uint32x4_t taps) {
+  const uint8x8_t bytes = vmovn_u16(vcombine_u16(vmovn_u32(taps), vdup_n_u16(0)));
+  const uint32_t four = vget_lane_u32(vreinterpret_u32_u8(bytes), 0);
+  std::memcpy(to, &four, 4);
+}
+#endif
+
 // Interior 3x3 windows of one output row at stride 1, four outputs at a time: each tap
 // in row-major order replaces the running maximum where it is strictly larger (the
 // scalar loop's rule, so the same argmax), with compare-and-mask instead of the
 // branches the compiler made of the scalar selects. Returns the first q not done (q_lo
 // when the build has no such loop: the caller's scalar loop does the row).
 int64_t max3_row_stride1(const float* xp, int64_t W, int64_t top, int64_t pad_w, int64_t q_lo, int64_t q_hi,
-                         float* y, int32_t* argmax) {
+                         float* y, uint8_t* argmax) {
 #if defined(ONNAS_KERNELS_X86)
   int64_t q = q_lo;
   for (; q + 4 <= q_hi; q += 4) {
-    const int32_t at0 = int32_t(top * W + q - pad_w);
-    __m128 best = _mm_loadu_ps(xp + at0);
-    __m128i best_at = _mm_add_epi32(_mm_set1_epi32(at0), _mm_setr_epi32(0, 1, 2, 3));
+    const float* w0 = xp + top * W + q - pad_w;
+    __m128 best = _mm_loadu_ps(w0);
+    __m128i best_tap = _mm_setzero_si128();
     for (int64_t r = 0; r < 3; ++r)
       for (int64_t t = 0; t < 3; ++t) {
         if (r == 0 && t == 0) continue;
-        const int32_t at = int32_t((top + r) * W + q - pad_w + t);
-        const __m128 v = _mm_loadu_ps(xp + at);
+        const __m128 v = _mm_loadu_ps(w0 + r * W + t);
         const __m128 more = _mm_cmpgt_ps(v, best);
         const __m128i more_i = _mm_castps_si128(more);
         best = _mm_or_ps(_mm_and_ps(more, v), _mm_andnot_ps(more, best));
-        const __m128i ats = _mm_add_epi32(_mm_set1_epi32(at), _mm_setr_epi32(0, 1, 2, 3));
-        best_at = _mm_or_si128(_mm_and_si128(more_i, ats), _mm_andnot_si128(more_i, best_at));
+        const __m128i tap = _mm_set1_epi32(int32_t(r * 3 + t));
+        best_tap = _mm_or_si128(_mm_and_si128(more_i, tap), _mm_andnot_si128(more_i, best_tap));
       }
     _mm_storeu_ps(y + q, best);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + q), best_at);
+    store_taps(argmax + q, best_tap);
   }
   return q;
 #elif defined(ONNAS_KERNELS_NEON)
-  const int32x4_t lane = {0, 1, 2, 3};
   int64_t q = q_lo;
   for (; q + 4 <= q_hi; q += 4) {
-    const int32_t at0 = int32_t(top * W + q - pad_w);
-    float32x4_t best = vld1q_f32(xp + at0);
-    int32x4_t best_at = vaddq_s32(vdupq_n_s32(at0), lane);
+    const float* w0 = xp + top * W + q - pad_w;
+    float32x4_t best = vld1q_f32(w0);
+    uint32x4_t best_tap = vdupq_n_u32(0);
     for (int64_t r = 0; r < 3; ++r)
       for (int64_t t = 0; t < 3; ++t) {
         if (r == 0 && t == 0) continue;
-        const int32_t at = int32_t((top + r) * W + q - pad_w + t);
-        const float32x4_t v = vld1q_f32(xp + at);
+        const float32x4_t v = vld1q_f32(w0 + r * W + t);
         const uint32x4_t more = vcgtq_f32(v, best);  // false for NaN, as the scalar '>'
         best = vbslq_f32(more, v, best);
-        best_at = vbslq_s32(more, vaddq_s32(vdupq_n_s32(at), lane), best_at);
+        best_tap = vbslq_u32(more, vdupq_n_u32(uint32_t(r * 3 + t)), best_tap);
       }
     vst1q_f32(y + q, best);
-    vst1q_s32(argmax + q, best_at);
+    store_taps(argmax + q, best_tap);
   }
   return q;
 #else
@@ -152,87 +173,87 @@ namespace {
 // loop does) and takes every tap in row-major order that is strictly larger, so the
 // border (-inf) never wins, a NaN start stays, ties keep the first: the generic loop's
 // values and argmax, without its bounds. Four outputs at a time where the build has
-// SSE2 or NEON (compare-and-select), the scalar loop beside it.
+// SSE2 or NEON (compare-and-select), the scalar loop beside it. Row p + r, column q + t
+// of the bordered plane g is tap (r, t) of output (p, q)'s window.
 //
 // Output q of row p, one at a time: the window from its first in-bounds tap (r0, t0).
-void max3_bordered_one(const float* g, int64_t BW, int64_t W, int64_t p, int64_t r0, int64_t t0, int64_t q, float* y,
-                       int32_t* argmax) {
+void max3_bordered_one(const float* g, int64_t BW, int64_t p, int64_t r0, int64_t t0, int64_t q, float* y,
+                       uint8_t* argmax) {
   float best = g[(p + r0) * BW + q + t0];
-  int32_t best_at = int32_t((p + r0 - 1) * W + q + t0 - 1);
+  int32_t best_tap = int32_t(r0 * 3 + t0);
   for (int64_t r = r0; r < 3; ++r)
     for (int64_t t = t0; t < 3; ++t) {
       const float v = g[(p + r) * BW + q + t];
-      const int32_t at = int32_t((p + r - 1) * W + q + t - 1);
-      best_at = v > best ? at : best_at;
+      const int32_t tap = int32_t(r * 3 + t);
+      best_tap = v > best ? tap : best_tap;
       best = v > best ? v : best;
     }
   y[q] = best;
-  argmax[q] = best_at;
+  argmax[q] = uint8_t(best_tap);
 }
 
 // Outputs [q_lo, q_hi) of row p; r0 is the window's first in-bounds row (1 on the first
 // output row), and every q here has its first in-bounds column at t = 0 (q >= 1).
-void max3_bordered_row(const float* g, int64_t BW, int64_t W, int64_t p, int64_t r0, int64_t q_lo, int64_t q_hi,
-                       float* y, int32_t* argmax) {
+void max3_bordered_row(const float* g, int64_t BW, int64_t p, int64_t r0, int64_t q_lo, int64_t q_hi, float* y,
+                       uint8_t* argmax) {
   int64_t q = q_lo;
   const bool simd = active_isa() != Isa::reference;
 #if defined(ONNAS_KERNELS_X86)
   for (; simd && q + 4 <= q_hi; q += 4) {
-    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
     __m128 best = _mm_loadu_ps(g + (p + r0) * BW + q);
-    __m128i best_at = _mm_add_epi32(_mm_set1_epi32(int32_t((p + r0 - 1) * W + q - 1)), lane);
+    __m128i best_tap = _mm_set1_epi32(int32_t(r0 * 3));
     for (int64_t r = r0; r < 3; ++r)
       for (int64_t t = 0; t < 3; ++t) {
         const __m128 v = _mm_loadu_ps(g + (p + r) * BW + q + t);
         const __m128 more = _mm_cmpgt_ps(v, best);
         const __m128i more_i = _mm_castps_si128(more);
         best = _mm_or_ps(_mm_and_ps(more, v), _mm_andnot_ps(more, best));
-        const __m128i ats = _mm_add_epi32(_mm_set1_epi32(int32_t((p + r - 1) * W + q + t - 1)), lane);
-        best_at = _mm_or_si128(_mm_and_si128(more_i, ats), _mm_andnot_si128(more_i, best_at));
+        const __m128i tap = _mm_set1_epi32(int32_t(r * 3 + t));
+        best_tap = _mm_or_si128(_mm_and_si128(more_i, tap), _mm_andnot_si128(more_i, best_tap));
       }
     _mm_storeu_ps(y + q, best);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + q), best_at);
+    store_taps(argmax + q, best_tap);
   }
 #elif defined(ONNAS_KERNELS_NEON)
-  const int32x4_t lane = {0, 1, 2, 3};
   for (; simd && q + 4 <= q_hi; q += 4) {
     float32x4_t best = vld1q_f32(g + (p + r0) * BW + q);
-    int32x4_t best_at = vaddq_s32(vdupq_n_s32(int32_t((p + r0 - 1) * W + q - 1)), lane);
+    uint32x4_t best_tap = vdupq_n_u32(uint32_t(r0 * 3));
     for (int64_t r = r0; r < 3; ++r)
       for (int64_t t = 0; t < 3; ++t) {
         const float32x4_t v = vld1q_f32(g + (p + r) * BW + q + t);
         const uint32x4_t more = vcgtq_f32(v, best);
         best = vbslq_f32(more, v, best);
-        best_at = vbslq_s32(more, vaddq_s32(vdupq_n_s32(int32_t((p + r - 1) * W + q + t - 1)), lane), best_at);
+        best_tap = vbslq_u32(more, vdupq_n_u32(uint32_t(r * 3 + t)), best_tap);
       }
     vst1q_f32(y + q, best);
-    vst1q_s32(argmax + q, best_at);
+    store_taps(argmax + q, best_tap);
   }
 #else
   (void)simd;
 #endif
-  for (; q < q_hi; ++q) max3_bordered_one(g, BW, W, p, r0, 0, q, y, argmax);
+  for (; q < q_hi; ++q) max3_bordered_one(g, BW, p, r0, 0, q, y, argmax);
 }
 
-void max_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+void max_pool2d_forward_bordered(const Pool2dShape& s, const float* x, float* y, uint8_t* argmax) {
   const int64_t H = s.H, W = s.W, HW = H * W, BW = W + 2;
   for_each_bordered_plane(s, -std::numeric_limits<float>::infinity(), [&](int64_t nc, float* g) {
     copy_interior(g, x + nc * HW, H, W);
     float* yp = y + nc * HW;
-    int32_t* ap = argmax + nc * HW;
+    uint8_t* ap = argmax + nc * HW;
     for (int64_t p = 0; p < H; ++p) {
       const int64_t r0 = p == 0 ? 1 : 0;
       // Column 0's window starts at column t = 1; the others' at t = 0.
-      max3_bordered_one(g, BW, W, p, r0, 1, 0, yp + p * W, ap + p * W);
-      max3_bordered_row(g, BW, W, p, r0, 1, W, yp + p * W, ap + p * W);
+      max3_bordered_one(g, BW, p, r0, 1, 0, yp + p * W, ap + p * W);
+      max3_bordered_row(g, BW, p, r0, 1, W, yp + p * W, ap + p * W);
     }
   });
 }
 
 }  // namespace
 
-void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, uint8_t* argmax) {
   check_pool(s, "max_pool2d");
+  check_max_window(s, "max_pool2d");
   if (bordered3x3(s)) return max_pool2d_forward_bordered(s, x, y, argmax);
   const int64_t P = s.P(), Q = s.Q();
   // 3x3 windows: outputs away from the border run a fixed 9-tap loop (the DARTS pools).
@@ -244,19 +265,20 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
     for (int64_t nc = lo; nc < hi; ++nc) {
       const float* xp = x + nc * s.H * s.W;
       float* yp = y + nc * P * Q;
-      int32_t* ap = argmax + nc * P * Q;
+      uint8_t* ap = argmax + nc * P * Q;
       // Only in-bounds positions compete (padding never wins); strict > keeps the
       // first maximum in row-major window order, as PyTorch does.
       auto generic = [&](int64_t p, int64_t q) {
-        const Span hs = clamp_window(p * s.stride_h - s.pad_h, s.R, s.H);
-        const Span ws = clamp_window(q * s.stride_w - s.pad_w, s.S, s.W);
-        int64_t best_at = hs.lo * s.W + ws.lo;
-        float best = xp[best_at];
+        const int64_t top = p * s.stride_h - s.pad_h, left = q * s.stride_w - s.pad_w;
+        const Span hs = clamp_window(top, s.R, s.H);
+        const Span ws = clamp_window(left, s.S, s.W);
+        int64_t best_h = hs.lo, best_v = ws.lo;
+        float best = xp[best_h * s.W + best_v];
         for (int64_t h = hs.lo; h < hs.hi; ++h)
           for (int64_t v = ws.lo; v < ws.hi; ++v)
-            if (xp[h * s.W + v] > best) best = xp[h * s.W + v], best_at = h * s.W + v;
+            if (xp[h * s.W + v] > best) best = xp[h * s.W + v], best_h = h, best_v = v;
         yp[p * Q + q] = best;
-        ap[p * Q + q] = int32_t(best_at);
+        ap[p * Q + q] = uint8_t((best_h - top) * s.S + (best_v - left));
       };
       for (int64_t p = 0; p < P; ++p) {
         if (p < ip.lo || p >= ip.hi) {
@@ -268,18 +290,17 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
         int64_t q0 = iq.lo;
         if (simd_rows) q0 = max3_row_stride1(xp, s.W, top, s.pad_w, iq.lo, iq.hi, yp + p * Q, ap + p * Q);
         for (int64_t q = q0; q < iq.hi; ++q) {
-          const int64_t left = q * s.stride_w - s.pad_w;
-          int32_t best_at = int32_t(top * s.W + left);
-          float best = xp[best_at];
+          const float* w0 = xp + top * s.W + q * s.stride_w - s.pad_w;
+          int32_t best_tap = 0;
+          float best = w0[0];
           for (int64_t r = 0; r < 3; ++r)
             for (int64_t t = 0; t < 3; ++t) {
-              const int32_t at = int32_t((top + r) * s.W + left + t);
-              const float v = xp[at];
-              best_at = v > best ? at : best_at;
+              const float v = w0[r * s.W + t];
+              best_tap = v > best ? int32_t(r * 3 + t) : best_tap;
               best = v > best ? v : best;
             }
           yp[p * Q + q] = best;
-          ap[p * Q + q] = best_at;
+          ap[p * Q + q] = uint8_t(best_tap);
         }
         for (int64_t q = iq.hi; q < Q; ++q) generic(p, q);
       }
@@ -287,15 +308,26 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
   });
 }
 
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx) {
-  const int64_t PQ = s.P() * s.Q(), HW = s.H * s.W;
-  parallel_for(0, s.N * s.C, plane_grain(HW), [&](int64_t lo, int64_t hi) {
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const uint8_t* argmax, float* dx) {
+  check_max_window(s, "max_pool2d_backward");
+  const int64_t P = s.P(), Q = s.Q(), W = s.W, HW = s.H * W, stride_w = s.stride_w;
+  // Window offset -> its place in the plane relative to the window's first tap.
+  int32_t delta[kMaxWindowPositions];
+  for (int64_t a = 0; a < s.R * s.S; ++a) delta[a] = int32_t(a / s.S * W + a % s.S);
+  parallel_for(0, s.N * s.C, plane_grain(HW), [&, delta](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {
       float* dxp = dx + nc * HW;
       std::memset(dxp, 0, size_t(HW) * sizeof(float));
-      const int32_t* am = argmax + nc * PQ;
-      const float* dyp = dy + nc * PQ;
-      for (int64_t i = 0; i < PQ; ++i) dxp[am[i]] += dyp[i];
+      const uint8_t* am = argmax + nc * P * Q;
+      const float* dyp = dy + nc * P * Q;
+      // Row-major over the outputs, as the flat-index scatter was: the same sums.
+      for (int64_t p = 0; p < P; ++p) {
+        // Window (p, q) starts at first + q * stride_w (outside the plane for padding).
+        const int64_t first = (p * s.stride_h - s.pad_h) * W - s.pad_w;
+        const uint8_t* ar = am + p * Q;
+        const float* dr = dyp + p * Q;
+        for (int64_t q = 0; q < Q; ++q) dxp[first + q * stride_w + delta[ar[q]]] += dr[q];
+      }
     }
   });
 }

@@ -1,5 +1,6 @@
-// Pooling, NCHW. Max pooling saves the flat input index (within one N*C plane) of
-// each maximum as an explicit i32 output, which is what its backward needs. Average
+// Pooling, NCHW. Max pooling saves where each maximum lies as an explicit u8 output,
+// its offset r * S + t within the window (windows of at most 256 positions), which is
+// what its backward needs: a quarter of a flat i32 index's memory. Average
 // pooling excludes padding from the count (count_include_pad = False in PyTorch).
 //
 // Dimension key: N C H W input, R S window, P Q output; stride and pad per axis.
@@ -20,10 +21,11 @@ struct Pool2dShape {
   int64_t Q() const { return W + 2 * pad_w < S ? 0 : (W + 2 * pad_w - S) / stride_w + 1; }
 };
 
-// y[N,C,P,Q]; argmax[N,C,P,Q] = h*W + w of the (first) maximum in the window.
-void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
-// dx[N,C,H,W] overwritten: dx = scatter-add of dy at argmax.
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+// y[N,C,P,Q]; argmax[N,C,P,Q] = r * S + t of the (first) maximum in the window, its
+// input h = p * stride_h - pad_h + r, w = q * stride_w - pad_w + t.
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, uint8_t* argmax);
+// dx[N,C,H,W] overwritten: dx = scatter-add of dy at argmax, outputs in row-major order.
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const uint8_t* argmax, float* dx);
 
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);  // dx overwritten

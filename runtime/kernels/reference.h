@@ -105,9 +105,9 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dw
 // ---------------------------------------------------------------- pooling
 
 // Padding never wins: only in-bounds positions compete; the first maximum (in r, s
-// order) wins ties. argmax = h*W + w within the plane.
+// order) wins ties. argmax = r * S + t within the window.
 template <typename T>
-void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int32_t* argmax) {
+void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, uint8_t* argmax) {
   const int64_t P = s.P(), Q = s.Q();
   for (int64_t nc = 0; nc < s.N * s.C; ++nc)
     for (int64_t p = 0; p < P; ++p)
@@ -119,19 +119,24 @@ void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int32_t* argmax)
             const int64_t h = p * s.stride_h - s.pad_h + r, v = q * s.stride_w - s.pad_w + t;
             if (h < 0 || h >= s.H || v < 0 || v >= s.W) continue;
             const T xv = x[(nc * s.H + h) * s.W + v];
-            if (best_at < 0 || xv > best) best = xv, best_at = h * s.W + v;
+            if (best_at < 0 || xv > best) best = xv, best_at = r * s.S + t;
           }
         y[(nc * P + p) * Q + q] = best;
-        argmax[(nc * P + p) * Q + q] = int32_t(best_at);
+        argmax[(nc * P + p) * Q + q] = uint8_t(best_at);
       }
 }
 
 template <typename T>
-void max_pool2d_backward(const Pool2dShape& s, const T* dy, const int32_t* argmax, T* dx) {
+void max_pool2d_backward(const Pool2dShape& s, const T* dy, const uint8_t* argmax, T* dx) {
   const int64_t P = s.P(), Q = s.Q(), HW = s.H * s.W;
   for (int64_t i = 0; i < s.N * s.C * HW; ++i) dx[i] = 0;
   for (int64_t nc = 0; nc < s.N * s.C; ++nc)
-    for (int64_t pq = 0; pq < P * Q; ++pq) dx[nc * HW + argmax[nc * P * Q + pq]] += dy[nc * P * Q + pq];
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t q = 0; q < Q; ++q) {
+        const int64_t a = argmax[(nc * P + p) * Q + q];
+        const int64_t h = p * s.stride_h - s.pad_h + a / s.S, v = q * s.stride_w - s.pad_w + a % s.S;
+        dx[nc * HW + h * s.W + v] += dy[(nc * P + p) * Q + q];
+      }
 }
 
 // Padding is excluded from the count (PyTorch's count_include_pad = False).

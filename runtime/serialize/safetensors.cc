@@ -27,7 +27,7 @@ namespace {
 constexpr std::string_view kMetadataKey = "__metadata__";
 constexpr std::string_view kKindPrefix = "onnas.kind.";
 
-const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : "I32"; }
+const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i32 ? "I32" : "U8"; }
 
 // Every dtype the format defines, with its element size, so a valid-but-unsupported
 // dtype gets a different message from a misspelled one.

@@ -70,7 +70,7 @@ TEST_CASE("forward values match the reference kernels", "[ops][forward]") {
                                  .pad_h = 1, .pad_w = 1};
     const std::vector<double> xd = as_double(t.data(x));
     std::vector<double> want(size_t(2 * 3 * s.P() * s.Q()));
-    std::vector<int32_t> argmax(want.size());
+    std::vector<uint8_t> argmax(want.size());
     kernels::ref::max_pool2d_forward<double>(s, xd.data(), want.data(), argmax.data());
     check_close(t.forward(ops::max_pool2d(t.graph(), x, a)), want);
     kernels::ref::avg_pool2d_forward<double>(s, xd.data(), want.data());

@@ -37,7 +37,7 @@ TEST_CASE("reference pooling backward matches central finite differences") {
   auto x = test::random<double>(x_numel(s), 21);
   const auto g = test::random<double>(y_numel(s), 22);
   std::vector<double> y(y_numel(s));
-  std::vector<int32_t> argmax(y_numel(s));
+  std::vector<uint8_t> argmax(y_numel(s));
 
   SECTION("max pool, entries near a tie masked") {
     // A kink wherever two values of one plane are within reach of the perturbation.
@@ -96,7 +96,7 @@ TEST_CASE("pooling kernels match the reference") {
   const auto dy = test::random<float>(y_numel(s), 32);
 
   std::vector<float> y(y_numel(s), NAN), y_ref(y_numel(s));
-  std::vector<int32_t> am(y_numel(s), -7), am_ref(y_numel(s));
+  std::vector<uint8_t> am(y_numel(s), 0xee), am_ref(y_numel(s));
   max_pool2d_forward(s, x.data(), y.data(), am.data());
   ref::max_pool2d_forward<float>(s, x.data(), y_ref.data(), am_ref.data());
   CHECK(y == y_ref);  // a maximum is a copy: exact
@@ -128,16 +128,16 @@ TEST_CASE("pooling kernels match the reference") {
 TEST_CASE("max pool: the first maximum wins ties and padding never wins") {
   Pool2dShape s{.N = 1, .C = 1, .H = 4, .W = 4, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
   // All equal and negative: a padded zero must not win, and the argmax is the first
-  // in-bounds position of each window.
+  // in-bounds position of each window, as its offset r * 3 + t within the window.
   std::vector<float> x(16, -2.0f), y(16);
-  std::vector<int32_t> am(16);
+  std::vector<uint8_t> am(16);
   max_pool2d_forward(s, x.data(), y.data(), am.data());
   for (float v : y) CHECK(v == -2.0f);
-  CHECK(am[0] == 0);            // window rows -1..1, cols -1..1 -> first in-bounds (0, 0)
-  CHECK(am[1] == 0);            // cols 0..2
-  CHECK(am[2] == 1);            // cols 1..3
-  CHECK(am[5] == 0);            // (1, 1): rows 0..2, cols 0..2
-  CHECK(am[15] == 2 * 4 + 2);   // (3, 3): rows 2..3, cols 2..3
+  CHECK(am[0] == 1 * 3 + 1);    // window rows -1..1, cols -1..1 -> first in-bounds (0, 0): tap (1, 1)
+  CHECK(am[1] == 1 * 3 + 0);    // cols 0..2 -> (0, 0): tap (1, 0)
+  CHECK(am[2] == 1 * 3 + 0);    // cols 1..3 -> (0, 1): tap (1, 0)
+  CHECK(am[5] == 0);            // (1, 1): rows 0..2, cols 0..2 -> (0, 0): tap (0, 0)
+  CHECK(am[15] == 0);           // (3, 3): rows 2..4, cols 2..4 -> (2, 2): tap (0, 0)
 
   // Gradient of a tie goes to the first maximum only.
   std::vector<float> dy(16, 1.0f), dx(16);
@@ -204,7 +204,7 @@ TEST_CASE("max pool 3x3 stride 1 pad 1 gives the plain loop's values and argmax,
     if (i % 29 == 0) x[i] = NAN;
   }
   std::vector<float> y(x.size(), 0.0f), want(x.size());
-  std::vector<int32_t> at(x.size(), -1), want_at(x.size());
+  std::vector<uint8_t> at(x.size(), 0xee), want_at(x.size());
   max_pool2d_forward(s, x.data(), y.data(), at.data());
   for (int64_t nc = 0; nc < s.N * s.C; ++nc)
     for (int64_t p = 0; p < H; ++p)
@@ -216,8 +216,30 @@ TEST_CASE("max pool 3x3 stride 1 pad 1 gives the plain loop's values and argmax,
           for (int64_t v = v0; v <= q + 1 && v < W; ++v)
             if (x[size_t(nc * H * W + h * W + v)] > best) best = x[size_t(nc * H * W + h * W + v)], best_at = int32_t(h * W + v);
         want[size_t(nc * H * W + p * W + q)] = best;
-        want_at[size_t(nc * H * W + p * W + q)] = best_at;
+        // As an offset within the window, whose first row is p - 1 and column q - 1.
+        want_at[size_t(nc * H * W + p * W + q)] = uint8_t((best_at / W - (p - 1)) * 3 + best_at % W - (q - 1));
       }
   CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
   CHECK(at == want_at);
+  // The backward scatters in the plain loop's order: the same sums, bit for bit.
+  const auto dy = test::random<float>(x.size(), 92);
+  std::vector<float> dx(x.size(), NAN), dx_ref(x.size());
+  max_pool2d_backward(s, dy.data(), at.data(), dx.data());
+  ref::max_pool2d_backward<float>(s, dy.data(), want_at.data(), dx_ref.data());
+  CHECK(std::memcmp(dx.data(), dx_ref.data(), dx.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("max pool refuses a window of more positions than its byte-sized argmax can name") {
+  Pool2dShape s{.N = 1, .C = 1, .H = 17, .W = 17, .R = 17, .S = 17, .stride_h = 1, .stride_w = 1, .pad_h = 0, .pad_w = 0};
+  std::vector<float> x(17 * 17), y(1), dx(17 * 17);
+  std::vector<uint8_t> am(1);
+  CHECK_THROWS_WITH(max_pool2d_forward(s, x.data(), y.data(), am.data()), Catch::Contains("17x17 window"));
+  CHECK_THROWS_WITH(max_pool2d_backward(s, y.data(), am.data(), dx.data()), Catch::Contains("256 positions"));
+  s.R = s.S = 16;  // 256 positions: the largest
+  s.H = s.W = 16;
+  x.assign(256, 0.0f);
+  x[255] = 1.0f;
+  max_pool2d_forward(s, x.data(), y.data(), am.data());
+  CHECK(am[0] == 255);
+  CHECK(y[0] == 1.0f);
 }
