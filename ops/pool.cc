@@ -68,7 +68,9 @@ const graph::OpDef kMaxPool2d{
     .infer =
         [](const InferContext& c) {
           const Pool2dShape s = infer_pool(c);
-          if (s.R > 16) c.fail("max pool window {}x{} is larger than 16x16 (its argmax is one byte)", s.R, s.S);
+          if (s.R * s.S > kernels::kMaxPoolWindowPositions)
+            c.fail("max pool window {}x{} has more than {} positions (its argmax is one byte)", s.R, s.S,
+                   kernels::kMaxPoolWindowPositions);
           const Shape out{s.N, s.C, s.P(), s.Q()};
           return std::vector<TensorType>{{out, DType::f32}, {out, DType::u8}};
         },

@@ -877,10 +877,9 @@ struct InnerOptimizer {
   float weight_decay = nas::SearchOptions{}.w_weight_decay;
 };
 
-// The inner loop's weight optimizer and learning rate a meta cell was trained with (its
-// "run" metadata); the default when it does not say.
-InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata,
-                                                        const std::string& path) {
+// The inner loop's weight optimizer, learning rate and weight decay a meta cell was
+// trained with (its "run" metadata); the default for what it does not say.
+InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata, const std::string& path) {
   InnerOptimizer r;
   auto it = metadata.find("run");
   if (it == metadata.end()) return r;

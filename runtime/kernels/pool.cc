@@ -90,12 +90,10 @@ Span interior3(int64_t size, int64_t out, int64_t stride, int64_t pad) {
 namespace {
 
 // A max pool's argmax is the offset of the maximum within its window, r * S + t (one
-// byte: windows have at most 256 positions), a quarter of a flat i32 index's memory.
-constexpr int64_t kMaxWindowPositions = 256;
-
+// byte), a quarter of a flat i32 index's memory.
 void check_max_window(const Pool2dShape& s, const char* op) {
-  ONNAS_CHECK(s.R * s.S <= kMaxWindowPositions, "{}: a {}x{} window has more than the {} positions its argmax can name",
-              op, s.R, s.S, kMaxWindowPositions);
+  ONNAS_CHECK(s.R * s.S <= kMaxPoolWindowPositions, "{}: a {}x{} window has more than the {} positions its argmax can name",
+              op, s.R, s.S, kMaxPoolWindowPositions);
 }
 
 // Four window offsets (one per 32-bit lane, each 0..8) stored as four bytes at `to`.
@@ -312,7 +310,7 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const uint8_t* a
   check_max_window(s, "max_pool2d_backward");
   const int64_t P = s.P(), Q = s.Q(), W = s.W, HW = s.H * W, stride_w = s.stride_w;
   // Window offset -> its place in the plane relative to the window's first tap.
-  int32_t delta[kMaxWindowPositions];
+  int32_t delta[kMaxPoolWindowPositions];
   for (int64_t a = 0; a < s.R * s.S; ++a) delta[a] = int32_t(a / s.S * W + a % s.S);
   parallel_for(0, s.N * s.C, plane_grain(HW), [&, delta](int64_t lo, int64_t hi) {
     for (int64_t nc = lo; nc < hi; ++nc) {

@@ -21,6 +21,9 @@ struct Pool2dShape {
   int64_t Q() const { return W + 2 * pad_w < S ? 0 : (W + 2 * pad_w - S) / stride_w + 1; }
 };
 
+// The most positions (R * S) a max pool's window may have: its argmax is one byte.
+inline constexpr int64_t kMaxPoolWindowPositions = 256;
+
 // y[N,C,P,Q]; argmax[N,C,P,Q] = r * S + t of the (first) maximum in the window, its
 // input h = p * stride_h - pad_h + r, w = q * stride_w - pad_w + t.
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, uint8_t* argmax);

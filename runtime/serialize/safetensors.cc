@@ -27,7 +27,8 @@ namespace {
 constexpr std::string_view kMetadataKey = "__metadata__";
 constexpr std::string_view kKindPrefix = "onnas.kind.";
 
-const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i32 ? "I32" : "U8"; }
+// What the reader takes back: F32 and I32 (u8 holds run-time indices, never saved).
+const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : "I32"; }
 
 // Every dtype the format defines, with its element size, so a valid-but-unsupported
 // dtype gets a different message from a misspelled one.
@@ -165,6 +166,8 @@ void write_safetensors(const std::string& path, std::span<const NamedTensor> ten
     if (nt.name.empty()) fail("cannot write safetensors file '{}': a tensor has an empty name", path);
     if (nt.name == kMetadataKey) fail("cannot write safetensors file '{}': \"{}\" is reserved, not a tensor name", path, kMetadataKey);
     if (!names.insert(nt.name).second) fail("cannot write safetensors file '{}': tensor '{}' appears twice", path, nt.name);
+    if (nt.tensor.dtype() == DType::u8)
+      fail("cannot write safetensors file '{}': tensor '{}' is u8 (onnas saves f32 and i32 tensors)", path, nt.name);
     if (nt.tensor.data() == nullptr && nt.tensor.numel() != 0)
       fail("cannot write safetensors file '{}': tensor '{}' of shape {} has no data", path, nt.name, nt.tensor.shape().str());
     nlohmann::ordered_json shape = nlohmann::ordered_json::array();

@@ -191,6 +191,10 @@ TEST_CASE("shape inference errors name the op, the node and the values", "[ops][
     const ValueId s = g.param("alpha", {Shape{3}});
     CHECK_THROWS_WITH(ops::batch_norm(g, x, {}, {.training = false}),
                       Contains("batch_norm_eval 'bn'") && Contains("running_mean"));
+    const ValueId big = g.input("big", {Shape{1, 1, 20, 20}});
+    CHECK_THROWS_WITH(ops::max_pool2d(g, big, {.kernel = 17, .stride = 1, .pad = 0}, "pool"),
+                      Contains("max_pool2d 'pool'") && Contains("17x17 has more than 256 positions"));
+    CHECK_NOTHROW(ops::max_pool2d(g, big, {.kernel = 16, .stride = 1, .pad = 0}, "pool16"));
     const ValueId bad_gamma = g.param("bn2.weight", {Shape{4}});
     CHECK_THROWS_WITH(ops::batch_norm(g, x, {.gamma = bad_gamma}, {}, "bn2"),
                       Contains("'bn2.weight' has shape [4]") && Contains("3 channels"));

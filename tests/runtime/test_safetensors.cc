@@ -152,6 +152,9 @@ TEST_CASE("safetensors: the writer refuses bad tensor lists") {
   CHECK_THROWS_WITH(write_safetensors(path, reserved), Catch::Contains("reserved"));
   std::vector<NamedTensor> nodata = {{"a", Tensor(nullptr, Shape{2})}};
   CHECK_THROWS_WITH(write_safetensors(path, nodata), Catch::Contains("has no data"));
+  uint8_t b = 1;  // run-time indices (a max pool's argmax) are never saved: the reader takes f32 and i32
+  std::vector<NamedTensor> bytes = {{"a", Tensor(&b, Shape{1}, DType::u8)}};
+  CHECK_THROWS_WITH(write_safetensors(path, bytes), Catch::Contains("tensor 'a' is u8"));
   CHECK_FALSE(fs::exists(path));
 }
 
