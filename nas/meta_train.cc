@@ -57,6 +57,48 @@ void search_on_support(Searcher& searcher, const Task& task, int steps, const st
   }
 }
 
+std::vector<int64_t> minibatch_rows(int64_t pool, int64_t batch, int steps, uint64_t seed) {
+  if (pool < 1 || batch < 1 || batch > pool || steps < 0)
+    fail("minibatches of {} images from a support set of {}", batch, pool);
+  Rng rng(seed);
+  std::vector<int64_t> order(static_cast<size_t>(pool)), rows;
+  rows.reserve(size_t(steps) * size_t(batch));
+  size_t next = order.size();  // the first pass shuffles first
+  while (rows.size() < size_t(steps) * size_t(batch)) {
+    if (next == order.size()) {
+      for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+      for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[size_t(rng.uniform_int(int64_t(i) + 1))]);
+      next = 0;
+    }
+    rows.push_back(order[next++]);
+  }
+  return rows;
+}
+
+void search_on_minibatches(Searcher& searcher, const Task& task, int steps, const Tensor& batch_x,
+                           const Tensor& batch_y, uint64_t seed, const std::string& what) {
+  const int64_t pool = task.support_x.shape()[0], batch = batch_x.shape()[0];
+  const size_t image = size_t(task.support_x.numel() / std::max<int64_t>(pool, 1));
+  if (batch_y.numel() != batch || size_t(batch_x.numel()) != size_t(batch) * image)
+    fail("{}: a minibatch buffer of {} images and {} labels", what, batch, batch_y.numel());
+  const std::vector<int64_t> rows = minibatch_rows(pool, batch, steps, seed);
+  const float* sx = task.support_x.f32();
+  const int32_t* sy = task.support_y.i32();
+  float* bx = batch_x.f32();
+  int32_t* by = batch_y.i32();
+  for (int s = 0; s < steps; ++s) {
+    for (int64_t r = 0; r < batch; ++r) {
+      const int64_t row = rows[size_t(s) * size_t(batch) + size_t(r)];
+      std::memcpy(bx + size_t(r) * image, sx + size_t(row) * image, image * sizeof(float));
+      by[r] = sy[row];
+    }
+    searcher.set_progress(s, steps);
+    StepResult res = searcher.step(batch_x, batch_y, batch_x, batch_y);
+    if (!std::isfinite(res.weight_loss) || !std::isfinite(res.arch_loss))
+      fail("{} step {} produced a non-finite loss (weight {}, arch {})", what, s, res.weight_loss, res.arch_loss);
+  }
+}
+
 float TemperatureSchedule::at(int64_t step, int64_t warmup_steps) const {
   if (step <= warmup_steps) return start;
   if (steps <= 0) return end;
@@ -88,7 +130,10 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   if (!(ts.start > 0) || !(ts.end > 0) || !std::isfinite(ts.start) || !std::isfinite(ts.end) || ts.steps < 0)
     fail("meta-learning: temperatures must be positive ({} to {}) over a non-negative number of steps ({})", ts.start,
          ts.end, ts.steps);
-  options_.inner.batch = e.n_way * e.k_shot;
+  if (options_.inner_batch < 0 || options_.inner_batch > e.n_way * e.k_shot)
+    fail("meta-learning: an inner minibatch of {} images from a support set of {} ({}-way {}-shot)",
+         options_.inner_batch, e.n_way * e.k_shot, e.n_way, e.k_shot);
+  options_.inner.batch = options_.inner_batch > 0 ? options_.inner_batch : e.n_way * e.k_shot;
 
   init_search_params(meta_, space_, Rng(seed).fork(0).next_u64());
   cell_ = MetaCell::from_cells(space_, meta_);
@@ -117,6 +162,13 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
   qy_ = Buffer(size_t(nq) * 4);
   task_ = {Tensor(sx_.data(), Shape{ns, image[0], image[1], image[2]}), Tensor(sy_.data(), Shape{ns}, DType::i32),
            Tensor(qx_.data(), Shape{nq, image[0], image[1], image[2]}), Tensor(qy_.data(), Shape{nq}, DType::i32)};
+  if (options_.inner_batch > 0) {
+    const int64_t nb = options_.inner_batch;
+    bx_ = Buffer(size_t(nb * image.numel()) * 4);
+    by_ = Buffer(size_t(nb) * 4);
+    batch_x_ = Tensor(bx_.data(), Shape{nb, image[0], image[1], image[2]});
+    batch_y_ = Tensor(by_.data(), Shape{nb}, DType::i32);
+  }
 
   // The query set is evaluated with the batch's statistics (search BN keeps none), in
   // the search step's arena (nothing in it outlives a step): one arena, the larger.
@@ -159,7 +211,12 @@ TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adap
   }
   searcher_->reset(task_seed(seed_, index));
   searcher_->set_arch_frozen(!adapt_arch);
-  search_on_support(*searcher_, task_, options_.inner_steps, fmt::format("meta-learning: task {} inner", index));
+  const std::string what = fmt::format("meta-learning: task {} inner", index);
+  if (options_.inner_batch > 0)
+    search_on_minibatches(*searcher_, task_, options_.inner_steps, batch_x_, batch_y_,
+                          Rng(task_seed(seed_, index)).fork(1).next_u64(), what);
+  else
+    search_on_support(*searcher_, task_, options_.inner_steps, what);
   Arena& arena = searcher_->arena();
   query_.run(arena, work_, {{query_net_.x, task_.query_x}, {query_net_.labels, task_.query_y}});
   TaskResult r;

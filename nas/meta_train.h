@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/episode_sampler.h"
 #include "graph/compile.h"
@@ -68,6 +69,14 @@ struct MetaOptions {
   data::EpisodeShape episode;        // n_way, k_shot, q_query
   int64_t meta_batch = 10;           // tasks per meta step
   int inner_steps = 5;               // first-order DARTS steps per task
+  // Images per inner step, drawn from the task's support set without replacement and
+  // reshuffled after each pass over it (Reptile's minibatches); 0: the whole support
+  // set every step. With a support set of several shots per class and minibatches,
+  // successive inner steps see different images of a class, and Reptile's update then
+  // rewards features that generalize across them; with one shot and the whole support
+  // set every step, it sees five images that only differ and learns nothing that
+  // transfers (README, "The glyph benchmark").
+  int64_t inner_batch = 0;
   SearchOptions inner = default_inner();  // batch is set to n_way * k_shot
   float lr_weights = 1.0f;           // meta SGD
   float lr_arch = 0.6f;
@@ -165,6 +174,8 @@ class MetaLearner {
   // The task's images and the query evaluation program.
   Buffer sx_, sy_, qx_, qy_;
   Task task_;
+  Buffer bx_, by_;  // one inner minibatch (inner_batch > 0)
+  Tensor batch_x_, batch_y_;
   graph::Program query_;  // runs in the search step's arena
   SearchNet query_net_;
 };
@@ -181,6 +192,18 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 // every class rather than of one: batch norm normalizes a micro-batch by its own
 // statistics, and a micro-batch of one class has its class normalized away.
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
+
+// The support rows the inner steps take, `batch` per step for `steps` steps: the rows
+// 0..pool-1 in an order shuffled by `seed`, in consecutive chunks, reshuffled after each
+// pass (a chunk that crosses a pass takes its tail from the next order, so within a
+// pass every row comes once).
+std::vector<int64_t> minibatch_rows(int64_t pool, int64_t batch, int steps, uint64_t seed);
+
+// `steps` first-order DARTS steps, each on batch_x.shape()[0] images of the task's
+// support set, those of minibatch_rows(.., seed), copied into batch_x / batch_y. A
+// non-finite loss throws as above.
+void search_on_minibatches(Searcher& searcher, const Task& task, int steps, const Tensor& batch_x,
+                           const Tensor& batch_y, uint64_t seed, const std::string& what);
 
 // Reorders the rows of x (images) and y (labels, 0..N-1, K of each) in place so that
 // image k of every class is at rows k*N .. k*N+N-1 (shot-major), each class's images

@@ -405,6 +405,7 @@ struct MetaTrainArgs {
   StepOptions step;
   int64_t meta_batch = 10;
   int inner_steps = 5;
+  int64_t inner_batch = 0;
   int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
   float meta_lr = 1.0f, meta_arch_lr = 0.6f;
   // Softmax temperature of alpha/beta: from temperature[0] to temperature[1] over
@@ -445,6 +446,7 @@ nlohmann::json run_signature(const MetaTrainArgs& a, const nas::SearchSpace& spa
                         {"steps_per_epoch", a.steps_per_epoch},
                         {"seed", a.seed}};
   if (!a.data.test_classes.empty()) j["meta_test_classes"] = a.data.test_classes;
+  if (o.inner_batch > 0) j["inner_batch"] = o.inner_batch;  // recorded when given: older checkpoints resume
   // Only a non-default inner arch learning rate is recorded, so checkpoints from before
   // --arch-lr resume.
   if (o.inner.a_lr != nas::SearchOptions{}.a_lr) j["inner_arch_lr"] = o.inner.a_lr;
@@ -607,11 +609,15 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.episode = a.episode.shape();
   o.meta_batch = a.meta_batch;
   o.inner_steps = a.inner_steps;
+  o.inner_batch = a.inner_batch;
+  if (a.inner_batch > int64_t(a.episode.way) * a.episode.shot)
+    fail("--inner-batch {}: the support set holds {} images ({}-way {}-shot); raise --shot or lower --inner-batch",
+         a.inner_batch, int64_t(a.episode.way) * a.episode.shot, a.episode.way, a.episode.shot);
   o.inner.w_lr = o.inner.w_lr_min = a.inner.lr;
   o.inner.a_lr = a.inner.arch_lr;
   o.inner.w_weight_decay = a.inner.weight_decay_or(o.inner.w_weight_decay);
   o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
-  o.inner.batch = a.episode.way * a.episode.shot;
+  o.inner.batch = a.inner_batch > 0 ? a.inner_batch : a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner);
   if (a.step.has_budget()) {
     // The query evaluation runs in the inner step's arena: the step may use its share.
@@ -681,11 +687,11 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   const nas::TaskSource val_tasks = d.tasks(FewShotData::meta_val, o.episode, a.seed ^ 0x9e3779b97f4a7c15ull);
   const size_t meta_cell_bytes = ml.meta_cell().bytes(), cells_bytes = nas::MetaCell::cells_bytes(space, ml.params());
   if (root) std::fprintf(stderr,
-               "meta-train: %s\n  %s\n  %d-way %d-shot, %d queries; meta-batch %lld tasks x %d inner steps (%s); "
+               "meta-train: %s\n  %s\n  %d-way %d-shot, %d queries; meta-batch %lld tasks x %d inner steps of %lld images (%s); "
                "%d meta-epochs x %d meta-steps, warm-up %d epochs; task fold %s, cell fold %s\n"
                "  meta cell %s stands for %s of cell weights (%.2fx less); working supernet %s, arena %s; %d threads\n",
                d.description.c_str(), space.describe().c_str(), a.episode.way, a.episode.shot, a.episode.query,
-               (long long)o.meta_batch, o.inner_steps, o.inner.step.describe().c_str(), a.meta_epochs,
+               (long long)o.meta_batch, o.inner_steps, (long long)o.inner.batch, o.inner.step.describe().c_str(), a.meta_epochs,
                a.steps_per_epoch, a.warmup_epochs, nas::fold_weighting_name(o.task_weighting),
                o.cell_fold ? "on" : "off", format_bytes(double(meta_cell_bytes)).c_str(),
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
@@ -1241,6 +1247,11 @@ void add_meta_commands(CLI::App& app) {
   m->step.add(*cmd);
   cmd->add_option("--meta-batch", m->meta_batch, "Tasks per meta step")->check(CLI::Range(1, 100000));
   cmd->add_option("--inner-steps", m->inner_steps, "First-order DARTS steps per task")->check(CLI::Range(1, 100000));
+  cmd->add_option("--inner-batch", m->inner_batch,
+                  "Images per inner step, drawn from the task's support set and reshuffled after each pass "
+                  "(Reptile's minibatches; 0: the whole support set every step). Meta-train with more shots than "
+                  "you test, e.g. --shot 5 --inner-batch 10 for 1-shot tasks")
+      ->check(CLI::Range(int64_t(0), int64_t(100000)));
   m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
                "Weight optimizer of the inner loop: adam (betas 0, 0.999) or sgd (momentum 0.9)",
                "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "

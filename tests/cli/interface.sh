@@ -126,6 +126,16 @@ grep -qE "lr 0.003 weight decay 0[;)]" mwa.err || fail "adapt does not take the 
   --weight-decay 0.01 2> mwb.err > /dev/null || fail "adapt --weight-decay 0.01: $(tail -3 mwb.err)"
 grep -qE "lr 0.003 weight decay 0.01[;)]" mwb.err || fail "adapt --weight-decay 0.01 is not the search's: $(grep search mwb.err)"
 grep -q "weight decay" ma.err && fail "adapt from a meta cell of the default weight decay names one: $(grep search ma.err)"
+# Inner minibatches (Reptile's): the meta-train line names them; more than the support
+# set holds is refused with a message naming both.
+"$onnas" meta-train "${tiny[@]}" "${data[@]}" --shot 2 --inner-batch 6 --meta-batch 2 --inner-steps 2 --query 2 \
+  --meta-epochs 1 --steps-per-epoch 1 --warmup-epochs 0 --val-every 0 --out mb > /dev/null 2> mb.err \
+  || fail "meta-train --inner-batch 6: $(tail -3 mb.err)"
+grep -q "2 inner steps of 6 images" mb.err || fail "meta-train --inner-batch 6 is not in the run's line: $(grep meta-batch mb.err)"
+if "$onnas" meta-train "${tiny[@]}" "${data[@]}" --inner-batch 6 --out mbx > /dev/null 2> mbx.err; then
+  fail "meta-train --inner-batch 6 of a 5-image support set was accepted"
+fi
+grep -q "inner-batch 6: the support set holds 5 images" mbx.err || fail "meta-train --inner-batch 6 at 1 shot: $(tail -2 mbx.err)"
 # The on-device default at K shots: K micro-batches of one image of every class, the
 # supernet measured in groups of 5 query images by their own statistics; at 1 shot one
 # batch; micro-batches of one image warn; --query-stats query-set measures with the

@@ -2,6 +2,7 @@
 // and unfold, a meta step against Reptile computed by hand, and resume.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -266,6 +267,73 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   CHECK(checked > 1000);
   // Something moved: the tasks adapted.
   CHECK(ml.params().get("alpha.normal").f32()[0] != before["alpha.normal"][0]);
+}
+
+TEST_CASE("inner minibatches: every support row once per pass, reshuffled, a function of the seed") {
+  const std::vector<int64_t> rows = minibatch_rows(10, 4, 5, 7);
+  REQUIRE(rows.size() == 20);
+  for (size_t pass = 0; pass < 2; ++pass) {
+    std::vector<int64_t> seen(rows.begin() + long(pass * 10), rows.begin() + long(pass * 10 + 10));
+    std::sort(seen.begin(), seen.end());
+    for (int64_t i = 0; i < 10; ++i) CHECK(seen[size_t(i)] == i);
+  }
+  CHECK(std::vector<int64_t>(rows.begin(), rows.begin() + 10) != std::vector<int64_t>(rows.begin() + 10, rows.end()));
+  CHECK(minibatch_rows(10, 4, 5, 7) == rows);
+  CHECK(minibatch_rows(10, 4, 5, 8) != rows);
+  CHECK_THROWS_WITH(minibatch_rows(6, 7, 1, 1), Catch::Contains("minibatches of 7 images from a support set of 6"));
+}
+
+TEST_CASE("a meta step with inner minibatches is Reptile's update over those minibatches") {
+  SearchSpace s = tiny_space();
+  MetaOptions o = tiny_options();  // 3-way 2-shot: a support set of 6
+  o.cell_fold = false;
+  o.task_weighting = FoldWeighting::mean;
+  o.head = HeadInit::meta;
+  o.inner_batch = 4;
+  o.inner_steps = 3;  // 12 rows: two passes over the support set
+  TaskSource tasks = synthetic_tasks(11);
+  MetaLearner ml(s, o, 5);
+  std::vector<ParamStore> adapted(2);
+  for (uint64_t t = 0; t < 2; ++t) {
+    ParamStore& p = adapted[t];
+    p = weights_copy(ml.params());
+    SearchOptions so = o.inner;
+    so.batch = 4;
+    Searcher searcher(s, so, p, task_seed(5, t));
+    TaskStore store(6, 6), batch(4, 1);
+    tasks(t, store.task);
+    const std::vector<int64_t> rows = minibatch_rows(6, 4, o.inner_steps, Rng(task_seed(5, t)).fork(1).next_u64());
+    for (int step = 0; step < o.inner_steps; ++step) {
+      for (int r = 0; r < 4; ++r) {
+        const int64_t row = rows[size_t(step * 4 + r)];
+        std::memcpy(batch.task.support_x.f32() + r * 64, store.task.support_x.f32() + row * 64, 64 * sizeof(float));
+        batch.task.support_y.i32()[r] = store.task.support_y.i32()[row];
+      }
+      searcher.set_progress(step, o.inner_steps);
+      searcher.step(batch.task.support_x, batch.task.support_y, batch.task.support_x, batch.task.support_y);
+    }
+  }
+  std::map<std::string, std::vector<float>> before;
+  for (const auto& e : ml.params().entries()) before[e->name] = values(e->tensor);
+  ml.step(0, tasks);
+  int checked = 0;
+  for (const auto& e : ml.params().entries()) {
+    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    const float lr = e->kind == ParamKind::arch ? o.lr_arch : o.lr_weights;
+    const std::vector<float>& m = before[e->name];
+    const float* a = adapted[0].get(e->name).f32();
+    const float* b = adapted[1].get(e->name).f32();
+    for (size_t i = 0; i < m.size(); ++i) {
+      const double avg = ((double(a[i]) - m[i]) + (double(b[i]) - m[i])) / 2;
+      REQUIRE(e->tensor.f32()[i] == Approx(m[i] + lr * avg).margin(1e-6));
+      ++checked;
+    }
+  }
+  CHECK(checked > 1000);
+  CHECK(ml.params().get("classifier.weight").f32()[0] != before["classifier.weight"][0]);
+  // A minibatch larger than the support set is refused.
+  o.inner_batch = 7;
+  CHECK_THROWS_WITH(MetaLearner(s, o, 5), Catch::Contains("inner minibatch of 7 images from a support set of 6"));
 }
 
 TEST_CASE("warm-up meta steps leave alpha and beta alone, the cell fold keeps every cell on the meta cell") {
