@@ -705,6 +705,15 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                  "onnas: warning: the warm-up (%d meta-epochs) covers the whole run of %d meta-epochs: alpha and beta "
                  "are never trained (lower --warmup-epochs or raise --meta-epochs)\n",
                  a.warmup_epochs, a.meta_epochs);
+  // One shot per class and the same support set at every inner step: nothing in a task
+  // says which differences between images matter, and Reptile's update learns nothing
+  // that transfers (README, "Meta-training on the glyph benchmark"). Sorted labels make
+  // meta-training one fixed problem instead, where it does not apply.
+  if (root && a.episode.shot == 1 && a.inner_batch == 0 && a.labels == "random")
+    std::fprintf(stderr,
+                 "onnas: warning: 1-shot meta-training tasks, each inner step on the whole support set: Reptile then "
+                 "sees only images that differ and learns little that transfers; meta-train with more shots than you "
+                 "test and inner minibatches (e.g. --shot 5 --query 5 --inner-batch 10)\n");
   MemoryReport memory("meta-train");
   memory.plan("arena", ml.arena_bytes());
   memory.plan("working supernet, gradients and optimizer state", ml.work_bytes());

@@ -132,6 +132,9 @@ grep -q "weight decay" ma.err && fail "adapt from a meta cell of the default wei
   --meta-epochs 1 --steps-per-epoch 1 --warmup-epochs 0 --val-every 0 --out mb > /dev/null 2> mb.err \
   || fail "meta-train --inner-batch 6: $(tail -3 mb.err)"
 grep -q "2 inner steps of 6 images" mb.err || fail "meta-train --inner-batch 6 is not in the run's line: $(grep meta-batch mb.err)"
+grep -q "warning: 1-shot meta-training" mb.err && fail "meta-train at 2 shots warns of 1-shot tasks: $(grep warning mb.err)"
+grep -q "warning: 1-shot meta-training tasks, each inner step on the whole support set" mw.err \
+  || fail "meta-train at 1 shot without --inner-batch does not warn: $(grep warning mw.err)"
 if "$onnas" meta-train "${tiny[@]}" "${data[@]}" --inner-batch 6 --out mbx > /dev/null 2> mbx.err; then
   fail "meta-train --inner-batch 6 of a 5-image support set was accepted"
 fi
