@@ -44,44 +44,53 @@ void interleave_classes(const Tensor& x, const Tensor& y, int64_t n_way) {
   }
 }
 
+namespace {
+
+// One inner step of a task on (x, y), both the weight and the architecture step; a
+// non-finite loss throws, naming `what` and the step.
+void inner_step(Searcher& searcher, const Tensor& x, const Tensor& y, int s, int steps, const std::string& what) {
+  searcher.set_progress(s, steps);
+  const StepResult r = searcher.step(x, y, x, y);
+  if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
+    fail("{} step {} produced a non-finite loss (weight {}, arch {})", what, s, r.weight_loss, r.arch_loss);
+}
+
+}  // namespace
+
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what) {
   if (searcher.options().step.split > 1) {
     const int64_t n_way = searcher.space().classes;
     interleave_classes(task.support_x, task.support_y, n_way);
   }
-  for (int s = 0; s < steps; ++s) {
-    searcher.set_progress(s, steps);
-    StepResult r = searcher.step(task.support_x, task.support_y, task.support_x, task.support_y);
-    if (!std::isfinite(r.weight_loss) || !std::isfinite(r.arch_loss))
-      fail("{} step {} produced a non-finite loss (weight {}, arch {})", what, s, r.weight_loss, r.arch_loss);
-  }
+  for (int s = 0; s < steps; ++s) inner_step(searcher, task.support_x, task.support_y, s, steps, what);
 }
 
-std::vector<int64_t> minibatch_rows(int64_t pool, int64_t batch, int steps, uint64_t seed) {
-  if (pool < 1 || batch < 1 || batch > pool || steps < 0)
-    fail("minibatches of {} images from a support set of {}", batch, pool);
+void minibatch_rows(std::span<int64_t> order, std::span<int64_t> rows, int64_t batch, uint64_t seed) {
+  const int64_t pool = int64_t(order.size());
+  if (pool < 1 || batch < 1 || batch > pool || rows.size() % size_t(batch) != 0)
+    fail("minibatches of {} images from a support set of {} ({} rows asked for)", batch, pool, rows.size());
   Rng rng(seed);
-  std::vector<int64_t> order(static_cast<size_t>(pool)), rows;
-  rows.reserve(size_t(steps) * size_t(batch));
   size_t next = order.size();  // the first pass shuffles first
-  while (rows.size() < size_t(steps) * size_t(batch)) {
+  for (int64_t& row : rows) {
     if (next == order.size()) {
       for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
       for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[size_t(rng.uniform_int(int64_t(i) + 1))]);
       next = 0;
     }
-    rows.push_back(order[next++]);
+    row = order[next++];
   }
-  return rows;
 }
 
 void search_on_minibatches(Searcher& searcher, const Task& task, int steps, const Tensor& batch_x,
-                           const Tensor& batch_y, uint64_t seed, const std::string& what) {
+                           const Tensor& batch_y, std::span<int64_t> order, std::span<int64_t> rows, uint64_t seed,
+                           const std::string& what) {
   const int64_t pool = task.support_x.shape()[0], batch = batch_x.shape()[0];
   const size_t image = size_t(task.support_x.numel() / std::max<int64_t>(pool, 1));
-  if (batch_y.numel() != batch || size_t(batch_x.numel()) != size_t(batch) * image)
-    fail("{}: a minibatch buffer of {} images and {} labels", what, batch, batch_y.numel());
-  const std::vector<int64_t> rows = minibatch_rows(pool, batch, steps, seed);
+  if (batch_y.numel() != batch || size_t(batch_x.numel()) != size_t(batch) * image || order.size() != size_t(pool) ||
+      rows.size() != size_t(steps) * size_t(batch))
+    fail("{}: buffers of {} images, {} labels, {} and {} rows for {} steps of {} from {}", what, batch_x.shape()[0],
+         batch_y.numel(), order.size(), rows.size(), steps, batch, pool);
+  minibatch_rows(order, rows, batch, seed);
   const float* sx = task.support_x.f32();
   const int32_t* sy = task.support_y.i32();
   float* bx = batch_x.f32();
@@ -92,10 +101,7 @@ void search_on_minibatches(Searcher& searcher, const Task& task, int steps, cons
       std::memcpy(bx + size_t(r) * image, sx + size_t(row) * image, image * sizeof(float));
       by[r] = sy[row];
     }
-    searcher.set_progress(s, steps);
-    StepResult res = searcher.step(batch_x, batch_y, batch_x, batch_y);
-    if (!std::isfinite(res.weight_loss) || !std::isfinite(res.arch_loss))
-      fail("{} step {} produced a non-finite loss (weight {}, arch {})", what, s, res.weight_loss, res.arch_loss);
+    inner_step(searcher, batch_x, batch_y, s, steps, what);
   }
 }
 
@@ -168,6 +174,8 @@ MetaLearner::MetaLearner(SearchSpace space, MetaOptions options, uint64_t seed)
     by_ = Buffer(size_t(nb) * 4);
     batch_x_ = Tensor(bx_.data(), Shape{nb, image[0], image[1], image[2]});
     batch_y_ = Tensor(by_.data(), Shape{nb}, DType::i32);
+    order_.resize(size_t(ns));
+    rows_.resize(size_t(options_.inner_steps) * size_t(nb));
   }
 
   // The query set is evaluated with the batch's statistics (search BN keeps none), in
@@ -213,7 +221,7 @@ TaskResult MetaLearner::adapt(uint64_t index, const TaskSource& tasks, bool adap
   searcher_->set_arch_frozen(!adapt_arch);
   const std::string what = fmt::format("meta-learning: task {} inner", index);
   if (options_.inner_batch > 0)
-    search_on_minibatches(*searcher_, task_, options_.inner_steps, batch_x_, batch_y_,
+    search_on_minibatches(*searcher_, task_, options_.inner_steps, batch_x_, batch_y_, order_, rows_,
                           Rng(task_seed(seed_, index)).fork(1).next_u64(), what);
   else
     search_on_support(*searcher_, task_, options_.inner_steps, what);

@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -75,9 +76,9 @@ struct MetaOptions {
   // successive inner steps see different images of a class, and Reptile's update then
   // rewards features that generalize across them; with one shot and the whole support
   // set every step, it sees five images that only differ and learns nothing that
-  // transfers (README, "The glyph benchmark").
+  // transfers (README, "Meta-training on the glyph benchmark").
   int64_t inner_batch = 0;
-  SearchOptions inner = default_inner();  // batch is set to n_way * k_shot
+  SearchOptions inner = default_inner();  // batch is set to inner_batch, or n_way * k_shot
   float lr_weights = 1.0f;           // meta SGD
   float lr_arch = 0.6f;
   FoldWeighting task_weighting = FoldWeighting::softmax;
@@ -174,8 +175,10 @@ class MetaLearner {
   // The task's images and the query evaluation program.
   Buffer sx_, sy_, qx_, qy_;
   Task task_;
-  Buffer bx_, by_;  // one inner minibatch (inner_batch > 0)
+  // One inner minibatch and the draw's rows (inner_batch > 0), allocated once.
+  Buffer bx_, by_;
   Tensor batch_x_, batch_y_;
+  std::vector<int64_t> order_, rows_;
   graph::Program query_;  // runs in the search step's arena
   SearchNet query_net_;
 };
@@ -193,17 +196,20 @@ size_t query_eval_arena_bytes(const SearchSpace& space, int64_t nq);
 // statistics, and a micro-batch of one class has its class normalized away.
 void search_on_support(Searcher& searcher, const Task& task, int steps, const std::string& what);
 
-// The support rows the inner steps take, `batch` per step for `steps` steps: the rows
-// 0..pool-1 in an order shuffled by `seed`, in consecutive chunks, reshuffled after each
-// pass (a chunk that crosses a pass takes its tail from the next order, so within a
-// pass every row comes once).
-std::vector<int64_t> minibatch_rows(int64_t pool, int64_t batch, int steps, uint64_t seed);
+// Fills `rows` (steps x batch of them) with the support rows the inner steps take:
+// the rows 0..pool-1 (pool = order.size(), `order` its scratch) in an order shuffled by
+// `seed`, in consecutive chunks of `batch`, reshuffled after each pass (a chunk that
+// crosses a pass takes its tail from the next order, so within a pass every row comes
+// once). Nothing is allocated.
+void minibatch_rows(std::span<int64_t> order, std::span<int64_t> rows, int64_t batch, uint64_t seed);
 
 // `steps` first-order DARTS steps, each on batch_x.shape()[0] images of the task's
-// support set, those of minibatch_rows(.., seed), copied into batch_x / batch_y. A
-// non-finite loss throws as above.
+// support set, those minibatch_rows(order, rows, .., seed) draws, copied into batch_x /
+// batch_y (order: one per support row; rows: steps x batch). A non-finite loss throws
+// as above.
 void search_on_minibatches(Searcher& searcher, const Task& task, int steps, const Tensor& batch_x,
-                           const Tensor& batch_y, uint64_t seed, const std::string& what);
+                           const Tensor& batch_y, std::span<int64_t> order, std::span<int64_t> rows, uint64_t seed,
+                           const std::string& what);
 
 // Reorders the rows of x (images) and y (labels, 0..N-1, K of each) in place so that
 // image k of every class is at rows k*N .. k*N+N-1 (shot-major), each class's images

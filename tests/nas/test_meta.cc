@@ -85,6 +85,34 @@ MetaOptions tiny_options() {
 std::vector<float> values(const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); }
 bool all_zero(const Tensor& t) { return values(t) == std::vector<float>(size_t(t.numel()), 0.0f); }
 
+// Checks that each weight and alpha/beta of `ml` moved from `before` by Reptile's update
+// over the two tasks' adapted parameters (the plain mean or the softmax coefficients of
+// their differences, times the learning rate of its kind); the classifier is left out
+// with a zero head (the caller checks it). Returns the number of elements checked.
+int check_reptile_update(const MetaLearner& ml, const std::map<std::string, std::vector<float>>& before,
+                         const std::vector<ParamStore>& adapted) {
+  const MetaOptions& o = ml.options();
+  const bool softmax = o.task_weighting == FoldWeighting::softmax;
+  int checked = 0;
+  for (const auto& e : ml.params().entries()) {
+    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
+    if (o.head == HeadInit::zero && is_head_param(e->name)) continue;
+    const float lr = e->kind == ParamKind::arch ? o.lr_arch : o.lr_weights;
+    const std::vector<float>& m = before.at(e->name);
+    const float* a = adapted[0].get(e->name).f32();
+    const float* b = adapted[1].get(e->name).f32();
+    for (size_t i = 0; i < m.size(); ++i) {
+      const double da = double(a[i]) - m[i], db = double(b[i]) - m[i];
+      double avg = (da + db) / 2;
+      if (softmax) avg = (std::exp(da) * da + std::exp(db) * db) / (std::exp(da) + std::exp(db));
+      INFO(e->name);
+      REQUIRE(e->tensor.f32()[i] == Approx(m[i] + lr * avg).margin(1e-6));
+      ++checked;
+    }
+  }
+  return checked;
+}
+
 }  // namespace
 
 TEST_CASE("fold average: softmax coefficients and the plain mean, online and merged") {
@@ -242,35 +270,26 @@ TEST_CASE("a meta step is Reptile's update: the weighted average of the tasks' a
   for (const auto& e : ml.params().entries()) before[e->name] = values(e->tensor);
 
   ml.step(0, tasks);
-  int checked = 0;
   for (const auto& e : ml.params().entries()) {
-    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
-    if (o.head == HeadInit::zero && is_head_param(e->name)) {
-      INFO(e->name);
-      CHECK(all_zero(e->tensor));
-      // The tasks did learn a classifier; the meta step dropped it.
-      CHECK(values(adapted[0].get(e->name)) != values(e->tensor));
-      continue;
-    }
-    const float lr = e->kind == ParamKind::arch ? 0.25f : 0.5f;
-    const std::vector<float>& m = before[e->name];
-    const float* a = adapted[0].get(e->name).f32();
-    const float* b = adapted[1].get(e->name).f32();
-    for (size_t i = 0; i < m.size(); ++i) {
-      const double da = double(a[i]) - m[i], db = double(b[i]) - m[i];
-      double avg = (da + db) / 2;
-      if (softmax) avg = (std::exp(da) * da + std::exp(db) * db) / (std::exp(da) + std::exp(db));
-      REQUIRE(e->tensor.f32()[i] == Approx(m[i] + lr * avg).margin(1e-6));
-      ++checked;
-    }
+    if (e->kind != ParamKind::weight || o.head != HeadInit::zero || !is_head_param(e->name)) continue;
+    INFO(e->name);
+    CHECK(all_zero(e->tensor));
+    // The tasks did learn a classifier; the meta step dropped it.
+    CHECK(values(adapted[0].get(e->name)) != values(e->tensor));
   }
-  CHECK(checked > 1000);
+  CHECK(check_reptile_update(ml, before, adapted) > 1000);
   // Something moved: the tasks adapted.
   CHECK(ml.params().get("alpha.normal").f32()[0] != before["alpha.normal"][0]);
 }
 
 TEST_CASE("inner minibatches: every support row once per pass, reshuffled, a function of the seed") {
-  const std::vector<int64_t> rows = minibatch_rows(10, 4, 5, 7);
+  // Fills rows (steps x batch) from a pool of order.size() rows.
+  auto draw = [](int64_t pool, int64_t batch, int steps, uint64_t seed) {
+    std::vector<int64_t> order(static_cast<size_t>(pool)), rows(size_t(steps) * size_t(batch));
+    minibatch_rows(order, rows, batch, seed);
+    return rows;
+  };
+  const std::vector<int64_t> rows = draw(10, 4, 5, 7);
   REQUIRE(rows.size() == 20);
   for (size_t pass = 0; pass < 2; ++pass) {
     std::vector<int64_t> seen(rows.begin() + long(pass * 10), rows.begin() + long(pass * 10 + 10));
@@ -278,9 +297,9 @@ TEST_CASE("inner minibatches: every support row once per pass, reshuffled, a fun
     for (int64_t i = 0; i < 10; ++i) CHECK(seen[size_t(i)] == i);
   }
   CHECK(std::vector<int64_t>(rows.begin(), rows.begin() + 10) != std::vector<int64_t>(rows.begin() + 10, rows.end()));
-  CHECK(minibatch_rows(10, 4, 5, 7) == rows);
-  CHECK(minibatch_rows(10, 4, 5, 8) != rows);
-  CHECK_THROWS_WITH(minibatch_rows(6, 7, 1, 1), Catch::Contains("minibatches of 7 images from a support set of 6"));
+  CHECK(draw(10, 4, 5, 7) == rows);
+  CHECK(draw(10, 4, 5, 8) != rows);
+  CHECK_THROWS_WITH(draw(6, 7, 1, 1), Catch::Contains("minibatches of 7 images from a support set of 6"));
 }
 
 TEST_CASE("a meta step with inner minibatches is Reptile's update over those minibatches") {
@@ -302,7 +321,8 @@ TEST_CASE("a meta step with inner minibatches is Reptile's update over those min
     Searcher searcher(s, so, p, task_seed(5, t));
     TaskStore store(6, 6), batch(4, 1);
     tasks(t, store.task);
-    const std::vector<int64_t> rows = minibatch_rows(6, 4, o.inner_steps, Rng(task_seed(5, t)).fork(1).next_u64());
+    std::vector<int64_t> order(6), rows(size_t(o.inner_steps) * 4);
+    minibatch_rows(order, rows, 4, Rng(task_seed(5, t)).fork(1).next_u64());
     for (int step = 0; step < o.inner_steps; ++step) {
       for (int r = 0; r < 4; ++r) {
         const int64_t row = rows[size_t(step * 4 + r)];
@@ -316,20 +336,7 @@ TEST_CASE("a meta step with inner minibatches is Reptile's update over those min
   std::map<std::string, std::vector<float>> before;
   for (const auto& e : ml.params().entries()) before[e->name] = values(e->tensor);
   ml.step(0, tasks);
-  int checked = 0;
-  for (const auto& e : ml.params().entries()) {
-    if (e->kind != ParamKind::weight && e->kind != ParamKind::arch) continue;
-    const float lr = e->kind == ParamKind::arch ? o.lr_arch : o.lr_weights;
-    const std::vector<float>& m = before[e->name];
-    const float* a = adapted[0].get(e->name).f32();
-    const float* b = adapted[1].get(e->name).f32();
-    for (size_t i = 0; i < m.size(); ++i) {
-      const double avg = ((double(a[i]) - m[i]) + (double(b[i]) - m[i])) / 2;
-      REQUIRE(e->tensor.f32()[i] == Approx(m[i] + lr * avg).margin(1e-6));
-      ++checked;
-    }
-  }
-  CHECK(checked > 1000);
+  CHECK(check_reptile_update(ml, before, adapted) > 1000);
   CHECK(ml.params().get("classifier.weight").f32()[0] != before["classifier.weight"][0]);
   // A minibatch larger than the support set is refused.
   o.inner_batch = 7;
