@@ -67,12 +67,12 @@ wait
 for f in "${formats[@]}"; do
   log=$dir/fuzz_$f.log
   if [[ "$(cat "$dir/fuzz_$f.rc" 2>/dev/null)" == 0 ]]; then
-    execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
+    execs=$(grep -a -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+    cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -n 1)
     echo "fuzz: $f: ok, ${execs:-?} runs in ${seconds} s, $cov"
   else
     echo "fuzz: $f: FAILED (log: $log); the input is in $dir/artifacts/$f/" >&2
-    grep -E 'ERROR|SUMMARY|==[0-9]+==|runtime error|Test unit written' "$log" | head -n 20 >&2 || true
+    grep -a -E 'ERROR|SUMMARY|==[0-9]+==|runtime error|Test unit written' "$log" | head -n 20 >&2 || true
     failed+=("$f")
   fi
 done
