@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "runtime/bf16.h"
+#include "runtime/error.h"
 #include "runtime/kernels/elementwise.h"
 #include "runtime/threading.h"
 
@@ -57,6 +59,21 @@ void Sgd::step(ParamStore& params) {
   }
 }
 
+Adam::Adam(AdamOptions o) : Optimizer(o.name, o.lr), o_(std::move(o)) {
+  if (o_.second_moment != DType::f32 && o_.second_moment != DType::bf16)
+    fail("adam '{}': the second moment is kept in f32 or bf16, not {}", o_.name, dtype_name(o_.second_moment));
+}
+
+namespace {
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+  return h;
+}
+
+}  // namespace
+
 void Adam::add_state(ParamStore& params, const std::string& name, bool per_element) {
   // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
   // itself: no state is kept for it, which saves a copy of the weights.
@@ -64,8 +81,9 @@ void Adam::add_state(ParamStore& params, const std::string& name, bool per_eleme
   std::array<std::string, 3>& n = state_names_.back();
   n = {state_name("m", name), state_name("v", name), state_name("step", name)};
   if (o_.beta1 != 0.0f) params.add(n[0], shape, ParamKind::state);
-  params.add(n[1], shape, ParamKind::state);
+  params.add(n[1], shape, ParamKind::state, o_.second_moment);
   params.add(n[2], per_element ? shape : Shape{1}, ParamKind::state);
+  round_keys_.push_back(fnv1a(name));
 }
 
 void Adam::step(ParamStore& params) {
@@ -77,17 +95,27 @@ void Adam::step(ParamStore& params) {
     float* pw = p.f32();
     const float* gw = params.grad(name).f32();
     float* m = b1 != 0.0f ? params.get(state_names_[k][0]).f32() : nullptr;
-    float* v = params.get(state_names_[k][1]).f32();
+    const Tensor vt = params.get(state_names_[k][1]);
+    float* v = o_.second_moment == DType::f32 ? vt.f32() : nullptr;
+    uint16_t* vh = o_.second_moment == DType::bf16 ? vt.bf16() : nullptr;
     float* t = params.get(state_names_[k][2]).f32();
     const uint8_t* mask = masks_[k];
+    const uint64_t key = round_keys_[k];
+    // v = b2 * v + (1 - b2) * grad^2, in f32 or through bf16; returns the f32 value.
+    auto second_moment = [&](int64_t i, float grad, float step) {
+      if (v) return v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
+      const float vi = b2 * bf16_to_f32(vh[i]) + (1.0f - b2) * grad * grad;
+      vh[i] = f32_to_bf16_stochastic(vi, random_bits16(key, uint64_t(step), uint64_t(i)));
+      return vi;
+    };
     auto update = [&](int64_t i, float step) {
       const float bc1 = float(1.0 - std::pow(double(b1), double(step)));
       const float inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(b2), double(step))));
       float grad = gw[i] + wd * pw[i];
       float mi = grad;
       if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
-      v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
-      pw[i] -= (lr / bc1) * mi / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+      const float vi = second_moment(i, grad, step);
+      pw[i] -= (lr / bc1) * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
     };
     if (mask) {  // a small tensor (alpha, beta): one step count per element
       for (int64_t i = 0; i < p.numel(); ++i)
@@ -103,8 +131,8 @@ void Adam::step(ParamStore& params) {
         float grad = gw[i] + wd * pw[i];
         float mi = grad;
         if (m) mi = m[i] = b1 * m[i] + (1.0f - b1) * grad;
-        v[i] = b2 * v[i] + (1.0f - b2) * grad * grad;
-        pw[i] -= step_size * mi / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+        const float vi = second_moment(i, grad, step);
+        pw[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
       }
     });
   }

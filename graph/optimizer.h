@@ -83,6 +83,10 @@ struct AdamOptions {
   float beta2 = 0.999f;
   float eps = 1e-8f;
   float weight_decay = 0.0f;  // L2, added to the gradient (PyTorch Adam, not AdamW)
+  // The second moment's storage: f32, or bf16 (half the bytes; each update is computed
+  // in f32 and stored rounded stochastically, runtime/bf16.h, so the average stays
+  // exact in expectation). The step uses the f32 value before rounding.
+  DType second_moment = DType::f32;
   std::string name = "adam";
 };
 
@@ -90,12 +94,15 @@ struct AdamOptions {
 // masked one). The method's weight step uses betas (0, 0.999).
 class Adam : public Optimizer {
  public:
-  explicit Adam(AdamOptions o) : Optimizer(o.name, o.lr), o_(std::move(o)) {}
+  explicit Adam(AdamOptions o);
   void step(ParamStore& params) override;
 
  private:
   void add_state(ParamStore& params, const std::string& name, bool per_element) override;
   AdamOptions o_;
+  // Per parameter, the key of its stochastic rounding draws (a hash of its name, so the
+  // draws do not depend on the order parameters were added in).
+  std::vector<uint64_t> round_keys_;
 };
 
 // Scales the gradients of `names` so their global L2 norm is at most max_norm.

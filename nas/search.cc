@@ -47,12 +47,21 @@ CompiledStep::CompiledStep(const SearchSpace& space, const SearchOptions& option
   block_ = GradientBlock(weight_, params, names, gates_.space().get(), allocate_grad_block && sparse_);
 }
 
+WeightOptimizer parse_weight_optimizer(std::string_view name) {
+  if (name == "adam") return WeightOptimizer::adam;
+  if (name == "sgd") return WeightOptimizer::sgd;
+  if (name == "adam-bf16") return WeightOptimizer::adam_bf16;
+  fail("unknown weight optimizer '{}' (adam, sgd or adam-bf16)", name);
+}
+
 size_t optimizer_state_bytes(const ParamStore& params, const SearchOptions& options) {
   size_t bytes = 0;
   for (const auto& e : params.entries()) {
     const size_t b = e->tensor.bytes();
     if (e->kind == ParamKind::weight) {
-      if (options.w_optimizer == WeightOptimizer::adam) bytes += b + 4;  // v and a step count (beta1 = 0: no m)
+      // v and a step count (beta1 = 0: no m)
+      if (options.w_optimizer == WeightOptimizer::adam) bytes += b + 4;
+      else if (options.w_optimizer == WeightOptimizer::adam_bf16) bytes += b / 2 + 4;
       else if (options.w_momentum != 0.0f) bytes += b;
     } else if (e->kind == ParamKind::arch) {
       bytes += 3 * b;  // m, v and a step count per element
@@ -71,10 +80,11 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
               .name = "arch_adam"}) {
   space_.validate();
   options_.step.validate(space_, options_.batch);
-  if (options_.w_optimizer == WeightOptimizer::adam)
-    w_opt_ = std::make_unique<graph::Adam>(graph::AdamOptions{.lr = options.w_lr, .beta1 = 0.0f, .beta2 = 0.999f,
-                                                              .weight_decay = options.w_weight_decay,
-                                                              .name = "weight_adam"});
+  if (options_.w_optimizer != WeightOptimizer::sgd)
+    w_opt_ = std::make_unique<graph::Adam>(graph::AdamOptions{
+        .lr = options.w_lr, .beta1 = 0.0f, .beta2 = 0.999f, .weight_decay = options.w_weight_decay,
+        .second_moment = options_.w_optimizer == WeightOptimizer::adam_bf16 ? DType::bf16 : DType::f32,
+        .name = "weight_adam"});
   else
     w_opt_ = std::make_unique<graph::Sgd>(graph::SgdOptions{.lr = options.w_lr, .momentum = options.w_momentum,
                                                             .weight_decay = options.w_weight_decay,

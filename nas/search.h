@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "graph/compile.h"
 #include "graph/gates.h"
@@ -38,7 +39,11 @@
 
 namespace onnas::nas {
 
-enum class WeightOptimizer { adam, sgd };
+// adam_bf16: Adam whose second moment is kept in bf16, rounded stochastically (half
+// its state; graph/optimizer.h).
+enum class WeightOptimizer { adam, sgd, adam_bf16 };
+// "adam", "sgd", "adam-bf16" (the tools' --optimizer); throws on anything else.
+WeightOptimizer parse_weight_optimizer(std::string_view name);
 
 struct SearchOptions {
   int64_t batch = 32;

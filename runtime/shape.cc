@@ -4,7 +4,15 @@
 
 namespace onnas {
 
-const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : t == DType::i32 ? "i32" : "u8"; }
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::i32: return "i32";
+    case DType::u8: return "u8";
+    case DType::bf16: return "bf16";
+  }
+  return "?";
+}
 
 Shape::Shape(std::initializer_list<int64_t> dims) : Shape(std::span<const int64_t>(dims.begin(), dims.size())) {}
 

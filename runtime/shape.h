@@ -17,9 +17,12 @@
 namespace onnas {
 
 // u8 holds small indices (a max pool's window offsets), never parameters or feeds.
-enum class DType : uint8_t { f32, i32, u8 };
+// bf16 (bfloat16: the upper half of an f32, runtime/bf16.h) holds optimizer state that
+// can do with 8 bits of precision (Adam's second moment with --optimizer adam-bf16);
+// kernels never read it.
+enum class DType : uint8_t { f32, i32, u8, bf16 };
 
-constexpr size_t dtype_size(DType t) { return t == DType::u8 ? 1 : 4; }
+constexpr size_t dtype_size(DType t) { return t == DType::u8 ? 1 : t == DType::bf16 ? 2 : 4; }
 const char* dtype_name(DType t);
 
 class Shape {

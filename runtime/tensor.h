@@ -39,6 +39,10 @@ class Tensor {
     ONNAS_DCHECK(dtype_ == DType::u8, "tensor is {}, not u8", dtype_name(dtype_));
     return static_cast<uint8_t*>(data_);
   }
+  uint16_t* bf16() const {  // the raw bits; runtime/bf16.h converts
+    ONNAS_DCHECK(dtype_ == DType::bf16, "tensor is {}, not bf16", dtype_name(dtype_));
+    return static_cast<uint16_t*>(data_);
+  }
   const Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
   int64_t numel() const { return shape_.numel(); }

@@ -616,7 +616,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   o.inner.w_lr = o.inner.w_lr_min = a.inner.lr;
   o.inner.a_lr = a.inner.arch_lr;
   o.inner.w_weight_decay = a.inner.weight_decay_or(o.inner.w_weight_decay);
-  o.inner.w_optimizer = a.inner.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  o.inner.w_optimizer = nas::parse_weight_optimizer(a.inner.optimizer);
   o.inner.batch = a.inner_batch > 0 ? a.inner_batch : a.episode.way * a.episode.shot;
   a.step.apply(space, o.inner);
   if (a.step.has_budget()) {
@@ -663,8 +663,10 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   std::string log;
   if (a.resume) {
     if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);  // the other ranks' check
+    // --meta-epochs may grow: it is not a setting. The settings are compared before the
+    // tensors are read, so a changed one is named rather than the tensor it changes.
+    check_resume_settings(ckpt, read_safetensors(ckpt).metadata["run"], signature_json);
     auto md = ml.load(ckpt);
-    check_resume_settings(ckpt, md["run"], signature_json);  // --meta-epochs may grow: it is not a setting
     first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());
@@ -901,7 +903,7 @@ InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string
   // The run's settings nest three levels ({"space": {"ops": [...]}}).
   const auto j = parse_json(it->second, path + ": run metadata", {.max_depth = 3, .max_array = nas::kMaxCells});
   if (j.is_object() && j.contains("inner_optimizer") && j["inner_optimizer"].is_string() &&
-      (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "sgd"))
+      (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "adam-bf16" || j["inner_optimizer"] == "sgd"))
     r.optimizer = j["inner_optimizer"].get<std::string>();
   if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0 &&
       j["inner_lr"].get<double>() < 1e6)
@@ -963,7 +965,7 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   o.finetune_lr = a.finetune_lr;
   o.head = nas::parse_head_init(a.head);
   o.search.w_lr = o.search.w_lr_min = lr;
-  o.search.w_optimizer = optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  o.search.w_optimizer = nas::parse_weight_optimizer(optimizer);
   o.search.a_lr = a.search.arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
   o.search.w_weight_decay = a.search.weight_decay_or(inner.weight_decay);
   o.search.batch = a.episode.way * a.episode.shot;
@@ -1219,7 +1221,7 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   a.search.add(*cmd,
                "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
                "start)",
-               "Weight optimizer of the search: adam (betas 0, 0.999) or sgd (momentum 0.9) (default: the meta cell's "
+               "Weight optimizer of the search: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd (momentum 0.9) (default: the meta cell's "
                "inner optimizer; adam from a random start)",
                "L2 weight decay of the search's weights, added to their gradients (default: the meta cell's inner "
                "weight decay; 3e-4 from a random start)");
@@ -1262,7 +1264,7 @@ void add_meta_commands(CLI::App& app) {
                   "you test, e.g. --shot 5 --inner-batch 10 for 1-shot tasks")
       ->check(CLI::Range(int64_t(0), int64_t(100000)));
   m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
-               "Weight optimizer of the inner loop: adam (betas 0, 0.999) or sgd (momentum 0.9)",
+               "Weight optimizer of the inner loop: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd (momentum 0.9)",
                "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "
                "meta cell for adapt and eval-fewshot). With Adam, a decay that outweighs the gradient moves every "
                "weight by the learning rate toward 0 at each step");

@@ -282,7 +282,7 @@ void run_plan(const PlanArgs& a, const CLI::App& cmd) {
   if (a.network == "search") {  // planned with the default strategy (best)
     nas::SearchOptions so;
     so.batch = a.batch;
-    so.w_optimizer = a.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+    so.w_optimizer = nas::parse_weight_optimizer(a.optimizer);
     so.w_momentum = a.momentum;
     a.step.apply(space, so);
     if (a.step.has_budget()) a.step.choose(space, so, 1, 0, "nothing else (the plan of the step alone)");

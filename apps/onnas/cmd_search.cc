@@ -61,7 +61,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   check_out_file(a.dump_grads, "--dump-grads", a.out.overwrite);
   a.step.warn_ignored(cmd);
   a.data.warn_ignored(cmd);
-  if (a.opt.optimizer == "adam") warn_ignored(cmd, {"--momentum"}, "--optimizer adam keeps no momentum");
+  if (a.opt.optimizer != "sgd") warn_ignored(cmd, {"--momentum"}, fmt::format("--optimizer {} keeps no momentum", a.opt.optimizer));
   const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
   measure_fixed_overhead();
@@ -78,7 +78,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
 
   nas::SearchOptions so;
   so.batch = a.batch;
-  so.w_optimizer = a.opt.optimizer == "sgd" ? nas::WeightOptimizer::sgd : nas::WeightOptimizer::adam;
+  so.w_optimizer = nas::parse_weight_optimizer(a.opt.optimizer);
   so.w_lr = a.opt.lr > 0 ? a.opt.lr : (a.opt.optimizer == "sgd" ? 0.025f : 3e-3f);
   so.w_momentum = a.momentum;
   so.w_weight_decay = a.opt.weight_decay_or(so.w_weight_decay);
@@ -184,10 +184,11 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   std::string log;
   int64_t step = 0;
   if (a.resume) {
-    auto md = searcher.load_checkpoint(ckpt);
     // A run may be extended: more --epochs or --steps continue it (the learning-rate
-    // schedule then follows the new length).
-    check_resume_settings(ckpt, md["run"], signature_json, {"epochs", "steps"});
+    // schedule then follows the new length). The settings are compared first, so a
+    // changed one is named rather than the tensor it changes (another --optimizer).
+    check_resume_settings(ckpt, read_safetensors(ckpt).metadata["run"], signature_json, {"epochs", "steps"});
+    auto md = searcher.load_checkpoint(ckpt);
     const int64_t done = metadata_integer(md, "step", ckpt, 0, total);
     log = md["log"];
     // Replay the batches already used, so the samplers continue where they stopped.
@@ -286,7 +287,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
-                "Weight optimizer: adam (betas 0, 0.999) or sgd");
+                "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd");
   cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);

@@ -107,14 +107,14 @@ void StepOptions::warn_ignored(const CLI::App& cmd) const {
 }
 
 void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum) {
-  cmd.add_option("--optimizer", optimizer, "Weight optimizer: adam (betas 0, 0.999) or sgd")
-      ->check(CLI::IsMember({"adam", "sgd"}));
+  cmd.add_option("--optimizer", optimizer, "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd")
+      ->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
   cmd.add_option("--momentum", momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
 }
 
 void SearchOptimizerOptions::add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help,
                                  const std::string& weight_decay_help) {
-  cmd.add_option("--optimizer", optimizer, optimizer_help)->check(CLI::IsMember({"adam", "sgd"}));
+  cmd.add_option("--optimizer", optimizer, optimizer_help)->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
   cmd.add_option("--lr", lr, lr_help)->check(non_negative());
   cmd.add_option("--weight-decay", weight_decay, weight_decay_help)->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--arch-lr", arch_lr, "Architecture (alpha, beta) learning rate (Adam, betas 0.5, 0.999)")

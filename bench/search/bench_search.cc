@@ -10,7 +10,8 @@
 // sbs-recompute, sbs-checkpoint (split 1) and sbs-recompute-split5 /
 // full-split5 (5 micro-batches; omniglot only, whose batch 25 divides by 5), and
 // sbs-recompute-split5-sgd: the same with plain SGD for the weights (no optimizer
-// state) instead of Adam.
+// state) instead of Adam, and sbs-recompute-split5-adam-bf16: with Adam whose second
+// moment is kept in bf16 (half the state).
 // The time is one whole step; the programs are compiled once, when the Searcher is
 // built, and each step's sample is data (compile_ms: the compiling time per step,
 // measured, which must be 0).
@@ -54,9 +55,9 @@ struct BenchMode {
   const char* name;
   nas::StepConfig step;
   // The weights' optimizer: Adam with betas (0, 0.999), one moment per weight (the
-  // research code's), or plain SGD without momentum, which keeps no state (ONNAS.md
-  // section 3 allows either).
-  bool sgd = false;
+  // research code's), that moment in bf16, or plain SGD without momentum, which keeps
+  // no state (ONNAS.md section 3 allows either).
+  nas::WeightOptimizer optimizer = nas::WeightOptimizer::adam;
 };
 const std::vector<BenchMode>& modes() {
   static const std::vector<BenchMode> m = {
@@ -69,7 +70,10 @@ const std::vector<BenchMode>& modes() {
       {"sbs-recompute-split5", {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5}},
       {"sbs-recompute-split5-sgd",
        {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5},
-       /*sgd=*/true},
+       nas::WeightOptimizer::sgd},
+      {"sbs-recompute-split5-adam-bf16",
+       {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5},
+       nas::WeightOptimizer::adam_bf16},
   };
   return m;
 }
@@ -93,7 +97,7 @@ void fill(Rng& rng, Tensor x, Tensor y, int classes) {
   for (int64_t i = 0; i < y.numel(); ++i) y.i32()[i] = int32_t(rng.uniform_int(classes));
 }
 
-void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, bool sgd) {
+void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, nas::WeightOptimizer optimizer) {
   return_large_blocks_to_system();  // as the onnas tool starts
   set_num_threads(bench_threads());
   nas::SearchSpace space;
@@ -102,10 +106,8 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, b
   nas::SearchOptions options;
   options.batch = c.batch;
   options.step = step;
-  if (sgd) {
-    options.w_optimizer = nas::WeightOptimizer::sgd;
-    options.w_momentum = 0.0f;
-  }
+  options.w_optimizer = optimizer;
+  if (optimizer == nas::WeightOptimizer::sgd) options.w_momentum = 0.0f;
   // The process before the step exists (code, libraries, threads, the benchmark
   // library): the fixed overhead the peak RSS is held against.
   parallel_for(0, 64, 1, [](int64_t, int64_t) {});
@@ -159,7 +161,7 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, b
     for (const BenchMode& m : modes()) {
       if (c.batch % m.step.split != 0) continue;
       benchmark::RegisterBenchmark((std::string("search_step/") + c.name + "/" + m.name).c_str(), search_step, c,
-                                   m.step, m.sgd)
+                                   m.step, m.optimizer)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->Iterations(5);

@@ -14,6 +14,7 @@
 #include <set>
 #include <string_view>
 
+#include "runtime/bf16.h"
 #include "runtime/error.h"
 #include "runtime/serialize/atomic_file.h"
 #include "runtime/serialize/json.h"
@@ -27,8 +28,8 @@ namespace {
 constexpr std::string_view kMetadataKey = "__metadata__";
 constexpr std::string_view kKindPrefix = "onnas.kind.";
 
-// What the reader takes back: F32 and I32 (u8 holds run-time indices, never saved).
-const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : "I32"; }
+// What the reader takes back: F32, I32 and BF16 (u8 holds run-time indices, never saved).
+const char* safetensors_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::bf16 ? "BF16" : "I32"; }
 
 // Every dtype the format defines, with its element size, so a valid-but-unsupported
 // dtype gets a different message from a misspelled one.
@@ -107,8 +108,10 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
     e.dtype = DType::f32;
   } else if (dtype == "I32") {
     e.dtype = DType::i32;
+  } else if (dtype == "BF16") {
+    e.dtype = DType::bf16;
   } else if (known_dtype(dtype)) {
-    fail("safetensors file '{}': dtype {} of tensor '{}' is not supported (onnas reads F32 and I32)", path, dtype, name);
+    fail("safetensors file '{}': dtype {} of tensor '{}' is not supported (onnas reads F32, I32 and BF16)", path, dtype, name);
   } else {
     fail("safetensors file '{}': tensor '{}' has unknown dtype '{}'", path, name, dtype);
   }
@@ -167,7 +170,7 @@ void write_safetensors(const std::string& path, std::span<const NamedTensor> ten
     if (nt.name == kMetadataKey) fail("cannot write safetensors file '{}': \"{}\" is reserved, not a tensor name", path, kMetadataKey);
     if (!names.insert(nt.name).second) fail("cannot write safetensors file '{}': tensor '{}' appears twice", path, nt.name);
     if (nt.tensor.dtype() == DType::u8)
-      fail("cannot write safetensors file '{}': tensor '{}' is u8 (onnas saves f32 and i32 tensors)", path, nt.name);
+      fail("cannot write safetensors file '{}': tensor '{}' is u8 (onnas saves f32, i32 and bf16 tensors)", path, nt.name);
     if (nt.tensor.data() == nullptr && nt.tensor.numel() != 0)
       fail("cannot write safetensors file '{}': tensor '{}' of shape {} has no data", path, nt.name, nt.tensor.shape().str());
     nlohmann::ordered_json shape = nlohmann::ordered_json::array();
@@ -350,6 +353,15 @@ double metadata_number(const std::map<std::string, std::string>& metadata, const
 }
 
 void check_finite(const SafetensorsTensor& t, const std::string& path) {
+  if (t.dtype == DType::bf16) {
+    const auto* v = static_cast<const uint16_t*>(t.data.data());
+    const size_t n = t.data.bytes() / sizeof(uint16_t);
+    for (size_t i = 0; i < n; ++i)
+      if ((v[i] & 0x7f80u) == 0x7f80u) [[unlikely]]
+        fail("safetensors file '{}': tensor '{}' holds a non-finite value ({} at element {})", path, t.name,
+             bf16_to_f32(v[i]), i);
+    return;
+  }
   if (t.dtype != DType::f32) return;
   const auto* v = static_cast<const float*>(t.data.data());
   const size_t n = t.data.bytes() / sizeof(float);

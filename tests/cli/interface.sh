@@ -205,6 +205,23 @@ usage out-file 1 "--out 'no/such/dir/x.json': the folder 'no/such/dir' does not 
 grep -q "resuming from r/checkpoint.safetensors after step 2" r.err || fail "the extended run did not resume: $(cat r.err)"
 refused resume-other "batch (--batch) is 16 there, 8 now" -- \
   search "${tiny[@]}" "${data[@]}" --batch 8 --steps 4 --out r --resume
+# --optimizer adam-bf16: the plan holds half of adam's optimizer state, the run resumes,
+# and resuming it as plain adam is refused.
+for opt in adam adam-bf16; do
+  json "search-$opt" -- search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --optimizer "$opt" --out "r-$opt"
+done
+"$python" - <<'PY' || fail "adam-bf16 does not plan half of adam's optimizer state"
+import json
+state = {}
+for opt in ("adam", "adam-bf16"):
+    plan = json.load(open(f"search-{opt}.json"))["memory"]["plan"]
+    state[opt] = next(v for k, v in plan.items() if k.startswith("optimizer state"))
+assert 0.45 < state["adam-bf16"] / state["adam"] < 0.55, state
+PY
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --optimizer adam-bf16 --out r-adam-bf16 --resume \
+  > /dev/null 2> rb.err || fail "--optimizer adam-bf16 did not resume: $(tail -2 rb.err)"
+refused resume-optimizer 'optimizer (--optimizer) is "adam-bf16" there, "adam" now' -- \
+  search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --out r-adam-bf16 --resume
 
 # --- the flag scheme ---------------------------------------------------------------------
 "$onnas" search --help | tr -s ' \n' ' ' > help.txt  # one line: descriptions wrap

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string_view>
 
@@ -19,6 +20,7 @@
 #include "nas/search_step.h"
 #include "nas/search.h"
 #include "ops/ops.h"
+#include "runtime/bf16.h"
 #include "runtime/rng.h"
 #include "runtime/threading.h"
 
@@ -605,6 +607,71 @@ TEST_CASE("SGD, Adam, clipping and the cosine schedule match hand-computed value
   CHECK(graph::cosine_lr(0.1f, 0.0f, 0, 11) == Approx(0.1f));
   CHECK(graph::cosine_lr(0.1f, 0.0f, 5, 11) == Approx(0.05f));
   CHECK(graph::cosine_lr(0.1f, 0.0f, 10, 11) == Approx(0.0f).margin(1e-7));
+}
+
+TEST_CASE("Adam with its second moment in bf16: half the state, the same moment in expectation, the same bits on every run") {
+  const int64_t n = 4096;
+  // Gradients of scales from 1e-4 to 10 (element i has scale 10^(-4 + 5 i / n)) and a
+  // random sign and size each step, as a search's weights see.
+  auto run = [&](DType moment, int threads, ParamStore& ps) {
+    set_num_threads(threads);
+    Tensor w = ps.add_weight("w", Shape{n});
+    graph::Adam adam({.lr = 1e-3f, .beta1 = 0.0f, .beta2 = 0.999f, .weight_decay = 3e-4f, .second_moment = moment,
+                      .name = "adam"});
+    adam.add_param(ps, "w");
+    Rng rng(11);
+    for (int64_t i = 0; i < n; ++i) w.f32()[i] = rng.normal();
+    for (int s = 0; s < 400; ++s) {
+      for (int64_t i = 0; i < n; ++i)
+        ps.grad("w").f32()[i] = std::pow(10.0f, -4.0f + 5.0f * float(i) / float(n)) * rng.normal();
+      adam.step(ps);
+    }
+    set_num_threads(2);
+  };
+  ParamStore f32, bf16, again, one_thread;
+  run(DType::f32, 2, f32);
+  run(DType::bf16, 2, bf16);
+  CHECK(f32.bytes(ParamKind::state) == n * 4 + 4);
+  CHECK(bf16.bytes(ParamKind::state) == n * 2 + 4);  // v in bf16, the step count in f32
+  REQUIRE(bf16.get("adam.v/w").dtype() == DType::bf16);
+
+  // The stored moment follows the f32 one: unbiased over the elements (stochastic
+  // rounding), within a few percent each. Rounded to nearest instead, a moment moves by
+  // 0.1% a step, under half a bf16 step, and stalls: the test below would fail.
+  const float* vf = f32.get("adam.v/w").f32();
+  const uint16_t* vh = bf16.get("adam.v/w").bf16();
+  double mean_ratio = 0, worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double r = bf16_to_f32(vh[i]) / double(vf[i]);
+    mean_ratio += r / double(n);
+    worst = std::max(worst, std::abs(r - 1.0));
+  }
+  CHECK(mean_ratio == Approx(1.0).margin(0.005));
+  CHECK(worst < 0.15);
+  // So the weights take nearly the same path: their displacement differs by a few
+  // percent of its size.
+  const float* wf = f32.get("w").f32();
+  const float* wb = bf16.get("w").f32();
+  Rng init(11);
+  double moved = 0, apart = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double w0 = init.normal();
+    moved += (wf[i] - w0) * (wf[i] - w0);
+    apart += double(wb[i] - wf[i]) * (wb[i] - wf[i]);
+  }
+  CHECK(std::sqrt(apart) < 0.05 * std::sqrt(moved));
+  CHECK(std::sqrt(apart) > 0.0);  // a different optimizer, not the f32 one by mistake
+
+  // The rounding draws are a function of (parameter, step, element): the same bits on a
+  // second run and under another thread count.
+  run(DType::bf16, 2, again);
+  run(DType::bf16, 1, one_thread);
+  for (ParamStore* other : {&again, &one_thread})
+    for (const char* name : {"w", "adam.v/w"}) {
+      CAPTURE(name);
+      CHECK(std::memcmp(other->get(name).data(), bf16.get(name).data(), bf16.get(name).bytes()) == 0);
+    }
+  CHECK_THROWS_WITH(graph::Adam({.second_moment = DType::i32}), Catch::Contains("f32 or bf16"));
 }
 
 TEST_CASE("a parameter or element without a gradient is left untouched: no decay, no moment, no step count") {

@@ -1,7 +1,8 @@
 // Search checkpoints (nas/search_checkpoint.h): a checkpoint reads back into the same
 // values, and one holding a non-finite value anywhere (a weight, an optimizer moment,
 // the sampler's history) is refused naming the file and the tensor, with nothing of
-// the search changed.
+// the search changed. With --optimizer adam-bf16 the second moment is kept as BF16 and a
+// resumed search goes on bit for bit.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -67,6 +68,54 @@ TEST_CASE("a search checkpoint with a non-finite value is refused, nothing resto
     CHECK_THROWS_WITH(searcher.load_checkpoint(bad),
                       Catch::Contains(bad) && Catch::Contains(name) && Catch::Contains("non-finite"));
     CHECK(params.get(weight).f32()[0] == before);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("adam-bf16: the checkpoint keeps the second moment as BF16, and a resumed search goes on bit for bit") {
+  const auto dir = std::filesystem::temp_directory_path() / "onnas_test_search_checkpoint_bf16";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "ckpt.safetensors").string();
+  SearchOptions options;
+  options.batch = 4;
+  options.w_optimizer = WeightOptimizer::adam_bf16;
+  options.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 2, .split = 2};
+  const int64_t B = options.batch;
+  Buffer xb(B * 64 * 4), yb(B * 4), vxb(B * 64 * 4), vyb(B * 4);
+  Tensor x(xb.data(), Shape{B, 1, 8, 8}), y(yb.data(), Shape{B}, DType::i32);
+  Tensor vx(vxb.data(), Shape{B, 1, 8, 8}), vy(vyb.data(), Shape{B}, DType::i32);
+  auto step = [&](Searcher& s, int t) {
+    Rng rng(100 + uint64_t(t));
+    for (Tensor im : {x, vx})
+      for (int64_t i = 0; i < im.numel(); ++i) im.f32()[i] = rng.normal();
+    for (Tensor l : {y, vy})
+      for (int64_t i = 0; i < B; ++i) l.i32()[i] = int32_t(rng.uniform_int(3));
+    s.set_progress(t, 6);
+    s.step(x, y, vx, vy);
+  };
+  ParamStore a;
+  Searcher sa(tiny_space(), options, a, 3);
+  for (int t = 0; t < 3; ++t) step(sa, t);
+  sa.save_checkpoint(path, {});
+  for (int t = 3; t < 6; ++t) step(sa, t);
+
+  SafetensorsFile f = read_safetensors(path);
+  int bf16 = 0;
+  for (const SafetensorsTensor& t : f.tensors) bf16 += t.dtype == DType::bf16;
+  CHECK(bf16 > 0);
+  for (const auto& e : a.entries())
+    if (e->name.starts_with("weight_adam.v/")) CHECK(e->tensor.dtype() == DType::bf16);
+
+  ParamStore b;
+  Searcher sb(tiny_space(), options, b, 3);
+  sb.load_checkpoint(path);
+  for (int t = 3; t < 6; ++t) step(sb, t);
+  for (const auto& e : a.entries()) {
+    if (e->kind == ParamKind::grad) continue;
+    CAPTURE(e->name);
+    const Tensor t = b.get(e->name);
+    REQUIRE(t.bytes() == e->tensor.bytes());
+    CHECK(std::memcmp(t.data(), e->tensor.data(), t.bytes()) == 0);
   }
   std::filesystem::remove_all(dir);
 }

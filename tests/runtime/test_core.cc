@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include <cstdio>
 #include <cstring>
 
+#include "runtime/bf16.h"
 #include "runtime/cpu.h"
 #include "runtime/heap.h"
 #include "runtime/param_store.h"
@@ -186,6 +189,44 @@ TEST_CASE("Rng is deterministic, forks independently, draws in range") {
   CHECK(std::abs(mean) < 0.05);
   CHECK(std::abs(var - 1.0) < 0.05);
   for (int h : hist) CHECK(std::abs(h - n / 7.0) < 0.1 * n / 7.0);
+}
+
+TEST_CASE("bf16: stochastic rounding picks a neighbour and is exact on average, nearest rounds ties to even") {
+  // Over all 2^16 random inputs, rounding up happens for exactly the dropped fraction,
+  // so the average of the results is the f32 value itself.
+  for (float x : {1.0f + 3.0f / 1024.0f, -0.3f, 1e-20f, 123456.7f, 0.999f}) {
+    CAPTURE(x);
+    const uint32_t bits = std::bit_cast<uint32_t>(x);
+    const float down = bf16_to_f32(uint16_t(bits >> 16)), up = bf16_to_f32(uint16_t((bits >> 16) + 1));
+    double sum = 0;
+    int ups = 0;
+    for (uint32_t r = 0; r < 65536; ++r) {
+      const float y = bf16_to_f32(f32_to_bf16_stochastic(x, uint16_t(r)));
+      REQUIRE((y == down || y == up));
+      ups += y == up;
+      sum += y;
+    }
+    CHECK(ups == int(bits & 0xffffu));
+    CHECK(sum / 65536.0 == Approx(double(x)).epsilon(1e-12));
+  }
+  // A value bf16 holds exactly is kept, whatever the draw.
+  for (uint32_t r : {0u, 1u, 65535u}) CHECK(bf16_to_f32(f32_to_bf16_stochastic(-2.5f, uint16_t(r))) == -2.5f);
+  CHECK(std::isinf(bf16_to_f32(f32_to_bf16_stochastic(INFINITY, 65535))));
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16_stochastic(NAN, 0))));
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16_nearest(NAN))));
+  CHECK(f32_to_bf16_nearest(std::bit_cast<float>(0x3f808000u)) == 0x3f80);  // tie: to even
+  CHECK(f32_to_bf16_nearest(std::bit_cast<float>(0x3f818000u)) == 0x3f82);  // tie: to even
+  CHECK(f32_to_bf16_nearest(std::bit_cast<float>(0x3f808001u)) == 0x3f81);
+  // The draws: a pure function of (key, step, index), spread over all 16 bits.
+  CHECK(random_bits16(1, 2, 3) == random_bits16(1, 2, 3));
+  int distinct_low = 0, high = 0;
+  for (uint64_t i = 0; i < 4096; ++i) {
+    const uint16_t r = random_bits16(7, 1, i);
+    distinct_low += (r & 1) != (random_bits16(7, 2, i) & 1);
+    high += r >= 32768;
+  }
+  CHECK(std::abs(distinct_low - 2048) < 200);
+  CHECK(std::abs(high - 2048) < 200);
 }
 
 TEST_CASE("parallel_for covers the range once, with chunks independent of the thread count") {

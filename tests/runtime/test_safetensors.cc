@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/bf16.h"
 #include "runtime/param_store.h"
 #include "runtime/rng.h"
 #include "runtime/serialize/atomic_file.h"
@@ -96,6 +97,28 @@ TEST_CASE("safetensors: round trip of F32/I32 tensors, an empty tensor, a scalar
   CHECK(f.get("scalar").shape.rank() == 0);
   CHECK(f.get("scalar").tensor().f32()[0] == 42.0f);
   CHECK_THROWS_WITH(f.get("nope"), Catch::Contains("has no tensor 'nope'"));
+}
+
+TEST_CASE("safetensors: BF16 tensors (optimizer state) round trip bit for bit, a non-finite one is refused") {
+  TempDir dir;
+  // 1.0, -2.5, the smallest normal, the largest finite bf16
+  std::vector<uint16_t> v = {0x3f80, 0xc020, 0x0080, 0x7f7f};
+  std::string path = dir.file("b.safetensors");
+  const std::vector<NamedTensor> ts = {{"adam.v/w", Tensor(v.data(), Shape{2, 2}, DType::bf16)}};
+  write_safetensors(path, ts);
+  SafetensorsFile f = read_safetensors(path);
+  const auto& t = f.get("adam.v/w");
+  CHECK(t.dtype == DType::bf16);
+  CHECK(t.tensor().bytes() == 8);
+  CHECK(std::memcmp(t.tensor().data(), v.data(), 8) == 0);
+  CHECK(bf16_to_f32(t.tensor().bf16()[1]) == -2.5f);
+  // The header says BF16, as other tools (safetensors, PyTorch) spell it.
+  CHECK(slurp(path).find(R"("dtype":"BF16")") != std::string::npos);
+
+  v[2] = 0x7fc0;  // NaN
+  write_safetensors(path, ts);
+  CHECK_THROWS_WITH(check_finite(read_safetensors(path).get("adam.v/w"), path),
+                    Catch::Contains("tensor 'adam.v/w' holds a non-finite value") && Catch::Contains("element 2"));
 }
 
 TEST_CASE("safetensors: the writer's byte layout follows the spec") {
@@ -231,7 +254,7 @@ TEST_CASE("safetensors: broken files are refused with a message naming the file 
   }
   SECTION("valid but unsupported dtype") {
     refuses(hand_file(R"({"x":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", floats({1})),
-            "dtype F16 of tensor 'x' is not supported (onnas reads F32 and I32)");
+            "dtype F16 of tensor 'x' is not supported (onnas reads F32, I32 and BF16)");
   }
   SECTION("metadata value not a string") {
     refuses(hand_file(R"({"__metadata__":{"epoch":3}})", ""), "__metadata__ value of 'epoch' is a JSON number");
