@@ -3,7 +3,7 @@
 //
 // Layout: 8-byte little-endian u64 N, then N bytes of JSON header
 //   {"__metadata__": {"k": "v"}, "name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, ...}
-// then the data section; offsets are relative to its start. We write F32 and I32, pad
+// then the data section; offsets are relative to its start. We write F32, I32 and BF16 (optimizer state), pad
 // the header with spaces so the data starts 8-byte aligned, and write atomically.
 //
 //   std::vector<NamedTensor> ts = {{"w", w}, {"step", step_tensor}};
@@ -44,7 +44,7 @@ struct SafetensorsTensor {
   std::string name;
   DType dtype = DType::f32;
   Shape shape;
-  Buffer data;  // owned, 64-byte aligned; numel * 4 bytes
+  Buffer data;  // owned, 64-byte aligned; numel * dtype_size(dtype) bytes
 
   Tensor tensor() const { return Tensor(data.data(), shape, dtype); }
 };
