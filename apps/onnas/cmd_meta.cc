@@ -854,9 +854,10 @@ struct AdaptArgs {
   float finetune_lr = 0.02f;
   int64_t query_chunk = 0;  // 0: the whole query set (with --memory-budget: the largest chunk that fits)
   std::string query_stats = "auto";  // nas::AdaptOptions::QueryStats
-  // Unset (empty / 0): the meta cell's inner optimizer and learning rate, so that the
-  // device adapts as meta-training taught the cell to; adam 3e-3 from a random start.
-  SearchOptimizerOptions search{.optimizer = "", .lr = 0};
+  // Unset (empty / 0): the meta cell's inner optimizer and learning rates, so that the
+  // device adapts as meta-training taught the cell to; adam 3e-3 (arch 3e-4) from a
+  // random start.
+  SearchOptimizerOptions search{.optimizer = "", .lr = 0, .arch_lr = 0};
   uint64_t task = 0;
   int tasks = 600;  // the published protocols' number of meta-test tasks
   uint64_t seed = 1;
@@ -886,16 +887,19 @@ struct Adaptation {
   size_t counted = 0;  // --memory-budget: the bytes the step's choice counted (data, task, ..., the step)
 };
 
-// The search's weight optimizer, learning rate and weight decay: from a random start
-// the search step's Adam, from a meta cell its inner loop's.
+// The search's weight optimizer, learning rate and weight decay, and its architecture
+// step's rate: from a random start the search step's, from a meta cell its inner loop's.
 struct InnerOptimizer {
   std::string optimizer = "adam";
   float lr = 3e-3f;
   float weight_decay = nas::SearchOptions{}.w_weight_decay;
+  float arch_lr = nas::SearchOptions{}.a_lr;  // of alpha at T = 1
 };
 
-// The inner loop's weight optimizer, learning rate and weight decay a meta cell was
-// trained with (its "run" metadata); the default for what it does not say.
+// The inner loop's weight optimizer, learning rate and weight decay, and its
+// architecture rate, a meta cell was trained with (its "run" metadata); the default for
+// what it does not say (meta-train records the architecture rate only when it is not
+// the default).
 InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string>& metadata, const std::string& path) {
   InnerOptimizer r;
   auto it = metadata.find("run");
@@ -911,6 +915,9 @@ InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string
   if (j.is_object() && j.contains("inner_weight_decay") && j["inner_weight_decay"].is_number() &&
       j["inner_weight_decay"].get<double>() >= 0 && j["inner_weight_decay"].get<double>() <= 1)
     r.weight_decay = j["inner_weight_decay"].get<float>();
+  if (j.is_object() && j.contains("inner_arch_lr") && j["inner_arch_lr"].is_number() &&
+      j["inner_arch_lr"].get<double>() > 0 && j["inner_arch_lr"].get<double>() < 1e6)
+    r.arch_lr = j["inner_arch_lr"].get<float>();
   return r;
 }
 
@@ -966,7 +973,8 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
   o.head = nas::parse_head_init(a.head);
   o.search.w_lr = o.search.w_lr_min = lr;
   o.search.w_optimizer = nas::parse_weight_optimizer(optimizer);
-  o.search.a_lr = a.search.arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
+  const float arch_lr = a.search.arch_lr > 0 ? a.search.arch_lr : inner.arch_lr;
+  o.search.a_lr = arch_lr / temperature;  // --arch-lr is the rate of alpha (T = 1)
   o.search.w_weight_decay = a.search.weight_decay_or(inner.weight_decay);
   o.search.batch = a.episode.way * a.episode.shot;
   o.query_chunk = a.query_chunk;
@@ -999,7 +1007,8 @@ Adaptation prepare_adaptation(const AdaptArgs& a, FewShotData& d, size_t unreser
                                 : std::string(),
                             temperature != 1.0f ? fmt::format("; alpha at temperature {:g}, arch lr {:g}", temperature,
                                                               o.search.a_lr)
-                                                : std::string(),
+                            : arch_lr != nas::SearchOptions{}.a_lr ? fmt::format("; arch lr {:g}", arch_lr)
+                                                                   : std::string(),
                             a.head == "meta" ? "" : "; classifier from " + a.head, a.finetune_steps);
   r.tasks = d.tasks(FewShotData::meta_test, o.episode, a.seed);
   return r;
@@ -1224,7 +1233,9 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
                "Weight optimizer of the search: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd (momentum 0.9) (default: the meta cell's "
                "inner optimizer; adam from a random start)",
                "L2 weight decay of the search's weights, added to their gradients (default: the meta cell's inner "
-               "weight decay; 3e-4 from a random start)");
+               "weight decay; 3e-4 from a random start)",
+               "Architecture (alpha, beta) learning rate of the search, Adam with betas 0.5, 0.999 (default: the "
+               "meta cell's inner one; 3e-4 from a random start)");
   add_renamed(*cmd, "--search-lr", "--lr", a.search.lr);
   add_renamed(*cmd, "--search-optimizer", "--optimizer", a.search.optimizer);
   cmd->add_option("--finetune-steps", a.finetune_steps, "Fine-tuning steps of the discrete network (0: report the supernet)")

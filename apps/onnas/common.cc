@@ -113,12 +113,11 @@ void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& 
 }
 
 void SearchOptimizerOptions::add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help,
-                                 const std::string& weight_decay_help) {
+                                 const std::string& weight_decay_help, const std::string& arch_lr_help) {
   cmd.add_option("--optimizer", optimizer, optimizer_help)->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
   cmd.add_option("--lr", lr, lr_help)->check(non_negative());
   cmd.add_option("--weight-decay", weight_decay, weight_decay_help)->check(CLI::Range(0.0, 1.0));
-  cmd.add_option("--arch-lr", arch_lr, "Architecture (alpha, beta) learning rate (Adam, betas 0.5, 0.999)")
-      ->check(positive());
+  cmd.add_option("--arch-lr", arch_lr, arch_lr_help)->check(positive());
 }
 
 void DataOptions::add(CLI::App& cmd, const std::string& limit_help) {

@@ -109,7 +109,8 @@ struct SearchOptimizerOptions {
   float weight_decay_or(float fallback) const { return weight_decay >= 0 ? weight_decay : fallback; }
   // `lr_help` says what the default is here.
   void add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help,
-           const std::string& weight_decay_help = "L2 weight decay of the weights, added to their gradients (default 3e-4)");
+           const std::string& weight_decay_help = "L2 weight decay of the weights, added to their gradients (default 3e-4)",
+           const std::string& arch_lr_help = "Architecture (alpha, beta) learning rate (Adam, betas 0.5, 0.999)");
 };
 
 // Bytes from "123", "64KiB", "1.5 MiB", "2GiB", "10MB" (MB = 10^6). Throws onnas::Error.

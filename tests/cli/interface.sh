@@ -126,6 +126,16 @@ grep -qE "lr 0.003 weight decay 0[;)]" mwa.err || fail "adapt does not take the 
   --weight-decay 0.01 2> mwb.err > /dev/null || fail "adapt --weight-decay 0.01: $(tail -3 mwb.err)"
 grep -qE "lr 0.003 weight decay 0.01[;)]" mwb.err || fail "adapt --weight-decay 0.01 is not the search's: $(grep search mwb.err)"
 grep -q "weight decay" ma.err && fail "adapt from a meta cell of the default weight decay names one: $(grep search ma.err)"
+# So is the inner loop's architecture rate (--arch-lr), unless --arch-lr says otherwise.
+"$onnas" meta-train "${tiny[@]}" "${data[@]}" --meta-batch 2 --inner-steps 1 --query 2 --meta-epochs 1 --steps-per-epoch 1 \
+  --warmup-epochs 0 --val-every 0 --arch-lr 3e-3 --out mal > /dev/null 2> mal.err || fail "meta-train --arch-lr 3e-3: $(tail -3 mal.err)"
+"$onnas" adapt --meta-cell mal/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 0 --threads 2 \
+  2> mala.err > /dev/null || fail "adapt from a meta cell of arch lr 3e-3: $(tail -3 mala.err)"
+grep -qE "; arch lr 0.003[;)]" mala.err || fail "adapt does not take the meta cell's inner arch lr: $(grep search mala.err)"
+"$onnas" adapt --meta-cell mal/meta_cell.safetensors "${data[@]}" --query 2 --search-steps 1 --finetune-steps 0 --threads 2 \
+  --arch-lr 1e-3 2> malb.err > /dev/null || fail "adapt --arch-lr 1e-3: $(tail -3 malb.err)"
+grep -qE "; arch lr 0.001[;)]" malb.err || fail "adapt --arch-lr 1e-3 is not the search's: $(grep search malb.err)"
+grep -q "arch lr" mwa.err && fail "adapt from a meta cell of the default arch lr names one: $(grep search mwa.err)"
 # Inner minibatches (Reptile's): the meta-train line names them; more than the support
 # set holds is refused with a message naming both.
 "$onnas" meta-train "${tiny[@]}" "${data[@]}" --shot 2 --inner-batch 6 --meta-batch 2 --inner-steps 2 --query 2 \
