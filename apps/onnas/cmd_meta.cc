@@ -1230,7 +1230,8 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   a.search.add(*cmd,
                "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
                "start)",
-               "Weight optimizer of the search: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd (momentum 0.9) (default: the meta cell's "
+               "Weight optimizer of the search: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept "
+               "in bf16: half the state) or sgd (momentum 0.9) (default: the meta cell's "
                "inner optimizer; adam from a random start)",
                "L2 weight decay of the search's weights, added to their gradients (default: the meta cell's inner "
                "weight decay; 3e-4 from a random start)",
@@ -1275,7 +1276,8 @@ void add_meta_commands(CLI::App& app) {
                   "you test, e.g. --shot 5 --inner-batch 10 for 1-shot tasks")
       ->check(CLI::Range(int64_t(0), int64_t(100000)));
   m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
-               "Weight optimizer of the inner loop: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd (momentum 0.9)",
+               "Weight optimizer of the inner loop: adam (betas 0, 0.999), adam-bf16 (the same, its second moment "
+               "kept in bf16: half the state) or sgd (momentum 0.9)",
                "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "
                "meta cell for adapt and eval-fewshot). With Adam, a decay that outweighs the gradient moves every "
                "weight by the learning rate toward 0 at each step");

@@ -61,7 +61,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   check_out_file(a.dump_grads, "--dump-grads", a.out.overwrite);
   a.step.warn_ignored(cmd);
   a.data.warn_ignored(cmd);
-  if (a.opt.optimizer != "sgd") warn_ignored(cmd, {"--momentum"}, fmt::format("--optimizer {} keeps no momentum", a.opt.optimizer));
+  if (a.opt.optimizer != "sgd")
+    warn_ignored(cmd, {"--momentum"}, fmt::format("--optimizer {} keeps no momentum", a.opt.optimizer));
   const auto started = std::chrono::steady_clock::now();
   if (a.threads > 0) set_num_threads(a.threads);
   measure_fixed_overhead();
@@ -287,7 +288,8 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
-                "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd");
+                "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: "
+                "half the state) or sgd");
   cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);

@@ -107,7 +107,9 @@ void StepOptions::warn_ignored(const CLI::App& cmd) const {
 }
 
 void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum) {
-  cmd.add_option("--optimizer", optimizer, "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd")
+  cmd.add_option("--optimizer", optimizer,
+                 "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half "
+                 "the state) or sgd")
       ->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
   cmd.add_option("--momentum", momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
 }
