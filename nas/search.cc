@@ -157,8 +157,9 @@ void Searcher::save_checkpoint(const std::string& path, const std::map<std::stri
   save_search_checkpoint(path, params_, sampler_, metadata);
 }
 
-std::map<std::string, std::string> Searcher::load_checkpoint(const std::string& path) {
-  return load_search_checkpoint(path, params_, sampler_);
+std::map<std::string, std::string> Searcher::load_checkpoint(const std::string& path,
+                                                            const CheckpointMetadataCheck& check_metadata) {
+  return load_search_checkpoint(path, params_, sampler_, check_metadata);
 }
 
 void Searcher::set_progress(int64_t step, int64_t total) {

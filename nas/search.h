@@ -32,6 +32,7 @@
 #include "nas/grad_block.h"
 #include "nas/network.h"
 #include "nas/sampler.h"
+#include "nas/search_checkpoint.h"
 #include "nas/search_space.h"
 #include "nas/search_step.h"
 #include "runtime/param_store.h"
@@ -146,10 +147,12 @@ class Searcher {
   // step counter reset. Compiled passes and memory are kept. Parameter values are the caller's.
   void reset(uint64_t seed);
   // Checkpoints (atomic): every weight, alpha/beta and optimizer state of the store,
-  // the sampler's alpha history, and `metadata`. load_checkpoint checks every tensor
-  // before it copies any, restores them and returns the metadata.
+  // the sampler's alpha history, and `metadata`. load_checkpoint shows the metadata to
+  // `check_metadata` first, then checks every tensor before it copies any, restores
+  // them and returns the metadata.
   void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata) const;
-  std::map<std::string, std::string> load_checkpoint(const std::string& path);
+  std::map<std::string, std::string> load_checkpoint(const std::string& path,
+                                                     const CheckpointMetadataCheck& check_metadata = {});
   // With frozen = true, step() runs only the weight step (TFML's warm-up).
   void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
   // The architecture step's learning rate from now on (meta-learning's temperature).

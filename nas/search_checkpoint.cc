@@ -33,8 +33,10 @@ void save_search_checkpoint(const std::string& path, const ParamStore& params, c
 }
 
 std::map<std::string, std::string> load_search_checkpoint(const std::string& path, ParamStore& params,
-                                                          ArchSampler& sampler) {
+                                                          ArchSampler& sampler,
+                                                          const CheckpointMetadataCheck& check_metadata) {
   SafetensorsFile f = read_safetensors(path);
+  if (check_metadata) check_metadata(f.metadata);
   std::vector<std::pair<Tensor, const SafetensorsTensor*>> copies;
   for (const auto& e : params.entries()) {
     if (!checkpointed(e->kind)) continue;

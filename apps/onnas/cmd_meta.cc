@@ -663,10 +663,8 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   std::string log;
   if (a.resume) {
     if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);  // the other ranks' check
-    // --meta-epochs may grow: it is not a setting. The settings are compared before the
-    // tensors are read, so a changed one is named rather than the tensor it changes.
-    check_resume_settings(ckpt, read_safetensors(ckpt).metadata["run"], signature_json);
     auto md = ml.load(ckpt);
+    check_resume_settings(ckpt, md["run"], signature_json);  // --meta-epochs may grow: it is not a setting
     first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());

@@ -186,10 +186,14 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   int64_t step = 0;
   if (a.resume) {
     // A run may be extended: more --epochs or --steps continue it (the learning-rate
-    // schedule then follows the new length). The settings are compared first, so a
-    // changed one is named rather than the tensor it changes (another --optimizer).
-    check_resume_settings(ckpt, read_safetensors(ckpt).metadata["run"], signature_json, {"epochs", "steps"});
-    auto md = searcher.load_checkpoint(ckpt);
+    // schedule then follows the new length). The settings are compared before the
+    // tensors, so a changed one is named rather than the tensor it changes (another
+    // --optimizer).
+    auto md = searcher.load_checkpoint(ckpt, [&](const std::map<std::string, std::string>& metadata) {
+      const auto run = metadata.find("run");
+      check_resume_settings(ckpt, run == metadata.end() ? std::string() : run->second, signature_json,
+                            {"epochs", "steps"});
+    });
     const int64_t done = metadata_integer(md, "step", ckpt, 0, total);
     log = md["log"];
     // Replay the batches already used, so the samplers continue where they stopped.

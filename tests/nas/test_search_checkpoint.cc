@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "nas/search.h"
+#include "runtime/error.h"
 #include "runtime/serialize/safetensors.h"
 
 using namespace onnas;
@@ -69,6 +70,14 @@ TEST_CASE("a search checkpoint with a non-finite value is refused, nothing resto
                       Catch::Contains(bad) && Catch::Contains(name) && Catch::Contains("non-finite"));
     CHECK(params.get(weight).f32()[0] == before);
   }
+  // The caller sees the metadata before any tensor, and may refuse the file.
+  params.get(weight).f32()[0] = before + 1.0f;
+  CHECK_THROWS_WITH(searcher.load_checkpoint(good,
+                                             [](const std::map<std::string, std::string>& m) {
+                                               if (m.at("step") == "0") fail("other settings");
+                                             }),
+                    Catch::Contains("other settings"));
+  CHECK(params.get(weight).f32()[0] == before + 1.0f);
   std::filesystem::remove_all(dir);
 }
 
