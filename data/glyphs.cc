@@ -125,12 +125,6 @@ constexpr float kMaxThickening = 0.75f;
 constexpr int kMinInkPixels = 10;      // of side * side, ink > half
 constexpr float kSameGlyph = 0.02f;    // mean absolute difference below which two are one
 
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
 std::shared_ptr<GlyphRenderer::Font> load_font(const std::string& path) {
   auto f = std::make_shared<GlyphRenderer::Font>();
   f->path = path;

@@ -5,6 +5,7 @@
 #include "runtime/bf16.h"
 #include "runtime/error.h"
 #include "runtime/kernels/elementwise.h"
+#include "runtime/rng.h"
 #include "runtime/threading.h"
 
 namespace onnas::graph {
@@ -64,16 +65,6 @@ Adam::Adam(AdamOptions o) : Optimizer(o.name, o.lr), o_(std::move(o)) {
     fail("adam '{}': the second moment is kept in f32 or bf16, not {}", o_.name, dtype_name(o_.second_moment));
 }
 
-namespace {
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
-  return h;
-}
-
-}  // namespace
-
 void Adam::add_state(ParamStore& params, const std::string& name, bool per_element) {
   // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
   // itself: no state is kept for it, which saves a copy of the weights.
@@ -83,7 +74,7 @@ void Adam::add_state(ParamStore& params, const std::string& name, bool per_eleme
   if (o_.beta1 != 0.0f) params.add(n[0], shape, ParamKind::state);
   params.add(n[1], shape, ParamKind::state, o_.second_moment);
   params.add(n[2], per_element ? shape : Shape{1}, ParamKind::state);
-  round_keys_.push_back(fnv1a(name));
+  round_keys_.push_back(fnv1a(name.data(), name.size()));
 }
 
 void Adam::step(ParamStore& params) {

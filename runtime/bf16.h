@@ -16,6 +16,8 @@
 #include <bit>
 #include <cstdint>
 
+#include "runtime/rng.h"
+
 namespace onnas {
 
 inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
@@ -37,14 +39,11 @@ inline uint16_t f32_to_bf16_stochastic(float x, uint16_t random) {
 }
 
 // 16 random bits as a pure function of (key, step, index): a counter-based draw
-// (splitmix64's finalizer over the three), so a parallel loop needs no generator state,
+// (runtime/rng.h's mix64 over the three), so a parallel loop needs no generator state,
 // any split of the loop gives the same bits, and a resumed run draws what the
 // uninterrupted one would have.
 inline uint16_t random_bits16(uint64_t key, uint64_t step, uint64_t index) {
-  uint64_t z = key + step * 0x9e3779b97f4a7c15ull + index * 0xd1b54a32d192ed03ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return uint16_t((z ^ (z >> 31)) >> 48);
+  return uint16_t(mix64(key + step * 0x9e3779b97f4a7c15ull + index * 0xd1b54a32d192ed03ull) >> 48);
 }
 
 }  // namespace onnas
