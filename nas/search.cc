@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <fmt/ranges.h>
+
 #include "graph/autodiff.h"
 #include "nas/search_checkpoint.h"
 #include "runtime/heap.h"
@@ -51,7 +53,7 @@ WeightOptimizer parse_weight_optimizer(std::string_view name) {
   if (name == "adam") return WeightOptimizer::adam;
   if (name == "sgd") return WeightOptimizer::sgd;
   if (name == "adam-bf16") return WeightOptimizer::adam_bf16;
-  fail("unknown weight optimizer '{}' (adam, sgd or adam-bf16)", name);
+  fail("unknown weight optimizer '{}' ({})", name, fmt::join(kWeightOptimizerNames, ", "));
 }
 
 size_t optimizer_state_bytes(const ParamStore& params, const SearchOptions& options) {

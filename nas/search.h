@@ -43,7 +43,9 @@ namespace onnas::nas {
 // adam_bf16: Adam whose second moment is kept in bf16, rounded stochastically (half
 // its state; graph/optimizer.h).
 enum class WeightOptimizer { adam, sgd, adam_bf16 };
-// "adam", "sgd", "adam-bf16" (the tools' --optimizer); throws on anything else.
+// The tools' names of them (--optimizer), and the one each names; parse throws on
+// anything else.
+inline constexpr std::string_view kWeightOptimizerNames[] = {"adam", "adam-bf16", "sgd"};
 WeightOptimizer parse_weight_optimizer(std::string_view name);
 
 struct SearchOptions {

@@ -905,7 +905,7 @@ InnerOptimizer meta_cell_inner_optimizer(const std::map<std::string, std::string
   // The run's settings nest three levels ({"space": {"ops": [...]}}).
   const auto j = parse_json(it->second, path + ": run metadata", {.max_depth = 3, .max_array = nas::kMaxCells});
   if (j.is_object() && j.contains("inner_optimizer") && j["inner_optimizer"].is_string() &&
-      (j["inner_optimizer"] == "adam" || j["inner_optimizer"] == "adam-bf16" || j["inner_optimizer"] == "sgd"))
+      std::ranges::count(nas::kWeightOptimizerNames, j["inner_optimizer"].get<std::string>()) > 0)
     r.optimizer = j["inner_optimizer"].get<std::string>();
   if (j.is_object() && j.contains("inner_lr") && j["inner_lr"].is_number() && j["inner_lr"].get<double>() > 0 &&
       j["inner_lr"].get<double>() < 1e6)
@@ -1228,9 +1228,9 @@ void add_adapt_options(CLI::App* cmd, AdaptArgs& a) {
   a.search.add(*cmd,
                "Weight learning rate of the search (default: the meta cell's inner learning rate; 3e-3 from a random "
                "start)",
-               "Weight optimizer of the search: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept "
-               "in bf16: half the state) or sgd (momentum 0.9) (default: the meta cell's "
-               "inner optimizer; adam from a random start)",
+               fmt::format("Weight optimizer of the search: {} (momentum 0.9) (default: the meta cell's inner "
+                           "optimizer; adam from a random start)",
+                           kWeightOptimizerChoices),
                "L2 weight decay of the search's weights, added to their gradients (default: the meta cell's inner "
                "weight decay; 3e-4 from a random start)",
                "Architecture (alpha, beta) learning rate of the search, Adam with betas 0.5, 0.999 (default: the "
@@ -1274,8 +1274,7 @@ void add_meta_commands(CLI::App& app) {
                   "you test, e.g. --shot 5 --inner-batch 10 for 1-shot tasks")
       ->check(CLI::Range(int64_t(0), int64_t(100000)));
   m->inner.add(*cmd, "Weight learning rate of the inner loop (each task's search steps)",
-               "Weight optimizer of the inner loop: adam (betas 0, 0.999), adam-bf16 (the same, its second moment "
-               "kept in bf16: half the state) or sgd (momentum 0.9)",
+               fmt::format("Weight optimizer of the inner loop: {} (momentum 0.9)", kWeightOptimizerChoices),
                "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "
                "meta cell for adapt and eval-fewshot). With Adam, a decay that outweighs the gradient moves every "
                "weight by the learning rate toward 0 at each step");

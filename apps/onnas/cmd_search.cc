@@ -292,8 +292,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
-                "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: "
-                "half the state) or sgd");
+                fmt::format("Weight optimizer: {}", kWeightOptimizerChoices));
   cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);

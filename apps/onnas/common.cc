@@ -106,17 +106,19 @@ void StepOptions::warn_ignored(const CLI::App& cmd) const {
   if (mode == "full") app::warn_ignored(cmd, {"--k-grad"}, "--mode full gives every op gradients");
 }
 
+CLI::Validator weight_optimizer_names() {
+  return CLI::IsMember(std::vector<std::string>(std::begin(nas::kWeightOptimizerNames), std::end(nas::kWeightOptimizerNames)));
+}
+
 void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& momentum) {
-  cmd.add_option("--optimizer", optimizer,
-                 "Weight optimizer: adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half "
-                 "the state) or sgd")
-      ->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
+  cmd.add_option("--optimizer", optimizer, fmt::format("Weight optimizer: {}", kWeightOptimizerChoices))
+      ->check(weight_optimizer_names());
   cmd.add_option("--momentum", momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
 }
 
 void SearchOptimizerOptions::add(CLI::App& cmd, const std::string& lr_help, const std::string& optimizer_help,
                                  const std::string& weight_decay_help, const std::string& arch_lr_help) {
-  cmd.add_option("--optimizer", optimizer, optimizer_help)->check(CLI::IsMember({"adam", "adam-bf16", "sgd"}));
+  cmd.add_option("--optimizer", optimizer, optimizer_help)->check(weight_optimizer_names());
   cmd.add_option("--lr", lr, lr_help)->check(non_negative());
   cmd.add_option("--weight-decay", weight_decay, weight_decay_help)->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--arch-lr", arch_lr, arch_lr_help)->check(positive());

@@ -100,6 +100,11 @@ void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& 
 // The optimizers of a search step, the same flags wherever one runs (search,
 // meta-train's inner loop, adapt): --optimizer, --lr (weights), --arch-lr (alpha, beta).
 // lr 0: the subcommand's default.
+// What --optimizer takes, for its help ("Weight optimizer: " + this), and its check.
+inline constexpr std::string_view kWeightOptimizerChoices =
+    "adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd";
+CLI::Validator weight_optimizer_names();
+
 struct SearchOptimizerOptions {
   std::string optimizer = "adam";
   float lr = 0, arch_lr = 3e-4f;
