@@ -10,6 +10,7 @@
 #   bench/mode_accuracy.sh                      runs/mode_accuracy/, the defaults below
 #   SEEDS="1 2 3" SEARCH_STEPS=937 TRAIN_EPOCHS=20 THREADS=2 bench/mode_accuracy.sh
 #   bench/mode_accuracy.sh --table              only the table of what has finished
+#   MODES="sbs4 full" bench/mode_accuracy.sh    train these genotypes first (the rest follow)
 # Trainings are kept per number of epochs (train-e20-full-s1/, ...), so a quick table with
 # short trainings (TRAIN_EPOCHS=4) and the full one can sit side by side.
 set -euo pipefail
@@ -21,6 +22,12 @@ search_steps=${SEARCH_STEPS:-600}
 train_epochs=${TRAIN_EPOCHS:-20}
 threads=${THREADS:-1}
 arch_lr=${ARCH_LR:-3e-3}
+all_modes="full ops ops+pairs sbs4 random"
+# The trainings' order: MODES first, then the rest of all_modes.
+train_order=$(printf '%s\n' ${MODES:-} $all_modes | awk '!seen[$0]++' | tr '\n' ' ')
+for m in $train_order; do
+  [[ " $all_modes " == *" $m "* ]] || { echo "mode_accuracy.sh: unknown mode '$m' in MODES (one of: $all_modes)" >&2; exit 2; }
+done
 mkdir -p "$out"
 
 table() {
@@ -77,7 +84,7 @@ PY
   fi
 done
 for seed in $seeds; do
-  for m in full ops ops+pairs sbs4 random; do
+  for m in $train_order; do
     dir=$out/train-e$train_epochs-$m-s$seed
     [[ -e $dir/result.json ]] && continue
     resumable "$dir" "$onnas" train --genotype "$out/search-$m-s$seed/genotype.json" --epochs "$train_epochs" \
