@@ -1,5 +1,6 @@
 #include "graph/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/bf16.h"
@@ -63,24 +64,40 @@ void Sgd::step(ParamStore& params) {
 Adam::Adam(AdamOptions o) : Optimizer(o.name, o.lr), o_(std::move(o)) {
   if (o_.second_moment != DType::f32 && o_.second_moment != DType::bf16)
     fail("adam '{}': the second moment is kept in f32 or bf16, not {}", o_.name, dtype_name(o_.second_moment));
+  if (o_.factored && o_.beta1 != 0.0f)
+    fail("adam '{}': a factored second moment is for beta1 = 0 (got {})", o_.name, o_.beta1);
 }
 
 void Adam::add_state(ParamStore& params, const std::string& name, bool per_element) {
   // With beta1 = 0 (the search's weight optimizer) the first moment is the gradient
   // itself: no state is kept for it, which saves a copy of the weights.
   const Shape shape = params.get(name).shape();
-  std::array<std::string, 3>& n = state_names_.back();
-  n = {state_name("m", name), state_name("v", name), state_name("step", name)};
+  std::array<std::string, 4>& n = state_names_.back();
+  const bool factor = o_.factored && !per_element && shape.rank() >= 2;
+  n = {state_name("m", name), state_name(factor ? "v_rows" : "v", name), state_name("v_cols", name),
+       state_name("step", name)};
   if (o_.beta1 != 0.0f) params.add(n[0], shape, ParamKind::state);
-  params.add(n[1], shape, ParamKind::state, o_.second_moment);
-  params.add(n[2], per_element ? shape : Shape{1}, ParamKind::state);
+  const int64_t rows = factor ? shape[0] : 0;
+  if (factor) {
+    params.add(n[1], Shape{rows}, ParamKind::state);
+    params.add(n[2], Shape{shape.numel() / rows}, ParamKind::state);
+  } else {
+    params.add(n[1], shape, ParamKind::state, o_.second_moment);
+  }
+  params.add(n[3], per_element ? shape : Shape{1}, ParamKind::state);
   round_keys_.push_back(fnv1a(name.data(), name.size()));
+  factored_rows_.push_back(rows);
+  row_scratch_.resize(std::max(row_scratch_.size(), size_t(rows)));
 }
 
 void Adam::step(ParamStore& params) {
   const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.eps, wd = o_.weight_decay, lr = lr_;
   for (size_t k = 0; k < names_.size(); ++k) {
     if (!stepped(params, k)) continue;
+    if (factored_rows_[k] > 0) {
+      step_factored(params, k);
+      continue;
+    }
     const std::string& name = names_[k];
     Tensor p = params.get(name);
     float* pw = p.f32();
@@ -89,7 +106,7 @@ void Adam::step(ParamStore& params) {
     const Tensor vt = params.get(state_names_[k][1]);
     float* v = o_.second_moment == DType::f32 ? vt.f32() : nullptr;
     uint16_t* vh = o_.second_moment == DType::bf16 ? vt.bf16() : nullptr;
-    float* t = params.get(state_names_[k][2]).f32();
+    float* t = params.get(state_names_[k][3]).f32();
     const uint8_t* mask = masks_[k];
     const uint64_t key = round_keys_[k];
     // v = b2 * v + (1 - b2) * grad^2, in f32 or through bf16; returns the f32 value.
@@ -127,6 +144,63 @@ void Adam::step(ParamStore& params) {
       }
     });
   }
+}
+
+void Adam::step_factored(ParamStore& params, size_t k) {
+  const float b2 = o_.beta2, eps = o_.eps, wd = o_.weight_decay;
+  const std::string& name = names_[k];
+  Tensor p = params.get(name);
+  float* pw = p.f32();
+  const float* gw = params.grad(name).f32();
+  float* vr = params.get(state_names_[k][1]).f32();
+  float* vc = params.get(state_names_[k][2]).f32();
+  float* t = params.get(state_names_[k][3]).f32();
+  const int64_t rows = factored_rows_[k], cols = p.numel() / rows;
+  const float step = t[0] += 1.0f;
+  const float inv_sqrt_bc2 = float(1.0 / std::sqrt(1.0 - std::pow(double(b2), double(step))));
+  auto grad = [&](int64_t i) { return gw[i] + wd * pw[i]; };
+  // Every sum below runs in one fixed order: the same bits with any number of threads.
+  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      float s = 0.0f;
+      for (int64_t c = 0; c < cols; ++c) s += grad(r * cols + c) * grad(r * cols + c);
+      vr[r] = b2 * vr[r] + (1.0f - b2) * s;
+    }
+  });
+  parallel_for(0, cols, 64, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      float s = 0.0f;
+      for (int64_t r = 0; r < rows; ++r) s += grad(r * cols + c) * grad(r * cols + c);
+      vc[c] = b2 * vc[c] + (1.0f - b2) * s;
+    }
+  });
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) total += vr[r];
+  // v_ij = R_i C_j / sum(R), bias-corrected; all zero (no gradient yet) leaves v at zero.
+  const float inv_total = total > 0.0 ? float(1.0 / total) : 0.0f;
+  auto unclipped = [&](int64_t r, int64_t c, float row) {
+    return grad(r * cols + c) / (std::sqrt(row * vc[c]) * inv_sqrt_bc2 + eps);
+  };
+  // The update's RMS over the parameter, for the clipping.
+  double* row_sq = row_scratch_.data();
+  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float row = vr[r] * inv_total;
+      double s = 0.0;
+      for (int64_t c = 0; c < cols; ++c) s += double(unclipped(r, c, row)) * unclipped(r, c, row);
+      row_sq[r] = s;
+    }
+  });
+  double sq = 0.0;
+  for (int64_t r = 0; r < rows; ++r) sq += row_sq[r];
+  const double rms = std::sqrt(sq / double(p.numel()));
+  const float step_size = lr_ / float(std::max(1.0, rms));
+  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float row = vr[r] * inv_total;
+      for (int64_t c = 0; c < cols; ++c) pw[r * cols + c] -= step_size * unclipped(r, c, row);
+    }
+  });
 }
 
 double grad_norm(const ParamStore& params, const std::vector<std::string>& names) {

@@ -55,7 +55,7 @@ class Optimizer {
   std::vector<const uint8_t*> masks_;
   // Per parameter, the names of its state tensors (slots as each optimizer numbers
   // them), made once by add_state so that a step builds no strings.
-  std::vector<std::array<std::string, 3>> state_names_;
+  std::vector<std::array<std::string, 4>> state_names_;
 };
 
 struct SgdOptions {
@@ -87,6 +87,17 @@ struct AdamOptions {
   // in f32 and stored rounded stochastically, runtime/bf16.h, so the average stays
   // exact in expectation). The step uses the f32 value before rounding.
   DType second_moment = DType::f32;
+  // Factored second moment (Adafactor's, Shazeer & Stern 2018): for a parameter of two
+  // or more dimensions, seen as a matrix of shape[0] rows, only the moving averages of
+  // the squared gradient's row sums R and column sums C are kept, and the step uses
+  // v_ij = R_i C_j / sum(R), exact when the squared gradient is of rank one. Rows plus
+  // columns instead of rows times columns: for the search's convolutions 1-10% of the
+  // weights' bytes. One-dimensional and masked parameters keep the whole v. Since an
+  // estimate of v can fall short of an element's squared gradient, the update of a
+  // factored parameter is clipped as Adafactor's (d = 1): divided by max(1, RMS) of
+  // g / sqrt(v) over the parameter. Otherwise Adam's step (bias correction, eps, the
+  // learning rate as given: no relative step size). Needs beta1 = 0.
+  bool factored = false;
   std::string name = "adam";
 };
 
@@ -103,6 +114,11 @@ class Adam : public Optimizer {
   // Per parameter, the key of its stochastic rounding draws (a hash of its name, so the
   // draws do not depend on the order parameters were added in).
   std::vector<uint64_t> round_keys_;
+  // Per parameter: whether its second moment is factored (then its rows; columns are
+  // numel / rows).
+  std::vector<int64_t> factored_rows_;
+  std::vector<double> row_scratch_;  // per row of the widest factored parameter, sized by add_state
+  void step_factored(ParamStore& params, size_t k);
 };
 
 // Scales the gradients of `names` so their global L2 norm is at most max_norm.

@@ -53,6 +53,7 @@ WeightOptimizer parse_weight_optimizer(std::string_view name) {
   if (name == "adam") return WeightOptimizer::adam;
   if (name == "sgd") return WeightOptimizer::sgd;
   if (name == "adam-bf16") return WeightOptimizer::adam_bf16;
+  if (name == "adam-factored") return WeightOptimizer::adam_factored;
   fail("unknown weight optimizer '{}' ({})", name, fmt::join(kWeightOptimizerNames, ", "));
 }
 
@@ -64,6 +65,9 @@ size_t optimizer_state_bytes(const ParamStore& params, const SearchOptions& opti
       // v and a step count (beta1 = 0: no m)
       if (options.w_optimizer == WeightOptimizer::adam) bytes += b + 4;
       else if (options.w_optimizer == WeightOptimizer::adam_bf16) bytes += b / 2 + 4;
+      else if (options.w_optimizer == WeightOptimizer::adam_factored && e->tensor.shape().rank() >= 2)
+        bytes += size_t(e->tensor.shape()[0] + e->tensor.numel() / e->tensor.shape()[0]) * 4 + 4;
+      else if (options.w_optimizer == WeightOptimizer::adam_factored) bytes += b + 4;
       else if (options.w_momentum != 0.0f) bytes += b;
     } else if (e->kind == ParamKind::arch) {
       bytes += 3 * b;  // m, v and a step count per element
@@ -86,6 +90,7 @@ Searcher::Searcher(SearchSpace space, SearchOptions options, ParamStore& params,
     w_opt_ = std::make_unique<graph::Adam>(graph::AdamOptions{
         .lr = options.w_lr, .beta1 = 0.0f, .beta2 = 0.999f, .weight_decay = options.w_weight_decay,
         .second_moment = options_.w_optimizer == WeightOptimizer::adam_bf16 ? DType::bf16 : DType::f32,
+        .factored = options_.w_optimizer == WeightOptimizer::adam_factored,
         .name = "weight_adam"});
   else
     w_opt_ = std::make_unique<graph::Sgd>(graph::SgdOptions{.lr = options.w_lr, .momentum = options.w_momentum,

@@ -41,11 +41,12 @@
 namespace onnas::nas {
 
 // adam_bf16: Adam whose second moment is kept in bf16, rounded stochastically (half
-// its state; graph/optimizer.h).
-enum class WeightOptimizer { adam, sgd, adam_bf16 };
+// its state); adam_factored: Adam whose second moment is factored into row and column
+// averages as Adafactor's (a few percent of its state; graph/optimizer.h).
+enum class WeightOptimizer { adam, sgd, adam_bf16, adam_factored };
 // The tools' names of them (--optimizer), and the one each names; parse throws on
 // anything else.
-inline constexpr std::string_view kWeightOptimizerNames[] = {"adam", "adam-bf16", "sgd"};
+inline constexpr std::string_view kWeightOptimizerNames[] = {"adam", "adam-bf16", "adam-factored", "sgd"};
 WeightOptimizer parse_weight_optimizer(std::string_view name);
 
 struct SearchOptions {

@@ -102,7 +102,9 @@ void add_weight_optimizer_options(CLI::App& cmd, std::string& optimizer, float& 
 // lr 0: the subcommand's default.
 // What --optimizer takes, for its help ("Weight optimizer: " + this), and its check.
 inline constexpr std::string_view kWeightOptimizerChoices =
-    "adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state) or sgd";
+    "adam (betas 0, 0.999), adam-bf16 (the same, its second moment kept in bf16: half the state), "
+    "adam-factored (its second moment factored into row and column averages as Adafactor's, updates clipped "
+    "to RMS 1: a few percent of the state) or sgd";
 CLI::Validator weight_optimizer_names();
 
 struct SearchOptimizerOptions {

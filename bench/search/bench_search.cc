@@ -11,7 +11,8 @@
 // full-split5 (5 micro-batches; omniglot only, whose batch 25 divides by 5), and
 // sbs-recompute-split5-sgd: the same with plain SGD for the weights (no optimizer
 // state) instead of Adam, and sbs-recompute-split5-adam-bf16: with Adam whose second
-// moment is kept in bf16 (half the state).
+// moment is kept in bf16 (half the state), sbs-recompute-split5-adam-factored: with
+// Adam whose second moment is factored into row and column averages (Adafactor's).
 // The time is one whole step; the programs are compiled once, when the Searcher is
 // built, and each step's sample is data (compile_ms: the compiling time per step,
 // measured, which must be 0).
@@ -21,7 +22,10 @@
 // the arena: values between SBS phases), persistent_bytes (weights, the gradient block,
 // optimizer state), total_bytes (their sum: the planned peak), and
 // peak_rss_bytes (the process's ru_maxrss after the case; meaningful only when a
-// process runs one case: bench/search_modes.py runs each case in its own process).
+// process runs one case: bench/search_modes.py runs each case in its own process),
+// setup_peak_rss_bytes (ru_maxrss once the Searcher is built, before any step) and
+// steady_rss_bytes (VmRSS after the last step). ONNAS_BENCH_SMAPS=FILE writes the
+// process's /proc/self/smaps there after the case: where the resident bytes lie.
 //
 //   onnas_bench_search --benchmark_filter='search_step/omniglot/.*' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
@@ -55,7 +59,7 @@ struct BenchMode {
   const char* name;
   nas::StepConfig step;
   // The weights' optimizer: Adam with betas (0, 0.999), one moment per weight (the
-  // research code's), that moment in bf16, or plain SGD without momentum, which keeps
+  // research code's), that moment in bf16 or factored (Adafactor's), or plain SGD without momentum, which keeps
   // no state (ONNAS.md section 3 allows either).
   nas::WeightOptimizer optimizer = nas::WeightOptimizer::adam;
 };
@@ -74,6 +78,9 @@ const std::vector<BenchMode>& modes() {
       {"sbs-recompute-split5-adam-bf16",
        {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5},
        nas::WeightOptimizer::adam_bf16},
+      {"sbs-recompute-split5-adam-factored",
+       {.mode = nas::Mode::ops_pairs_sbs, .sbs = nas::SbsVariant::recompute, .split = 5},
+       nas::WeightOptimizer::adam_factored},
   };
   return m;
 }
@@ -90,6 +97,13 @@ size_t current_rss_bytes() {
   while (std::getline(in, line))
     if (line.rfind("VmRSS:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
   return 0;
+}
+
+// The process's peak RSS so far.
+size_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return size_t(ru.ru_maxrss) * 1024;
 }
 
 void fill(Rng& rng, Tensor x, Tensor y, int classes) {
@@ -116,6 +130,7 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, n
   const double c0 = graph::compile_seconds_total();
   nas::Searcher searcher(space, options, params, 1);
   const double c1 = graph::compile_seconds_total();
+  const size_t setup_peak = peak_rss_bytes();
   const Shape xs{c.batch, 1, 28, 28};
   Buffer xb(size_t(xs.numel()) * 4), yb(size_t(c.batch) * 4), vxb(size_t(xs.numel()) * 4), vyb(size_t(c.batch) * 4);
   Tensor x(xb.data(), xs), y(yb.data(), Shape{c.batch}, DType::i32);
@@ -152,8 +167,15 @@ void search_step(benchmark::State& state, BenchConfig c, nas::StepConfig step, n
   state.counters["total_bytes"] = double(total);
   state.counters["overhead_bytes"] = double(overhead);
   state.counters["peak_rss_bytes"] = double(ru.ru_maxrss) * 1024.0;
+  state.counters["setup_peak_rss_bytes"] = double(setup_peak);
+  state.counters["steady_rss_bytes"] = double(current_rss_bytes());
   state.counters["rss_over_plan"] = double(ru.ru_maxrss) * 1024.0 / double(total + overhead);
   state.counters["threads"] = double(num_threads());
+  // ONNAS_BENCH_SMAPS=FILE: where the resident bytes lie after the case (/proc/self/smaps).
+  if (const char* f = std::getenv("ONNAS_BENCH_SMAPS")) {
+    std::ifstream in("/proc/self/smaps");
+    std::ofstream(f) << in.rdbuf();
+  }
 }
 
 [[maybe_unused]] const bool registered = [] {

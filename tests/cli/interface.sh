@@ -216,18 +216,21 @@ grep -q "resuming from r/checkpoint.safetensors after step 2" r.err || fail "the
 refused resume-other "batch (--batch) is 16 there, 8 now" -- \
   search "${tiny[@]}" "${data[@]}" --batch 8 --steps 4 --out r --resume
 # --optimizer adam-bf16: the plan holds half of adam's optimizer state, the run resumes,
-# and resuming it as plain adam is refused.
-for opt in adam adam-bf16; do
+# and resuming it as plain adam is refused; adam-factored holds a small part of it.
+for opt in adam adam-bf16 adam-factored; do
   json "search-$opt" -- search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --optimizer "$opt" --out "r-$opt"
 done
 "$python" - <<'PY' || fail "adam-bf16 does not plan half of adam's optimizer state"
 import json
 state = {}
-for opt in ("adam", "adam-bf16"):
+for opt in ("adam", "adam-bf16", "adam-factored"):
     plan = json.load(open(f"search-{opt}.json"))["memory"]["plan"]
     state[opt] = next(v for k, v in plan.items() if k.startswith("optimizer state"))
 assert 0.45 < state["adam-bf16"] / state["adam"] < 0.55, state
+assert state["adam-factored"] < 0.5 * state["adam"], state
 PY
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --optimizer adam-factored --out r-adam-factored --resume \
+  > /dev/null 2> rf.err || fail "--optimizer adam-factored did not resume: $(tail -2 rf.err)"
 "$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --optimizer adam-bf16 --out r-adam-bf16 --resume \
   > /dev/null 2> rb.err || fail "--optimizer adam-bf16 did not resume: $(tail -2 rb.err)"
 refused resume-optimizer 'optimizer (--optimizer) is "adam-bf16" there, "adam" now' -- \

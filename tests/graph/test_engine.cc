@@ -674,6 +674,78 @@ TEST_CASE("Adam with its second moment in bf16: half the state, the same moment 
   CHECK_THROWS_WITH(graph::Adam({.second_moment = DType::i32}), Catch::Contains("f32 or bf16"));
 }
 
+TEST_CASE("Adam with a factored second moment: Adam's step when the squared gradient is of rank one, rows plus columns of state, clipped updates, the same bits under any thread count") {
+  // G_ij = a_i b_j makes G^2 of rank one, so R_i C_j / sum(R) is v exactly, and the
+  // update is Adam's (its RMS stays under 1 here, so the clipping does not act).
+  const int64_t rows = 4, cols = 6;
+  const float a[rows] = {0.5f, -2.0f, 1.0f, 0.25f}, b[cols] = {1.0f, -0.1f, 3.0f, 0.7f, -1.5f, 0.02f};
+  ParamStore pf, pa;
+  Tensor wf = pf.add_weight("w", Shape{rows, cols / 2, 2}), wa = pa.add_weight("w", Shape{rows, cols / 2, 2});
+  for (int64_t i = 0; i < rows * cols; ++i) wf.f32()[i] = wa.f32()[i] = 0.1f * float(i % 7) - 0.3f;
+  pf.add_weight("bias", Shape{rows});
+  graph::Adam factored({.lr = 0.01f, .beta1 = 0.0f, .beta2 = 0.999f, .factored = true, .name = "adam"});
+  graph::Adam adam({.lr = 0.01f, .beta1 = 0.0f, .beta2 = 0.999f, .name = "adam"});
+  factored.add_param(pf, "w");
+  factored.add_param(pf, "bias");
+  adam.add_param(pa, "w");
+  // Rows plus columns (a 3-D weight is seen as shape[0] rows) and a step count; the
+  // one-dimensional bias keeps a whole v.
+  CHECK(pf.bytes(ParamKind::state) == (rows + cols + 1) * 4 + (rows + 1) * 4);
+  CHECK(pf.get("adam.v_rows/w").numel() == rows);
+  CHECK(pf.get("adam.v_cols/w").numel() == cols);
+  CHECK(pf.get("adam.v/bias").numel() == rows);
+  for (float scale : {1.0f, 0.5f, 0.3f}) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        pf.grad("w").f32()[r * cols + c] = pa.grad("w").f32()[r * cols + c] = scale * a[r] * b[c];
+    factored.step(pf);
+    adam.step(pa);
+  }
+  for (int64_t i = 0; i < rows * cols; ++i) CHECK(wf.f32()[i] == Approx(wa.f32()[i]).epsilon(1e-5));
+
+  // Not of rank one: one large element among small ones. The estimated v of an element
+  // outside its row and column, R_r C_c / sum(R), is then far below its square (g / sqrt(v)
+  // reaches about 800 here, numpy's figure); the clipping holds the update's RMS over
+  // the weight at lr.
+  ParamStore pc;
+  Tensor w = pc.add_weight("w", Shape{8, 8});
+  graph::Adam clipped({.lr = 0.01f, .beta1 = 0.0f, .beta2 = 0.999f, .factored = true, .name = "adam"});
+  clipped.add_param(pc, "w");
+  for (int64_t i = 0; i < 64; ++i) pc.grad("w").f32()[i] = i == 9 ? 100.0f : 0.01f * float(1 + i % 3);
+  clipped.step(pc);
+  double sq = 0;
+  for (int64_t i = 0; i < 64; ++i) sq += double(w.f32()[i]) * w.f32()[i];
+  CHECK(std::sqrt(sq / 64) == Approx(0.01).epsilon(1e-4));
+  double largest = 0;
+  for (int64_t i = 0; i < 64; ++i) largest = std::max(largest, double(std::abs(w.f32()[i])));
+  CHECK(largest > 0.01);  // unequal moves (about 1.6 lr at most), not a plain sign step
+  CHECK(largest < 0.02);
+
+  // Long runs with random gradients: the same bits with one thread and with two.
+  auto run = [&](int threads, ParamStore& ps) {
+    set_num_threads(threads);
+    Tensor x = ps.add_weight("x", Shape{64, 16, 3, 3});
+    graph::Adam opt({.lr = 1e-3f, .beta1 = 0.0f, .beta2 = 0.999f, .weight_decay = 3e-4f, .factored = true,
+                     .name = "adam"});
+    opt.add_param(ps, "x");
+    Rng rng(5);
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+    for (int s = 0; s < 20; ++s) {
+      for (int64_t i = 0; i < x.numel(); ++i) ps.grad("x").f32()[i] = rng.normal() * float(1 + i % 5);
+      opt.step(ps);
+    }
+    set_num_threads(2);
+  };
+  ParamStore one, two;
+  run(1, one);
+  run(2, two);
+  for (const char* name : {"x", "adam.v_rows/x", "adam.v_cols/x"}) {
+    CAPTURE(name);
+    CHECK(std::memcmp(one.get(name).data(), two.get(name).data(), one.get(name).bytes()) == 0);
+  }
+  CHECK_THROWS_WITH(graph::Adam({.beta1 = 0.9f, .factored = true}), Catch::Contains("beta1 = 0"));
+}
+
 TEST_CASE("a parameter or element without a gradient is left untouched: no decay, no moment, no step count") {
   for (bool adam : {true, false}) {
     CAPTURE(adam);

@@ -181,7 +181,8 @@ void run_steps(ParamStore& ps, SearchOptions o, int steps, size_t* grad_bytes) {
 }  // namespace
 
 TEST_CASE("sparse weight gradients: only the sampled weights have storage, and the search is unchanged") {
-  for (WeightOptimizer opt : {WeightOptimizer::adam, WeightOptimizer::sgd, WeightOptimizer::adam_bf16}) {
+  for (WeightOptimizer opt :
+       {WeightOptimizer::adam, WeightOptimizer::sgd, WeightOptimizer::adam_bf16, WeightOptimizer::adam_factored}) {
     for (Mode mode : {Mode::ops_pairs_sbs, Mode::ops, Mode::full}) {
       CAPTURE(int(opt), mode_name(mode));
       SearchOptions o;

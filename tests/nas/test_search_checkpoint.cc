@@ -1,8 +1,8 @@
 // Search checkpoints (nas/search_checkpoint.h): a checkpoint reads back into the same
 // values, and one holding a non-finite value anywhere (a weight, an optimizer moment,
 // the sampler's history) is refused naming the file and the tensor, with nothing of
-// the search changed. With --optimizer adam-bf16 the second moment is kept as BF16 and a
-// resumed search goes on bit for bit.
+// the search changed. With --optimizer adam-bf16 the second moment is kept as BF16, with
+// adam-factored as row and column averages, and a resumed search goes on bit for bit.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -81,13 +81,19 @@ TEST_CASE("a search checkpoint with a non-finite value is refused, nothing resto
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("adam-bf16: the checkpoint keeps the second moment as BF16, and a resumed search goes on bit for bit") {
-  const auto dir = std::filesystem::temp_directory_path() / "onnas_test_search_checkpoint_bf16";
+namespace {
+
+// Runs 6 steps of a search with `optimizer`, checkpointed after 3, and 3 more steps
+// from that checkpoint in a new Searcher: every weight, alpha, beta and optimizer state
+// must come out bit for bit the same. Returns the checkpoint's tensors and the first
+// run's store.
+SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a) {
+  const auto dir = std::filesystem::temp_directory_path() / "onnas_test_search_checkpoint_resume";
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "ckpt.safetensors").string();
   SearchOptions options;
   options.batch = 4;
-  options.w_optimizer = WeightOptimizer::adam_bf16;
+  options.w_optimizer = optimizer;
   options.step = {.mode = Mode::ops_pairs_sbs, .k_grad = 2, .split = 2};
   const int64_t B = options.batch;
   Buffer xb(B * 64 * 4), yb(B * 4), vxb(B * 64 * 4), vyb(B * 4);
@@ -102,18 +108,10 @@ TEST_CASE("adam-bf16: the checkpoint keeps the second moment as BF16, and a resu
     s.set_progress(t, 6);
     s.step(x, y, vx, vy);
   };
-  ParamStore a;
   Searcher sa(tiny_space(), options, a, 3);
   for (int t = 0; t < 3; ++t) step(sa, t);
   sa.save_checkpoint(path, {});
   for (int t = 3; t < 6; ++t) step(sa, t);
-
-  SafetensorsFile f = read_safetensors(path);
-  int bf16 = 0;
-  for (const SafetensorsTensor& t : f.tensors) bf16 += t.dtype == DType::bf16;
-  CHECK(bf16 > 0);
-  for (const auto& e : a.entries())
-    if (e->name.starts_with("weight_adam.v/")) CHECK(e->tensor.dtype() == DType::bf16);
 
   ParamStore b;
   Searcher sb(tiny_space(), options, b, 3);
@@ -126,5 +124,39 @@ TEST_CASE("adam-bf16: the checkpoint keeps the second moment as BF16, and a resu
     REQUIRE(t.bytes() == e->tensor.bytes());
     CHECK(std::memcmp(t.data(), e->tensor.data(), t.bytes()) == 0);
   }
+  SafetensorsFile f = read_safetensors(path);
   std::filesystem::remove_all(dir);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("adam-bf16: the checkpoint keeps the second moment as BF16, and a resumed search goes on bit for bit") {
+  ParamStore a;
+  const SafetensorsFile f = resumes_bit_for_bit(WeightOptimizer::adam_bf16, a);
+  int bf16 = 0;
+  for (const SafetensorsTensor& t : f.tensors) bf16 += t.dtype == DType::bf16;
+  CHECK(bf16 > 0);
+  for (const auto& e : a.entries())
+    if (e->name.starts_with("weight_adam.v/")) CHECK(e->tensor.dtype() == DType::bf16);
+}
+
+TEST_CASE("adam-factored: the checkpoint keeps each weight's row and column averages, and a resumed search goes on bit for bit") {
+  ParamStore a;
+  const SafetensorsFile f = resumes_bit_for_bit(WeightOptimizer::adam_factored, a);
+  int rows = 0, cols = 0;
+  for (const SafetensorsTensor& t : f.tensors) {
+    rows += t.name.starts_with("weight_adam.v_rows/");
+    cols += t.name.starts_with("weight_adam.v_cols/");
+  }
+  CHECK(rows > 0);
+  CHECK(rows == cols);
+  // Every weight of two or more dimensions is factored; the others keep a whole v.
+  for (const auto& e : a.entries()) {
+    if (e->kind != ParamKind::weight) continue;
+    CAPTURE(e->name);
+    const bool factored = e->tensor.shape().rank() >= 2;
+    CHECK(a.contains("weight_adam.v_rows/" + e->name) == factored);
+    CHECK(a.contains("weight_adam.v/" + e->name) == !factored);
+  }
 }
