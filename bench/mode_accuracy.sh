@@ -90,6 +90,7 @@ for seed in $seeds; do
     resumable "$dir" "$onnas" train --genotype "$out/search-$m-s$seed/genotype.json" --epochs "$train_epochs" \
       --seed "$seed" --threads "$threads" --out "$dir" --json > "$dir.json.tmp"
     mkdir -p "$dir" && mv "$dir.json.tmp" "$dir/result.json"
+    rm -f "$dir/checkpoint.safetensors"  # kept in git while under way only (.gitignore)
   done
 done
 table
