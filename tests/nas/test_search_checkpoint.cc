@@ -88,7 +88,9 @@ namespace {
 // must come out bit for bit the same. Returns the checkpoint's tensors and the first
 // run's store.
 SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a) {
-  const auto dir = std::filesystem::temp_directory_path() / "onnas_test_search_checkpoint_resume";
+  // A folder per optimizer: CTest runs the test cases side by side.
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("onnas_test_search_checkpoint_resume_" + std::to_string(int(optimizer)));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "ckpt.safetensors").string();
   SearchOptions options;
