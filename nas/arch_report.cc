@@ -119,6 +119,26 @@ nlohmann::json arch_snapshot(const SearchSpace& space, const ParamStore& params)
   return {{"alpha", alpha}, {"beta", beta}};
 }
 
+float median_chosen_op_p(const SearchSpace& space, const ParamStore& params) {
+  std::vector<float> p;
+  for (bool reduction : {false, true})
+    for (const NodeDecision& n : decide_cell(space, params, reduction).nodes)
+      for (const EdgeDecision& e : n.edges) p.push_back(e.p);
+  if (p.empty()) return 0.0f;
+  std::sort(p.begin(), p.end());
+  const size_t m = p.size() / 2;
+  return p.size() % 2 ? p[m] : 0.5f * (p[m - 1] + p[m]);
+}
+
+std::string undecided_warning(const SearchSpace& space, const ParamStore& params, std::string_view hint) {
+  const float median = median_chosen_op_p(space, params), uniform = 1.0f / float(space.num_ops());
+  if (median >= kUndecidedBelow * uniform) return "";
+  return fmt::format(
+      "alpha is undecided: the kept edges' chosen ops have a median softmax of {:.3f} (uniform {:.3f}, decided from "
+      "{:.3f}), so the genotype is close to a random pick of the space; {}",
+      median, uniform, kUndecidedBelow * uniform, hint);
+}
+
 std::string decision_table(const SearchSpace& space, const ParamStore& params) {
   std::string out = fmt::format("{:<7} {:>4} {:>5}  {:<14} {:>6}  {:<14} {:>6} {:>7}   {:>7} {:>7}\n", "cell", "node",
                                 "input", "op", "p", "runner-up", "p", "margin", "pair p", "margin");

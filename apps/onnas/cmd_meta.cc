@@ -45,6 +45,7 @@
 #include "data/glyphs.h"
 #include "data/image_folder.h"
 #include "data/streaming.h"
+#include "nas/arch_report.h"
 #include "nas/confidence.h"
 #include "nas/fewshot.h"
 #include "nas/meta_train.h"
@@ -778,6 +779,14 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
     }
   }
   if (!root) return;
+  std::fprintf(stderr, "what meta-training decided (softmax of alpha per kept edge, of beta per node):\n%s",
+               nas::decision_table(space, ml.params()).c_str());
+  if (const std::string w = nas::undecided_warning(
+          space, ml.params(),
+          "anneal alpha's temperature and step it faster in the inner loop (--temperature 1 0.1 --arch-lr 3e-2 "
+          "decided it on the glyph benchmark; see the README)");
+      !w.empty())
+    std::fprintf(stderr, "onnas: warning: %s\n", w.c_str());
   const std::string cell_path = a.out.file("meta_cell.safetensors");
   ml.save(cell_path, metadata(a.meta_epochs));
   write_file_atomic(log_path, log);

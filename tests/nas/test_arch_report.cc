@@ -72,3 +72,32 @@ TEST_CASE("decisions: softmax, chosen op and pair, margins, and the genotype's c
   CHECK_THAT(table, Catch::Contains(op_kind_name(s.ops[4])));
   CHECK_THAT(table, Catch::Contains("smallest margins"));
 }
+
+TEST_CASE("undecided alpha: the median chosen op's softmax over the kept edges, and the warning below 2/k") {
+  const SearchSpace s = space_of();
+  ParamStore params;
+  init_search_params(params, s, 1);
+  for (const auto& e : params.entries())
+    if (e->kind == ParamKind::arch) e->tensor.zero();
+  const int64_t k = s.num_ops();
+  CHECK(median_chosen_op_p(s, params) == Approx(1.0 / double(k)));
+  CHECK_THAT(undecided_warning(s, params, "the hint"),
+             Catch::Contains("alpha is undecided") && Catch::Contains("the hint"));
+  // Every edge of both cells with one op at p = 0.5: decided, no warning. The kept
+  // edges are 4 of the 2 x 3 edges; raise every edge so whichever are kept count.
+  for (const char* kind : {"alpha.normal", "alpha.reduce"}) {
+    Tensor a = params.get(kind);
+    for (int e = 0; e < s.num_edges(); ++e) a.f32()[e * k + 3] = std::log(float(k - 1));  // p = (k-1) / (2k-2)
+  }
+  CHECK(median_chosen_op_p(s, params) == Approx(0.5));
+  CHECK(undecided_warning(s, params, "the hint").empty());
+  // The normal cell uniform, the reduction cell decided: the median lies halfway
+  // (0.32 with k = 7), over 2/k; with the reduction cell at p = 0.25 it is under.
+  Tensor normal = params.get("alpha.normal"), reduce = params.get("alpha.reduce");
+  normal.zero();
+  CHECK(median_chosen_op_p(s, params) == Approx(0.5 * (0.5 + 1.0 / double(k))));
+  CHECK(undecided_warning(s, params, "").empty());
+  for (int e = 0; e < s.num_edges(); ++e) reduce.f32()[e * k + 3] = std::log((k - 1) / 3.0f);  // p = 0.25
+  CHECK(median_chosen_op_p(s, params) == Approx(0.5 * (0.25 + 1.0 / double(k))));
+  CHECK_FALSE(undecided_warning(s, params, "").empty());
+}
