@@ -15,6 +15,7 @@
 //   attrs_as<Conv2dAttrs>(table.at(at), a.type());
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -33,14 +34,25 @@ struct AttrsType {
   size_t size, align;
   void (*copy)(void* to, const void* from);  // copy-constructs at `to`
   void (*destroy)(void* at);                  // nullptr when trivially destructible
+  // Whether two values are equal (A's operator==); nullptr when A has none.
+  bool (*equal)(const void* a, const void* b);
 };
+
+template <typename A>
+constexpr auto attrs_equal_of() -> bool (*)(const void*, const void*) {
+  if constexpr (std::equality_comparable<A>)
+    return [](const void* a, const void* b) { return *static_cast<const A*>(a) == *static_cast<const A*>(b); };
+  else
+    return nullptr;
+}
 
 template <typename A>
 const AttrsType* attrs_type_of() {
   static const AttrsType t{&typeid(A), sizeof(A), alignof(A),
                            [](void* to, const void* from) { ::new (to) A(*static_cast<const A*>(from)); },
                            std::is_trivially_destructible_v<A> ? nullptr
-                                                               : +[](void* at) { static_cast<A*>(at)->~A(); }};
+                                                               : +[](void* at) { static_cast<A*>(at)->~A(); },
+                           attrs_equal_of<A>()};
   return &t;
 }
 

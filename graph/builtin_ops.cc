@@ -38,6 +38,8 @@ const OpDef kAddN{
 namespace {
 struct GatedTerms {
   SmallVector<GateId, 8> gates;  // per input; in place up to 8 (copied with a program's table)
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const GatedTerms&) const = default;
 };
 }  // namespace
 

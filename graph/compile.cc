@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <string>
+#include <unordered_map>
 
 #include "graph/builtin_ops.h"
 #include "graph/op.h"
@@ -157,6 +159,12 @@ GateId keeping_leaf(const GateSpace& space, GateId producer, const std::vector<G
   return best;
 }
 
+// A choice's index in a value's entry (16 bits).
+int16_t narrow_choice(int32_t c) {
+  ONNAS_CHECK(c >= -1 && c <= INT16_MAX, "a program of over {} run-time choices", INT16_MAX + 1);
+  return int16_t(c);
+}
+
 uint32_t append_name(std::string& names, std::string_view name) {
   const size_t at = names.size();
   names.append(name);
@@ -264,15 +272,18 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     auto same = std::find(p.types_.rbegin(), p.types_.rend(), val.type);
     if (same == p.types_.rend()) {
       p.types_.push_back(val.type);
-      pv.type = uint32_t(p.types_.size() - 1);
+      ONNAS_CHECK(p.types_.size() <= UINT16_MAX + 1, "a program of over {} distinct value types", UINT16_MAX + 1);
+      pv.type = uint16_t(p.types_.size() - 1);
     } else {
-      pv.type = uint32_t(p.types_.rend() - same - 1);
+      pv.type = uint16_t(p.types_.rend() - same - 1);
     }
     pv.kind = val.kind;
     pv.producer_step = first[v];
     pv.last_step = last[v];
     pv.name_at = append_name(p.names_, val.name);
-    pv.name_len = uint32_t(val.name.size());
+    ONNAS_CHECK(val.name.size() <= UINT16_MAX, "value name of {} characters (at most {}): {}...", val.name.size(),
+                UINT16_MAX, val.name.substr(0, 80));
+    pv.name_len = uint16_t(val.name.size());
     if (val.kind == ValueKind::param || val.kind == ValueKind::param_grad) {
       std::string_view name = val.name;
       if (val.kind == ValueKind::param_grad) name = name.substr(0, name.size() - 5);  // strip "@grad"
@@ -318,11 +329,33 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     p.choice_gate_ = choices.gate_of_choice;
   }
 
-  // The steps' attributes, copied into one table (graph/attrs.h): sized first, allocated once.
+  // The steps' attributes, copied into one table (graph/attrs.h): sized first, allocated
+  // once. Steps whose attributes are equal (of one type that has operator==) share one
+  // copy: a search step's thousands of convolutions and batch norms have a few dozen
+  // distinct attributes.
   size_t attrs_bytes = 0;
-  for (NodeId id : order)
-    if (const AttrsType* t = g.node(id).attrs.type()) attrs_bytes = AttrsTable::add_size(attrs_bytes, *t);
+  std::vector<int32_t> attrs_first(order.size(), -1);  // the earlier step whose copy step s shares
+  {
+    std::unordered_map<const AttrsType*, std::vector<int32_t>> distinct;  // per type, the steps holding a copy
+    for (size_t s = 0; s < order.size(); ++s) {
+      const Attrs& a = g.node(order[s]).attrs;
+      const AttrsType* t = a.type();
+      if (!t) continue;
+      if (t->equal) {
+        std::vector<int32_t>& held = distinct[t];
+        for (int32_t h : held)
+          if (t->equal(g.node(order[size_t(h)]).attrs.data(), a.data())) {
+            attrs_first[s] = h;
+            break;
+          }
+        if (attrs_first[s] >= 0) continue;
+        held.push_back(int32_t(s));
+      }
+      attrs_bytes = AttrsTable::add_size(attrs_bytes, *t);
+    }
+  }
   p.attrs_ = AttrsTable(attrs_bytes);
+  std::vector<uint32_t> attrs_at(order.size(), 0);
   std::vector<int32_t> buffer_of(g.num_values(), -1);
   for (size_t s = 0; s < order.size(); ++s) {
     const Node& n = g.node(order[s]);
@@ -339,7 +372,7 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
       Program::Val& pv = p.vals_[size_t(out)];
       if (home[size_t(order[s])] >= 0 && !is_output[size_t(out)]) {
         b.choice = choices.at(home[size_t(order[s])], kTemporary);
-        pv.home = b.choice;
+        pv.home = narrow_choice(b.choice);
       }
       if (keeper[size_t(out)] >= 0) {
         // Two places: the short one (closed runs), and the choice's (open runs).
@@ -349,9 +382,8 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
         kept.may_share_with = -1;
         kept.kind += " (kept)";
         b.last_step = std::max(base_last[size_t(out)], int32_t(s));
-        pv.choice = kept.choice;
-        pv.choice_buffer = int32_t(p.buffers_.size()) + 1;
-        pv.buffer = int32_t(p.buffers_.size());
+        pv.choice = narrow_choice(kept.choice);
+        pv.buffer = int32_t(p.buffers_.size());  // and the kept place right after it
         p.buffers_.push_back(std::move(b));
         p.buffers_.push_back(std::move(kept));
         continue;
@@ -372,7 +404,8 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
     step.op = n.op;
     if (n.attrs.has_value()) {
       step.attrs_type = n.attrs.type();
-      step.attrs_at = p.attrs_.add(n.attrs);
+      const int32_t first = attrs_first[s];
+      step.attrs_at = attrs_at[s] = first >= 0 ? attrs_at[size_t(first)] : p.attrs_.add(n.attrs);
     }
     step.first_arg = uint32_t(p.arg_values_.size());
     step.num_inputs = uint32_t(n.inputs.size());
@@ -416,7 +449,7 @@ Program lower_in_order(const Graph& g, const CompileOptions& options, const std:
 void Program::apply_plan() {
   for (Val& v : vals_) {
     if (v.buffer >= 0) v.offset = int64_t(plan_.offsets[size_t(v.buffer)]);
-    if (v.choice_buffer >= 0) v.choice_offset = int64_t(plan_.offsets[size_t(v.choice_buffer)]);
+    if (v.choice >= 0) v.choice_offset = int64_t(plan_.offsets[size_t(v.buffer) + 1]);
   }
   for (Step& s : steps_)
     if (s.workspace_buffer >= 0) s.workspace_offset = int64_t(plan_.offsets[size_t(s.workspace_buffer)]);
@@ -665,7 +698,7 @@ size_t Program::persistent_bytes(const ParamStore& params) const {
 }
 
 size_t Program::table_bytes() const {
-  static_assert(sizeof(Val) == 64, "a value's entry is meant to stay one cache line");
+  static_assert(sizeof(Val) == 48, "a value's entry is meant to stay 48 bytes");
   size_t bytes = steps_.capacity() * sizeof(Step) + attrs_.bytes() + order_.capacity() * sizeof(NodeId) +
                  arg_values_.capacity() * sizeof(ValueId) + args_.capacity() * sizeof(Tensor) +
                  vals_.capacity() * sizeof(Val) + types_.capacity() * sizeof(TensorType) +

@@ -177,19 +177,20 @@ class Program {
     bool backward = false;
     bool writes_param_grad = false;  // its output storage is a ParamStore gradient
   };
-  // 64 bytes: a program of a search step has a thousand or more values, and its type
+  // 48 bytes: a program of a search step has a thousand or more values, and its type
   // (shape and dtype, 64 bytes alone) is one of a few dozen distinct ones, kept once in
   // types_.
   struct Val {
     int64_t offset = -1;         // arena offset (from home's base, if any), -1: not in the arena
     int64_t choice_offset = 0;   // from its choice's base, when the choice is open
-    uint32_t type = 0;           // into types_
-    int32_t home = -1;           // the choice its producer runs under (it exists only then), or -1
-    int32_t choice = -1;         // the choice (of tree_) whose runs keep it longer, or -1
-    int32_t buffer = -1, choice_buffer = -1;
+    int32_t buffer = -1;         // its buffer; with a choice, the choice's buffer is the next one
     int32_t producer_step = -1, last_step = -1;
     int32_t binding = -1;        // into bindings_: parameters, their gradients, inputs
-    uint32_t name_at = 0, name_len = 0;
+    uint32_t name_at = 0;
+    uint16_t type = 0;           // into types_
+    int16_t home = -1;           // the choice its producer runs under (it exists only then), or -1
+    int16_t choice = -1;         // the choice (of tree_) whose runs keep it longer, or -1
+    uint16_t name_len = 0;
     ValueKind kind = ValueKind::activation;
     bool handed = false;         // an input whose storage another program of a schedule wrote
   };

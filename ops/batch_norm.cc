@@ -38,6 +38,8 @@ struct BatchNormNode {
   size_t running_mean_at() const { return 1 + has_gamma + has_beta; }
   size_t running_var_at() const { return 2 + has_gamma + has_beta; }
   size_t num_inputs() const { return 1 + has_gamma + has_beta + 2 * has_running; }
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const BatchNormNode&) const = default;
 };
 
 // The backward nodes: inputs x, dy, then (train) mean, rstd or (eval) running_mean,
@@ -48,6 +50,8 @@ struct BatchNormBackwardNode {
   BatchNormShape s;
   bool has_gamma = false;
   bool affine = false;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const BatchNormBackwardNode&) const = default;
 };
 
 BatchNormShape bn_shape(const Shape& x, const BatchNormAttrs& a) {

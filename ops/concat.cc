@@ -32,6 +32,8 @@ int64_t plane_size(const Shape& s) {
 
 struct SliceNode {
   int64_t c0, channels;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const SliceNode&) const = default;
 };
 
 // The backward also needs x's shape to know what it writes into.

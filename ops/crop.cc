@@ -21,12 +21,16 @@ using graph::TensorType;
 
 struct CropNode {
   int64_t top, left, h, w;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const CropNode&) const = default;
 };
 
 // x's shape rides along for the backward, which knows only dy.
 struct CropBackwardNode {
   Shape x;
   CropNode crop;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const CropBackwardNode&) const = default;
 };
 
 }  // namespace

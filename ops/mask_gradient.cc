@@ -17,6 +17,8 @@ struct MaskAttrs {
   std::vector<uint8_t> mask;         // static, or empty
   std::vector<graph::GateId> gates;  // run-time, or empty
   size_t size() const { return std::max(mask.size(), gates.size()); }
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const MaskAttrs&) const = default;
 };
 
 void masked_copy(const graph::RunContext& c) {

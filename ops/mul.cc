@@ -35,6 +35,8 @@ struct WeightedSumAttrs {
   // In place up to 8 (an edge's ops, a node's pairs): copied with a program's table.
   SmallVector<int64_t, 8> indices;        // into s, per value
   SmallVector<graph::GateId, 8> gates;    // per value, or empty: every term always gets gradients
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const WeightedSumAttrs&) const = default;
 };
 
 // Checks that input `at` is f32 and every (flat) index is inside it. Any rank: the

@@ -35,6 +35,8 @@ struct Conv2dAttrs {
   int64_t pad_w = -1;
   int64_t stride_h = -1;  // override stride per axis when >= 0 (conv_1x5_5x1 at stride 2)
   int64_t stride_w = -1;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const Conv2dAttrs&) const = default;
 };
 ValueId conv2d(Graph& g, ValueId x, ValueId w, Conv2dAttrs a = {}, const std::string& name = "conv");
 
@@ -67,6 +69,7 @@ struct BatchNormAttrs {
   bool training = true;
   float eps = 1e-5f;
   float momentum = 0.1f;
+  bool operator==(const BatchNormAttrs&) const = default;
 };
 struct BatchNormParams {
   ValueId gamma = graph::kNoValue;
@@ -81,6 +84,8 @@ struct Pool2dAttrs {
   int64_t kernel = 3;
   int64_t stride = 1;
   int64_t pad = 1;
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const Pool2dAttrs&) const = default;
 };
 ValueId max_pool2d(Graph& g, ValueId x, Pool2dAttrs a = {}, const std::string& name = "max_pool");
 ValueId avg_pool2d(Graph& g, ValueId x, Pool2dAttrs a = {}, const std::string& name = "avg_pool");  // excludes padding

@@ -49,6 +49,9 @@ class SmallVector {
   const T* begin() const { return data(); }
   const T* end() const { return data() + size_; }
   operator std::span<const T>() const { return {data(), size_}; }  // NOLINT: implicit, as a vector's
+  friend bool operator==(const SmallVector& a, const SmallVector& b) {
+    return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
+  }
 
   void push_back(const T& value) {
     if (size_ == capacity_) grow(std::max<size_t>(2 * capacity_, N + 1));

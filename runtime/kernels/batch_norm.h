@@ -18,6 +18,7 @@ struct BatchNormShape {
   int64_t N = 1, C = 1, HW = 1;
   float eps = 1e-5f;
   float momentum = 0.1f;
+  bool operator==(const BatchNormShape&) const = default;
 };
 
 void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,

@@ -44,6 +44,8 @@ struct Conv2dShape {
     const int64_t room = in + 2 * pad - extent;
     return room < 0 ? 0 : room / stride + 1;
   }
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const Conv2dShape&) const = default;
 };
 
 // The workspace of one direction: forward and backward data need, for each of 4 image

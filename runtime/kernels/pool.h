@@ -19,6 +19,8 @@ struct Pool2dShape {
   // 0 when the window is larger than the padded input (C++ division would round up to 1).
   int64_t P() const { return H + 2 * pad_h < R ? 0 : (H + 2 * pad_h - R) / stride_h + 1; }
   int64_t Q() const { return W + 2 * pad_w < S ? 0 : (W + 2 * pad_w - S) / stride_w + 1; }
+  // Equal attributes share one copy in a compiled program (graph/attrs.h).
+  bool operator==(const Pool2dShape&) const = default;
 };
 
 // The most positions (R * S) a max pool's window may have: its argmax is one byte.

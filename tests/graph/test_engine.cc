@@ -128,6 +128,26 @@ const graph::OpDef kAddPattern{
             c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
         },
 };
+// The same, with attributes that compare equal by value: equal ones may share one copy.
+struct EqualPattern {
+  std::vector<float> values;
+  static inline int live = 0;
+  explicit EqualPattern(std::vector<float> v) : values(std::move(v)) { ++live; }
+  EqualPattern(const EqualPattern& o) : values(o.values) { ++live; }
+  EqualPattern(EqualPattern&& o) noexcept : values(std::move(o.values)) { ++live; }
+  ~EqualPattern() { --live; }
+  bool operator==(const EqualPattern& o) const { return values == o.values; }
+};
+const graph::OpDef kAddEqualPattern{
+    .name = "add_equal_pattern",
+    .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
+    .forward =
+        [](const graph::RunContext& c) {
+          const std::vector<float>& v = c.attrs<EqualPattern>().values;
+          for (int64_t i = 0; i < c.outputs[0].numel(); ++i)
+            c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
+        },
+};
 // Reads its attributes as the wrong type.
 const graph::OpDef kMisread{
     .name = "misread",
@@ -173,6 +193,30 @@ TEST_CASE("a program holds its steps' attributes in a table of its own, checked 
   Arena a2(bad.arena_bytes());
   float two[2] = {};
   CHECK_THROWS_WITH(bad.run(a2, ps, {{in, Tensor(two, Shape{2})}}), Catch::Contains("reads attributes of type"));
+}
+
+TEST_CASE("steps with equal attributes share one copy in the program's table; unequal ones keep their own") {
+  const int live0 = EqualPattern::live;
+  graph::Program p;
+  ValueId x, y;
+  {
+    Graph g;
+    x = g.input("x", {Shape{4}});
+    ValueId a = g.add_node1(kAddEqualPattern, "a", {x}, EqualPattern({1, 2}));
+    ValueId b = g.add_node1(kAddEqualPattern, "b", {a}, EqualPattern({100, 200}));
+    ValueId c = g.add_node1(kAddEqualPattern, "c", {b}, EqualPattern({1, 2}));
+    y = g.add_node1(kAddEqualPattern, "d", {c}, EqualPattern({1, 2}));
+    p = graph::compile(g, {.outputs = {y}});
+  }
+  CHECK(EqualPattern::live == live0 + 2);  // {1, 2} once for a, c and d; {100, 200} once
+  Arena arena(p.arena_bytes());
+  float xs[4] = {0, 1, 2, 3};
+  ParamStore ps;
+  p.run(arena, ps, {{x, Tensor(xs, Shape{4})}});
+  const float expect[4] = {103, 207, 105, 209};  // x + 3 * [1 2] + [100 200]
+  for (int i = 0; i < 4; ++i) CHECK(p.output(arena, y).f32()[i] == expect[i]);
+  p = graph::Program();
+  CHECK(EqualPattern::live == live0);
 }
 
 TEST_CASE("a profiled run counts every node under its op and leaves the results unchanged") {
