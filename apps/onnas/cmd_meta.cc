@@ -410,10 +410,12 @@ struct MetaTrainArgs {
   int meta_epochs = 20, steps_per_epoch = 10, warmup_epochs = 2;
   float meta_lr = 1.0f, meta_arch_lr = 0.6f;
   // Softmax temperature of alpha/beta: from temperature[0] to temperature[1] over
-  // anneal_epochs meta-epochs after the warm-up (-1: the rest of the run).
-  std::vector<float> temperature{1.0f, 1.0f};
+  // anneal_epochs meta-epochs after the warm-up (-1: the rest of the run). By default
+  // annealed 1 -> 0.1 with the inner architecture step at 3e-2 (100x DARTS's), the
+  // setting that decided alpha on the glyph benchmark (README, few-shot).
+  std::vector<float> temperature{1.0f, 0.1f};
   int anneal_epochs = -1;
-  SearchOptimizerOptions inner{.optimizer = "adam", .lr = 3e-3f};  // --optimizer, --lr, --arch-lr of the inner loop
+  SearchOptimizerOptions inner{.optimizer = "adam", .lr = 3e-3f, .arch_lr = 3e-2f};  // --optimizer, --lr, --arch-lr of the inner loop
   std::string task_weighting = "softmax";
   bool cell_fold = true;
   std::string head = "zero";
@@ -783,8 +785,8 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                nas::decision_table(space, ml.params()).c_str());
   if (const std::string w = nas::undecided_warning(
           space, ml.params(),
-          "anneal alpha's temperature and step it faster in the inner loop (--temperature 1 0.1 --arch-lr 3e-2 "
-          "decided it on the glyph benchmark; see the README)");
+          "meta-train longer (--meta-epochs), anneal alpha's temperature further (--temperature 1 0.1 is the default) "
+          "or step it faster in the inner loop (--arch-lr, default 3e-2)");
       !w.empty())
     std::fprintf(stderr, "onnas: warning: %s\n", w.c_str());
   const std::string cell_path = a.out.file("meta_cell.safetensors");
@@ -1286,7 +1288,9 @@ void add_meta_commands(CLI::App& app) {
                fmt::format("Weight optimizer of the inner loop: {} (momentum 0.9)", kWeightOptimizerChoices),
                "L2 weight decay of the inner loop's weights, added to their gradients (default 3e-4; recorded in the "
                "meta cell for adapt and eval-fewshot). With Adam, a decay that outweighs the gradient moves every "
-               "weight by the learning rate toward 0 at each step");
+               "weight by the learning rate toward 0 at each step",
+               "Architecture (alpha, beta) learning rate of the inner loop at temperature 1 (Adam, betas 0.5, 0.999; "
+               "default 3e-2, recorded in the meta cell for adapt and eval-fewshot)");
   add_renamed(*cmd, "--inner-lr", "--lr", m->inner.lr);
   add_renamed(*cmd, "--inner-optimizer", "--optimizer", m->inner.optimizer);
   cmd->add_option("--meta-epochs", m->meta_epochs, "Meta-epochs")->check(CLI::Range(1, 1000000));
@@ -1298,7 +1302,7 @@ void add_meta_commands(CLI::App& app) {
   add_renamed(*cmd, "--lr-arch", "--meta-arch-lr", m->meta_arch_lr);
   cmd->add_option("--temperature", m->temperature,
                   "Softmax temperature of alpha/beta: T, or START END to anneal geometrically after the warm-up "
-                  "(MetaNAS: 1 0.1); files keep alpha / T")
+                  "(default 1 0.1, as MetaNAS; 1 keeps it still); files keep alpha / T")
       ->expected(1, 2)
       ->check(CLI::PositiveNumber);
   cmd->add_option("--anneal-epochs", m->anneal_epochs,
