@@ -1,6 +1,7 @@
 #include "nas/search.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/ranges.h>
@@ -8,6 +9,7 @@
 #include "graph/autodiff.h"
 #include "nas/search_checkpoint.h"
 #include "runtime/heap.h"
+#include "runtime/serialize/safetensors.h"
 
 namespace onnas::nas {
 
@@ -161,12 +163,35 @@ void Searcher::reset(uint64_t seed) {
 }
 
 void Searcher::save_checkpoint(const std::string& path, const std::map<std::string, std::string>& metadata) const {
-  save_search_checkpoint(path, params_, sampler_, metadata);
+  if (temperature_ == 1.0f) return save_search_checkpoint(path, params_, sampler_, metadata);
+  std::map<std::string, std::string> md = metadata;
+  md["alpha_temperature"] = fmt::format("{}", temperature_);  // shortest exact form
+  save_search_checkpoint(path, params_, sampler_, md);
 }
 
 std::map<std::string, std::string> Searcher::load_checkpoint(const std::string& path,
                                                             const CheckpointMetadataCheck& check_metadata) {
-  return load_search_checkpoint(path, params_, sampler_, check_metadata);
+  std::map<std::string, std::string> md = load_search_checkpoint(path, params_, sampler_, check_metadata);
+  // The logits in the file are in the unit of its temperature.
+  temperature_ = md.count("alpha_temperature")
+                     ? float(metadata_number(md, "alpha_temperature", path, 1e-6, 1e6))
+                     : 1.0f;
+  a_opt_.set_lr(options_.a_lr / temperature_);
+  return md;
+}
+
+void Searcher::set_temperature(float t) {
+  if (!(t > 0.0f) || !std::isfinite(t)) fail("search: the temperature of alpha/beta must be positive (got {})", t);
+  if (t != temperature_) {
+    const float scale = temperature_ / t;
+    for (const std::string& name : arch_names_) {
+      Tensor a = params_.entry(name).tensor;
+      float* p = a.f32();
+      for (int64_t i = 0; i < a.numel(); ++i) p[i] *= scale;
+    }
+    temperature_ = t;
+  }
+  a_opt_.set_lr(options_.a_lr / temperature_);
 }
 
 void Searcher::set_progress(int64_t step, int64_t total) {

@@ -160,6 +160,13 @@ class Searcher {
   void set_arch_frozen(bool frozen) { arch_frozen_ = frozen; }
   // The architecture step's learning rate from now on (meta-learning's temperature).
   void set_arch_lr(float lr) { a_opt_.set_lr(lr); }
+  // Softmax temperature T of alpha/beta (MetaNAS's annealing, as in meta_train.h): the
+  // store keeps the effective logits alpha / T, so graphs, plans and files are those of
+  // T = 1. set_temperature(t) multiplies every alpha/beta entry by T / t and steps them
+  // at options().a_lr / t from then on, which moves alpha / t as Adam at a_lr moves
+  // alpha. Checkpoints record T ("alpha_temperature") and load_checkpoint restores it.
+  void set_temperature(float t);
+  float temperature() const { return temperature_; }
   const std::vector<std::string>& weight_names() const { return weight_names_; }
   const std::vector<std::string>& arch_names() const { return arch_names_; }
   const ArchSampler& sampler() const { return sampler_; }
@@ -186,6 +193,7 @@ class Searcher {
   std::function<void(const ParamStore&, bool)> hook_;
   graph::Profile* profile_ = nullptr;
   bool arch_frozen_ = false;
+  float temperature_ = 1.0f;
 };
 
 // Fraction of rows whose argmax of logits [N, K] equals the label (rows with label < 0 skipped).

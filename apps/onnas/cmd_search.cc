@@ -13,6 +13,7 @@
 #include "data/batch_sampler.h"
 #include "nas/arch_report.h"
 #include "nas/genotype.h"
+#include "nas/meta_train.h"
 #include "nas/search.h"
 #include "runtime/error.h"
 #include "runtime/heap.h"
@@ -41,6 +42,9 @@ struct SearchArgs {
   bool profile = false;
   int64_t checkpoint_every = 50;  // steps
   int64_t arch_log_every = 25;    // steps between softmax(alpha)/beta records in the log
+  // Softmax temperature of alpha/beta: T, or START END annealed geometrically over the
+  // run (nas::Searcher::set_temperature); {1, 1}: off.
+  std::vector<float> temperature{1.0f, 1.0f};
   bool resume = false;
 };
 
@@ -146,8 +150,14 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   graph::Profile profile;
   if (a.profile) searcher.set_profile(&profile);
   searcher.set_progress(0, total);
+  const nas::TemperatureSchedule temperature{.start = a.temperature[0],
+                                             .end = a.temperature.size() > 1 ? a.temperature[1] : a.temperature[0],
+                                             .steps = std::max<int64_t>(1, total - 1)};
   std::fprintf(stderr, "search: %s, batch %lld, %lld steps, mode %s, %d threads\n", space.describe().c_str(),
                (long long)a.batch, (long long)total, so.step.describe().c_str(), num_threads());
+  if (temperature.annealed())
+    std::fprintf(stderr, "  alpha/beta at temperature %g, then %g by the last step, geometrically (files keep alpha / T)\n",
+                 double(temperature.start), double(temperature.end));
   MemoryReport memory("search");
   memory.plan(searcher.handed_bytes() ? fmt::format("arena (of which handed between SBS phases {})",
                                                     format_bytes(double(searcher.handed_bytes())))
@@ -180,6 +190,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (a.opt.optimizer == "sgd" && a.momentum != 0.9f) signature_json["momentum"] = a.momentum;
   // Likewise a non-default weight decay.
   if (so.w_weight_decay != nas::SearchOptions{}.w_weight_decay) signature_json["w_weight_decay"] = so.w_weight_decay;
+  // And an annealed temperature.
+  if (temperature.annealed()) signature_json["temperature"] = {temperature.start, temperature.end};
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors");
   std::string log;
@@ -213,6 +225,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       train.next(x, y);
       val.next(vx, vy);
       searcher.set_progress(step, total);
+      if (temperature.annealed()) searcher.set_temperature(temperature.at(step, 0));
       auto t0 = std::chrono::steady_clock::now();
       nas::StepResult r = searcher.step(x, y, vx, vy);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -255,8 +268,11 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                                {"log", a.out.file("search_log.jsonl")},
                                {"checkpoint", ckpt}};
   save_genotype_file(outputs["genotype"], g, space);
-  save_params(outputs["supernet"], params, kModelKinds,
-              network_metadata("search supernet", {.space = space, .genotype = g, .normalization = train_set->normalization()}));
+  auto supernet_metadata =
+      network_metadata("search supernet", {.space = space, .genotype = g, .normalization = train_set->normalization()});
+  if (searcher.temperature() != 1.0f)
+    supernet_metadata["alpha_temperature"] = fmt::format("{}", searcher.temperature());  // its logits are alpha / T
+  save_params(outputs["supernet"], params, kModelKinds, supernet_metadata);
   write_file_atomic(outputs["log"], log);
   a.report.result("{}", g.str());
   std::fprintf(stderr, "wrote %s, %s, %s\n", outputs["genotype"].get<std::string>().c_str(),
@@ -271,6 +287,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                      {"persistent_bytes", params.bytes()},
                      {"mode", so.step.describe()},
                      {"steps", total},
+                     {"temperature", searcher.temperature()},
                      {"final", {{"loss", last_loss}, {"accuracy", last_accuracy}}},
                      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                      {"outputs", outputs}});
@@ -297,6 +314,11 @@ void add_search_command(CLI::App& app) {
   args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
                 fmt::format("Weight optimizer: {}", kWeightOptimizerChoices));
   cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
+  cmd->add_option("--temperature", args->temperature,
+                  "Softmax temperature of alpha/beta: T, or START END annealed geometrically over the run (MetaNAS's "
+                  "1 0.1 sharpens the mixture toward the genotype as the search ends); files keep alpha / T")
+      ->expected(1, 2)
+      ->check(CLI::PositiveNumber);
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);
   args->out.add(*cmd, "runs/search", "Output folder: genotype.json, supernet.safetensors, search_log.jsonl, checkpoint");

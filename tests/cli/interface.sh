@@ -83,6 +83,14 @@ refused() {
 
 # --- every subcommand's --json -----------------------------------------------------------
 json search -- search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --out s
+# An annealed temperature: the search ends at END, its JSON and supernet say so.
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 3 --temperature 1 0.1 --json --out st > st.json 2> st.err ||
+  fail "search --temperature 1 0.1: $(tail -3 st.err)"
+t=$("$python" -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["temperature"], 3))' st.json)
+[[ $t == 0.1 ]] || fail "search --temperature 1 0.1: temperature $t at the end, expected 0.1"
+grep -q "alpha/beta at temperature 1, then 0.1 by the last step" st.err || fail "search does not say it anneals: $(head -3 st.err)"
+"$onnas" inspect st/supernet.safetensors > st.inspect
+grep -q "alpha_temperature: 0.1" st.inspect || fail "the supernet does not record its temperature"
 [[ $(field search.json '["outputs"]["genotype"]') == s/genotype.json ]] || fail "search: outputs.genotype"
 field search.json '["memory"]["plan"]' > /dev/null || fail "search: no MemoryReport under memory"
 darts=$("$python" -c 'import json; print(json.load(open("s/genotype.json"))["darts"])')

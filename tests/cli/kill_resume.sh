@@ -85,6 +85,10 @@ kill_and_resume() {
 kill_and_resume search genotype.json supernet.safetensors 7 3 -- \
   search "${tiny[@]}" --limit 640 --batch 16 --steps 16 --checkpoint-every 2 --mode ops+pairs+sbs --split 2
 cmp -s "$work/search.ref/genotype.json" "$work/search.step/genotype.json" || fail "search: genotypes differ"
+# The same with alpha's temperature annealed 1 -> 0.1 (the checkpoint keeps the logits'
+# temperature): 8 steps, killed at step 5 and inside its 2nd write.
+kill_and_resume search-annealed genotype.json supernet.safetensors 5 2 -- \
+  search "${tiny[@]}" --limit 640 --batch 16 --steps 8 --checkpoint-every 2 --mode ops+pairs+sbs --split 2 --temperature 1 0.1
 
 # Train: 4 epochs of 16 steps, model and checkpoint after each; killed at step 41 (in
 # epoch 3) and inside its 4th write (epoch 2's checkpoint: epoch 1's survives).

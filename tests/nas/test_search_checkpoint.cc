@@ -87,10 +87,11 @@ namespace {
 // from that checkpoint in a new Searcher: every weight, alpha, beta and optimizer state
 // must come out bit for bit the same. Returns the checkpoint's tensors and the first
 // run's store.
-SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a) {
-  // A folder per optimizer: CTest runs the test cases side by side.
+// With `annealed`, alpha's temperature goes from 1 to 0.1 over the six steps.
+SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a, bool annealed = false) {
+  // A folder per case: CTest runs the test cases side by side.
   const auto dir = std::filesystem::temp_directory_path() /
-                   ("onnas_test_search_checkpoint_resume_" + std::to_string(int(optimizer)));
+                   ("onnas_test_search_checkpoint_resume_" + std::to_string(int(optimizer)) + (annealed ? "_t" : ""));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "ckpt.safetensors").string();
   SearchOptions options;
@@ -108,6 +109,7 @@ SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a) {
     for (Tensor l : {y, vy})
       for (int64_t i = 0; i < B; ++i) l.i32()[i] = int32_t(rng.uniform_int(3));
     s.set_progress(t, 6);
+    if (annealed) s.set_temperature(float(std::pow(0.1, t / 5.0)));
     s.step(x, y, vx, vy);
   };
   Searcher sa(tiny_space(), options, a, 3);
@@ -118,7 +120,9 @@ SafetensorsFile resumes_bit_for_bit(WeightOptimizer optimizer, ParamStore& a) {
   ParamStore b;
   Searcher sb(tiny_space(), options, b, 3);
   sb.load_checkpoint(path);
+  CHECK(sb.temperature() == (annealed ? float(std::pow(0.1, 2 / 5.0)) : 1.0f));  // the logits' unit at the save
   for (int t = 3; t < 6; ++t) step(sb, t);
+  CHECK(sb.temperature() == sa.temperature());
   for (const auto& e : a.entries()) {
     if (e->kind == ParamKind::grad) continue;
     CAPTURE(e->name);
@@ -161,4 +165,31 @@ TEST_CASE("adam-factored: the checkpoint keeps each weight's row and column aver
     CHECK(a.contains("weight_adam.v_rows/" + e->name) == factored);
     CHECK(a.contains("weight_adam.v/" + e->name) == !factored);
   }
+}
+
+TEST_CASE("an annealed temperature: alpha/beta rescaled by T_old / T_new, the checkpoint keeps T, a resumed search goes on bit for bit") {
+  {
+    ParamStore ps;
+    SearchOptions options;
+    options.batch = 4;
+    Searcher s(tiny_space(), options, ps, 3);
+    std::vector<std::vector<float>> before;
+    for (const std::string& n : s.arch_names()) {
+      const Tensor t = ps.get(n);
+      before.emplace_back(t.f32(), t.f32() + t.numel());
+    }
+    REQUIRE(!before.empty());
+    s.set_temperature(0.5f);  // the logits double (exactly: a power of two)
+    s.set_temperature(0.5f);  // the same temperature again: nothing moves
+    CHECK(s.temperature() == 0.5f);
+    for (size_t i = 0; i < before.size(); ++i) {
+      const Tensor t = ps.get(s.arch_names()[i]);
+      for (int64_t j = 0; j < t.numel(); ++j) CHECK(t.f32()[j] == 2.0f * before[i][size_t(j)]);
+    }
+    CHECK_THROWS_WITH(s.set_temperature(0.0f), Catch::Contains("must be positive"));
+  }
+  ParamStore a;
+  const SafetensorsFile f = resumes_bit_for_bit(WeightOptimizer::adam, a, /*annealed=*/true);
+  REQUIRE(f.metadata.count("alpha_temperature"));
+  CHECK(std::stof(f.metadata.at("alpha_temperature")) == float(std::pow(0.1, 2 / 5.0)));
 }
