@@ -195,7 +195,7 @@ TEST_CASE("a program holds its steps' attributes in a table of its own, checked 
   CHECK_THROWS_WITH(bad.run(a2, ps, {{in, Tensor(two, Shape{2})}}), Catch::Contains("reads attributes of type"));
 }
 
-TEST_CASE("steps with equal attributes share one copy in the program's table; unequal ones keep their own") {
+TEST_CASE("steps with equal attributes share one copy in the program's table, unequal ones keep their own") {
   const int live0 = EqualPattern::live;
   graph::Program p;
   ValueId x, y;
