@@ -7,6 +7,7 @@
 
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
+#include "apps/onnas/line_log.h"
 #include "apps/onnas/memory_report.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
@@ -194,8 +195,9 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (temperature.annealed()) signature_json["temperature"] = {temperature.start, temperature.end};
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors");
-  std::string log;
+  LineLog log(a.out.file("search_log.jsonl"));  // on disk as it goes, cut back on --resume
   int64_t step = 0;
+  if (!a.resume) log.start();
   if (a.resume) {
     // A run may be extended: more --epochs or --steps continue it (the learning-rate
     // schedule then follows the new length). The settings are compared before the
@@ -207,7 +209,10 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                             {"epochs", "steps"});
     });
     const int64_t done = metadata_integer(md, "step", ckpt, 0, total);
-    log = md["log"];
+    if (md.count("log_bytes"))
+      log.resume(uint64_t(metadata_integer(md, "log_bytes", ckpt, 0, INT64_MAX)));
+    else
+      log.resume_from(md["log"]);  // a checkpoint from before 2026-12-03 held the log itself
     // Replay the batches already used, so the samplers continue where they stopped.
     for (; step < done; ++step) {
       train.next(x, y);
@@ -239,7 +244,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                             {"accuracy", r.weight_accuracy}, {"ms", ms}};
       if (a.arch_log_every > 0 && ((step + 1) % a.arch_log_every == 0 || step + 1 == total))
         record["arch"] = nas::arch_snapshot(space, params);
-      log += record.dump() + "\n";
+      log.add(record.dump());
       const double n = double(s + 1 - first);
       bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
                                     ms_sum / n, format_bytes(double(searcher.arena_bytes()))));
@@ -247,7 +252,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
         searcher.save_checkpoint(ckpt, {{"onnas", "search checkpoint"},
                                         {"run", signature},
                                         {"step", std::to_string(step + 1)},
-                                        {"log", log}});
+                                        {"log_bytes", std::to_string(log.flush())}});
     }
     const double n = double(std::max<int64_t>(1, per_epoch - first));
     last_loss = loss_sum / n, last_accuracy = acc_sum / n;
@@ -273,7 +278,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (searcher.temperature() != 1.0f)
     supernet_metadata["alpha_temperature"] = fmt::format("{}", searcher.temperature());  // its logits are alpha / T
   save_params(outputs["supernet"], params, kModelKinds, supernet_metadata);
-  write_file_atomic(outputs["log"], log);
+  log.flush();
   a.report.result("{}", g.str());
   std::fprintf(stderr, "wrote %s, %s, %s\n", outputs["genotype"].get<std::string>().c_str(),
                outputs["supernet"].get<std::string>().c_str(), outputs["log"].get<std::string>().c_str());

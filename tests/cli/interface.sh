@@ -243,6 +243,11 @@ PY
   > /dev/null 2> rb.err || fail "--optimizer adam-bf16 did not resume: $(tail -2 rb.err)"
 refused resume-optimizer 'optimizer (--optimizer) is "adam-bf16" there, "adam" now' -- \
   search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --out r-adam-bf16 --resume
+# The search log lives on disk, its checkpoint records its length: a log cut shorter is
+# named on --resume, not continued with a hole.
+head -c 10 r-adam-factored/search_log.jsonl > cut.jsonl && mv cut.jsonl r-adam-factored/search_log.jsonl
+refused resume-cut-log "fewer than the" -- \
+  search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --optimizer adam-factored --out r-adam-factored --resume
 
 # --- the flag scheme ---------------------------------------------------------------------
 "$onnas" search --help | tr -s ' \n' ' ' > help.txt  # one line: descriptions wrap

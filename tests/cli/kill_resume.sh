@@ -85,6 +85,13 @@ kill_and_resume() {
 kill_and_resume search genotype.json supernet.safetensors 7 3 -- \
   search "${tiny[@]}" --limit 640 --batch 16 --steps 16 --checkpoint-every 2 --mode ops+pairs+sbs --split 2
 cmp -s "$work/search.ref/genotype.json" "$work/search.step/genotype.json" || fail "search: genotypes differ"
+# The search log grows on disk at each checkpoint and is cut back to the checkpoint's
+# length on --resume: every step once, in order, whichever moment the kill came.
+log_steps() { grep -o '"step":[0-9]*' "$1/search_log.jsonl" | cut -d: -f2 | tr '\n' ' '; }
+want=$(seq 0 15 | tr '\n' ' ')
+for d in ref step write; do
+  [[ $(log_steps "$work/search.$d") == "$want" ]] || fail "search ($d): the log's steps are $(log_steps "$work/search.$d")"
+done
 # The same with alpha's temperature annealed 1 -> 0.1 (the checkpoint keeps the logits'
 # temperature): 8 steps, killed at step 5 and inside its 2nd write.
 kill_and_resume search-annealed genotype.json supernet.safetensors 5 2 -- \
