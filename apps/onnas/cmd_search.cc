@@ -265,7 +265,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   nas::Genotype g = nas::derive_genotype(space, params);
   std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
                nas::decision_table(space, params).c_str());
-  if (const std::string w = nas::undecided_warning(space, params, "search longer (--steps) or raise --arch-lr");
+  if (const std::string w = nas::undecided_warning(
+          space, params, "search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1 --arch-lr 3e-2)");
       !w.empty())
     std::fprintf(stderr, "onnas: warning: %s\n", w.c_str());
   const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},

@@ -274,7 +274,7 @@ grep -q "warning: --sbs is ignored: --mode full runs no step-by-step" ignored.er
 grep -q "epoch 1/1 done .* steps/s" search.err || fail "search's progress has no rate: $(grep epoch search.err)"
 grep -q "^test done .* images/s" train.err || fail "train's evaluation shows no progress: $(cat train.err)"
 # A search of a few steps leaves alpha where it started: the end says so, with a hint.
-grep -q "warning: alpha is undecided: .* search longer (--steps) or raise --arch-lr" search.err ||
+grep -q "warning: alpha is undecided: .* search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1" search.err ||
   fail "a search of a few steps did not warn that alpha is undecided: $(tail -3 search.err)"
 
 # --- --version and the bash completion -------------------------------------------------------
