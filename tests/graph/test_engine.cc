@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <concepts>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -107,47 +108,42 @@ TEST_CASE("compile removes dead code and runs what the outputs need") {
 
 namespace {
 
-// Attributes that own heap memory and count their live copies.
-struct Pattern {
+// Attributes that own heap memory and count their live copies; with `kComparable`
+// they compare equal by value, so equal ones may share one copy in a program.
+template <bool kComparable>
+struct CountedPattern {
   std::vector<float> values;
   static inline int live = 0;
-  explicit Pattern(std::vector<float> v) : values(std::move(v)) { ++live; }
-  Pattern(const Pattern& o) : values(o.values) { ++live; }
-  Pattern(Pattern&& o) noexcept : values(std::move(o.values)) { ++live; }
-  ~Pattern() { --live; }
+  explicit CountedPattern(std::vector<float> v) : values(std::move(v)) { ++live; }
+  CountedPattern(const CountedPattern& o) : values(o.values) { ++live; }
+  CountedPattern(CountedPattern&& o) noexcept : values(std::move(o.values)) { ++live; }
+  ~CountedPattern() { --live; }
+  bool operator==(const CountedPattern& o) const
+    requires kComparable
+  {
+    return values == o.values;
+  }
 };
+using Pattern = CountedPattern<false>;
+using EqualPattern = CountedPattern<true>;
+static_assert(!std::equality_comparable<Pattern> && std::equality_comparable<EqualPattern>);
 
 // out = x + the pattern, repeated.
-const graph::OpDef kAddPattern{
-    .name = "add_pattern",
-    .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
-    .forward =
-        [](const graph::RunContext& c) {
-          const std::vector<float>& v = c.attrs<Pattern>().values;
-          for (int64_t i = 0; i < c.outputs[0].numel(); ++i)
-            c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
-        },
-};
-// The same, with attributes that compare equal by value: equal ones may share one copy.
-struct EqualPattern {
-  std::vector<float> values;
-  static inline int live = 0;
-  explicit EqualPattern(std::vector<float> v) : values(std::move(v)) { ++live; }
-  EqualPattern(const EqualPattern& o) : values(o.values) { ++live; }
-  EqualPattern(EqualPattern&& o) noexcept : values(std::move(o.values)) { ++live; }
-  ~EqualPattern() { --live; }
-  bool operator==(const EqualPattern& o) const { return values == o.values; }
-};
-const graph::OpDef kAddEqualPattern{
-    .name = "add_equal_pattern",
-    .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
-    .forward =
-        [](const graph::RunContext& c) {
-          const std::vector<float>& v = c.attrs<EqualPattern>().values;
-          for (int64_t i = 0; i < c.outputs[0].numel(); ++i)
-            c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
-        },
-};
+template <typename P>
+graph::OpDef add_pattern_op(const char* name) {
+  return {
+      .name = name,
+      .infer = [](const graph::InferContext& c) { return std::vector{c.input(0)}; },
+      .forward =
+          [](const graph::RunContext& c) {
+            const std::vector<float>& v = c.attrs<P>().values;
+            for (int64_t i = 0; i < c.outputs[0].numel(); ++i)
+              c.outputs[0].f32()[i] = c.inputs[0].f32()[i] + v[size_t(i) % v.size()];
+          },
+  };
+}
+const graph::OpDef kAddPattern = add_pattern_op<Pattern>("add_pattern");
+const graph::OpDef kAddEqualPattern = add_pattern_op<EqualPattern>("add_equal_pattern");
 // Reads its attributes as the wrong type.
 const graph::OpDef kMisread{
     .name = "misread",
