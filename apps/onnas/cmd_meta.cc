@@ -700,7 +700,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                format_bytes(double(cells_bytes)).c_str(), double(cells_bytes) / double(meta_cell_bytes),
                format_bytes(double(ml.work_bytes())).c_str(), format_bytes(double(ml.arena_bytes())).c_str(),
                num_threads());
-  if (root && o.temperature.annealed())
+  if (root && o.temperature.annealed() && a.warmup_epochs < a.meta_epochs)  // else: the warning below
     std::fprintf(stderr, "  alpha/beta at temperature %g, then %g over %d meta-epochs after the warm-up (files keep alpha / T)\n",
                  double(o.temperature.start), double(o.temperature.end), anneal_epochs);
   if (root && a.warmup_epochs >= a.meta_epochs)

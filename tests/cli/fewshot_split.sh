@@ -16,6 +16,9 @@ fail() { echo "fewshot_split: FAIL: $*" >&2; exit 1; }
   --val-every 0 --optimizer sgd --lr 0.07 --meta-test-classes 8,0,2,5,1 --out "$work/m" > /dev/null 2> "$work/train.err" ||
   fail "meta-train: $(tail -3 "$work/train.err")"
 grep -q "meta-train classes 3,4,6,7,9 (train file)" "$work/train.err" || fail "meta-train did not hold out 0,1,2,5,8"
+# Its warm-up (2 meta-epochs by default) covers the run: one warning, no annealing announced.
+grep -q "warning: the warm-up (2 meta-epochs) covers the whole run" "$work/train.err" && ! grep -q "then 0.1 over" "$work/train.err" ||
+  fail "meta-train announced an annealing its warm-up leaves no room for: $(grep -E 'temperature|warm-up' "$work/train.err")"
 grep -q "what meta-training decided" "$work/train.err" && grep -q "warning: alpha is undecided: .*; meta-train longer (--meta-epochs)" \
   "$work/train.err" || fail "meta-train did not show what alpha decided: $(tail -4 "$work/train.err")"
 "$onnas" inspect "$work/m/meta_cell.safetensors" > "$work/inspect.out"
