@@ -4,7 +4,9 @@
 # seeds, random genotypes of the same space as the control, every genotype trained the
 # same way; then a table of test accuracy (mean and spread per mode). sbs4-decided is
 # sbs4 with alpha's temperature annealed 1 -> 0.1 and the architecture step at 3e-2, the
-# flags that end a 600-step search decided (README, "Deciding the search").
+# flags that end a 600-step search decided (README, "Deciding the search"), and search's
+# defaults since 2026-12-03; the other modes keep the temperature at 1 (--temperature 1),
+# as their searches ran before that.
 #
 # Long (hours on two cores): every part is resumable. Run it again after an
 # interruption and it continues (finished parts are skipped, a search or training with
@@ -60,8 +62,8 @@ resumable() {
   if [[ -e $dir/checkpoint.safetensors ]]; then "$@" --resume; else "$@"; fi
 }
 
-declare -A modes=([full]="--mode full" [ops]="--mode ops" [ops+pairs]="--mode ops+pairs"
-                  [sbs4]="--mode ops+pairs+sbs --split 4"
+declare -A modes=([full]="--mode full --temperature 1" [ops]="--mode ops --temperature 1"
+                  [ops+pairs]="--mode ops+pairs --temperature 1" [sbs4]="--mode ops+pairs+sbs --split 4 --temperature 1"
                   [sbs4-decided]="--mode ops+pairs+sbs --split 4 --temperature 1 0.1")
 declare -A mode_arch_lr=([sbs4-decided]=3e-2)
 for seed in $seeds; do

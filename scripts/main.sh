@@ -3,7 +3,8 @@
 # Fashion-MNIST (Debian's dataset-fashion-mnist), trains the genotype it found briefly
 # and prints the test accuracy. Outputs go to runs/ (genotype, weights, logs).
 #   scripts/main.sh                  the default (search ~10 minutes on 2 cores, then 1 epoch of training)
-#   SEARCH_STEPS=300 TRAIN_EPOCHS=20 scripts/main.sh    longer runs (20 epochs: the README's accuracy figure)
+#   SEARCH_STEPS=300 TRAIN_EPOCHS=20 scripts/main.sh    longer runs
+#   SEARCH_ARGS="--temperature 1 --arch-lr 3e-4" TRAIN_EPOCHS=20 scripts/main.sh   the README's 93.94% (search defaults before 2026-12-03)
 #   SEARCH_ARGS="--mode ops+pairs+sbs --split 4" TRAIN_ARGS="--batch 128" scripts/main.sh    other options
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -35,7 +35,9 @@ struct SearchArgs {
   double val_fraction = 0.5;
   uint64_t seed = 1;
   int threads = 0;
-  SearchOptimizerOptions opt;  // --optimizer, --lr (0: 3e-3 adam, 0.025 sgd), --arch-lr
+  // --optimizer, --lr (0: 3e-3 adam, 0.025 sgd), --arch-lr: 100x DARTS's 3e-4, which with the
+  // annealed temperature below ends a search decided (README, "Deciding the search").
+  SearchOptimizerOptions opt{.optimizer = "adam", .lr = 0, .arch_lr = 3e-2f};
   float momentum = 0.9f;  // sgd
   OutDir out;
   Output report{"search"};
@@ -44,8 +46,9 @@ struct SearchArgs {
   int64_t checkpoint_every = 50;  // steps
   int64_t arch_log_every = 25;    // steps between softmax(alpha)/beta records in the log
   // Softmax temperature of alpha/beta: T, or START END annealed geometrically over the
-  // run (nas::Searcher::set_temperature); {1, 1}: off.
-  std::vector<float> temperature{1.0f, 1.0f};
+  // run (nas::Searcher::set_temperature); {1}: off. MetaNAS's 1 -> 0.1 by default: the
+  // mixture sharpens toward the genotype the search will keep.
+  std::vector<float> temperature{1.0f, 0.1f};
   bool resume = false;
 };
 
@@ -266,7 +269,9 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
                nas::decision_table(space, params).c_str());
   if (const std::string w = nas::undecided_warning(
-          space, params, "search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1 --arch-lr 3e-2)");
+          space, params,
+          temperature.annealed() ? "search longer (--steps) or raise --arch-lr"
+                                 : "search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1)");
       !w.empty())
     std::fprintf(stderr, "onnas: warning: %s\n", w.c_str());
   const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},
@@ -318,11 +323,14 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   args->opt.add(*cmd, "Weight learning rate, cosine schedule (default: 3e-3 adam, 0.025 sgd)",
-                fmt::format("Weight optimizer: {}", kWeightOptimizerChoices));
+                fmt::format("Weight optimizer: {}", kWeightOptimizerChoices),
+                "L2 weight decay of the weights, added to their gradients (default 3e-4)",
+                "Architecture (alpha, beta) learning rate (Adam, betas 0.5, 0.999; default 3e-2, DARTS's is 3e-4)");
   cmd->add_option("--momentum", args->momentum, "SGD momentum (0: no optimizer state is kept)")->check(CLI::Range(0.0, 0.999));
   cmd->add_option("--temperature", args->temperature,
-                  "Softmax temperature of alpha/beta: T, or START END annealed geometrically over the run (MetaNAS's "
-                  "1 0.1 sharpens the mixture toward the genotype as the search ends); files keep alpha / T")
+                  "Softmax temperature of alpha/beta: T, or START END annealed geometrically over the run (default "
+                  "MetaNAS's 1 0.1: the mixture sharpens toward the genotype as the search ends; 1: off); files keep "
+                  "alpha / T")
       ->expected(1, 2)
       ->check(CLI::PositiveNumber);
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);

@@ -273,9 +273,16 @@ grep -q "warning: --sbs is ignored: --mode full runs no step-by-step" ignored.er
   grep -q "warning: --k-grad is ignored" ignored.err || fail "ignored flags gave no warning: $(cat ignored.err)"
 grep -q "epoch 1/1 done .* steps/s" search.err || fail "search's progress has no rate: $(grep epoch search.err)"
 grep -q "^test done .* images/s" train.err || fail "train's evaluation shows no progress: $(cat train.err)"
-# A search of a few steps leaves alpha where it started: the end says so, with a hint.
-grep -q "warning: alpha is undecided: .* search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1" search.err ||
-  fail "a search of a few steps did not warn that alpha is undecided: $(tail -3 search.err)"
+# search anneals alpha's temperature 1 -> 0.1 by default; without it (--temperature 1) and at
+# DARTS's architecture rate, a search of a few steps leaves alpha where it started: the end
+# says so, with a hint naming the anneal.
+grep -q "alpha/beta at temperature 1, then 0.1 by the last step" search.err ||
+  fail "the default search does not anneal alpha's temperature: $(head -3 search.err)"
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --temperature 1 --arch-lr 3e-4 --out su > /dev/null 2> su.err ||
+  fail "search --temperature 1: $(tail -3 su.err)"
+! grep -q "alpha/beta at temperature" su.err || fail "search --temperature 1 still anneals: $(head -3 su.err)"
+grep -q "warning: alpha is undecided: .* search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1)" su.err ||
+  fail "a search of a few steps did not warn that alpha is undecided: $(tail -3 su.err)"
 
 # --- --version and the bash completion -------------------------------------------------------
 "$onnas" --version > version.txt
