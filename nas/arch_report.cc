@@ -139,6 +139,49 @@ std::string undecided_warning(const SearchSpace& space, const ParamStore& params
       median, uniform, kUndecidedBelow * uniform, hint);
 }
 
+ChoiceHistory::ChoiceHistory(const SearchSpace& space) : ops_(space.ops) {
+  for (auto& a : argmax_) a.assign(size_t(space.num_edges()), -1);
+  for (auto& s : since_) s.assign(size_t(space.num_edges()), -1);
+}
+
+void ChoiceHistory::observe(const nlohmann::json& snapshot, int64_t step) {
+  const int64_t k = int64_t(ops_.size());
+  for (bool reduction : {false, true}) {
+    const char* kind = reduction ? "reduce" : "normal";
+    const nlohmann::json* rows = nullptr;
+    if (snapshot.is_object() && snapshot.contains("alpha") && snapshot["alpha"].is_object() &&
+        snapshot["alpha"].contains(kind))
+      rows = &snapshot["alpha"][kind];
+    if (!rows || !rows->is_array() || rows->size() != argmax_[reduction].size())
+      fail("the arch record of step {} has no alpha.{} of {} edges", step, kind, argmax_[reduction].size());
+    for (size_t e = 0; e < rows->size(); ++e) {
+      const nlohmann::json& row = (*rows)[e];
+      if (!row.is_array() || int64_t(row.size()) != k)
+        fail("the arch record of step {}: alpha.{} edge {} has not {} probabilities", step, kind, e, k);
+      std::vector<float> p;
+      for (const nlohmann::json& v : row) {
+        if (!v.is_number()) fail("the arch record of step {}: alpha.{} edge {} holds a non-number", step, kind, e);
+        p.push_back(v.get<float>());
+      }
+      const int best = top_two(p, &ops_).first;
+      if (best != argmax_[reduction][e]) argmax_[reduction][e] = best, since_[reduction][e] = step;
+    }
+  }
+  if (first_step_ < 0) first_step_ = step;
+}
+
+Settling settling(const SearchSpace& space, const ParamStore& params, const ChoiceHistory& history, int64_t late_from) {
+  Settling s;
+  for (bool reduction : {false, true})
+    for (const NodeDecision& n : decide_cell(space, params, reduction).nodes)
+      for (const EdgeDecision& e : n.edges) {
+        ++s.kept;
+        const int64_t since = history.since(reduction, space.first_edge(n.node) + e.input);
+        if (since < 0 || since >= late_from) ++s.changed_late;
+      }
+  return s;
+}
+
 std::string decision_table(const SearchSpace& space, const ParamStore& params) {
   std::string out = fmt::format("{:<7} {:>4} {:>5}  {:<14} {:>6}  {:<14} {:>6} {:>7}   {:>7} {:>7}\n", "cell", "node",
                                 "input", "op", "p", "runner-up", "p", "margin", "pair p", "margin");

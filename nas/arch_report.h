@@ -59,4 +59,39 @@ inline constexpr float kUndecidedBelow = 2.0f;
 // The warning's text when alpha is undecided (empty when it is not), ending with `hint`.
 std::string undecided_warning(const SearchSpace& space, const ParamStore& params, std::string_view hint);
 
+// When each edge's op became its argmax, read from a search's arch records in step
+// order (arch_snapshot's JSON: the search's, or the lines of search_log.jsonl on
+// --resume). A softmax can be peaked and still change its argmax from record to record:
+// the choice is then the noise of the last batches as much as a decision, which the
+// margins alone do not show.
+//
+//   ChoiceHistory h(space);
+//   h.observe(record["arch"], step);                          // every record of the run
+//   Settling s = settling(space, params, h, total * 3 / 4);   // kept edges changed late
+class ChoiceHistory {
+ public:
+  explicit ChoiceHistory(const SearchSpace& space);
+  // Throws onnas::Error when `snapshot` is not arch_snapshot's shape for the space.
+  void observe(const nlohmann::json& snapshot, int64_t step);
+  // The step of the first record (-1 before any).
+  int64_t first_step() const { return first_step_; }
+  // The step since which edge `edge` of the cell has had its current argmax (-1 unseen).
+  int64_t since(bool reduction, int edge) const { return since_[reduction][size_t(edge)]; }
+
+ private:
+  std::vector<OpKind> ops_;
+  int64_t first_step_ = -1;
+  std::vector<int> argmax_[2];
+  std::vector<int64_t> since_[2];
+};
+
+// The genotype's kept edges (both cells) and how many of them got their op at or after
+// step `late_from`.
+struct Settling {
+  int kept = 0, changed_late = 0;
+};
+Settling settling(const SearchSpace& space, const ParamStore& params, const ChoiceHistory& history, int64_t late_from);
+// At or above this fraction of kept edges changed late, alpha is unsettled.
+inline constexpr double kUnsettledFrom = 0.5;
+
 }  // namespace onnas::nas

@@ -52,6 +52,21 @@ struct SearchArgs {
   bool resume = false;
 };
 
+// Feeds the arch records of a resumed run's log (cut back to its checkpoint) to `history`,
+// a line at a time.
+void replay_arch_records(const std::string& path, nas::ChoiceHistory& history) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read {} to resume", path);
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find("\"arch\"") == std::string::npos) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("arch"))
+      fail("{} line {} is not a search record", path, n);
+    history.observe(j["arch"], j["step"].get<int64_t>());
+  }
+}
+
 // Copies the gradients of `names` as "<name>@grad" tensors for --dump-grads.
 void collect_grads(const ParamStore& params, const std::vector<std::string>& names, std::vector<Buffer>& memory,
                    std::vector<NamedTensor>& out) {
@@ -199,6 +214,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors");
   LineLog log(a.out.file("search_log.jsonl"));  // on disk as it goes, cut back on --resume
+  nas::ChoiceHistory history(space);             // when each edge's argmax last changed
   int64_t step = 0;
   if (!a.resume) log.start();
   if (a.resume) {
@@ -216,6 +232,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       log.resume(uint64_t(metadata_integer(md, "log_bytes", ckpt, 0, INT64_MAX)));
     else
       log.resume_from(md["log"]);  // a checkpoint from before 2026-12-03 held the log itself
+    replay_arch_records(log.path(), history);
     // Replay the batches already used, so the samplers continue where they stopped.
     for (; step < done; ++step) {
       train.next(x, y);
@@ -246,7 +263,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       nlohmann::json record{{"step", step}, {"epoch", e}, {"loss", r.weight_loss}, {"arch_loss", r.arch_loss},
                             {"accuracy", r.weight_accuracy}, {"ms", ms}};
       if (a.arch_log_every > 0 && ((step + 1) % a.arch_log_every == 0 || step + 1 == total))
-        record["arch"] = nas::arch_snapshot(space, params);
+        history.observe(record["arch"] = nas::arch_snapshot(space, params), step);
       log.add(record.dump());
       const double n = double(s + 1 - first);
       bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
@@ -268,12 +285,27 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   nas::Genotype g = nas::derive_genotype(space, params);
   std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
                nas::decision_table(space, params).c_str());
-  if (const std::string w = nas::undecided_warning(
-          space, params,
-          temperature.annealed() ? "search longer (--steps) or raise --arch-lr"
-                                 : "search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1)");
-      !w.empty())
-    std::fprintf(stderr, "onnas: warning: %s\n", w.c_str());
+  const std::string undecided = nas::undecided_warning(
+      space, params,
+      temperature.annealed() ? "search longer (--steps) or raise --arch-lr"
+                             : "search longer (--steps), raise --arch-lr, or anneal alpha (--temperature 1 0.1)");
+  if (!undecided.empty()) std::fprintf(stderr, "onnas: warning: %s\n", undecided.c_str());
+  // How settled the choices are: the kept edges whose op became their argmax in the
+  // last quarter of the run (said when records before it exist). A peaked softmax whose
+  // argmax still moves gets its own warning (an undecided one moves anyway).
+  nlohmann::json settled;
+  if (const int64_t late_from = total - total / 4; history.first_step() >= 0 && history.first_step() < late_from) {
+    const nas::Settling st = nas::settling(space, params, history, late_from);
+    settled = {{"kept_edges", st.kept}, {"changed_from_step", late_from}, {"changed_late", st.changed_late}};
+    std::fprintf(stderr, "%d of %d kept edges have had their op since before step %lld (the last quarter), %d got it later\n",
+                 st.kept - st.changed_late, st.kept, (long long)late_from, st.changed_late);
+    if (undecided.empty() && double(st.changed_late) >= nas::kUnsettledFrom * double(st.kept))
+      std::fprintf(stderr,
+                   "onnas: warning: alpha is unsettled: the op of %d of the %d kept edges changed in the last quarter "
+                   "of the run, so it is the noise of the last batches as much as a decision; lower --arch-lr "
+                   "(now %g) or search longer (--steps)\n",
+                   st.changed_late, st.kept, double(a.opt.arch_lr));
+  }
   const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},
                                {"supernet", a.out.file("supernet.safetensors")},
                                {"log", a.out.file("search_log.jsonl")},
@@ -299,6 +331,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                      {"mode", so.step.describe()},
                      {"steps", total},
                      {"temperature", searcher.temperature()},
+                     {"settled", settled},
                      {"final", {{"loss", last_loss}, {"accuracy", last_accuracy}}},
                      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                      {"outputs", outputs}});

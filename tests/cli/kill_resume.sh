@@ -80,10 +80,10 @@ kill_and_resume() {
   resumed "$name" "inside write $rename" "$out" "$result" "$ref" -- "$@"
 }
 
-# Search: 16 steps, a checkpoint every 2; killed at step 7 (checkpoint of step 6 kept, a
+# Search: 16 steps, a checkpoint every 2; killed at step 13 (checkpoint of step 12 kept, a
 # step redone), and inside its 3rd write (the checkpoint of step 6: step 4's survives).
-kill_and_resume search genotype.json supernet.safetensors 7 3 -- \
-  search "${tiny[@]}" --limit 640 --batch 16 --steps 16 --checkpoint-every 2 --mode ops+pairs+sbs --split 2
+kill_and_resume search genotype.json supernet.safetensors 13 3 -- \
+  search "${tiny[@]}" --limit 640 --batch 16 --steps 16 --checkpoint-every 2 --mode ops+pairs+sbs --split 2 --arch-log-every 3
 cmp -s "$work/search.ref/genotype.json" "$work/search.step/genotype.json" || fail "search: genotypes differ"
 # The search log grows on disk at each checkpoint and is cut back to the checkpoint's
 # length on --resume: every step once, in order, whichever moment the kill came.
@@ -91,6 +91,15 @@ log_steps() { grep -o '"step":[0-9]*' "$1/search_log.jsonl" | cut -d: -f2 | tr '
 want=$(seq 0 15 | tr '\n' ' ')
 for d in ref step write; do
   [[ $(log_steps "$work/search.$d") == "$want" ]] || fail "search ($d): the log's steps are $(log_steps "$work/search.$d")"
+done
+# How settled the choices are (which kept edges got their op in the last quarter) comes
+# from the arch records (every 3 steps): a resumed run reads the earlier ones back from
+# its log (killed at step 13, it records only steps 14 and 15 itself).
+settled=$(grep "kept edges have had their op since before step 12" "$work/search.ref.err") ||
+  fail "search: no line on how settled the choices are: $(tail -3 "$work/search.ref.err")"
+for how in "at step 13" "inside write 3"; do
+  [[ $(grep "kept edges have had their op" "$work/search.$how.r.err") == "$settled" ]] ||
+    fail "search ($how): resumed, the choices' settling differs: $(grep "kept edges" "$work/search.$how.r.err")"
 done
 # The same with alpha's temperature annealed 1 -> 0.1 (the checkpoint keeps the logits'
 # temperature): 8 steps, killed at step 5 and inside its 2nd write.

@@ -101,3 +101,46 @@ TEST_CASE("undecided alpha: the median chosen op's softmax over the kept edges, 
   CHECK(median_chosen_op_p(s, params) == Approx(0.5 * (0.25 + 1.0 / double(k))));
   CHECK_FALSE(undecided_warning(s, params, "").empty());
 }
+
+TEST_CASE("choice history: when each edge's argmax last changed, and the kept edges that changed late") {
+  const SearchSpace s = space_of();
+  ParamStore params;
+  init_search_params(params, s, 1);
+  for (const auto& e : params.entries())
+    if (e->kind == ParamKind::arch) e->tensor.zero();
+  const int64_t k = s.num_ops();
+  Tensor alpha = params.get("alpha.normal");
+  // Snapshots whose argmax is op `op` on every edge, except edge `e` of the normal cell at `op_e`.
+  auto favour = [&](int op, int e, int op_e) {
+    for (int64_t i = 0; i < alpha.numel(); ++i) alpha.f32()[i] = 0;
+    for (int edge = 0; edge < s.num_edges(); ++edge) alpha.f32()[edge * k + (edge == e ? op_e : op)] = 1;
+    return arch_snapshot(s, params);
+  };
+  ChoiceHistory h(s);
+  CHECK(h.first_step() == -1);
+  CHECK(h.since(false, 0) == -1);
+  const int e = s.first_edge(1) + 1;  // edge 1 -> node 1
+  h.observe(favour(2, e, 2), 10);
+  h.observe(favour(2, e, 5), 20);  // edge e changes at 20
+  h.observe(favour(2, e, 5), 30);
+  h.observe(favour(2, e, 3), 40);  // and again at 40
+  CHECK(h.first_step() == 10);
+  CHECK(h.since(false, e) == 40);
+  CHECK(h.since(false, 0) == 10);
+  CHECK(h.since(true, e) == 10);  // the reduction cell's alpha stayed at its start (uniform: op 0)
+
+  // The genotype keeps two edges a node: with alpha as at step 40 and beta favouring the
+  // pair (1, 2) of node 1, edge e is kept and got its op at step 40.
+  Tensor beta = params.get("beta.normal.1");
+  const auto pairs = s.pairs(1);
+  for (size_t p = 0; p < pairs.size(); ++p) beta.f32()[p] = pairs[p] == std::pair<int, int>{1, 2} ? 1.0f : 0.0f;
+  const Settling late = settling(s, params, h, 35);
+  CHECK(late.kept == 2 * 2 * s.nodes);
+  CHECK(late.changed_late == 1);
+  CHECK(settling(s, params, h, 41).changed_late == 0);
+  CHECK(settling(s, params, h, 10).changed_late == late.kept);  // every edge got its op at the first record
+  // A record of another space is refused.
+  nlohmann::json bad = favour(2, e, 2);
+  bad["alpha"]["normal"].erase(0);
+  CHECK_THROWS_WITH(h.observe(bad, 50), Catch::Contains("no alpha.normal of"));
+}
