@@ -213,6 +213,7 @@ StepResult Searcher::step(const Tensor& train_x, const Tensor& train_y, const Te
     }
   }
   w_opt_->set_lr(graph::cosine_lr(options_.w_lr, options_.w_lr_min, step_, total_));
+  if (options_.a_lr_cosine) a_opt_.set_lr(graph::cosine_lr(options_.a_lr, 0.0f, step_, total_) / temperature_);
 
   if (!arch_frozen_) {
     params_.zero_grads();

@@ -58,6 +58,10 @@ struct SearchOptions {
   float w_weight_decay = 3e-4f;
   float w_grad_clip = 5.0f;
   float a_lr = 3e-4f;          // Adam betas (0.5, 0.999), as DARTS
+  // The architecture step's rate follows a cosine from a_lr to 0 over the run (set_progress)
+  // instead of staying at a_lr (DARTS): the late steps, which an annealed temperature
+  // makes the largest in logits (a_lr / T), shrink, so the argmax settles.
+  bool a_lr_cosine = false;
   float a_weight_decay = 1e-3f;
   StepConfig step;             // memory mode, SBS variant, k_grad, micro-batches
   double explore_prob = 0.2;   // sampled modes: per-edge exploration

@@ -49,6 +49,7 @@ struct SearchArgs {
   // run (nas::Searcher::set_temperature); {1}: off. MetaNAS's 1 -> 0.1 by default: the
   // mixture sharpens toward the genotype the search will keep.
   std::vector<float> temperature{1.0f, 0.1f};
+  std::string arch_lr_schedule = "constant";  // or "cosine": to 0 by the last step
   bool resume = false;
 };
 
@@ -107,6 +108,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   so.w_momentum = a.momentum;
   so.w_weight_decay = a.opt.weight_decay_or(so.w_weight_decay);
   so.a_lr = a.opt.arch_lr;
+  so.a_lr_cosine = a.arch_lr_schedule == "cosine";
   a.step.apply(space, so);
   if (!a.init.empty()) check_init_space(a.init, space, /*ops_matter=*/true);
   if (budget) {
@@ -177,6 +179,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (temperature.annealed())
     std::fprintf(stderr, "  alpha/beta at temperature %g, then %g by the last step, geometrically (files keep alpha / T)\n",
                  double(temperature.start), double(temperature.end));
+  if (so.a_lr_cosine)
+    std::fprintf(stderr, "  architecture step at %g, cosine to 0 by the last step\n", double(so.a_lr));
   MemoryReport memory("search");
   memory.plan(searcher.handed_bytes() ? fmt::format("arena (of which handed between SBS phases {})",
                                                     format_bytes(double(searcher.handed_bytes())))
@@ -211,6 +215,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (so.w_weight_decay != nas::SearchOptions{}.w_weight_decay) signature_json["w_weight_decay"] = so.w_weight_decay;
   // And an annealed temperature.
   if (temperature.annealed()) signature_json["temperature"] = {temperature.start, temperature.end};
+  if (so.a_lr_cosine) signature_json["a_lr_schedule"] = a.arch_lr_schedule;  // recorded when not DARTS's constant
   const std::string signature = signature_json.dump();
   const std::string ckpt = a.out.file("checkpoint.safetensors");
   LineLog log(a.out.file("search_log.jsonl"));  // on disk as it goes, cut back on --resume
@@ -366,6 +371,10 @@ void add_search_command(CLI::App& app) {
                   "alpha / T")
       ->expected(1, 2)
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--arch-lr-schedule", args->arch_lr_schedule,
+                  "The architecture step's rate over the run: constant (DARTS) or cosine (to 0 by the last step, so "
+                  "that the choices settle)")
+      ->check(CLI::IsMember({"constant", "cosine"}));
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);
   args->out.add(*cmd, "runs/search", "Output folder: genotype.json, supernet.safetensors, search_log.jsonl, checkpoint");

@@ -223,6 +223,13 @@ usage out-file 1 "--out 'no/such/dir/x.json': the folder 'no/such/dir' does not 
 grep -q "resuming from r/checkpoint.safetensors after step 2" r.err || fail "the extended run did not resume: $(cat r.err)"
 refused resume-other "batch (--batch) is 16 there, 8 now" -- \
   search "${tiny[@]}" "${data[@]}" --batch 8 --steps 4 --out r --resume
+# The architecture rate's schedule is a setting too (cosine: to 0 by the last step).
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --arch-lr-schedule constant --out rc > /dev/null 2>&1 ||
+  fail "search --arch-lr-schedule constant"
+refused resume-schedule "(--arch-lr-schedule) is (absent) there, \"cosine\" now" -- \
+  search "${tiny[@]}" "${data[@]}" --batch 16 --steps 4 --arch-lr-schedule cosine --out rc --resume
+"$onnas" search "${tiny[@]}" "${data[@]}" --batch 16 --steps 2 --arch-lr-schedule cosine --out rk 2> rk.err > /dev/null &&
+  grep -q "architecture step at 0.03, cosine to 0 by the last step" rk.err || fail "search --arch-lr-schedule cosine: $(head -3 rk.err)"
 # --optimizer adam-bf16: the plan holds half of adam's optimizer state, the run resumes,
 # and resuming it as plain adam is refused; adam-factored holds a small part of it.
 for opt in adam adam-bf16 adam-factored; do

@@ -193,3 +193,40 @@ TEST_CASE("an annealed temperature: alpha/beta rescaled by T_old / T_new, the ch
   REQUIRE(f.metadata.count("alpha_temperature"));
   CHECK(std::stof(f.metadata.at("alpha_temperature")) == float(std::pow(0.1, 2 / 5.0)));
 }
+
+TEST_CASE("a cosine architecture rate: the first step as the constant rate's, the last moves alpha and beta not at all") {
+  SearchOptions options;
+  options.batch = 4;
+  options.step = {.mode = Mode::full};
+  const int64_t B = options.batch, total = 4;
+  Buffer xb(B * 64 * 4), yb(B * 4);
+  Tensor x(xb.data(), Shape{B, 1, 8, 8}), y(yb.data(), Shape{B}, DType::i32);
+  auto step = [&](Searcher& s, int t) {
+    Rng rng(200 + uint64_t(t));
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+    for (int64_t i = 0; i < B; ++i) y.i32()[i] = int32_t(rng.uniform_int(3));
+    s.set_progress(t, total);
+    s.step(x, y, x, y);
+  };
+  auto arch = [](const Searcher& s, const ParamStore& ps) {
+    std::vector<float> v;
+    for (const std::string& n : s.arch_names()) {
+      const Tensor t = ps.get(n);
+      v.insert(v.end(), t.f32(), t.f32() + t.numel());
+    }
+    return v;
+  };
+  ParamStore pc, pk;
+  Searcher constant(tiny_space(), options, pc, 3);
+  options.a_lr_cosine = true;
+  Searcher cosine(tiny_space(), options, pk, 3);
+  const std::vector<float> start = arch(cosine, pk);
+  step(constant, 0);
+  step(cosine, 0);
+  CHECK(arch(constant, pc) == arch(cosine, pk));  // cos(0) = 1: the full rate
+  CHECK(arch(cosine, pk) != start);
+  for (int t = 1; t < total - 1; ++t) step(cosine, t);
+  const std::vector<float> before_last = arch(cosine, pk);
+  step(cosine, int(total) - 1);
+  CHECK(arch(cosine, pk) == before_last);  // the rate is 0 at the last step
+}
