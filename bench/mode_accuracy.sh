@@ -4,9 +4,9 @@
 # seeds, random genotypes of the same space as the control, every genotype trained the
 # same way; then a table of test accuracy (mean and spread per mode). sbs4-decided is
 # sbs4 with alpha's temperature annealed 1 -> 0.1 and the architecture step at 3e-2, the
-# flags that end a 600-step search decided (README, "Deciding the search"), and search's
-# defaults since 2026-12-03; the other modes keep the temperature at 1 (--temperature 1),
-# as their searches ran before that.
+# flags that end a 600-step search decided (README, "Deciding the search"); the other
+# modes keep the temperature at 1 (--temperature 1). All with a constant architecture
+# rate: the searches ran before the defaults became an anneal with a cosine rate.
 #
 # Long (hours on two cores): every part is resumable. Run it again after an
 # interruption and it continues (finished parts are skipped, a search or training with
@@ -62,6 +62,7 @@ resumable() {
   if [[ -e $dir/checkpoint.safetensors ]]; then "$@" --resume; else "$@"; fi
 }
 
+# Every mode names its temperature and schedule: they ran before the defaults changed.
 declare -A modes=([full]="--mode full --temperature 1" [ops]="--mode ops --temperature 1"
                   [ops+pairs]="--mode ops+pairs --temperature 1" [sbs4]="--mode ops+pairs+sbs --split 4 --temperature 1"
                   [sbs4-decided]="--mode ops+pairs+sbs --split 4 --temperature 1 0.1")
@@ -72,7 +73,7 @@ for seed in $seeds; do
     [[ -e $dir/genotype.json ]] && continue
     # shellcheck disable=SC2086
     resumable "$dir" "$onnas" search ${modes[$m]} --steps "$search_steps" --seed "$seed" \
-      --arch-lr "${mode_arch_lr[$m]:-$arch_lr}" --threads "$threads" --checkpoint-every 25 --out "$dir"
+      --arch-lr "${mode_arch_lr[$m]:-$arch_lr}" --arch-lr-schedule constant --threads "$threads" --checkpoint-every 25 --out "$dir"
     rm -f "$dir/checkpoint.safetensors"  # a search's is several MB: kept neither locally nor in git once done
   done
   # The control: a random genotype of the same space.

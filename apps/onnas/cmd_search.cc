@@ -49,7 +49,9 @@ struct SearchArgs {
   // run (nas::Searcher::set_temperature); {1}: off. MetaNAS's 1 -> 0.1 by default: the
   // mixture sharpens toward the genotype the search will keep.
   std::vector<float> temperature{1.0f, 0.1f};
-  std::string arch_lr_schedule = "constant";  // or "cosine": to 0 by the last step
+  // "cosine": to 0 by the last step, so the choices settle (README, "Deciding the
+  // search"); "constant": DARTS's.
+  std::string arch_lr_schedule = "cosine";
   bool resume = false;
 };
 
@@ -372,8 +374,8 @@ void add_search_command(CLI::App& app) {
       ->expected(1, 2)
       ->check(CLI::PositiveNumber);
   cmd->add_option("--arch-lr-schedule", args->arch_lr_schedule,
-                  "The architecture step's rate over the run: constant (DARTS) or cosine (to 0 by the last step, so "
-                  "that the choices settle)")
+                  "The architecture step's rate over the run: cosine (default: to 0 by the last step, so that the "
+                  "choices settle) or constant (DARTS)")
       ->check(CLI::IsMember({"constant", "cosine"}));
   add_renamed(*cmd, "--w-lr", "--lr", args->opt.lr);
   add_renamed(*cmd, "--a-lr", "--arch-lr", args->opt.arch_lr);
