@@ -304,7 +304,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (const int64_t late_from = total - total / 4; history.first_step() >= 0 && history.first_step() < late_from) {
     const nas::Settling st = nas::settling(space, params, history, late_from);
     settled = {{"kept_edges", st.kept}, {"changed_from_step", late_from}, {"changed_late", st.changed_late}};
-    std::fprintf(stderr, "%d of %d kept edges have had their op since before step %lld (the last quarter), %d got it later\n",
+    std::fprintf(stderr,
+                 "%d of %d kept edges have had their op since before step %lld (the last quarter), %d got it later\n",
                  st.kept - st.changed_late, st.kept, (long long)late_from, st.changed_late);
     if (undecided.empty() && double(st.changed_late) >= nas::kUnsettledFrom * double(st.kept))
       std::fprintf(stderr,

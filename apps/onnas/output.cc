@@ -108,7 +108,8 @@ namespace {
 // The flag that sets a settings key, for messages ("w_lr" -> "--lr").
 std::string flag_of(const std::string& key) {
   static const std::map<std::string, std::string> kFlags = {
-      {"w_lr", "--lr"},           {"a_lr", "--arch-lr"},          {"inner_lr", "--lr"}, {"a_lr_schedule", "--arch-lr-schedule"},
+      {"w_lr", "--lr"},           {"a_lr", "--arch-lr"},          {"inner_lr", "--lr"},
+      {"a_lr_schedule", "--arch-lr-schedule"},
       {"w_weight_decay", "--weight-decay"}, {"inner_weight_decay", "--weight-decay"},
       {"inner_optimizer", "--optimizer"}, {"lr_weights", "--meta-lr"}, {"lr_arch", "--meta-arch-lr"},
       {"data", "--data-format"},  {"data_path", "--data"},        {"mode", "--mode, --sbs, --k-grad, --split"},

@@ -25,6 +25,12 @@ SearchSpace space_of() {
   return s;
 }
 
+// Uniform alpha and beta: every op and pair equally likely.
+void zero_arch(ParamStore& params) {
+  for (const auto& e : params.entries())
+    if (e->kind == ParamKind::arch) e->tensor.zero();
+}
+
 }  // namespace
 
 TEST_CASE("decisions: softmax, chosen op and pair, margins, and the genotype's choice") {
@@ -33,8 +39,7 @@ TEST_CASE("decisions: softmax, chosen op and pair, margins, and the genotype's c
   init_search_params(params, s, 1);
   const int64_t k = s.num_ops();
   // Uniform alpha and beta: every op 1/k, every margin 0.
-  for (const auto& e : params.entries())
-    if (e->kind == ParamKind::arch) e->tensor.zero();
+  zero_arch(params);
   CellDecisions uniform = decide_cell(s, params, false);
   CHECK(uniform.min_op_margin() == Approx(0.0f).margin(1e-6));
   CHECK(uniform.nodes[0].edges[0].p == Approx(1.0 / double(k)));
@@ -77,8 +82,7 @@ TEST_CASE("undecided alpha: the median chosen op's softmax over the kept edges, 
   const SearchSpace s = space_of();
   ParamStore params;
   init_search_params(params, s, 1);
-  for (const auto& e : params.entries())
-    if (e->kind == ParamKind::arch) e->tensor.zero();
+  zero_arch(params);
   const int64_t k = s.num_ops();
   CHECK(median_chosen_op_p(s, params) == Approx(1.0 / double(k)));
   CHECK_THAT(undecided_warning(s, params, "the hint"),
@@ -106,8 +110,7 @@ TEST_CASE("choice history: when each edge's argmax last changed, and the kept ed
   const SearchSpace s = space_of();
   ParamStore params;
   init_search_params(params, s, 1);
-  for (const auto& e : params.entries())
-    if (e->kind == ParamKind::arch) e->tensor.zero();
+  zero_arch(params);
   const int64_t k = s.num_ops();
   Tensor alpha = params.get("alpha.normal");
   // Snapshots whose argmax is op `op` on every edge, except edge `e` of the normal cell at `op_e`.
