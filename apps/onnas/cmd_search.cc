@@ -313,6 +313,12 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                    "of the run, so it is the noise of the last batches as much as a decision; lower --arch-lr "
                    "(now %g) or search longer (--steps)\n",
                    st.changed_late, st.kept, double(a.opt.arch_lr));
+  } else if (undecided.empty()) {
+    // A decided softmax of unknown history: say that it is not counted, and why.
+    std::fprintf(stderr,
+                 "how settled the choices are is not counted: no arch record before step %lld (the last quarter); "
+                 "--arch-log-every N writes one every N steps\n",
+                 (long long)late_from);
   }
   const nlohmann::json outputs{{"genotype", a.out.file("genotype.json")},
                                {"supernet", a.out.file("supernet.safetensors")},

@@ -303,6 +303,12 @@ grep -q "0 of 8 kept edges have had their op since before step 15 (the last quar
   fail "search --arch-lr 3e-1: $(tail -3 sy.err)"
 grep -q "kept edges have had their op since before step 15" sy.err && ! grep -q "unsettled" sy.err ||
   fail "a settled search: $(tail -3 sy.err)"
+# Without arch records the settling is not counted, and the end says so rather than nothing.
+"$onnas" search "${tiny[@]}" --limit 640 --batch 16 --steps 24 --arch-log-every 0 --arch-lr 3e-1 --json --out sn \
+  > sn.json 2> sn.err || fail "search --arch-log-every 0: $(tail -3 sn.err)"
+grep -q "how settled the choices are is not counted: no arch record before step 15" sn.err &&
+  ! grep -q "kept edges have had their op" sn.err || fail "a search without arch records: $(tail -3 sn.err)"
+[[ $(field sn.json '["settled"]') == None ]] || fail "search --json without records: settled is $(field sn.json '["settled"]')"
 
 # --- --version and the bash completion -------------------------------------------------------
 "$onnas" --version > version.txt
