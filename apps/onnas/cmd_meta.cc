@@ -39,6 +39,7 @@
 #include "apps/onnas/distributed.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
+#include "apps/onnas/run_time.h"
 #include "data/episode_sampler.h"
 #include "data/fashion_mnist.h"
 #include "data/fewshot_sets.h"
@@ -514,14 +515,6 @@ void check_budget(const StepOptions& step, const MemoryReport& m, const std::str
   fail("--memory-budget {}: set up, the run holds {} (plan {} + data {}); the step chosen does not fit beside {}",
        format_bytes(double(step.budget_bytes())), format_bytes(double(m.plan_bytes() + m.data_bytes())),
        format_bytes(double(m.plan_bytes())), format_bytes(double(m.data_bytes())), beside);
-}
-
-// CPU seconds of this process (all its threads): what a piece of work costs whatever
-// share of the cores other processes leave it.
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
 // Where the time and bytes of the scale-out go (this rank's view).

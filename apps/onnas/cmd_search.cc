@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
@@ -11,6 +12,7 @@
 #include "apps/onnas/memory_report.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
+#include "apps/onnas/run_time.h"
 #include "data/batch_sampler.h"
 #include "nas/arch_report.h"
 #include "nas/genotype.h"
@@ -223,6 +225,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   LineLog log(a.out.file("search_log.jsonl"));  // on disk as it goes, cut back on --resume
   nas::ChoiceHistory history(space);             // when each edge's argmax last changed
   int64_t step = 0;
+  RunTime time;  // the steps, the earlier processes' too when resumed
   if (!a.resume) log.start();
   if (a.resume) {
     // A run may be extended: more --epochs or --steps continue it (the learning-rate
@@ -240,6 +243,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
     else
       log.resume_from(md["log"]);  // a checkpoint from before 2026-12-03 held the log itself
     replay_arch_records(log.path(), history);
+    time.resume(md, ckpt);
     // Replay the batches already used, so the samplers continue where they stopped.
     for (; step < done; ++step) {
       train.next(x, y);
@@ -275,11 +279,14 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
       const double n = double(s + 1 - first);
       bar.update(s + 1, fmt::format("loss {:.3f} acc {:.3f} {:.0f} ms/step arena {}", loss_sum / n, acc_sum / n,
                                     ms_sum / n, format_bytes(double(searcher.arena_bytes()))));
-      if ((a.checkpoint_every > 0 && (step + 1) % a.checkpoint_every == 0) || s + 1 == per_epoch)
-        searcher.save_checkpoint(ckpt, {{"onnas", "search checkpoint"},
-                                        {"run", signature},
-                                        {"step", std::to_string(step + 1)},
-                                        {"log_bytes", std::to_string(log.flush())}});
+      if ((a.checkpoint_every > 0 && (step + 1) % a.checkpoint_every == 0) || s + 1 == per_epoch) {
+        std::map<std::string, std::string> md{{"onnas", "search checkpoint"},
+                                              {"run", signature},
+                                              {"step", std::to_string(step + 1)},
+                                              {"log_bytes", std::to_string(log.flush())}};
+        time.add_to(md);
+        searcher.save_checkpoint(ckpt, md);
+      }
     }
     const double n = double(std::max<int64_t>(1, per_epoch - first));
     last_loss = loss_sum / n, last_accuracy = acc_sum / n;
@@ -290,6 +297,8 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
   if (a.profile)
     std::fprintf(stderr, "time per op over %lld steps (both passes):\n%s", (long long)total, profile.table().c_str());
   nas::Genotype g = nas::derive_genotype(space, params);
+  const nlohmann::json search_time = time.to_json();
+  std::fprintf(stderr, "%lld steps took %s\n", (long long)total, time.describe().c_str());
   std::fprintf(stderr, "what the search decided (softmax of alpha per kept edge, of beta per node):\n%s",
                nas::decision_table(space, params).c_str());
   const std::string undecided = nas::undecided_warning(
@@ -347,6 +356,7 @@ void run_search(const SearchArgs& a, const CLI::App& cmd) {
                      {"temperature", searcher.temperature()},
                      {"settled", settled},
                      {"final", {{"loss", last_loss}, {"accuracy", last_accuracy}}},
+                     {"search_time", search_time},
                      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                      {"outputs", outputs}});
 }

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "apps/onnas/cli.h"
 #include "apps/onnas/common.h"
 #include "apps/onnas/memory_report.h"
 #include "apps/onnas/model_file.h"
 #include "apps/onnas/output.h"
+#include "apps/onnas/run_time.h"
 #include "data/batch_sampler.h"
 #include "graph/autodiff.h"
 #include "graph/compile.h"
@@ -214,7 +216,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
                                  {"init", a.init}};
   const std::string ckpt = a.out.file("checkpoint.safetensors");
   constexpr ParamKindSet kCheckpointKinds{ParamKind::weight, ParamKind::buffer, ParamKind::state};
-  auto start = std::chrono::steady_clock::now();
+  RunTime time;  // the training's epochs, the earlier processes' too when resumed
   int64_t t = 0;
   int first_epoch = 0;
   std::string log;
@@ -225,6 +227,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
     const nlohmann::json stored = check_resume_settings(ckpt, rep.metadata["run"], signature, {"epochs", "steps"});
     first_epoch = int(metadata_integer(rep.metadata, "epoch", ckpt, 0, a.epochs));
     log = rep.metadata["log"];
+    time.resume(rep.metadata, ckpt);
     // Replay the batches already trained on (epochs of the checkpoint's length): the
     // sampler's draws (order, crops, flips) continue exactly where the run stopped.
     const int64_t done = int64_t(first_epoch) * stored["steps"].get<int64_t>();
@@ -264,20 +267,23 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
     std::map<std::string, std::string> md = network_metadata("discrete network", info);
     md["epoch"] = std::to_string(e + 1);
     save_params(outputs["model"], params, kModelKinds, md);
-    save_params(ckpt, params, kCheckpointKinds,
-                {{"onnas", "training checkpoint"}, {"run", signature.dump()}, {"epoch", std::to_string(e + 1)}, {"log", log}});
+    std::map<std::string, std::string> ckpt_md{
+        {"onnas", "training checkpoint"}, {"run", signature.dump()}, {"epoch", std::to_string(e + 1)}, {"log", log}};
+    time.add_to(ckpt_md);
+    save_params(ckpt, params, kCheckpointKinds, ckpt_md);
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const nlohmann::json train_time = time.to_json();
+  const std::string train_time_text = time.describe();
   const Evaluation test = evaluator.run(arena, params, d.test);
   memory.print_peak();
   save_genotype_file(outputs["genotype"], genotype, space);
   write_file_atomic(outputs["log"], log);
-  a.report.result("test accuracy: {:.4f} ({} images, {:.0f} s of training)", test.accuracy, d.test.N, secs);
+  a.report.result("test accuracy: {:.4f} ({} images; training took {})", test.accuracy, d.test.N, train_time_text);
   a.report.document({{"test_accuracy", test.accuracy},
                      {"test_images", test.images},
                      {"train_loss", train_loss},
                      {"train_accuracy", train_accuracy},
-                     {"train_seconds", secs},
+                     {"train_time", train_time},
                      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                      {"epochs", a.epochs},
                      {"steps", total},

@@ -299,6 +299,8 @@ grep -q "0 of 8 kept edges have had their op since before step 15 (the last quar
   grep -q "warning: alpha is unsettled: the op of 8 of the 8 kept edges changed in the last quarter" sx.err ||
   fail "an unsettled search did not say so: $(tail -3 sx.err)"
 [[ $(field sx.json '["settled"]["changed_late"]') == 8 ]] || fail "search --json: settled is $(field sx.json '["settled"]')"
+[[ $(field sx.json '["search_time"]["processes"]') == 1 && $(field sx.json '["search_time"]["cpu_seconds"] > 0') == True ]] &&
+  grep -q "^[0-9]* steps took .* of CPU$" sx.err || fail "search: its time: $(field sx.json '["search_time"]')"
 "$onnas" search "${tiny[@]}" --limit 640 --batch 16 --steps 24 --arch-log-every 1 --arch-lr 3e-1 --out sy 2> sy.err > /dev/null ||
   fail "search --arch-lr 3e-1: $(tail -3 sy.err)"
 grep -q "kept edges have had their op since before step 15" sy.err && ! grep -q "unsettled" sy.err ||

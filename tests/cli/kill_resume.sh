@@ -111,6 +111,26 @@ kill_and_resume search-annealed genotype.json supernet.safetensors 5 2 -- \
 kill_and_resume train train_log.jsonl model.safetensors 41 4 -- \
   train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 4
 
+# The time a resumed training reports is the whole run's: killed in its last epoch
+# (step 56 of 64), the resumed process trains one epoch, yet its CPU and wall seconds
+# include the three epochs of the checkpoint, and it counts two processes.
+killed train "in its last epoch" "$work/train.time" train_log.jsonl "ONNAS_TEST_KILL_AT_STEP=56" -- \
+  train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 4
+"$onnas" inspect "$work/train.time/checkpoint.safetensors" > "$work/train.time.inspect"
+"$onnas" train "${tiny[@]}" --genotype "$work/search.ref/genotype.json" --limit 512 --batch 32 --epochs 4 \
+  --out "$work/train.time" --resume --json > "$work/train.time.json" 2> "$work/train.time.err" ||
+  fail "train (timed): --resume failed: $(tail -3 "$work/train.time.err")"
+python3 - "$work/train.time.inspect" "$work/train.time.json" <<'PY' || fail "train: the resumed run's time is not the whole run's"
+import json, re, sys
+md = dict(re.findall(r"^  (seconds|cpu_seconds|processes): (\S+)$", open(sys.argv[1]).read(), re.M))
+t = json.load(open(sys.argv[2]))["train_time"]
+print("kill_resume: train time: checkpoint", md, "resumed", t)
+assert float(md["cpu_seconds"]) > 0 and md["processes"] == "1", md
+assert t["whole_run"] and t["processes"] == 2, t
+assert t["cpu_seconds"] >= float(md["cpu_seconds"]) and t["seconds"] >= float(md["seconds"]), (md, t)
+PY
+grep -q "training took .*, over 2 processes" "$work/train.time.err" || fail "train: $(grep "test accuracy" "$work/train.time.err")"
+
 # Meta-train: 5 meta-epochs of 2 meta steps, a checkpoint (and the log) after each;
 # killed at meta step 5 (in epoch 3) and inside its 3rd write (epoch 2's checkpoint).
 kill_and_resume meta-train meta_cell.safetensors meta_cell.safetensors 5 3 -- \
