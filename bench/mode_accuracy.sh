@@ -35,23 +35,30 @@ done
 mkdir -p "$out"
 
 table() {
-  /usr/bin/python3 - "$out" <<'PY'
+  ALL_MODES="$all_modes" /usr/bin/python3 - "$out" <<'PY'
+# One table: a row per mode (in the script's order), for each number of training epochs
+# the runs, the mean test accuracy and the spread (min - max).
 import glob, json, os, statistics, sys
 out = sys.argv[1]
-rows = {}
+accs = {}
 for f in sorted(glob.glob(os.path.join(out, "train-e*", "result.json"))):
-    name = os.path.basename(os.path.dirname(f))[len("train-e"):]
-    epochs, name = name.split("-", 1)
-    mode = (name.rsplit("-s", 1)[0], int(epochs))
+    epochs, name = os.path.basename(os.path.dirname(f))[len("train-e"):].split("-", 1)
     try:
         acc = json.loads(open(f).read().strip().splitlines()[-1])["test_accuracy"]
     except (ValueError, KeyError, IndexError):
         continue
-    rows.setdefault(mode, []).append(100 * acc)
-print("| genotypes from | training epochs | runs | test accuracy % (mean) | spread (min - max) |")
-print("|---|---:|---:|---:|---:|")
-for (mode, epochs), accs in rows.items():
-    print(f"| {mode} | {epochs} | {len(accs)} | {statistics.mean(accs):.2f} | {min(accs):.2f} - {max(accs):.2f} |")
+    accs.setdefault((name.rsplit("-s", 1)[0], int(epochs)), []).append(100 * acc)
+epochs = sorted({e for _, e in accs})
+modes = [m for m in os.environ["ALL_MODES"].split() if any((m, e) in accs for e in epochs)]
+head = "| genotypes from |" + "".join(f" {e} epochs: runs | mean % | spread |" for e in epochs)
+print(head)
+print("|---|" + "---:|---:|---:|" * len(epochs))
+for m in modes:
+    row = f"| {m} |"
+    for e in epochs:
+        a = accs.get((m, e), [])
+        row += (f" {len(a)} | {statistics.mean(a):.2f} | {min(a):.2f} - {max(a):.2f} |" if a else " 0 | - | - |")
+    print(row)
 PY
 }
 [[ ${1:-} == --table ]] && { table; exit 0; }
