@@ -657,11 +657,13 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
   if (root) a.out.create();
   int first_epoch = 0;
   std::string log;
+  RunTime time;  // the meta-epochs, the earlier processes' too when resumed (this rank's CPU)
   if (a.resume) {
     if (!std::filesystem::exists(ckpt)) fail("--resume: no checkpoint at {}", ckpt);  // the other ranks' check
     auto md = ml.load(ckpt);
     check_resume_settings(ckpt, md["run"], signature_json);  // --meta-epochs may grow: it is not a setting
     first_epoch = int(metadata_integer(md, "meta_epoch", ckpt, 0, a.meta_epochs));
+    time.resume(md, ckpt);
     // Keep the log up to the checkpoint.
     std::ifstream in(root ? log_path : std::string());
     std::string line;
@@ -769,7 +771,9 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
     bar->finish(fmt::format("query loss {:.3f} acc {:.3f}{}", loss / a.steps_per_epoch, acc / a.steps_per_epoch, val));
     log += entry.dump() + "\n";
     if (a.checkpoint_every > 0 && ((e + 1) % a.checkpoint_every == 0 || e + 1 == a.meta_epochs)) {
-      ml.save(ckpt, metadata(e + 1));
+      std::map<std::string, std::string> md = metadata(e + 1);
+      time.add_to(md);  // the checkpoint's alone: the meta cell's bytes are the run's result
+      ml.save(ckpt, md);
       write_file_atomic(log_path, log);
     }
   }
@@ -821,8 +825,8 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                  1e3 * stats.update_seconds / steps);
   }
   if (root) memory.print_peak();
-  a.report.result("meta cell: {} ({} meta-epochs{})", cell_path, a.meta_epochs,
-                  last_val >= 0 ? fmt::format(", meta-validation accuracy {:.4f}", last_val) : "");
+  a.report.result("meta cell: {} ({} meta-epochs{}; took {})", cell_path, a.meta_epochs,
+                  last_val >= 0 ? fmt::format(", meta-validation accuracy {:.4f}", last_val) : "", time.describe());
   nlohmann::json summary{{"meta_cell", cell_path},
                          {"memory", memory.to_json()},
                          {"meta_cell_bytes", meta_cell_bytes},
@@ -831,6 +835,7 @@ void run_meta_train(const MetaTrainArgs& a, const CLI::App& cmd, Distributed& di
                          {"val_accuracy", last_val >= 0 ? nlohmann::json(last_val) : nlohmann::json()},
                          {"meta_epochs", a.meta_epochs},
                          {"space", space.to_json()},
+                         {"meta_train_time", time.to_json()},
                          {"seconds", seconds_since(started)},
                          {"outputs", {{"meta_cell", cell_path}, {"log", log_path}, {"checkpoint", ckpt}}}};
   if (!scale_out.is_null()) summary["scale_out"] = scale_out;

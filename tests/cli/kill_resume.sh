@@ -136,6 +136,11 @@ grep -q "training took .*, over 2 processes" "$work/train.time.err" || fail "tra
 kill_and_resume meta-train meta_cell.safetensors meta_cell.safetensors 5 3 -- \
   meta-train "${tiny[@]}" --meta-batch 2 --inner-steps 2 --query 2 --meta-epochs 5 --steps-per-epoch 2 \
   --warmup-epochs 1 --val-every 2 --val-tasks 2
+# Its time counts the killed process's meta-epochs too: the last checkpoint, written by
+# the resumed process, says two processes ran.
+"$onnas" inspect "$work/meta-train.step/checkpoint.safetensors" > "$work/meta-train.inspect"
+grep -q "^  processes: 2$" "$work/meta-train.inspect" && grep -Eq "^  cpu_seconds: [0-9.]+$" "$work/meta-train.inspect" ||
+  fail "meta-train: the resumed run's time: $(grep -E "seconds|processes" "$work/meta-train.inspect")"
 
 # A checkpoint of other settings is refused, naming the file and the setting (more
 # --epochs would extend the run instead).
